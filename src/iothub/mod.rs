@@ -1,0 +1,2 @@
+//! The IoT Hub protocol model: every wire string is built and parsed here, once.
+//! Pure: no sockets, no tokio.

@@ -1,0 +1,10 @@
+//! hubtui: a terminal explorer for Azure IoT Hub that carries its own local IoT Hub.
+//!
+//! Layers (arrows point from user to used, nothing points upward):
+//! `ui`/`cli` → `app` → `client` → `iothub` ← `hub`. `iothub` is pure protocol
+//! model; `hub` is the local IoT Hub and uses `iothub` only.
+
+pub mod cli;
+pub mod client;
+pub mod hub;
+pub mod iothub;
