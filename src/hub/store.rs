@@ -1,0 +1,561 @@
+//! The local hub's persistent state in SQLite: identities with their twins, C2D
+//! queues, retained telemetry and hub settings. Every method is one transaction;
+//! when it returns Ok the change is in the write-ahead log and survives a kill -9
+//! of the hub (WAL with synchronous=NORMAL loses nothing on a process crash, only
+//! on a power loss, which is the trade Azure's SDK users expect of a dev hub).
+//!
+//! The store knows rows, not rules: the registry module decides what goes in.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the hub's database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the hub's database in {0} is locked by another process; is another `hubtui hub` using the same --data-dir?")]
+    Locked(String),
+}
+
+/// A device or module identity as stored: its registry JSON and its twin JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredIdentity {
+    pub device_id: String,
+    /// None for a device, Some for one of its modules.
+    pub module_id: Option<String>,
+    pub identity: String,
+    pub twin: String,
+}
+
+/// A cloud-to-device message waiting in a device's queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct C2dRecord {
+    /// Queue position, unique across the hub; 0 before it is stored.
+    pub seq: i64,
+    pub device_id: String,
+    /// JSON of the message's properties (system and application), owned by the registry.
+    pub properties: String,
+    pub body: Vec<u8>,
+    pub enqueued_ms: i64,
+    pub expiry_ms: i64,
+    pub delivery_count: u32,
+}
+
+/// A device-to-cloud message as retained for the service side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryRecord {
+    /// Global order of arrival; 0 before it is stored.
+    pub seq: i64,
+    pub partition: u32,
+    /// Sequence number within the partition (Event Hubs semantics), from 0.
+    pub partition_seq: i64,
+    pub enqueued_ms: i64,
+    pub device_id: String,
+    pub module_id: Option<String>,
+    /// JSON of the message's properties, owned by the telemetry module.
+    pub properties: String,
+    pub body: Vec<u8>,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    device_id TEXT NOT NULL,
+    module_id TEXT NOT NULL DEFAULT '',
+    identity TEXT NOT NULL,
+    twin TEXT NOT NULL,
+    PRIMARY KEY (device_id, module_id)
+);
+CREATE TABLE IF NOT EXISTS c2d (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    body BLOB NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    expiry_ms INTEGER NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS c2d_by_device ON c2d (device_id, seq);
+CREATE TABLE IF NOT EXISTS telemetry (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition INTEGER NOT NULL,
+    partition_seq INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    module_id TEXT,
+    properties TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS telemetry_by_partition ON telemetry (partition, partition_seq);
+CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (enqueued_ms);
+";
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_millis(200))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| locked_or(e, path))?;
+        debug_assert_eq!(mode.to_ascii_lowercase(), "wal");
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        // One hub per data dir: an exclusive lock taken for the life of the connection
+        // turns a second hub into a clear error instead of two writers racing.
+        conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(|e| locked_or(e, path))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An in-memory store for unit tests of the layers above.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (each call is
+        // one transaction), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn identity_get(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<Option<StoredIdentity>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT device_id, module_id, identity, twin FROM identities
+                 WHERE device_id = ?1 AND module_id = ?2",
+                [device_id, module_id.unwrap_or("")],
+                row_to_identity,
+            )
+            .optional()?)
+    }
+
+    /// Inserts a new identity; Ok(false) if it exists already (nothing changed).
+    pub fn identity_insert(&self, rec: &StoredIdentity) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO identities (device_id, module_id, identity, twin)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                rec.device_id,
+                rec.module_id.as_deref().unwrap_or(""),
+                rec.identity,
+                rec.twin
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Replaces an existing identity; Ok(false) if there is none (nothing changed).
+    pub fn identity_update(&self, rec: &StoredIdentity) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE identities SET identity = ?3, twin = ?4 WHERE device_id = ?1 AND module_id = ?2",
+            params![
+                rec.device_id,
+                rec.module_id.as_deref().unwrap_or(""),
+                rec.identity,
+                rec.twin
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Deletes an identity; deleting a device also deletes its modules and C2D queue.
+    pub fn identity_delete(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = match module_id {
+            Some(m) => tx.execute(
+                "DELETE FROM identities WHERE device_id = ?1 AND module_id = ?2",
+                [device_id, m],
+            )?,
+            None => {
+                tx.execute("DELETE FROM c2d WHERE device_id = ?1", [device_id])?;
+                tx.execute(
+                    "DELETE FROM identities WHERE device_id = ?1 AND module_id <> ''",
+                    [device_id],
+                )?;
+                tx.execute(
+                    "DELETE FROM identities WHERE device_id = ?1 AND module_id = ''",
+                    [device_id],
+                )?
+            }
+        };
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// All devices (not modules), ordered by id.
+    pub fn devices(&self) -> Result<Vec<StoredIdentity>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT device_id, module_id, identity, twin FROM identities
+             WHERE module_id = '' ORDER BY device_id",
+        )?;
+        let rows = stmt.query_map([], row_to_identity)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The modules of one device, ordered by id.
+    pub fn modules(&self, device_id: &str) -> Result<Vec<StoredIdentity>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT device_id, module_id, identity, twin FROM identities
+             WHERE device_id = ?1 AND module_id <> '' ORDER BY module_id",
+        )?;
+        let rows = stmt.query_map([device_id], row_to_identity)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends to a device's queue unless it already holds `max_depth` messages.
+    /// Returns the message's seq, or None when the queue is full.
+    pub fn c2d_push(&self, rec: &C2dRecord, max_depth: usize) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let depth: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM c2d WHERE device_id = ?1",
+            [&rec.device_id],
+            |r| r.get(0),
+        )?;
+        if depth as usize >= max_depth {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO c2d (device_id, properties, body, enqueued_ms, expiry_ms, delivery_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rec.device_id,
+                rec.properties,
+                rec.body,
+                rec.enqueued_ms,
+                rec.expiry_ms,
+                rec.delivery_count
+            ],
+        )?;
+        let seq = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Some(seq))
+    }
+
+    /// The device's queue in order (expired messages included; the caller retires them).
+    pub fn c2d_queue(&self, device_id: &str) -> Result<Vec<C2dRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, device_id, properties, body, enqueued_ms, expiry_ms, delivery_count
+             FROM c2d WHERE device_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([device_id], |r| {
+            Ok(C2dRecord {
+                seq: r.get(0)?,
+                device_id: r.get(1)?,
+                properties: r.get(2)?,
+                body: r.get(3)?,
+                enqueued_ms: r.get(4)?,
+                expiry_ms: r.get(5)?,
+                delivery_count: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn c2d_count(&self, device_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM c2d WHERE device_id = ?1",
+            [device_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Records one more delivery attempt; returns the new count.
+    pub fn c2d_delivered(&self, seq: i64) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "UPDATE c2d SET delivery_count = delivery_count + 1 WHERE seq = ?1
+                 RETURNING delivery_count",
+                [seq],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Removes one message (completed, expired or dead-lettered); false if it was gone.
+    pub fn c2d_remove(&self, seq: i64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM c2d WHERE seq = ?1", [seq])? == 1)
+    }
+
+    /// Empties a device's queue; returns how many messages were removed.
+    pub fn c2d_purge(&self, device_id: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM c2d WHERE device_id = ?1", [device_id])? as u64)
+    }
+
+    /// Appends a telemetry record, giving it the next sequence number of its partition.
+    pub fn telemetry_append(&self, rec: &TelemetryRecord) -> Result<TelemetryRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(partition_seq) + 1, 0) FROM telemetry WHERE partition = ?1",
+            [rec.partition],
+            |r| r.get(0),
+        )?;
+        let next = next.max(self_floor(&tx, rec.partition)?);
+        tx.execute(
+            "INSERT INTO telemetry (partition, partition_seq, enqueued_ms, device_id, module_id, properties, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                rec.partition,
+                next,
+                rec.enqueued_ms,
+                rec.device_id,
+                rec.module_id,
+                rec.properties,
+                rec.body
+            ],
+        )?;
+        let seq = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(TelemetryRecord {
+            seq,
+            partition_seq: next,
+            ..rec.clone()
+        })
+    }
+
+    /// Up to `limit` records of a partition with partition_seq >= `from`, in order.
+    pub fn telemetry_read(
+        &self,
+        partition: u32,
+        from: i64,
+        limit: usize,
+    ) -> Result<Vec<TelemetryRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, partition, partition_seq, enqueued_ms, device_id, module_id, properties, body
+             FROM telemetry WHERE partition = ?1 AND partition_seq >= ?2
+             ORDER BY partition_seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![partition, from, limit as i64], |r| {
+            Ok(TelemetryRecord {
+                seq: r.get(0)?,
+                partition: r.get(1)?,
+                partition_seq: r.get(2)?,
+                enqueued_ms: r.get(3)?,
+                device_id: r.get(4)?,
+                module_id: r.get(5)?,
+                properties: r.get(6)?,
+                body: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Drops telemetry older than `min_enqueued_ms` and keeps at most `max_count` records.
+    /// Sequence numbers never go back: the highest pruned one is remembered per partition.
+    pub fn telemetry_prune(&self, min_enqueued_ms: i64, max_count: u64) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO meta (key, value)
+             SELECT 'telemetry_floor_' || partition, MAX(partition_seq) + 1 FROM telemetry
+             GROUP BY partition
+             ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            [],
+        )?;
+        let by_age = tx.execute(
+            "DELETE FROM telemetry WHERE enqueued_ms < ?1",
+            [min_enqueued_ms],
+        )?;
+        let by_count = tx.execute(
+            "DELETE FROM telemetry WHERE seq <= (SELECT MAX(seq) FROM telemetry) - ?1",
+            [max_count as i64],
+        )?;
+        tx.commit()?;
+        Ok((by_age + by_count) as u64)
+    }
+}
+
+/// After pruning a whole partition, its next sequence number continues from the floor.
+fn self_floor(tx: &rusqlite::Transaction<'_>, partition: u32) -> Result<i64, StoreError> {
+    let v: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [format!("telemetry_floor_{partition}")],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
+fn row_to_identity(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredIdentity> {
+    let module: String = r.get(1)?;
+    Ok(StoredIdentity {
+        device_id: r.get(0)?,
+        module_id: (!module.is_empty()).then_some(module),
+        identity: r.get(2)?,
+        twin: r.get(3)?,
+    })
+}
+
+fn locked_or(e: rusqlite::Error, path: &Path) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Locked(path.display().to_string())
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: &str) -> StoredIdentity {
+        StoredIdentity {
+            device_id: id.into(),
+            module_id: None,
+            identity: format!("{{\"deviceId\":\"{id}\"}}"),
+            twin: "{}".into(),
+        }
+    }
+
+    fn c2d(device: &str, body: &[u8]) -> C2dRecord {
+        C2dRecord {
+            seq: 0,
+            device_id: device.into(),
+            properties: "[]".into(),
+            body: body.to_vec(),
+            enqueued_ms: 1,
+            expiry_ms: 10,
+            delivery_count: 0,
+        }
+    }
+
+    #[test]
+    fn identities_insert_update_delete() {
+        let s = Store::in_memory().unwrap();
+        assert!(s.identity_insert(&dev("a")).unwrap());
+        assert!(!s.identity_insert(&dev("a")).unwrap());
+        let mut m = dev("a");
+        m.module_id = Some("m1".into());
+        assert!(s.identity_insert(&m).unwrap());
+        assert_eq!(s.devices().unwrap().len(), 1);
+        assert_eq!(s.modules("a").unwrap(), vec![m.clone()]);
+        let mut changed = dev("a");
+        changed.twin = "{\"x\":1}".into();
+        assert!(s.identity_update(&changed).unwrap());
+        assert_eq!(s.identity_get("a", None).unwrap(), Some(changed));
+        assert!(!s.identity_update(&dev("b")).unwrap());
+        s.c2d_push(&c2d("a", b"x"), 50).unwrap();
+        assert!(s.identity_delete("a", None).unwrap());
+        assert!(s.identity_get("a", Some("m1")).unwrap().is_none());
+        assert_eq!(s.c2d_count("a").unwrap(), 0);
+        assert!(!s.identity_delete("a", None).unwrap());
+    }
+
+    #[test]
+    fn c2d_queue_is_bounded_and_ordered() {
+        let s = Store::in_memory().unwrap();
+        let a = s.c2d_push(&c2d("d", b"1"), 2).unwrap().unwrap();
+        let b = s.c2d_push(&c2d("d", b"2"), 2).unwrap().unwrap();
+        assert!(a < b);
+        assert_eq!(s.c2d_push(&c2d("d", b"3"), 2).unwrap(), None);
+        assert_eq!(s.c2d_push(&c2d("e", b"3"), 2).unwrap().is_some(), true);
+        let q = s.c2d_queue("d").unwrap();
+        assert_eq!(
+            q.iter().map(|r| r.body.clone()).collect::<Vec<_>>(),
+            vec![b"1".to_vec(), b"2".to_vec()]
+        );
+        assert_eq!(s.c2d_delivered(a).unwrap(), Some(1));
+        assert_eq!(s.c2d_delivered(a).unwrap(), Some(2));
+        assert!(s.c2d_remove(a).unwrap());
+        assert!(!s.c2d_remove(a).unwrap());
+        assert_eq!(s.c2d_delivered(a).unwrap(), None);
+        assert_eq!(s.c2d_purge("d").unwrap(), 1);
+        assert_eq!(s.c2d_count("d").unwrap(), 0);
+    }
+
+    #[test]
+    fn telemetry_sequences_per_partition_survive_pruning() {
+        let s = Store::in_memory().unwrap();
+        let rec = |p: u32, t: i64| TelemetryRecord {
+            seq: 0,
+            partition: p,
+            partition_seq: 0,
+            enqueued_ms: t,
+            device_id: "d".into(),
+            module_id: None,
+            properties: "{}".into(),
+            body: vec![1, 2],
+        };
+        assert_eq!(s.telemetry_append(&rec(0, 1)).unwrap().partition_seq, 0);
+        assert_eq!(s.telemetry_append(&rec(0, 2)).unwrap().partition_seq, 1);
+        assert_eq!(s.telemetry_append(&rec(1, 3)).unwrap().partition_seq, 0);
+        assert_eq!(s.telemetry_read(0, 1, 10).unwrap().len(), 1);
+        assert_eq!(s.telemetry_prune(100, 1000).unwrap(), 3);
+        assert!(s.telemetry_read(0, 0, 10).unwrap().is_empty());
+        assert_eq!(s.telemetry_append(&rec(0, 200)).unwrap().partition_seq, 2);
+        s.telemetry_append(&rec(0, 201)).unwrap();
+        s.telemetry_append(&rec(0, 202)).unwrap();
+        assert_eq!(s.telemetry_prune(0, 2).unwrap(), 1);
+        let left = s.telemetry_read(0, 0, 10).unwrap();
+        assert_eq!(
+            left.iter().map(|r| r.partition_seq).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let first = Store::open(&path).unwrap();
+        first.meta_put("k", "v").unwrap();
+        let second = Store::open(&path);
+        assert!(
+            matches!(second, Err(StoreError::Locked(_))),
+            "{:?}",
+            second.err()
+        );
+        drop(first);
+        let again = Store::open(&path).unwrap();
+        assert_eq!(again.meta_get("k").unwrap().as_deref(), Some("v"));
+    }
+}

@@ -1,0 +1,233 @@
+//! The local hub's certificates: a CA and a server certificate for localhost and
+//! 127.0.0.1, created in the data dir on first start and reused afterwards, so a
+//! client that trusts `ca.pem` once keeps trusting the hub across restarts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+#[cfg(test)]
+use rustls::client::danger::ServerCertVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub const CA_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca-key.pem";
+const SERVER_CERT_FILE: &str = "server.pem";
+const SERVER_KEY_FILE: &str = "server-key.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot create the hub's certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("the certificate file {path} is unreadable ({reason}); delete the hub's *.pem files to have them created again")]
+    BadPem { path: PathBuf, reason: String },
+    #[error("the hub's certificate and key do not match: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The PEM files of the hub's certificate chain, as found or created in the data dir.
+pub struct HubCertificates {
+    pub ca_path: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+impl HubCertificates {
+    /// Loads the certificates from `dir`, creating them if any file is missing.
+    pub fn load_or_create(dir: &Path, extra_names: &[String]) -> Result<Self, TlsError> {
+        let certs = HubCertificates {
+            ca_path: dir.join(CA_FILE),
+            server_cert: dir.join(SERVER_CERT_FILE),
+            server_key: dir.join(SERVER_KEY_FILE),
+        };
+        let all_present = [
+            &certs.ca_path,
+            &dir.join(CA_KEY_FILE),
+            &certs.server_cert,
+            &certs.server_key,
+        ]
+        .iter()
+        .all(|p| p.exists());
+        if !all_present {
+            create(dir, extra_names)?;
+        }
+        Ok(certs)
+    }
+
+    /// A rustls server config for the hub's listeners.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+        let chain = CertificateDer::pem_file_iter(&self.server_cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad_pem(&self.server_cert, e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.server_key)
+            .map_err(|e| bad_pem(&self.server_key, e))?;
+        let mut config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
+    /// The CA certificate in PEM form, for clients that must trust the hub.
+    pub fn ca_pem(&self) -> Result<String, TlsError> {
+        read(&self.ca_path)
+    }
+}
+
+fn bad_pem(path: &Path, e: rustls_pki_types::pem::Error) -> TlsError {
+    TlsError::BadPem {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, TlsError> {
+    std::fs::read_to_string(path).map_err(|source| TlsError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create(dir: &Path, extra_names: &[String]) -> Result<(), TlsError> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    let mut ca_dn = DistinguishedName::new();
+    ca_dn.push(DnType::CommonName, "hubtui local IoT Hub CA");
+    ca_dn.push(DnType::OrganizationName, "hubtui");
+    ca_params.distinguished_name = ca_dn;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2049, 12, 31);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    for n in extra_names {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    let server_key = KeyPair::generate()?;
+    let mut server_params = CertificateParams::new(names)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "localhost");
+    server_params.distinguished_name = dn;
+    server_params.is_ca = IsCa::ExplicitNoCa;
+    server_params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    server_params.not_after = rcgen::date_time_ymd(2049, 12, 31);
+    let server_cert = server_params.signed_by(&server_key, &issuer)?;
+
+    // Keys first, CA last: `load_or_create` treats a missing file as "create all",
+    // so a crash half-way leaves a state that is simply redone.
+    write_private(&dir.join(CA_KEY_FILE), &ca_key.serialize_pem())?;
+    write_private(&dir.join(SERVER_KEY_FILE), &server_key.serialize_pem())?;
+    write_file(&dir.join(SERVER_CERT_FILE), &server_cert.pem())?;
+    write_file(&dir.join(CA_FILE), &ca_cert.pem())?;
+    Ok(())
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), TlsError> {
+    crate::hub::fsutil::write_atomic(path, contents.as_bytes(), false).map_err(|source| {
+        TlsError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
+    crate::hub::fsutil::write_atomic(path, contents.as_bytes(), true).map_err(|source| {
+        TlsError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_are_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = HubCertificates::load_or_create(dir.path(), &[]).unwrap();
+        let first = certs.ca_pem().unwrap();
+        assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
+        let again = HubCertificates::load_or_create(dir.path(), &[]).unwrap();
+        assert_eq!(first, again.ca_pem().unwrap());
+        crate::hub::install_crypto_provider();
+        again.server_config(&[]).unwrap();
+    }
+
+    #[test]
+    fn server_certificate_verifies_against_ca_for_localhost() {
+        crate::hub::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let certs = HubCertificates::load_or_create(dir.path(), &[]).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&certs.ca_path).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let chain: Vec<_> = CertificateDer::pem_file_iter(&certs.server_cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        for name in ["localhost", "127.0.0.1"] {
+            let server_name = rustls_pki_types::ServerName::try_from(name).unwrap();
+            verifier
+                .verify_server_cert(
+                    &chain[0],
+                    &[],
+                    &server_name,
+                    &[],
+                    rustls_pki_types::UnixTime::now(),
+                )
+                .unwrap();
+        }
+        let other = rustls_pki_types::ServerName::try_from("example.com").unwrap();
+        assert!(
+            verifier
+                .verify_server_cert(
+                    &chain[0],
+                    &[],
+                    &other,
+                    &[],
+                    rustls_pki_types::UnixTime::now()
+                )
+                .is_err()
+        );
+    }
+}
