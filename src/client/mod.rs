@@ -1,1 +1,1 @@
-//! placeholder
+//! Connections to a hub: device side (MQTT) and service side (REST).

@@ -1,0 +1,95 @@
+//! `hubtui hub`: the local IoT Hub as a server process.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::hub::{self, HubOptions};
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// Directory for the hub's database, certificates and hub.json (created if missing).
+    #[arg(long, env = "HUBTUI_HUB_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// MQTT over TLS port (device side); 0 picks a free port.
+    #[arg(long, default_value_t = 8883)]
+    pub mqtt_port: u16,
+    /// AMQP over TLS port (service side); 0 picks a free port.
+    #[arg(long, default_value_t = 5671)]
+    pub amqp_port: u16,
+    /// HTTPS port (service REST API); 0 picks a free port.
+    #[arg(long, default_value_t = 443)]
+    pub https_port: u16,
+    /// Address to listen on. Loopback unless you mean to expose the hub.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Host name clients use; also put in the server certificate.
+    #[arg(long, default_value = "localhost")]
+    pub host_name: String,
+    /// Start this many simulated devices that connect over MQTT.
+    #[arg(long, default_value_t = 0)]
+    pub simulate: u32,
+    /// Event Hubs-compatible partitions for telemetry.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub partitions: u32,
+}
+
+pub async fn run(args: HubArgs, log_level: &str) -> Result<(), String> {
+    super::init_stderr_logging(log_level);
+    let data_dir = args.data_dir.clone().unwrap_or_else(super::default_data_dir);
+    let mut opts = HubOptions::new(data_dir.clone());
+    opts.mqtt_port = args.mqtt_port;
+    opts.amqp_port = args.amqp_port;
+    opts.https_port = args.https_port;
+    opts.bind = args.bind;
+    opts.host_name = args.host_name.clone();
+    opts.settings.partitions = args.partitions;
+    let running = hub::start(opts).await.map_err(|e| e.to_string())?;
+    print_banner(&running, &data_dir);
+    wait_for_shutdown().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Until the explorer lands: the embedded default runs the local hub in the foreground.
+pub async fn run_embedded(log_level: &str) -> Result<(), String> {
+    let args = HubArgs {
+        data_dir: None,
+        mqtt_port: 0,
+        amqp_port: 0,
+        https_port: 0,
+        bind: IpAddr::from([127, 0, 0, 1]),
+        host_name: "localhost".into(),
+        simulate: 3,
+        partitions: 4,
+    };
+    run(args, log_level).await
+}
+
+fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
+    let info = &running.info;
+    println!("hubtui local IoT Hub is running");
+    println!("  data dir:      {}", data_dir.display());
+    println!("  MQTT (TLS):    {}:{}", info.host_name, info.ports.mqtt);
+    println!("  HTTPS:         {}:{}", info.host_name, info.ports.https);
+    println!("  CA to trust:   {}", data_dir.join(&info.ca_certificate).display());
+    println!("  service connection string:");
+    println!("    {}", info.service_connection_string);
+    println!("Press Ctrl-C to stop.");
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

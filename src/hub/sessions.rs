@@ -1,0 +1,388 @@
+//! Live device connections: who is connected, what they subscribed to, and the
+//! direct-method calls waiting for their answers. Protocol servers attach a
+//! session per connection and receive `SessionCommand`s; the service side sends
+//! commands through here and never talks to a connection directly.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Identity of a connected device or module: (device id, module id).
+pub type IdentityKey = (String, Option<String>);
+
+/// Work the hub hands to a device's connection.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Another connection took over this identity, or the identity was disabled or deleted.
+    Close { reason: String },
+    /// A desired-properties patch to forward if the device subscribed to them.
+    DesiredPatch { version: u64, body: Vec<u8> },
+    /// A direct method call; answer with `Sessions::complete_method(rid, ..)`.
+    MethodRequest {
+        method_name: String,
+        rid: String,
+        payload: Vec<u8>,
+    },
+    /// New cloud-to-device messages are queued for this device.
+    C2dWaiting,
+}
+
+/// What a session has subscribed to, as far as the service side cares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Subscribed {
+    pub methods: bool,
+    pub desired: bool,
+    pub c2d: bool,
+}
+
+/// The answer of a device to a direct method.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodAnswer {
+    pub status: i32,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum MethodCallError {
+    /// The device was not connected (and subscribed to methods) within the connect timeout.
+    NotOnline,
+    /// The device did not answer within the response timeout.
+    Timeout,
+    /// The device's connection closed while the call was in flight.
+    ConnectionClosed,
+}
+
+struct Entry {
+    session_id: u64,
+    tx: mpsc::Sender<SessionCommand>,
+    subscribed: Subscribed,
+}
+
+struct Inner {
+    next_id: u64,
+    live: HashMap<IdentityKey, Entry>,
+    methods: HashMap<String, (IdentityKey, oneshot::Sender<MethodAnswer>)>,
+}
+
+pub struct Sessions {
+    inner: Mutex<Inner>,
+    /// Bumped on every attach or subscription change, so callers waiting for a device
+    /// to come online (method connect timeout) wake up and look again.
+    changed: watch::Sender<u64>,
+}
+
+/// A connection's handle on its session; detach it when the connection ends.
+pub struct SessionTicket {
+    pub session_id: u64,
+    pub rx: mpsc::Receiver<SessionCommand>,
+}
+
+const QUEUE: usize = 256;
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sessions {
+    pub fn new() -> Sessions {
+        Sessions {
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                live: HashMap::new(),
+                methods: HashMap::new(),
+            }),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Attaches a new connection for `key`; an older connection of the same identity is
+    /// told to close, as Azure allows one connection per identity.
+    pub fn attach(&self, key: IdentityKey) -> SessionTicket {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let session_id;
+        {
+            let mut inner = self.lock();
+            session_id = inner.next_id;
+            inner.next_id += 1;
+            let old = inner.live.insert(
+                key,
+                Entry {
+                    session_id,
+                    tx,
+                    subscribed: Subscribed::default(),
+                },
+            );
+            if let Some(old) = old {
+                let _ = old.tx.try_send(SessionCommand::Close {
+                    reason: "another connection opened for this identity".into(),
+                });
+            }
+        }
+        self.bump();
+        SessionTicket { session_id, rx }
+    }
+
+    /// Detaches a connection; a newer session of the same identity is left alone.
+    /// Returns true if this was the identity's current session.
+    pub fn detach(&self, key: &IdentityKey, session_id: u64) -> bool {
+        let current = {
+            let mut inner = self.lock();
+            let current = inner
+                .live
+                .get(key)
+                .is_some_and(|e| e.session_id == session_id);
+            if current {
+                inner.live.remove(key);
+                // Calls in flight to this identity can no longer be answered.
+                inner.methods.retain(|_, (k, _)| k != key);
+            }
+            current
+        };
+        if current {
+            self.bump();
+        }
+        current
+    }
+
+    pub fn set_subscribed(&self, key: &IdentityKey, session_id: u64, subscribed: Subscribed) {
+        {
+            let mut inner = self.lock();
+            match inner.live.get_mut(key) {
+                Some(e) if e.session_id == session_id => e.subscribed = subscribed,
+                _ => return,
+            }
+        }
+        self.bump();
+    }
+
+    pub fn is_connected(&self, key: &IdentityKey) -> bool {
+        self.lock().live.contains_key(key)
+    }
+
+    pub fn subscribed(&self, key: &IdentityKey) -> Option<Subscribed> {
+        self.lock().live.get(key).map(|e| e.subscribed)
+    }
+
+    /// Sends a command to the identity's live connection; false if none.
+    pub fn send(&self, key: &IdentityKey, cmd: SessionCommand) -> bool {
+        let tx = self.lock().live.get(key).map(|e| e.tx.clone());
+        match tx {
+            Some(tx) => tx.try_send(cmd).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Tells every connection of the identity to close (device disabled or deleted).
+    pub fn close(&self, key: &IdentityKey, reason: &str) {
+        self.send(
+            key,
+            SessionCommand::Close {
+                reason: reason.to_string(),
+            },
+        );
+    }
+
+    /// Calls a direct method: waits up to `connect_timeout` for the identity to be
+    /// connected and subscribed to methods, then up to `response_timeout` for its answer.
+    pub async fn call_method(
+        &self,
+        key: &IdentityKey,
+        method_name: &str,
+        payload: Vec<u8>,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<MethodAnswer, MethodCallError> {
+        let mut changed = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + connect_timeout;
+        loop {
+            if self.subscribed(key).is_some_and(|s| s.methods) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return Err(MethodCallError::NotOnline);
+            }
+        }
+        let rid = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.lock().methods.insert(rid.clone(), (key.clone(), tx));
+        let sent = self.send(
+            key,
+            SessionCommand::MethodRequest {
+                method_name: method_name.to_string(),
+                rid: rid.clone(),
+                payload,
+            },
+        );
+        if !sent {
+            self.lock().methods.remove(&rid);
+            return Err(MethodCallError::NotOnline);
+        }
+        let result = tokio::time::timeout(response_timeout, rx).await;
+        self.lock().methods.remove(&rid);
+        match result {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(MethodCallError::ConnectionClosed),
+            Err(_) => Err(MethodCallError::Timeout),
+        }
+    }
+
+    /// Delivers a device's answer to a method call. Only the identity the request was
+    /// sent to may answer it; false if no such call is waiting.
+    pub fn complete_method(&self, key: &IdentityKey, rid: &str, answer: MethodAnswer) -> bool {
+        let mut inner = self.lock();
+        match inner.methods.get(rid) {
+            Some((k, _)) if k == key => {}
+            _ => return false,
+        }
+        match inner.methods.remove(rid) {
+            Some((_, tx)) => tx.send(answer).is_ok(),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(d: &str) -> IdentityKey {
+        (d.to_string(), None)
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_closes_the_old_one() {
+        let s = Sessions::new();
+        let mut first = s.attach(key("d"));
+        let second = s.attach(key("d"));
+        assert!(matches!(
+            first.rx.recv().await,
+            Some(SessionCommand::Close { .. })
+        ));
+        assert!(!s.detach(&key("d"), first.session_id));
+        assert!(s.is_connected(&key("d")));
+        assert!(s.detach(&key("d"), second.session_id));
+        assert!(!s.is_connected(&key("d")));
+    }
+
+    #[tokio::test]
+    async fn method_call_round_trip() {
+        let s = std::sync::Arc::new(Sessions::new());
+        let mut t = s.attach(key("d"));
+        s.set_subscribed(
+            &key("d"),
+            t.session_id,
+            Subscribed {
+                methods: true,
+                ..Default::default()
+            },
+        );
+        let s2 = s.clone();
+        let device = tokio::spawn(async move {
+            match t.rx.recv().await {
+                Some(SessionCommand::MethodRequest {
+                    method_name, rid, ..
+                }) => {
+                    assert_eq!(method_name, "reboot");
+                    assert!(!s2.complete_method(
+                        &key("other"),
+                        &rid,
+                        MethodAnswer {
+                            status: 1,
+                            payload: vec![]
+                        }
+                    ));
+                    assert!(s2.complete_method(
+                        &key("d"),
+                        &rid,
+                        MethodAnswer {
+                            status: 200,
+                            payload: b"{}".to_vec()
+                        }
+                    ));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            t
+        });
+        let answer = s
+            .call_method(
+                &key("d"),
+                "reboot",
+                vec![],
+                Duration::ZERO,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        device.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn method_call_errors() {
+        let s = std::sync::Arc::new(Sessions::new());
+        let r = s
+            .call_method(
+                &key("d"),
+                "m",
+                vec![],
+                Duration::ZERO,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(r, Err(MethodCallError::NotOnline));
+        // Connected but never subscribed to methods: still not online for methods.
+        let _t = s.attach(key("d"));
+        let r = s
+            .call_method(
+                &key("d"),
+                "m",
+                vec![],
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(r, Err(MethodCallError::NotOnline));
+        // Subscribes later, within the connect timeout, and never answers.
+        let s2 = s.clone();
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let t = s2.attach(key("e"));
+            s2.set_subscribed(
+                &key("e"),
+                t.session_id,
+                Subscribed {
+                    methods: true,
+                    ..Default::default()
+                },
+            );
+            t
+        });
+        let r = s
+            .call_method(
+                &key("e"),
+                "m",
+                vec![],
+                Duration::from_secs(3),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(r, Err(MethodCallError::Timeout));
+        drop(late.await.unwrap());
+    }
+}

@@ -1,0 +1,179 @@
+//! Shared harness for tests that need a hub: a real local hub on free loopback
+//! ports in a temp dir, a REST client that trusts its CA, and MQTT options for
+//! devices. Each test binary uses what it needs.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubtui::hub::{self, HubOptions, RunningHub};
+use hubtui::iothub::sas::generate_token;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use serde_json::{Value, json};
+
+pub const API: &str = "api-version=2021-04-12";
+
+pub struct TestHub {
+    pub dir: tempfile::TempDir,
+    pub hub: RunningHub,
+    pub http: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut HubOptions)) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = HubOptions::ephemeral(dir.path().to_path_buf());
+        tweak(&mut opts);
+        let hub = hub::start(opts).await.expect("hub starts");
+        let http = https_client(&hub.ca_pem);
+        TestHub { dir, hub, http }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.hub.info.host_name
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://localhost:{}", self.hub.info.ports.https)
+    }
+
+    /// A service token for one of the hub's policies.
+    pub fn token(&self, policy: &str) -> String {
+        let p = self.hub.state.policy(policy).expect("policy exists");
+        generate_token(self.host(), &p.primary_key, Some(policy), now() + 3600).unwrap()
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_as("iothubowner", method, path, body, &[]).await
+    }
+
+    pub async fn call_as(
+        &self,
+        policy: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}{API}", self.base());
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("Authorization", self.token(policy));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Registers a SAS device and returns its primary key.
+    pub async fn create_device(&self, id: &str) -> String {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/devices/{id}"),
+                Some(json!({"deviceId": id})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "create {id}: {}", r.body);
+        r.body["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// MQTT options for a device as the Azure SDKs connect: TLS, client id = device id,
+    /// username with api-version, SAS token as password, clean session off.
+    pub fn mqtt_options(&self, device_id: &str, key: &str) -> MqttOptions {
+        let token = generate_token(
+            &format!("{}/devices/{device_id}", self.host()),
+            key,
+            None,
+            now() + 3600,
+        )
+        .unwrap();
+        self.mqtt_options_with(device_id, device_id, &token)
+    }
+
+    pub fn mqtt_options_with(&self, client_id: &str, device_id: &str, password: &str) -> MqttOptions {
+        let mut o = MqttOptions::new(client_id, "localhost", self.hub.info.ports.mqtt);
+        o.set_credentials(
+            format!("{}/{device_id}/?api-version=2021-04-12", self.host()),
+            password,
+        );
+        o.set_keep_alive(Duration::from_secs(60));
+        o.set_clean_session(false);
+        o.set_max_packet_size(512 * 1024, 512 * 1024);
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(client_tls(&self.hub.ca_pem)),
+        )));
+        o
+    }
+}
+
+pub fn client_tls(ca_pem: &str) -> rustls::ClientConfig {
+    hub::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    let mut reader = std::io::BufReader::new(ca_pem.as_bytes());
+    for cert in rustls_pemfile_certs(&mut reader) {
+        roots.add(cert).unwrap();
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn rustls_pemfile_certs(
+    reader: &mut dyn std::io::BufRead,
+) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    rustls_pki_types::CertificateDer::pem_slice_iter(text.as_bytes())
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+pub fn https_client(ca_pem: &str) -> reqwest::Client {
+    hub::install_crypto_provider();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
