@@ -1,2 +1,11 @@
 //! The IoT Hub protocol model: every wire string is built and parsed here, once.
 //! Pure: no sockets, no tokio.
+
+pub mod connection_string;
+pub mod device;
+pub mod encoding;
+pub mod error;
+pub mod method;
+pub mod property_bag;
+pub mod sas;
+pub mod topic;
