@@ -7,5 +7,8 @@ pub mod encoding;
 pub mod error;
 pub mod method;
 pub mod property_bag;
+pub mod query;
 pub mod sas;
 pub mod topic;
+pub mod twin;
+pub mod twin_diff;

@@ -1,0 +1,509 @@
+//! The subset of the IoT Hub query language the local hub answers (protocol reference §5.6):
+//! `SELECT * FROM devices [WHERE cond]` and `SELECT COUNT() AS n FROM devices [WHERE cond]`.
+//!
+//! Evaluation is three-valued as in the hub's SQL dialect: a comparison with an undefined path,
+//! or an ordering (`<`, `>`, ...) between different JSON types, is *undefined*; `NOT` keeps it
+//! undefined and only a condition that is true selects a twin. Choices of ours: `=`/`!=`
+//! between different JSON types are plainly false/true; the first path segment (`deviceId`,
+//! `status`, ...) matches case-insensitively when no exact key exists, the rest is exact.
+//! Error positions are 1-based character columns.
+
+use lexer::{Token, tokenize};
+use serde_json::Value;
+
+mod lexer;
+
+/// A parsed query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub projection: Projection,
+    pub condition: Option<Condition>,
+}
+
+/// What the query returns per match (or in total, for COUNT).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Projection {
+    All,
+    Count { alias: String },
+}
+
+/// A WHERE condition; paths are the dotted segments (`["tags", "floor"]`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    Compare {
+        path: Vec<String>,
+        op: CompareOp,
+        value: Value,
+    },
+    In {
+        path: Vec<String>,
+        values: Vec<Value>,
+        negated: bool,
+    },
+    IsDefined(Vec<String>),
+    IsNull(Vec<String>),
+    Not(Box<Condition>),
+    And(Box<Condition>, Box<Condition>),
+    Or(Box<Condition>, Box<Condition>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+impl CompareOp {
+    /// The operator with its operands swapped (`5 < x` is `x > 5`).
+    fn flipped(self) -> CompareOp {
+        match self {
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::Le => CompareOp::Ge,
+            CompareOp::Ge => CompareOp::Le,
+            other => other,
+        }
+    }
+}
+
+/// What is wrong with a query; the position is added by [`QueryError`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryErrorKind {
+    #[error("the query is empty")]
+    Empty,
+    #[error("the character '{}' is not allowed here", .0.escape_debug())]
+    UnexpectedChar(char),
+    #[error("a string is not closed")]
+    UnterminatedString,
+    #[error("{} is not a valid number", .0.escape_debug())]
+    BadNumber(String),
+    #[error("expected {expected} but found {found}")]
+    Expected {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("only FROM devices is supported, not {}", .0.escape_debug())]
+    UnsupportedSource(String),
+    #[error("a comparison needs a property path on one side and a constant on the other")]
+    BadComparison,
+    #[error("the condition nests too deeply")]
+    TooDeep,
+}
+
+/// A query error: one sentence ending with the 1-based character position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} at position {position}")]
+pub struct QueryError {
+    pub position: usize,
+    pub kind: QueryErrorKind,
+}
+
+/// Nesting limit for parentheses and NOT, so garbage cannot overflow the stack.
+const MAX_NESTING: usize = 64;
+
+fn error(position: usize, kind: QueryErrorKind) -> QueryError {
+    QueryError { position, kind }
+}
+
+struct Parser {
+    tokens: Vec<(Token, usize)>,
+    at: usize,
+    nesting: usize,
+}
+
+/// Either side of a comparison.
+enum Operand {
+    Path(Vec<String>),
+    Literal(Value),
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.at.min(self.tokens.len() - 1)].0
+    }
+
+    fn position(&self) -> usize {
+        self.tokens[self.at.min(self.tokens.len() - 1)].1
+    }
+
+    fn bump(&mut self) -> Token {
+        let token = self.peek().clone();
+        if self.at < self.tokens.len() - 1 {
+            self.at += 1;
+        }
+        token
+    }
+
+    fn expected(&self, expected: &'static str) -> QueryError {
+        error(
+            self.position(),
+            QueryErrorKind::Expected {
+                expected,
+                found: self.peek().describe(),
+            },
+        )
+    }
+
+    fn eat_keyword(&mut self, keyword: &str) -> bool {
+        if self.peek().is_keyword(keyword) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_keyword(&mut self, keyword: &str, expected: &'static str) -> Result<(), QueryError> {
+        if self.eat_keyword(keyword) {
+            Ok(())
+        } else {
+            Err(self.expected(expected))
+        }
+    }
+
+    fn expect(&mut self, token: Token, expected: &'static str) -> Result<(), QueryError> {
+        if *self.peek() == token {
+            self.bump();
+            Ok(())
+        } else {
+            Err(self.expected(expected))
+        }
+    }
+
+    fn query(&mut self) -> Result<Query, QueryError> {
+        if *self.peek() == Token::End {
+            return Err(error(1, QueryErrorKind::Empty));
+        }
+        self.expect_keyword("SELECT", "SELECT")?;
+        let projection = if *self.peek() == Token::Star {
+            self.bump();
+            Projection::All
+        } else if self.eat_keyword("COUNT") {
+            self.expect(Token::Open, "'(' after COUNT")?;
+            self.expect(Token::Close, "')' after COUNT(")?;
+            self.expect_keyword("AS", "AS and a name after COUNT()")?;
+            let Token::Word(alias) = self.peek().clone() else {
+                return Err(self.expected("a name after AS"));
+            };
+            self.bump();
+            Projection::Count { alias }
+        } else {
+            return Err(self.expected("'*' or COUNT() after SELECT"));
+        };
+        self.expect_keyword("FROM", "FROM")?;
+        let source_position = self.position();
+        let source = self.path("devices after FROM")?;
+        let source = source.join(".");
+        if !source.eq_ignore_ascii_case("devices") {
+            return Err(error(
+                source_position,
+                QueryErrorKind::UnsupportedSource(source),
+            ));
+        }
+        let condition = if self.eat_keyword("WHERE") {
+            Some(self.or()?)
+        } else {
+            None
+        };
+        if *self.peek() != Token::End {
+            return Err(self.expected("WHERE or the end of the query"));
+        }
+        Ok(Query {
+            projection,
+            condition,
+        })
+    }
+
+    fn path(&mut self, expected: &'static str) -> Result<Vec<String>, QueryError> {
+        let mut segments = Vec::new();
+        loop {
+            match self.peek() {
+                Token::Word(w) => {
+                    segments.push(w.clone());
+                    self.bump();
+                }
+                _ => return Err(self.expected(expected)),
+            }
+            if *self.peek() != Token::Dot {
+                return Ok(segments);
+            }
+            self.bump();
+        }
+    }
+
+    fn or(&mut self) -> Result<Condition, QueryError> {
+        let mut left = self.and()?;
+        while self.eat_keyword("OR") {
+            let right = self.and()?;
+            left = Condition::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Condition, QueryError> {
+        let mut left = self.not()?;
+        while self.eat_keyword("AND") {
+            let right = self.not()?;
+            left = Condition::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn nest(&mut self) -> Result<(), QueryError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            Err(error(self.position(), QueryErrorKind::TooDeep))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn not(&mut self) -> Result<Condition, QueryError> {
+        if self.eat_keyword("NOT") {
+            self.nest()?;
+            let inner = self.not()?;
+            self.nesting -= 1;
+            return Ok(Condition::Not(Box::new(inner)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Condition, QueryError> {
+        if *self.peek() == Token::Open {
+            self.bump();
+            self.nest()?;
+            let inner = self.or()?;
+            self.nesting -= 1;
+            self.expect(Token::Close, "')'")?;
+            return Ok(inner);
+        }
+        for (name, is_null) in [("IS_DEFINED", false), ("IS_NULL", true)] {
+            if self.eat_keyword(name) {
+                self.expect(Token::Open, "'(' after the function name")?;
+                let path = self.path("a property path")?;
+                self.expect(Token::Close, "')'")?;
+                return Ok(if is_null {
+                    Condition::IsNull(path)
+                } else {
+                    Condition::IsDefined(path)
+                });
+            }
+        }
+        let left_position = self.position();
+        let left = self.operand()?;
+        let negated = self.peek().is_keyword("NOT");
+        if negated {
+            self.bump();
+        }
+        if negated || self.peek().is_keyword("IN") {
+            self.expect_keyword("IN", "IN after NOT")?;
+            let Operand::Path(path) = left else {
+                return Err(error(left_position, QueryErrorKind::BadComparison));
+            };
+            let values = self.list()?;
+            return Ok(Condition::In {
+                path,
+                values,
+                negated,
+            });
+        }
+        let Token::Op(op) = self.peek().clone() else {
+            return Err(self.expected("a comparison operator"));
+        };
+        self.bump();
+        let right = self.operand()?;
+        match (left, right) {
+            (Operand::Path(path), Operand::Literal(value)) => {
+                Ok(Condition::Compare { path, op, value })
+            }
+            (Operand::Literal(value), Operand::Path(path)) => Ok(Condition::Compare {
+                path,
+                op: op.flipped(),
+                value,
+            }),
+            _ => Err(error(left_position, QueryErrorKind::BadComparison)),
+        }
+    }
+
+    fn operand(&mut self) -> Result<Operand, QueryError> {
+        if let Some(value) = self.literal() {
+            return Ok(Operand::Literal(value));
+        }
+        match self.peek() {
+            Token::Word(_) => Ok(Operand::Path(self.path("a property path")?)),
+            _ => Err(self.expected("a property path or a constant")),
+        }
+    }
+
+    fn literal(&mut self) -> Option<Value> {
+        let value = match self.peek() {
+            Token::Str(s) => Value::String(s.clone()),
+            Token::Num(n, _) => Value::Number(n.clone()),
+            t if t.is_keyword("true") => Value::Bool(true),
+            t if t.is_keyword("false") => Value::Bool(false),
+            t if t.is_keyword("null") => Value::Null,
+            _ => return None,
+        };
+        self.bump();
+        Some(value)
+    }
+
+    /// `[lit, ...]` or `(lit, ...)`.
+    fn list(&mut self) -> Result<Vec<Value>, QueryError> {
+        let close = match self.peek() {
+            Token::OpenBracket => Token::CloseBracket,
+            Token::Open => Token::Close,
+            _ => return Err(self.expected("'[' after IN")),
+        };
+        self.bump();
+        let mut values = Vec::new();
+        if *self.peek() == close {
+            self.bump();
+            return Ok(values);
+        }
+        loop {
+            match self.literal() {
+                Some(value) => values.push(value),
+                None => return Err(self.expected("a constant in the IN list")),
+            }
+            let next = self.peek().clone();
+            if next != Token::Comma && next != close {
+                return Err(self.expected("',' or the end of the IN list"));
+            }
+            self.bump();
+            if next == close {
+                return Ok(values);
+            }
+        }
+    }
+}
+
+/// Parses a query; total on any input.
+pub fn parse_query(sql: &str) -> Result<Query, QueryError> {
+    let tokens = tokenize(sql)?;
+    Parser {
+        tokens,
+        at: 0,
+        nesting: 0,
+    }
+    .query()
+}
+
+/// Three-valued truth of the query dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Truth {
+    True,
+    False,
+    Undefined,
+}
+
+impl From<bool> for Truth {
+    fn from(b: bool) -> Truth {
+        if b { Truth::True } else { Truth::False }
+    }
+}
+
+fn lookup<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let object = root.as_object()?;
+    let mut current = object.get(first).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(first))
+            .map(|(_, v)| v)
+    })?;
+    for segment in rest {
+        current = current.as_object()?.get(segment)?;
+    }
+    Some(current)
+}
+
+fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+fn ordering(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        },
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn compare(op: CompareOp, actual: Option<&Value>, literal: &Value) -> Truth {
+    let Some(actual) = actual else {
+        return Truth::Undefined;
+    };
+    use std::cmp::Ordering::{Greater, Less};
+    match op {
+        CompareOp::Eq => values_equal(actual, literal).into(),
+        CompareOp::Ne => (!values_equal(actual, literal)).into(),
+        _ => match ordering(actual, literal) {
+            None => Truth::Undefined,
+            Some(o) => match op {
+                CompareOp::Lt => (o == Less).into(),
+                CompareOp::Gt => (o == Greater).into(),
+                CompareOp::Le => (o != Greater).into(),
+                _ => (o != Less).into(),
+            },
+        },
+    }
+}
+
+impl Condition {
+    fn eval(&self, twin: &Value) -> Truth {
+        match self {
+            Condition::Compare { path, op, value } => compare(*op, lookup(twin, path), value),
+            Condition::In {
+                path,
+                values,
+                negated,
+            } => match lookup(twin, path) {
+                None => Truth::Undefined,
+                Some(actual) => (values.iter().any(|v| values_equal(actual, v)) != *negated).into(),
+            },
+            Condition::IsDefined(path) => lookup(twin, path).is_some().into(),
+            Condition::IsNull(path) => lookup(twin, path).is_some_and(Value::is_null).into(),
+            Condition::Not(inner) => match inner.eval(twin) {
+                Truth::True => Truth::False,
+                Truth::False => Truth::True,
+                Truth::Undefined => Truth::Undefined,
+            },
+            Condition::And(a, b) => match (a.eval(twin), b.eval(twin)) {
+                (Truth::False, _) | (_, Truth::False) => Truth::False,
+                (Truth::True, Truth::True) => Truth::True,
+                _ => Truth::Undefined,
+            },
+            Condition::Or(a, b) => match (a.eval(twin), b.eval(twin)) {
+                (Truth::True, _) | (_, Truth::True) => Truth::True,
+                (Truth::False, Truth::False) => Truth::False,
+                _ => Truth::Undefined,
+            },
+        }
+    }
+}
+
+impl Query {
+    /// Does the twin (full service view: deviceId, status, tags, properties, ...) match WHERE?
+    pub fn matches(&self, twin_json: &Value) -> bool {
+        self.condition
+            .as_ref()
+            .is_none_or(|c| c.eval(twin_json) == Truth::True)
+    }
+}
+
+#[cfg(test)]
+mod tests;

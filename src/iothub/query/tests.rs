@@ -1,0 +1,446 @@
+//! Unit tests for query.rs: parsing, evaluation, errors, and a seeded no-panic smoke test.
+
+use super::*;
+use serde_json::json;
+
+fn twin() -> Value {
+    json!({
+        "deviceId": "dev-1",
+        "status": "enabled",
+        "connectionState": "Connected",
+        "tags": {"floor": 3, "building": "B1", "name": "it's", "quote": "say \"hi\"",
+                 "nothing": null, "1stFloor": true, "ratio": 2.5},
+        "properties": {
+            "desired": {"rate": 5, "$version": 4},
+            "reported": {"rate": 5, "fw": "1.2.0", "online": true, "temp": 21.5}
+        }
+    })
+}
+
+fn m(sql: &str) -> bool {
+    match parse_query(sql) {
+        Ok(q) => q.matches(&twin()),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+fn w(cond: &str) -> bool {
+    m(&format!("SELECT * FROM devices WHERE {cond}"))
+}
+
+fn err(sql: &str) -> QueryError {
+    match parse_query(sql) {
+        Ok(q) => panic!("{sql} parsed as {q:?}"),
+        Err(e) => e,
+    }
+}
+
+fn path(p: &str) -> Vec<String> {
+    p.split('.').map(String::from).collect()
+}
+
+#[test]
+fn parses_select_all_and_count() {
+    assert_eq!(
+        parse_query("SELECT * FROM devices").unwrap(),
+        Query {
+            projection: Projection::All,
+            condition: None
+        }
+    );
+    assert_eq!(
+        parse_query("select count() as numberOfDevices from DEVICES where tags.floor >= 2")
+            .unwrap(),
+        Query {
+            projection: Projection::Count {
+                alias: "numberOfDevices".into()
+            },
+            condition: Some(Condition::Compare {
+                path: path("tags.floor"),
+                op: CompareOp::Ge,
+                value: json!(2)
+            })
+        }
+    );
+    assert!(m("SELECT * FROM devices"));
+}
+
+#[test]
+fn parses_in_not_in_and_flipped_comparison() {
+    let q = parse_query("SELECT * FROM devices WHERE tags.b NOT IN ['a', 1, true, null]").unwrap();
+    assert_eq!(
+        q.condition,
+        Some(Condition::In {
+            path: path("tags.b"),
+            values: vec![json!("a"), json!(1), json!(true), json!(null)],
+            negated: true
+        })
+    );
+    let q = parse_query("SELECT * FROM devices WHERE 3 < tags.floor").unwrap();
+    assert_eq!(
+        q.condition,
+        Some(Condition::Compare {
+            path: path("tags.floor"),
+            op: CompareOp::Gt,
+            value: json!(3)
+        })
+    );
+}
+
+#[test]
+fn every_operator() {
+    assert!(w("tags.floor = 3"));
+    assert!(!w("tags.floor = 4"));
+    assert!(w("tags.floor != 4"));
+    assert!(!w("tags.floor != 3"));
+    assert!(w("tags.floor <> 4"));
+    assert!(!w("tags.floor <> 3"));
+    assert!(w("tags.floor < 4"));
+    assert!(!w("tags.floor < 3"));
+    assert!(w("tags.floor > 2"));
+    assert!(!w("tags.floor > 3"));
+    assert!(w("tags.floor <= 3"));
+    assert!(!w("tags.floor <= 2"));
+    assert!(w("tags.floor >= 3"));
+    assert!(!w("tags.floor >= 4"));
+    assert!(w(
+        "tags.ratio > 2.25 AND tags.ratio < 2.75 AND tags.floor = 3.0"
+    ));
+    assert!(w("properties.reported.temp >= -1e1"));
+    assert!(w("properties.reported.fw < '1.3'"));
+    assert!(w(
+        "properties.reported.online = true AND tags.nothing = null"
+    ));
+}
+
+#[test]
+fn in_and_not_in() {
+    assert!(w("tags.building IN ['B0', 'B1']"));
+    assert!(!w("tags.building IN ['B0', 'B2']"));
+    assert!(w("tags.building NOT IN ['B0', 'B2']"));
+    assert!(!w("tags.building NOT IN ['B1']"));
+    assert!(w("tags.floor IN (1, 3)"));
+    assert!(!w("tags.floor IN []"));
+    // Undefined path: neither IN nor NOT IN holds.
+    assert!(!w("tags.missing IN ['x']"));
+    assert!(!w("tags.missing NOT IN ['x']"));
+}
+
+#[test]
+fn precedence_and_parentheses() {
+    // AND binds tighter than OR: true OR (false AND false).
+    assert!(w("tags.floor = 3 OR tags.floor = 9 AND tags.floor = 8"));
+    // Parentheses change it: (true OR false) AND false.
+    assert!(!w("(tags.floor = 3 OR tags.floor = 9) AND tags.floor = 8"));
+    // NOT binds tighter than AND: (NOT false) AND true.
+    assert!(w("NOT tags.floor = 9 AND tags.floor = 3"));
+    assert!(!w("NOT (tags.floor = 3 AND tags.floor = 3)"));
+    assert!(w("NOT NOT tags.floor = 3"));
+    assert_eq!(
+        parse_query("SELECT * FROM devices WHERE a = 1 OR b = 2 AND NOT c = 3")
+            .unwrap()
+            .condition,
+        Some(Condition::Or(
+            Box::new(Condition::Compare {
+                path: path("a"),
+                op: CompareOp::Eq,
+                value: json!(1)
+            }),
+            Box::new(Condition::And(
+                Box::new(Condition::Compare {
+                    path: path("b"),
+                    op: CompareOp::Eq,
+                    value: json!(2)
+                }),
+                Box::new(Condition::Not(Box::new(Condition::Compare {
+                    path: path("c"),
+                    op: CompareOp::Eq,
+                    value: json!(3)
+                })))
+            ))
+        ))
+    );
+}
+
+#[test]
+fn is_defined_and_is_null() {
+    assert!(w("IS_DEFINED(properties.reported.fw)"));
+    assert!(!w("IS_DEFINED(properties.reported.nope)"));
+    assert!(w("NOT is_defined(properties.reported.nope)"));
+    assert!(w("IS_DEFINED(tags.nothing)"));
+    assert!(w("IS_NULL(tags.nothing)"));
+    assert!(!w("IS_NULL(tags.floor)"));
+    assert!(!w("IS_NULL(tags.missing)"));
+}
+
+#[test]
+fn string_escapes() {
+    assert!(w("tags.name = 'it''s'"));
+    assert!(w("tags.name = \"it's\""));
+    assert!(w("tags.quote = \"say \"\"hi\"\"\""));
+    assert!(w("tags.quote = 'say \"hi\"'"));
+    assert_eq!(
+        parse_query("SELECT * FROM devices WHERE a = ''''")
+            .unwrap()
+            .condition,
+        Some(Condition::Compare {
+            path: path("a"),
+            op: CompareOp::Eq,
+            value: json!("'")
+        })
+    );
+}
+
+#[test]
+fn numbers_and_strings_do_not_mix() {
+    assert!(!w("tags.floor = '3'"));
+    assert!(w("tags.floor != '3'"));
+    assert!(!w("tags.building = 1"));
+    // Ordering across types is undefined: neither side nor its negation holds.
+    assert!(!w("tags.floor < 'z'"));
+    assert!(!w("NOT tags.floor < 'z'"));
+}
+
+#[test]
+fn undefined_paths_are_false() {
+    assert!(!w("tags.missing = 1"));
+    assert!(!w("tags.missing != 1"));
+    assert!(!w("NOT tags.missing = 1"));
+    assert!(!w("tags.floor.deeper = 1"));
+    // Undefined OR true is true; undefined AND false is false, so NOT of it is true.
+    assert!(w("tags.missing = 1 OR tags.floor = 3"));
+    assert!(w("NOT (tags.missing = 1 AND tags.floor = 9)"));
+}
+
+#[test]
+fn top_level_names_and_keywords_are_case_insensitive() {
+    assert!(w("deviceId = 'dev-1'"));
+    assert!(w(
+        "DeviceId = 'dev-1' aNd STATUS = 'enabled' oR connectionState = 'x'"
+    ));
+    assert!(w("connectionState = 'Connected'"));
+    // Below the top level names are case-sensitive, and so are string values.
+    assert!(!w("tags.Floor = 3"));
+    assert!(!w("status = 'Enabled'"));
+    assert!(m(
+        "SeLeCt * FrOm DeViCeS wHeRe TRUE = properties.reported.online"
+    ));
+}
+
+#[test]
+fn path_segments_may_start_with_digits_or_dollar() {
+    assert!(w("tags.1stFloor = true"));
+    assert!(w("properties.desired.$version = 4"));
+}
+
+#[test]
+fn error_positions_and_messages() {
+    let cases: [(&str, usize, &str); 14] = [
+        ("", 1, "the query is empty at position 1"),
+        ("   ", 1, "the query is empty at position 1"),
+        (
+            "DELETE * FROM devices",
+            1,
+            "expected SELECT but found 'DELETE' at position 1",
+        ),
+        (
+            "SELECT deviceId FROM devices",
+            8,
+            "expected '*' or COUNT() after SELECT but found 'deviceId' at position 8",
+        ),
+        (
+            "SELECT * FROM devices.modules",
+            15,
+            "only FROM devices is supported, not devices.modules at position 15",
+        ),
+        (
+            "SELECT * FROM jobs",
+            15,
+            "only FROM devices is supported, not jobs at position 15",
+        ),
+        (
+            "SELECT * devices",
+            10,
+            "expected FROM but found 'devices' at position 10",
+        ),
+        (
+            "SELECT * FROM devices WHERE",
+            28,
+            "expected a property path or a constant but found the end of the query at position 28",
+        ),
+        (
+            "SELECT * FROM devices WHERE a = 'x",
+            33,
+            "a string is not closed at position 33",
+        ),
+        (
+            "SELECT * FROM devices WHERE a = 12ab",
+            33,
+            "12ab is not a valid number at position 33",
+        ),
+        (
+            "SELECT * FROM devices WHERE a # 1",
+            31,
+            "the character '#' is not allowed here at position 31",
+        ),
+        (
+            "SELECT * FROM devices WHERE a = b",
+            29,
+            "a comparison needs a property path on one side and a constant on the other at position 29",
+        ),
+        (
+            "SELECT * FROM devices WHERE (a = 1",
+            35,
+            "expected ')' but found the end of the query at position 35",
+        ),
+        (
+            "SELECT COUNT() FROM devices",
+            16,
+            "expected AS and a name after COUNT() but found 'FROM' at position 16",
+        ),
+    ];
+    for (sql, position, message) in cases {
+        let e = err(sql);
+        assert_eq!(
+            (e.position, e.to_string().as_str()),
+            (position, message),
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        err("SELECT * FROM devices WHERE a IN ['x' 'y']").kind,
+        QueryErrorKind::Expected {
+            expected: "',' or the end of the IN list",
+            found: "a string".into()
+        }
+    );
+    assert_eq!(
+        err("SELECT * FROM devices WHERE a = 1 GROUP BY x").kind,
+        QueryErrorKind::Expected {
+            expected: "WHERE or the end of the query",
+            found: "'GROUP'".into()
+        }
+    );
+    assert_eq!(
+        err("SELECT * FROM devices WHERE 'a' IN [1]").kind,
+        QueryErrorKind::BadComparison
+    );
+    assert_eq!(
+        err("SELECT * FROM devices WHERE a = 1e999").kind,
+        QueryErrorKind::BadNumber("1e999".into())
+    );
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let sql = format!(
+        "SELECT * FROM devices WHERE {}a = 1{}",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep);
+    let sql = format!("SELECT * FROM devices WHERE {}a = 1", "NOT ".repeat(10_000));
+    assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep);
+    let sql = format!(
+        "SELECT * FROM devices WHERE {}a = 1{}",
+        "(".repeat(64),
+        ")".repeat(64)
+    );
+    assert!(parse_query(&sql).is_ok());
+}
+
+/// xorshift64: deterministic, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn garbage_never_panics() {
+    let seeds = [
+        "SELECT * FROM devices WHERE tags.a = 'x' AND (NOT properties.reported.b IN [1, 2.5, -3e2])",
+        "select count() as n from devices where is_defined(tags.x) or is_null(status)",
+        "SELECT * FROM devices WHERE a <> \"q\"\"\" OR b >= -0.5 AND c != true",
+    ];
+    let pieces = [
+        "(",
+        ")",
+        "[",
+        "]",
+        "'",
+        "\"",
+        "''",
+        ".",
+        ",",
+        "-",
+        "e",
+        "1",
+        "0.",
+        "NOT",
+        "IN",
+        "AND",
+        "OR",
+        "=",
+        "<",
+        ">",
+        "!",
+        "<>",
+        "*",
+        " ",
+        "\u{0}",
+        "é",
+        "\u{1F600}",
+        "WHERE",
+        "$",
+        "IS_DEFINED(",
+        "COUNT()",
+        "AS",
+        "1e",
+        "+",
+        "\n",
+    ];
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let doc = twin();
+    let mut parsed = 0;
+    for _ in 0..5000 {
+        let mut s: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
+        for _ in 0..1 + rng.below(6) {
+            let at = rng.below(s.len() + 1);
+            match rng.below(4) {
+                0 => s
+                    .splice(at..at, pieces[rng.below(pieces.len())].chars())
+                    .for_each(drop),
+                1 if at < s.len() => {
+                    let end = (at + 1 + rng.below(8)).min(s.len());
+                    s.drain(at..end);
+                }
+                2 => s.insert(at, char::from_u32(rng.below(0x3000) as u32).unwrap_or('?')),
+                _ => s.truncate(at),
+            }
+        }
+        let text: String = s.into_iter().collect();
+        if let Ok(q) = parse_query(&text) {
+            parsed += 1;
+            let _ = q.matches(&doc);
+        }
+    }
+    // Mutations must not all be rejected, or the evaluator is never exercised.
+    assert!(parsed > 50, "only {parsed} mutated queries parsed");
+    for _ in 0..2000 {
+        let len = rng.below(40);
+        let text: String = (0..len)
+            .map(|_| char::from_u32(rng.below(0x250) as u32).unwrap_or('?'))
+            .collect();
+        let _ = parse_query(&text);
+    }
+}
