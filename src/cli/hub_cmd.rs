@@ -37,7 +37,10 @@ pub struct HubArgs {
 
 pub async fn run(args: HubArgs, log_level: &str) -> Result<(), String> {
     super::init_stderr_logging(log_level);
-    let data_dir = args.data_dir.clone().unwrap_or_else(super::default_data_dir);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(super::default_data_dir);
     let mut opts = HubOptions::new(data_dir.clone());
     opts.mqtt_port = args.mqtt_port;
     opts.amqp_port = args.amqp_port;
@@ -73,7 +76,10 @@ fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
     println!("  data dir:      {}", data_dir.display());
     println!("  MQTT (TLS):    {}:{}", info.host_name, info.ports.mqtt);
     println!("  HTTPS:         {}:{}", info.host_name, info.ports.https);
-    println!("  CA to trust:   {}", data_dir.join(&info.ca_certificate).display());
+    println!(
+        "  CA to trust:   {}",
+        data_dir.join(&info.ca_certificate).display()
+    );
     println!("  service connection string:");
     println!("    {}", info.service_connection_string);
     println!("Press Ctrl-C to stop.");

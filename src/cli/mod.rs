@@ -18,7 +18,12 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Service connection string of the hub to explore.
-    #[arg(long, env = "IOTHUB_CONNECTION_STRING", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "IOTHUB_CONNECTION_STRING",
+        hide_env_values = true,
+        global = true
+    )]
     pub hub: Option<String>,
     /// Log level for the log file (error, warn, info, debug, trace).
     #[arg(long, env = "HUBTUI_LOG_LEVEL", default_value = "info", global = true)]

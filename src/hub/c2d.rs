@@ -96,7 +96,12 @@ impl HubState {
             };
             if let Some(why) = retired {
                 self.store.c2d_remove(rec.seq)?;
-                tracing::info!(device = device_id, seq = rec.seq, ?why, "c2d message retired");
+                tracing::info!(
+                    device = device_id,
+                    seq = rec.seq,
+                    ?why,
+                    "c2d message retired"
+                );
                 continue;
             }
             let entries: Vec<(String, Option<String>)> =

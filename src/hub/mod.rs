@@ -78,7 +78,9 @@ pub enum HubError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr} for {what}: {source}; choose another port with {flag} (0 picks a free one)")]
+    #[error(
+        "cannot listen on {addr} for {what}: {source}; choose another port with {flag} (0 picks a free one)"
+    )]
     Bind {
         what: &'static str,
         flag: &'static str,
@@ -131,12 +133,14 @@ async fn bind(
     flag: &'static str,
 ) -> Result<TcpListener, HubError> {
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr).await.map_err(|source| HubError::Bind {
-        what,
-        flag,
-        addr,
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HubError::Bind {
+            what,
+            flag,
+            addr,
+            source,
+        })
 }
 
 /// Starts the hub: opens (or creates) its state in the data dir, binds every port,

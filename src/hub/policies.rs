@@ -24,7 +24,8 @@ impl Policy {
     pub fn allows(&self, p: Permission) -> bool {
         // RegistryWrite implies RegistryRead, as in Azure.
         self.permissions.contains(&p)
-            || (p == Permission::RegistryRead && self.permissions.contains(&Permission::RegistryWrite))
+            || (p == Permission::RegistryRead
+                && self.permissions.contains(&Permission::RegistryWrite))
     }
 }
 

@@ -175,7 +175,9 @@ impl HubState {
                         ),
                         Some(m) => ServiceError::new(
                             ErrorCode::ModuleAlreadyExistsOnDevice,
-                            format!("A module with ID '{m}' is already registered on device '{device_id}'."),
+                            format!(
+                                "A module with ID '{m}' is already registered on device '{device_id}'."
+                            ),
                         ),
                     });
                 }
@@ -217,7 +219,9 @@ impl HubState {
         if !etag_matches(if_match, &id.device.etag) {
             return Err(ServiceError::new(
                 ErrorCode::PreconditionFailed,
-                format!("Precondition failed: the etag does not match the current etag of {device_id}."),
+                format!(
+                    "Precondition failed: the etag does not match the current etag of {device_id}."
+                ),
             ));
         }
         if !self.store.identity_delete(device_id, module_id)? {
@@ -235,7 +239,11 @@ impl HubState {
     }
 
     /// The twin as the service REST API shows it.
-    pub fn twin_json(&self, device_id: &str, module_id: Option<&str>) -> Result<Value, ServiceError> {
+    pub fn twin_json(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<Value, ServiceError> {
         let id = self.identity(device_id, module_id)?;
         Ok(service_twin(&id))
     }
@@ -256,7 +264,9 @@ impl HubState {
         if !etag_matches(if_match, &etag) {
             return Err(ServiceError::new(
                 ErrorCode::PreconditionFailed,
-                format!("Precondition failed: the twin etag {etag} has changed; read the twin again and retry."),
+                format!(
+                    "Precondition failed: the twin etag {etag} has changed; read the twin again and retry."
+                ),
             ));
         }
         let now = HubState::now();
@@ -312,10 +322,15 @@ impl HubState {
 
     /// A device's reported-properties patch; returns the new reported version.
     pub fn patch_reported(&self, key: &IdentityKey, patch: &[u8]) -> Result<u64, ServiceError> {
-        let value: Value = serde_json::from_slice(patch)
-            .map_err(|e| bad_request(format!("The reported properties patch is not valid JSON: {e}.")))?;
+        let value: Value = serde_json::from_slice(patch).map_err(|e| {
+            bad_request(format!(
+                "The reported properties patch is not valid JSON: {e}."
+            ))
+        })?;
         let Value::Object(patch) = value else {
-            return Err(bad_request("The reported properties patch must be a JSON object."));
+            return Err(bad_request(
+                "The reported properties patch must be a JSON object.",
+            ));
         };
         let mut id = self.load(&key.0, key.1.as_deref())?;
         id.twin
@@ -330,9 +345,8 @@ impl HubState {
     /// a policy that has DeviceConnect (skn set), scoped to cover the identity.
     pub fn authenticate(&self, key: &IdentityKey, token: &str) -> Result<AuthMethod, ServiceError> {
         use crate::iothub::sas::{SasToken, resource_covers, verify_token};
-        let unauthorized = |why: &str| {
-            ServiceError::new(ErrorCode::IotHubUnauthorizedAccess, why.to_string())
-        };
+        let unauthorized =
+            |why: &str| ServiceError::new(ErrorCode::IotHubUnauthorizedAccess, why.to_string());
         let token = SasToken::parse(token).map_err(|e| unauthorized(&e.to_string()))?;
         let id = self
             .load(&key.0, key.1.as_deref())
@@ -345,17 +359,27 @@ impl HubState {
             resource.push_str(&format!("/modules/{m}"));
         }
         if !resource_covers(&token.resource, &resource) {
-            return Err(unauthorized("the token's resource does not cover this identity"));
+            return Err(unauthorized(
+                "the token's resource does not cover this identity",
+            ));
         }
         let now = Utc::now().timestamp().max(0) as u64;
         let (scope, kind, keys): (&'static str, &'static str, Vec<String>) = match &token.key_name {
             None => {
-                let sym = id.device.authentication.symmetric_key.clone().unwrap_or_default();
+                let sym = id
+                    .device
+                    .authentication
+                    .symmetric_key
+                    .clone()
+                    .unwrap_or_default();
                 let scope = if key.1.is_some() { "module" } else { "device" };
                 (
                     scope,
                     "sas",
-                    [sym.primary_key, sym.secondary_key].into_iter().flatten().collect(),
+                    [sym.primary_key, sym.secondary_key]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
                 )
             }
             Some(name) => {
@@ -363,7 +387,11 @@ impl HubState {
                     .policy(name)
                     .filter(|p| p.allows(super::policies::Permission::DeviceConnect))
                     .ok_or_else(|| unauthorized("the policy does not grant DeviceConnect"))?;
-                ("hub", "symkey", vec![policy.primary_key.clone(), policy.secondary_key.clone()])
+                (
+                    "hub",
+                    "symkey",
+                    vec![policy.primary_key.clone(), policy.secondary_key.clone()],
+                )
             }
         };
         let mut last = unauthorized("the identity has no keys");
@@ -443,9 +471,9 @@ struct RequestedIdentity {
 
 impl RequestedIdentity {
     fn parse(device_id: &str, module_id: Option<&str>, body: &Value) -> Result<Self, ServiceError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| bad_request("The request body must be a JSON object describing the identity."))?;
+        let obj = body.as_object().ok_or_else(|| {
+            bad_request("The request body must be a JSON object describing the identity.")
+        })?;
         if let Some(id) = obj.get("deviceId").and_then(Value::as_str)
             && id != device_id
         {
@@ -468,17 +496,23 @@ impl RequestedIdentity {
                 symmetric_key: None,
                 x509_thumbprint: None,
             },
-            Some(a) => serde_json::from_value::<Authentication>(a.clone())
-                .map_err(|e| bad_request(format!("The authentication section is not valid: {e}.")))?,
+            Some(a) => serde_json::from_value::<Authentication>(a.clone()).map_err(|e| {
+                bad_request(format!("The authentication section is not valid: {e}."))
+            })?,
         };
         let mut authentication = authentication;
         if authentication.auth_type == AuthType::Sas {
-            let sym = authentication.symmetric_key.get_or_insert_with(SymmetricKey::default);
+            let sym = authentication
+                .symmetric_key
+                .get_or_insert_with(SymmetricKey::default);
             for k in [&mut sym.primary_key, &mut sym.secondary_key] {
                 match k {
                     Some(v) if !v.is_empty() => {
                         use base64::Engine;
-                        if base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).is_err() {
+                        if base64::engine::general_purpose::STANDARD
+                            .decode(v.as_bytes())
+                            .is_err()
+                        {
                             return Err(bad_request("The symmetric key is not valid base64."));
                         }
                     }
@@ -490,14 +524,20 @@ impl RequestedIdentity {
             device_id: device_id.to_string(),
             module_id: module_id.map(str::to_string),
             status,
-            status_reason: obj.get("statusReason").and_then(Value::as_str).map(str::to_string),
+            status_reason: obj
+                .get("statusReason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             authentication,
             iot_edge: obj
                 .get("capabilities")
                 .and_then(|c| c.get("iotEdge"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            managed_by: obj.get("managedBy").and_then(Value::as_str).map(str::to_string),
+            managed_by: obj
+                .get("managedBy")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 
@@ -573,12 +613,21 @@ pub fn service_twin(id: &Identity) -> Value {
     }
     o.insert("etag".into(), json!(id.twin.etag()));
     o.insert("deviceEtag".into(), json!(d.etag));
-    o.insert("status".into(), serde_json::to_value(d.status).unwrap_or(Value::Null));
+    o.insert(
+        "status".into(),
+        serde_json::to_value(d.status).unwrap_or(Value::Null),
+    );
     o.insert("statusReason".into(), json!(d.status_reason));
     o.insert("statusUpdateTime".into(), json!(d.status_updated_time));
-    o.insert("connectionState".into(), serde_json::to_value(d.connection_state).unwrap_or(Value::Null));
+    o.insert(
+        "connectionState".into(),
+        serde_json::to_value(d.connection_state).unwrap_or(Value::Null),
+    );
     o.insert("lastActivityTime".into(), json!(d.last_activity_time));
-    o.insert("cloudToDeviceMessageCount".into(), json!(d.cloud_to_device_message_count));
+    o.insert(
+        "cloudToDeviceMessageCount".into(),
+        json!(d.cloud_to_device_message_count),
+    );
     o.insert("authenticationType".into(), auth_type);
     o.insert(
         "x509Thumbprint".into(),
@@ -587,7 +636,10 @@ pub fn service_twin(id: &Identity) -> Value {
     o.insert("modelId".into(), json!(""));
     o.insert("version".into(), json!(id.twin.version));
     if id.module_id.is_none() {
-        o.insert("capabilities".into(), json!({"iotEdge": d.capabilities.iot_edge}));
+        o.insert(
+            "capabilities".into(),
+            json!({"iotEdge": d.capabilities.iot_edge}),
+        );
     }
     if let Value::Object(rest) = id.twin.service_properties_json() {
         o.extend(rest);
@@ -610,7 +662,8 @@ fn decode(rec: &StoredIdentity) -> Result<Identity, ServiceError> {
             format!("The stored {what} of {} is unreadable: {e}.", rec.device_id),
         )
     };
-    let r: StoredRecord = serde_json::from_str(&rec.identity).map_err(|e| corrupt("identity", e))?;
+    let r: StoredRecord =
+        serde_json::from_str(&rec.identity).map_err(|e| corrupt("identity", e))?;
     let twin: Twin = serde_json::from_str(&rec.twin).map_err(|e| corrupt("twin", e))?;
     Ok(Identity {
         device: r.device,

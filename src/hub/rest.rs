@@ -3,7 +3,6 @@
 //! Errors use Azure's JSON error shape and codes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -79,7 +78,10 @@ pub fn router(state: Shared) -> Router {
                 .patch(patch_module_twin)
                 .put(replace_module_twin),
         )
-        .route("/twins/{id}/modules/{mid}/methods", post(invoke_module_method))
+        .route(
+            "/twins/{id}/modules/{mid}/methods",
+            post(invoke_module_method),
+        )
         .route("/statistics/devices", get(statistics))
         .fallback(not_found)
         .with_state(state)
@@ -116,15 +118,20 @@ fn authorize(
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("The Authorization header with a SharedAccessSignature is missing.".into()))?;
-    let token = SasToken::parse(header).map_err(|e| unauthorized(format!("The SAS token is invalid: {e}.")))?;
+        .ok_or_else(|| {
+            unauthorized("The Authorization header with a SharedAccessSignature is missing.".into())
+        })?;
+    let token = SasToken::parse(header)
+        .map_err(|e| unauthorized(format!("The SAS token is invalid: {e}.")))?;
     let name = token
         .key_name
         .as_deref()
         .ok_or_else(|| unauthorized("The SAS token names no shared access policy (skn).".into()))?;
-    let policy = state
-        .policy(name)
-        .ok_or_else(|| unauthorized(format!("The shared access policy '{name}' does not exist on this hub.")))?;
+    let policy = state.policy(name).ok_or_else(|| {
+        unauthorized(format!(
+            "The shared access policy '{name}' does not exist on this hub."
+        ))
+    })?;
     if !resource_covers(&token.resource, &state.host_name) {
         return Err(unauthorized(format!(
             "The SAS token is scoped to '{}', not to this hub '{}'.",
@@ -151,8 +158,12 @@ fn parse_json(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Err(err(ErrorCode::ArgumentNull, "The request body is empty."));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| err(ErrorCode::IotHubFormatError, format!("The request body is not valid JSON: {e}.")))
+    serde_json::from_slice(body).map_err(|e| {
+        err(
+            ErrorCode::IotHubFormatError,
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })
 }
 
 fn json_with_etag(value: Value, etag: &str) -> Response {
@@ -164,7 +175,10 @@ fn json_with_etag(value: Value, etag: &str) -> Response {
 }
 
 fn identity_response(state: &HubState, id: &Identity) -> ApiResult<Response> {
-    let count = state.store.c2d_count(&id.device.device_id).map_err(ServiceError::from)?;
+    let count = state
+        .store
+        .c2d_count(&id.device.device_id)
+        .map_err(ServiceError::from)?;
     Ok(json_with_etag(identity_json(id, count), &id.device.etag))
 }
 
@@ -173,13 +187,20 @@ const WRITE: &[Permission] = &[Permission::RegistryWrite];
 const SERVICE: &[Permission] = &[Permission::ServiceConnect];
 const SERVICE_OR_READ: &[Permission] = &[Permission::ServiceConnect, Permission::RegistryRead];
 
-async fn list_devices(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn list_devices(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let top = q.top.unwrap_or(1000).min(1000);
     let devices = s.devices()?;
     let mut out = Vec::with_capacity(devices.len().min(top));
     for d in devices.iter().take(top) {
-        let count = s.store.c2d_count(&d.device.device_id).map_err(ServiceError::from)?;
+        let count = s
+            .store
+            .c2d_count(&d.device.device_id)
+            .map_err(ServiceError::from)?;
         out.push(identity_json(d, count));
     }
     Ok(axum::Json(Value::Array(out)).into_response())
@@ -198,19 +219,34 @@ async fn put_device(
     identity_response(&s, &identity)
 }
 
-async fn get_device(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn get_device(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let identity = s.identity(&id, None)?;
     identity_response(&s, &identity)
 }
 
-async fn delete_device(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<StatusCode> {
+async fn delete_device(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<StatusCode> {
     authorize(&s, &h, &q, WRITE)?;
     s.delete_identity(&id, None, if_match(&h))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_modules(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn list_modules(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let modules = s.modules(&id)?;
     let out: Vec<Value> = modules.iter().map(|m| identity_json(m, 0)).collect();
@@ -227,63 +263,142 @@ async fn put_module(
     authorize(&s, &h, &q, WRITE)?;
     let body = parse_json(&body)?;
     let identity = s.put_identity(&id, Some(&mid), &body, if_match(&h))?;
-    Ok(json_with_etag(identity_json(&identity, 0), &identity.device.etag))
+    Ok(json_with_etag(
+        identity_json(&identity, 0),
+        &identity.device.etag,
+    ))
 }
 
-async fn get_module(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn get_module(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let identity = s.identity(&id, Some(&mid))?;
-    Ok(json_with_etag(identity_json(&identity, 0), &identity.device.etag))
+    Ok(json_with_etag(
+        identity_json(&identity, 0),
+        &identity.device.etag,
+    ))
 }
 
-async fn delete_module(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<StatusCode> {
+async fn delete_module(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<StatusCode> {
     authorize(&s, &h, &q, WRITE)?;
     s.delete_identity(&id, Some(&mid), if_match(&h))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 fn twin_response(twin: Value) -> Response {
-    let etag = twin.get("etag").and_then(Value::as_str).unwrap_or_default().to_string();
+    let etag = twin
+        .get("etag")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     json_with_etag(twin, &etag)
 }
 
-async fn get_twin(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn get_twin(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, SERVICE_OR_READ)?;
     Ok(twin_response(s.twin_json(&id, None)?))
 }
 
-async fn get_module_twin(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn get_module_twin(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, SERVICE_OR_READ)?;
     Ok(twin_response(s.twin_json(&id, Some(&mid))?))
 }
 
-async fn update_twin(s: &HubState, h: &HeaderMap, q: &ApiVersion, id: &str, mid: Option<&str>, body: &Bytes, replace: bool) -> ApiResult<Response> {
+async fn update_twin(
+    s: &HubState,
+    h: &HeaderMap,
+    q: &ApiVersion,
+    id: &str,
+    mid: Option<&str>,
+    body: &Bytes,
+    replace: bool,
+) -> ApiResult<Response> {
     authorize(s, h, q, SERVICE)?;
     let body = parse_json(body)?;
-    Ok(twin_response(s.update_twin(id, mid, &body, if_match(h), replace)?))
+    Ok(twin_response(s.update_twin(
+        id,
+        mid,
+        &body,
+        if_match(h),
+        replace,
+    )?))
 }
 
-async fn patch_twin(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn patch_twin(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &id, None, &body, false).await
 }
 
-async fn replace_twin(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn replace_twin(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &id, None, &body, true).await
 }
 
-async fn patch_module_twin(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn patch_module_twin(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &id, Some(&mid), &body, false).await
 }
 
-async fn replace_module_twin(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn replace_module_twin(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &id, Some(&mid), &body, true).await
 }
 
-async fn invoke(s: &HubState, h: &HeaderMap, q: &ApiVersion, id: &str, mid: Option<&str>, body: &Bytes) -> ApiResult<Response> {
+async fn invoke(
+    s: &HubState,
+    h: &HeaderMap,
+    q: &ApiVersion,
+    id: &str,
+    mid: Option<&str>,
+    body: &Bytes,
+) -> ApiResult<Response> {
     authorize(s, h, q, SERVICE)?;
     let body = parse_json(body)?;
-    let invocation: MethodInvocation = serde_json::from_value(body)
-        .map_err(|e| err(ErrorCode::ArgumentInvalid, format!("The method invocation is not valid: {e}.")))?;
+    let invocation: MethodInvocation = serde_json::from_value(body).map_err(|e| {
+        err(
+            ErrorCode::ArgumentInvalid,
+            format!("The method invocation is not valid: {e}."),
+        )
+    })?;
     let call = invocation
         .validate()
         .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
@@ -293,7 +408,13 @@ async fn invoke(s: &HubState, h: &HeaderMap, q: &ApiVersion, id: &str, mid: Opti
     let payload = serde_json::to_vec(&call.payload).unwrap_or_default();
     let answer = s
         .sessions
-        .call_method(&key, &call.method_name, payload, call.connect_timeout, call.response_timeout)
+        .call_method(
+            &key,
+            &call.method_name,
+            payload,
+            call.connect_timeout,
+            call.response_timeout,
+        )
         .await
         .map_err(|e| match e {
             MethodCallError::NotOnline => err(
@@ -315,27 +436,52 @@ async fn invoke(s: &HubState, h: &HeaderMap, q: &ApiVersion, id: &str, mid: Opti
     let payload = if answer.payload.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&answer.payload)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.payload).into_owned()))
+        serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
+        })
     };
     Ok(axum::Json(json!({"status": answer.status, "payload": payload})).into_response())
 }
 
-async fn invoke_method(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn invoke_method(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     invoke(&s, &h, &q, &id, None, &body).await
 }
 
-async fn invoke_module_method(State(s): State<Shared>, Path((id, mid)): Path<(String, String)>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn invoke_module_method(
+    State(s): State<Shared>,
+    Path((id, mid)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     invoke(&s, &h, &q, &id, Some(&mid), &body).await
 }
 
-async fn purge_c2d(State(s): State<Shared>, Path(id): Path<String>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn purge_c2d(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, SERVICE)?;
     let n = s.c2d_purge(&id)?;
-    Ok(axum::Json(json!({"totalMessagesPurged": n, "deviceId": id, "moduleId": null})).into_response())
+    Ok(
+        axum::Json(json!({"totalMessagesPurged": n, "deviceId": id, "moduleId": null}))
+            .into_response(),
+    )
 }
 
-async fn statistics(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion>) -> ApiResult<Response> {
+async fn statistics(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let devices = s.devices()?;
     let enabled = devices
@@ -353,13 +499,20 @@ async fn statistics(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVe
 /// Largest page a query returns, whatever x-ms-max-item-count asks (Azure's cap).
 const MAX_PAGE: usize = 1000;
 
-async fn query(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion>, body: Bytes) -> ApiResult<Response> {
+async fn query(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
     authorize(&s, &h, &q, SERVICE_OR_READ)?;
     let body = parse_json(&body)?;
-    let sql = body
-        .get("query")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(ErrorCode::ArgumentNull, "The request body has no \"query\" string."))?;
+    let sql = body.get("query").and_then(Value::as_str).ok_or_else(|| {
+        err(
+            ErrorCode::ArgumentNull,
+            "The request body has no \"query\" string.",
+        )
+    })?;
     let parsed = parse_query(sql).map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
     let page = match h.get("x-ms-max-item-count").and_then(|v| v.to_str().ok()) {
         None => 100,
@@ -368,13 +521,25 @@ async fn query(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion
             .parse::<usize>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| err(ErrorCode::ArgumentInvalid, format!("x-ms-max-item-count '{v}' is not a positive number.")))?
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::ArgumentInvalid,
+                    format!("x-ms-max-item-count '{v}' is not a positive number."),
+                )
+            })?
             .min(MAX_PAGE),
     };
-    let after = match h.get("x-ms-continuation").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+    let after = match h
+        .get("x-ms-continuation")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
         None => None,
         Some(tok) => Some(decode_continuation(tok).ok_or_else(|| {
-            err(ErrorCode::ArgumentInvalid, "The continuation token is not one this hub issued.")
+            err(
+                ErrorCode::ArgumentInvalid,
+                "The continuation token is not one this hub issued.",
+            )
         })?),
     };
     let twins: Vec<Value> = s
@@ -396,7 +561,10 @@ async fn query(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion
                 .into_iter()
                 .filter(|t| match &after {
                     None => true,
-                    Some(a) => t.get("deviceId").and_then(Value::as_str).is_some_and(|d| d > a.as_str()),
+                    Some(a) => t
+                        .get("deviceId")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| d > a.as_str()),
                 })
                 .collect();
             let more = rest.len() > page;
@@ -414,7 +582,8 @@ async fn query(State(s): State<Shared>, h: HeaderMap, Query(q): Query<ApiVersion
         }
     };
     let mut resp = axum::Json(Value::Array(items)).into_response();
-    resp.headers_mut().insert("x-ms-item-type", HeaderValue::from_static(item_type));
+    resp.headers_mut()
+        .insert("x-ms-item-type", HeaderValue::from_static(item_type));
     if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert("x-ms-continuation", n);
     }
@@ -428,7 +597,11 @@ fn encode_continuation(last_id: &str) -> String {
 
 fn decode_continuation(token: &str) -> Option<String> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
-    String::from_utf8(bytes).ok()?.strip_prefix("after:").map(str::to_string)
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("after:")
+        .map(str::to_string)
 }
-

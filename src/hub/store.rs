@@ -15,7 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub enum StoreError {
     #[error("the hub's database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the hub's database in {0} is locked by another process; is another `hubtui hub` using the same --data-dir?")]
+    #[error(
+        "the hub's database in {0} is locked by another process; is another `hubtui hub` using the same --data-dir?"
+    )]
     Locked(String),
 }
 
@@ -317,7 +319,10 @@ impl Store {
 
     /// Removes one message (completed, expired or dead-lettered); false if it was gone.
     pub fn c2d_remove(&self, seq: i64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute("DELETE FROM c2d WHERE seq = ?1", [seq])? == 1)
+        Ok(self
+            .conn()
+            .execute("DELETE FROM c2d WHERE seq = ?1", [seq])?
+            == 1)
     }
 
     /// Empties a device's queue; returns how many messages were removed.

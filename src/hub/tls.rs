@@ -31,7 +31,9 @@ pub enum TlsError {
     },
     #[error("cannot create the hub's certificates: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("the certificate file {path} is unreadable ({reason}); delete the hub's *.pem files to have them created again")]
+    #[error(
+        "the certificate file {path} is unreadable ({reason}); delete the hub's *.pem files to have them created again"
+    )]
     BadPem { path: PathBuf, reason: String },
     #[error("the hub's certificate and key do not match: {0}")]
     Rustls(#[from] rustls::Error),
