@@ -1,0 +1,225 @@
+//! The `hubtui` binary as a process: command-line behaviour, start-up errors,
+//! and durability of acknowledged writes across a kill -9.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hubtui::hub::HubInfo;
+use hubtui::iothub::sas::generate_token;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
+
+fn spawn_hub(dir: &Path, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["hub", "--data-dir"])
+        .arg(dir)
+        .args(["--mqtt-port", "0", "--https-port", "0", "--amqp-port", "0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hubtui starts")
+}
+
+/// Waits for a hub.json newer than `after` (a restarted hub rewrites it).
+fn wait_for_info(dir: &Path, after: Option<std::time::SystemTime>) -> HubInfo {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = dir.join("hub.json");
+        let fresh = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map(|t| after.is_none_or(|a| t > a))
+            .unwrap_or(false);
+        if fresh && let Ok(info) = HubInfo::read(dir) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "hub.json did not appear");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hub"), "{text}");
+    let out = Command::new(BIN).args(["hub", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--data-dir",
+        "--mqtt-port",
+        "--amqp-port",
+        "--https-port",
+        "--bind",
+        "--simulate",
+    ] {
+        assert!(text.contains(flag), "missing {flag} in {text}");
+    }
+}
+
+#[test]
+fn a_taken_port_fails_with_a_sentence_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--mqtt-port", "--https-port"] {
+        let mut args = vec!["hub", "--data-dir", dir.path().to_str().unwrap()];
+        let others = [
+            ("--mqtt-port", "0"),
+            ("--https-port", "0"),
+            ("--amqp-port", "0"),
+        ];
+        for (f, v) in others {
+            args.push(f);
+            args.push(if f == flag { &port } else { v });
+        }
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("hubtui: cannot listen on 127.0.0.1:"),
+            "{err}"
+        );
+        assert!(last.contains(flag), "{flag} not named in: {last}");
+    }
+}
+
+#[test]
+fn a_second_hub_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn_hub(dir.path(), &[]);
+    wait_for_info(dir.path(), None);
+    let out = Command::new(BIN)
+        .args(["hub", "--data-dir", dir.path().to_str().unwrap()])
+        .args(["--mqtt-port", "0", "--https-port", "0", "--amqp-port", "0"])
+        .output()
+        .unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked by another process"), "{err}");
+}
+
+/// Every write the hub acknowledged before a kill -9 is there after a restart.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_hub(dir.path(), &[]);
+    let info = wait_for_info(dir.path(), None);
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    let acked: Vec<(String, i64)> = rt.block_on(async {
+        let http = common::https_client(&ca);
+        let key = service_key(&info);
+        let base = format!("https://localhost:{}", info.ports.https);
+        let stop = Arc::new(AtomicBool::new(false));
+        // Four writers create devices and patch their twins as fast as the hub answers;
+        // each records only what the hub acknowledged.
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let (http, key, base, stop) = (http.clone(), key.clone(), base.clone(), stop.clone());
+            writers.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("w{w}-{i}");
+                    i += 1;
+                    let token =
+                        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600)
+                            .unwrap();
+                    let ok = http
+                        .put(format!("{base}/devices/{id}?{}", common::API))
+                        .header("Authorization", &token)
+                        .json(&json!({"deviceId": id}))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == StatusCode::OK);
+                    if !ok {
+                        continue;
+                    }
+                    let r = http
+                        .patch(format!("{base}/twins/{id}?{}", common::API))
+                        .header("Authorization", &token)
+                        .json(&json!({"properties": {"desired": {"n": i}}}))
+                        .send()
+                        .await;
+                    let patched = matches!(&r, Ok(r) if r.status() == StatusCode::OK);
+                    acked.push((id, if patched { i } else { -1 }));
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // kill -9 while the writers are mid-request.
+        child.kill().unwrap();
+        let _ = child.wait();
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for w in writers {
+            all.extend(w.await.unwrap());
+        }
+        all
+    });
+    assert!(
+        acked.len() > 20,
+        "too little load to prove anything: {}",
+        acked.len()
+    );
+
+    let before = std::fs::metadata(dir.path().join("hub.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut child = spawn_hub(dir.path(), &[]);
+    let info = wait_for_info(dir.path(), Some(before));
+    rt.block_on(async {
+        let http = common::https_client(&ca);
+        let key = service_key(&info);
+        let token =
+            generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+        let base = format!("https://localhost:{}", info.ports.https);
+        for (id, n) in &acked {
+            let r = http
+                .get(format!("{base}/twins/{id}?{}", common::API))
+                .header("Authorization", &token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "acknowledged device {id} was lost"
+            );
+            let twin: Value = r.json().await.unwrap();
+            if *n >= 0 {
+                assert_eq!(
+                    twin["properties"]["desired"]["n"], *n,
+                    "acknowledged patch of {id} was lost"
+                );
+            }
+            assert_eq!(twin["connectionState"], "Disconnected");
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn service_key(info: &HubInfo) -> String {
+    let cs = hubtui::iothub::connection_string::ServiceConnectionString::parse(
+        &info.service_connection_string,
+    )
+    .unwrap();
+    cs.key
+}
