@@ -4,7 +4,9 @@
 //! `ui`/`cli` → `app` → `client` → `iothub` ← `hub`. `iothub` is pure protocol
 //! model; `hub` is the local IoT Hub and uses `iothub` only.
 
+pub mod app;
 pub mod cli;
 pub mod client;
 pub mod hub;
 pub mod iothub;
+pub mod ui;

@@ -188,12 +188,19 @@ pub fn resource_covers(granted: &str, requested: &str) -> bool {
     g.len() <= r.len() && g.iter().zip(&r).all(|(a, b)| a == b)
 }
 
-/// ("host", "path/segments") with scheme and surrounding '/' removed.
+/// ("host", "path/segments") with scheme, port and surrounding '/' removed.
+/// The port is dropped because clients of a hub on a non-default port (a local
+/// hub) sign "host:port" while the hub knows itself by host name alone.
 fn split_resource(uri: &str) -> (&str, &str) {
     let rest = uri.trim();
     let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
     let rest = rest.trim_matches('/');
-    rest.split_once('/').unwrap_or((rest, ""))
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    (host, path)
 }
 
 /// DPS group enrollment: base64(HMAC-SHA256(b64decode(group_key), registration_id)).
@@ -217,6 +224,16 @@ mod tests {
     const PY_RAW_SR_SIG: &str = "MXrV7dIYA4Nv1boM3d4kgQQtxA3MyMN%2FBRPwZ8fvsA0%3D";
     const PY_SERVICE_SIG: &str = "iIzEw6hi6GK79RY5jNXO6QeQkSL%2FAx4zTmy44X2G1VY%3D";
     const PY_DERIVED_REG_01: &str = "loIcOklwYeGOA435V7aqfiADrvH7eV6ntyrboHz4F4E=";
+
+    #[test]
+    fn resource_port_is_ignored() {
+        assert!(resource_covers("localhost:8443", "localhost"));
+        assert!(resource_covers(
+            "https://localhost:8443/devices",
+            "localhost/devices/d"
+        ));
+        assert!(!resource_covers("localhost:84x3", "localhost"));
+    }
 
     #[test]
     fn generate_matches_python_vector() {

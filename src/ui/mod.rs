@@ -1,0 +1,1 @@
+//! Explorer views, widgets, theme and the terminal loop (lands with the explorer).
