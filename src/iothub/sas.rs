@@ -196,6 +196,15 @@ fn split_resource(uri: &str) -> (&str, &str) {
     rest.split_once('/').unwrap_or((rest, ""))
 }
 
+/// The resource a device or module key signs for: `{host}/devices/{deviceId}` or
+/// `{host}/devices/{deviceId}/modules/{moduleId}` (raw; `generate_token` encodes it).
+pub fn device_resource_uri(host: &str, device_id: &str, module_id: Option<&str>) -> String {
+    match module_id {
+        Some(m) => format!("{host}/devices/{device_id}/modules/{m}"),
+        None => format!("{host}/devices/{device_id}"),
+    }
+}
+
 /// DPS group enrollment: base64(HMAC-SHA256(b64decode(group_key), registration_id)).
 pub fn derive_device_key(
     group_key_base64: &str,
@@ -217,6 +226,26 @@ mod tests {
     const PY_RAW_SR_SIG: &str = "MXrV7dIYA4Nv1boM3d4kgQQtxA3MyMN%2FBRPwZ8fvsA0%3D";
     const PY_SERVICE_SIG: &str = "iIzEw6hi6GK79RY5jNXO6QeQkSL%2FAx4zTmy44X2G1VY%3D";
     const PY_DERIVED_REG_01: &str = "loIcOklwYeGOA435V7aqfiADrvH7eV6ntyrboHz4F4E=";
+
+    #[test]
+    fn device_resource_uris() {
+        assert_eq!(
+            device_resource_uri("h.azure-devices.net", "d1", None),
+            "h.azure-devices.net/devices/d1"
+        );
+        assert_eq!(
+            device_resource_uri("h.azure-devices.net", "d1", Some("m1")),
+            "h.azure-devices.net/devices/d1/modules/m1"
+        );
+        let t = generate_token(
+            &device_resource_uri("myhub.azure-devices.net", "dev1", None),
+            KEY,
+            None,
+            1_700_000_000,
+        )
+        .unwrap();
+        assert_eq!(t, PY_DEVICE_TOKEN);
+    }
 
     #[test]
     fn generate_matches_python_vector() {
