@@ -1,1 +1,4 @@
 //! Connections to a hub: device side (MQTT) and service side (REST).
+
+pub mod device;
+pub mod simulator;

@@ -203,6 +203,15 @@ fn split_resource(uri: &str) -> (&str, &str) {
     (host, path)
 }
 
+/// The resource a device or module key signs for: `{host}/devices/{deviceId}` or
+/// `{host}/devices/{deviceId}/modules/{moduleId}` (raw; `generate_token` encodes it).
+pub fn device_resource_uri(host: &str, device_id: &str, module_id: Option<&str>) -> String {
+    match module_id {
+        Some(m) => format!("{host}/devices/{device_id}/modules/{m}"),
+        None => format!("{host}/devices/{device_id}"),
+    }
+}
+
 /// DPS group enrollment: base64(HMAC-SHA256(b64decode(group_key), registration_id)).
 pub fn derive_device_key(
     group_key_base64: &str,
@@ -233,6 +242,26 @@ mod tests {
             "localhost/devices/d"
         ));
         assert!(!resource_covers("localhost:84x3", "localhost"));
+    }
+
+    #[test]
+    fn device_resource_uris() {
+        assert_eq!(
+            device_resource_uri("h.azure-devices.net", "d1", None),
+            "h.azure-devices.net/devices/d1"
+        );
+        assert_eq!(
+            device_resource_uri("h.azure-devices.net", "d1", Some("m1")),
+            "h.azure-devices.net/devices/d1/modules/m1"
+        );
+        let t = generate_token(
+            &device_resource_uri("myhub.azure-devices.net", "dev1", None),
+            KEY,
+            None,
+            1_700_000_000,
+        )
+        .unwrap();
+        assert_eq!(t, PY_DEVICE_TOKEN);
     }
 
     #[test]
