@@ -24,9 +24,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use super::tls::Trust;
 pub use backoff::Backoff;
-pub use credentials::{API_VERSION, Trust};
-use credentials::{Credentials, tls_config};
+pub use credentials::API_VERSION;
+use credentials::Credentials;
 use inbound::{describe, error_message, route_publish};
 use requests::{PendingRequests, TwinReply, WaiterGuard};
 
@@ -115,10 +116,8 @@ pub enum DeviceError {
     X509Unsupported,
     #[error("cannot sign a token with the device key: {0}")]
     Sas(#[from] SasError),
-    #[error("the CA certificate cannot be used: {0}")]
-    CaPem(String),
-    #[error("no platform root certificates were found; trust the hub's CA certificate instead")]
-    NoPlatformRoots,
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     #[error("the message is {size} bytes, more than the {max} bytes IoT Hub accepts")]
     MessageTooLarge { size: usize, max: usize },
     #[error("the outgoing queue is full: the connection is down or the hub is slow")]
@@ -158,7 +157,7 @@ impl DeviceClient {
         opts: DeviceClientOptions,
     ) -> Result<(DeviceClient, mpsc::UnboundedReceiver<DeviceEvent>), DeviceError> {
         let creds = Credentials::new(cs, opts.model_id.as_deref(), opts.token_lifetime)?;
-        let tls = tls_config(&opts.trust)?;
+        let tls = opts.trust.client_config(&[])?;
         let host = opts
             .connect_host
             .clone()

@@ -1,12 +1,7 @@
 //! What a device presents at CONNECT: client id, username and a SAS token (minted from the key
 //! and renewed, or a pre-made one used as is), plus the TLS trust it connects with.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use rustls::ClientConfig;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use super::DeviceError;
 use super::inbound::AuthKind;
@@ -16,16 +11,6 @@ use crate::iothub::topic::MqttUsername;
 
 /// The api-version the client announces in its username (what the docs and Node use).
 pub const API_VERSION: &str = "2021-04-12";
-
-/// What the TLS connection trusts.
-#[derive(Clone, Debug, Default)]
-pub enum Trust {
-    /// The operating system's root certificates (for Azure).
-    #[default]
-    PlatformRoots,
-    /// Only this CA, as PEM (for the local hub, whose CA is in `hub.json`).
-    CaPem(String),
-}
 
 #[derive(Clone)]
 enum Secret {
@@ -122,38 +107,6 @@ impl Credentials {
             Secret::Token { .. } => None,
         }
     }
-}
-
-/// A rustls client config with an explicit crypto provider (no global default needed).
-pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, DeviceError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match trust {
-        Trust::PlatformRoots => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(DeviceError::NoPlatformRoots);
-            }
-        }
-        Trust::CaPem(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| DeviceError::CaPem(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| DeviceError::CaPem(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(DeviceError::CaPem("it holds no certificate".into()));
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| DeviceError::CaPem(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
