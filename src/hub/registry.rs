@@ -110,11 +110,13 @@ impl HubState {
         module_id: Option<&str>,
     ) -> Result<Identity, ServiceError> {
         let mut id = self.load(device_id, module_id)?;
-        self.overlay_activity(&mut id);
+        self.overlay_live(&mut id);
         Ok(id)
     }
 
-    fn overlay_activity(&self, id: &mut Identity) {
+    /// Fills in what changes without a registry write: last activity (kept in memory)
+    /// and the C2D queue depth (kept in the queue).
+    fn overlay_live(&self, id: &mut Identity) {
         let key = (id.device.device_id.clone(), id.module_id.clone());
         if let Some(t) = self
             .activity
@@ -124,6 +126,12 @@ impl HubState {
         {
             id.device.last_activity_time = format_time(*t);
         }
+        if id.module_id.is_none() {
+            match self.store.c2d_count(&id.device.device_id) {
+                Ok(n) => id.device.cloud_to_device_message_count = n,
+                Err(e) => tracing::warn!(error = %e, "cannot count the C2D queue"),
+            }
+        }
     }
 
     /// Every device, ordered by id, with live activity.
@@ -131,7 +139,7 @@ impl HubState {
         let mut out = Vec::new();
         for rec in self.store.devices()? {
             let mut id = decode(&rec)?;
-            self.overlay_activity(&mut id);
+            self.overlay_live(&mut id);
             out.push(id);
         }
         Ok(out)
@@ -142,7 +150,7 @@ impl HubState {
         let mut out = Vec::new();
         for rec in self.store.modules(device_id)? {
             let mut id = decode(&rec)?;
-            self.overlay_activity(&mut id);
+            self.overlay_live(&mut id);
             out.push(id);
         }
         Ok(out)
@@ -203,7 +211,7 @@ impl HubState {
                         "the device was disabled",
                     );
                 }
-                self.overlay_activity(&mut id);
+                self.overlay_live(&mut id);
                 Ok(id)
             }
         }
@@ -311,7 +319,7 @@ impl HubState {
                 },
             );
         }
-        self.overlay_activity(&mut id);
+        self.overlay_live(&mut id);
         Ok(service_twin(&id))
     }
 
@@ -583,19 +591,21 @@ impl RequestedIdentity {
 }
 
 /// The registry JSON of an identity as the REST API returns it.
-pub fn identity_json(id: &Identity, c2d_count: u64) -> Value {
+pub fn identity_json(id: &Identity) -> Value {
     let mut v = serde_json::to_value(&id.device).unwrap_or(Value::Null);
-    if let Value::Object(o) = &mut v {
-        o.insert("cloudToDeviceMessageCount".into(), json!(c2d_count));
-        if let Some(m) = &id.module_id {
-            o.insert("moduleId".into(), json!(m));
-            o.insert("managedBy".into(), json!(id.managed_by));
-            o.remove("status");
-            o.remove("statusReason");
-            o.remove("statusUpdatedTime");
-            o.remove("capabilities");
-            o.remove("deviceScope");
-            o.remove("parentScopes");
+    // Module records have no status, capabilities or scopes (protocol doc 5.4).
+    if let (Value::Object(o), Some(m)) = (&mut v, &id.module_id) {
+        o.insert("moduleId".into(), json!(m));
+        o.insert("managedBy".into(), json!(id.managed_by));
+        for field in [
+            "status",
+            "statusReason",
+            "statusUpdatedTime",
+            "capabilities",
+            "deviceScope",
+            "parentScopes",
+        ] {
+            o.remove(field);
         }
     }
     v

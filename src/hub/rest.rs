@@ -174,12 +174,8 @@ fn json_with_etag(value: Value, etag: &str) -> Response {
     resp
 }
 
-fn identity_response(state: &HubState, id: &Identity) -> ApiResult<Response> {
-    let count = state
-        .store
-        .c2d_count(&id.device.device_id)
-        .map_err(ServiceError::from)?;
-    Ok(json_with_etag(identity_json(id, count), &id.device.etag))
+fn identity_response(id: &Identity) -> Response {
+    json_with_etag(identity_json(id), &id.device.etag)
 }
 
 const READ: &[Permission] = &[Permission::RegistryRead];
@@ -197,11 +193,7 @@ async fn list_devices(
     let devices = s.devices()?;
     let mut out = Vec::with_capacity(devices.len().min(top));
     for d in devices.iter().take(top) {
-        let count = s
-            .store
-            .c2d_count(&d.device.device_id)
-            .map_err(ServiceError::from)?;
-        out.push(identity_json(d, count));
+        out.push(identity_json(d));
     }
     Ok(axum::Json(Value::Array(out)).into_response())
 }
@@ -216,7 +208,7 @@ async fn put_device(
     authorize(&s, &h, &q, WRITE)?;
     let body = parse_json(&body)?;
     let identity = s.put_identity(&id, None, &body, if_match(&h))?;
-    identity_response(&s, &identity)
+    Ok(identity_response(&identity))
 }
 
 async fn get_device(
@@ -227,7 +219,7 @@ async fn get_device(
 ) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let identity = s.identity(&id, None)?;
-    identity_response(&s, &identity)
+    Ok(identity_response(&identity))
 }
 
 async fn delete_device(
@@ -249,7 +241,7 @@ async fn list_modules(
 ) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
     let modules = s.modules(&id)?;
-    let out: Vec<Value> = modules.iter().map(|m| identity_json(m, 0)).collect();
+    let out: Vec<Value> = modules.iter().map(identity_json).collect();
     Ok(axum::Json(Value::Array(out)).into_response())
 }
 
@@ -264,7 +256,7 @@ async fn put_module(
     let body = parse_json(&body)?;
     let identity = s.put_identity(&id, Some(&mid), &body, if_match(&h))?;
     Ok(json_with_etag(
-        identity_json(&identity, 0),
+        identity_json(&identity),
         &identity.device.etag,
     ))
 }
@@ -278,7 +270,7 @@ async fn get_module(
     authorize(&s, &h, &q, READ)?;
     let identity = s.identity(&id, Some(&mid))?;
     Ok(json_with_etag(
-        identity_json(&identity, 0),
+        identity_json(&identity),
         &identity.device.etag,
     ))
 }
