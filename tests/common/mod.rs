@@ -130,7 +130,12 @@ impl TestHub {
         self.mqtt_options_with(device_id, device_id, &token)
     }
 
-    pub fn mqtt_options_with(&self, client_id: &str, device_id: &str, password: &str) -> MqttOptions {
+    pub fn mqtt_options_with(
+        &self,
+        client_id: &str,
+        device_id: &str,
+        password: &str,
+    ) -> MqttOptions {
         let mut o = MqttOptions::new(client_id, "localhost", self.hub.info.ports.mqtt);
         o.set_credentials(
             format!("{}/{device_id}/?api-version=2021-04-12", self.host()),
