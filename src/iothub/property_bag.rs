@@ -31,6 +31,8 @@ pub const CONNECTION_MODULE_ID: &str = "$.cmid";
 pub const IOTHUB_ACK: &str = "iothub-ack";
 /// Application property with the device's creation time (UTC, no offset).
 pub const IOTHUB_CREATION_TIME_UTC: &str = "iothub-creation-time-utc";
+/// Application property the hub adds to telemetry published with RETAIN=1.
+pub const MQTT_RETAIN: &str = "mqtt-retain";
 
 /// Why a property bag was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,18 +1,88 @@
-//! MQTT 3.1.1 over TLS: the device side of the hub.
+//! MQTT 3.1.1 over TLS: the device side of the hub, as Azure IoT Hub behaves.
+//!
+//! `serve` accepts TCP connections and spawns a task per connection; each task
+//! does the TLS handshake and reads CONNECT within [`CONNECT_TIMEOUT`], then runs
+//! `connection::serve`. Framing is rumqttc's `mqttbytes::v4` codec.
+
+mod codec;
+mod connect;
+mod connection;
+mod inflight;
+mod subscriptions;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+pub use connect::{KEEP_ALIVE_CAP, idle_timeout};
 
 use super::state::HubState;
+use subscriptions::SessionMemory;
+
+/// Time a client has from TCP accept to a complete CONNECT (TLS handshake included).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Resolves once the hub is shutting down (or its shutdown sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// How long shutdown waits for connections to record their disconnect.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn serve(
-    _listener: TcpListener,
-    _tls: Arc<ServerConfig>,
-    _state: Arc<HubState>,
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    state: Arc<HubState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = shutdown.changed().await;
+    let acceptor = TlsAcceptor::from(tls);
+    let memory = Arc::new(SessionMemory::new(state.clone()));
+    let mut connections = JoinSet::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mqtt accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let memory = memory.clone();
+        let conn_shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let deadline = Instant::now() + CONNECT_TIMEOUT;
+            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "mqtt tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "mqtt tls handshake timed out");
+                    return;
+                }
+            };
+            if let Err(e) = connection::serve(tls, state, memory, deadline, conn_shutdown).await {
+                tracing::debug!(%peer, reason = %e, "mqtt connection closed");
+            }
+        });
+    }
+    // Connections see the same shutdown signal; give them a moment to record it.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
