@@ -19,7 +19,7 @@ use tokio::time::timeout;
 const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
-#[ignore = "needs the local hub's MQTT server"]
+
 async fn simulator_end_to_end() {
     let hub = TestHub::start().await;
     let key = hub.create_device("sim-1").await;
