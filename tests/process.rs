@@ -119,7 +119,7 @@ fn acknowledged_writes_survive_kill_9() {
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let acked: Vec<(String, i64)> = rt.block_on(async {
+    let acked: (Vec<(String, i64)>, usize) = rt.block_on(async {
         let http = common::https_client(&ca);
         let key = service_key(&info);
         let base = format!("https://localhost:{}", info.ports.https);
@@ -160,6 +160,12 @@ fn acknowledged_writes_survive_kill_9() {
                 acked
             }));
         }
+        let mqtt = tokio::spawn(mqtt_load(
+            info.clone(),
+            ca.clone(),
+            http.clone(),
+            stop.clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // kill -9 while the writers are mid-request.
         child.kill().unwrap();
@@ -169,8 +175,13 @@ fn acknowledged_writes_survive_kill_9() {
         for w in writers {
             all.extend(w.await.unwrap());
         }
-        all
+        (all, mqtt.await.unwrap())
     });
+    let (acked, telemetry_acked) = acked;
+    assert!(
+        telemetry_acked > 20,
+        "too little telemetry to prove anything: {telemetry_acked}"
+    );
     assert!(
         acked.len() > 20,
         "too little load to prove anything: {}",
@@ -212,8 +223,102 @@ fn acknowledged_writes_survive_kill_9() {
             assert_eq!(twin["connectionState"], "Disconnected");
         }
     });
+    // Every telemetry message the hub PUBACKed is retained, in order.
+    let store = hubtui::hub::store::Store::open(&dir.path().join("hub.db"));
+    assert!(store.is_err(), "the restarted hub holds the database");
     let _ = child.kill();
     let _ = child.wait();
+    let store = hubtui::hub::store::Store::open(&dir.path().join("hub.db")).unwrap();
+    let partition = hubtui::hub::telemetry::partition_of(MQTT_DEVICE, 4);
+    let kept = store.telemetry_read(partition, 0, 1_000_000).unwrap();
+    let bodies: Vec<String> = kept
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        kept.len() >= telemetry_acked,
+        "{} acknowledged, {} kept",
+        telemetry_acked,
+        kept.len()
+    );
+    for i in 0..telemetry_acked {
+        assert_eq!(
+            bodies[i],
+            format!("{{\"n\":{i}}}"),
+            "message {i} lost or out of order"
+        );
+    }
+}
+
+const MQTT_DEVICE: &str = "mqtt-load";
+
+/// A device that publishes numbered telemetry at QoS 1 until `stop`; returns how
+/// many messages the hub acknowledged (PUBACKs arrive in order for one connection).
+async fn mqtt_load(
+    info: HubInfo,
+    ca: String,
+    http: reqwest::Client,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+    let key = service_key(&info);
+    let token =
+        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+    let r = http
+        .put(format!(
+            "https://localhost:{}/devices/{MQTT_DEVICE}?{}",
+            info.ports.https,
+            common::API
+        ))
+        .header("Authorization", &token)
+        .json(&json!({"deviceId": MQTT_DEVICE}))
+        .send()
+        .await
+        .unwrap();
+    let device: Value = r.json().await.unwrap();
+    let device_key = device["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap();
+    let password = generate_token(
+        &format!("localhost/devices/{MQTT_DEVICE}"),
+        device_key,
+        None,
+        common::now() + 600,
+    )
+    .unwrap();
+    let mut o = MqttOptions::new(MQTT_DEVICE, "localhost", info.ports.mqtt);
+    o.set_credentials(
+        format!("localhost/{MQTT_DEVICE}/?api-version=2021-04-12"),
+        password,
+    );
+    o.set_clean_session(false);
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(common::client_tls(&ca)),
+    )));
+    let (client, mut eventloop) = AsyncClient::new(o, 1000);
+    let topic = format!("devices/{MQTT_DEVICE}/messages/events/");
+    let publisher = tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if client
+                .publish(&topic, QoS::AtLeastOnce, false, format!("{{\"n\":{n}}}"))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let mut acked = 0;
+    while let Ok(ev) = eventloop.poll().await {
+        if let Event::Incoming(Packet::PubAck(_)) = ev {
+            acked += 1;
+        }
+    }
+    publisher.abort();
+    acked
 }
 
 fn service_key(info: &HubInfo) -> String {
