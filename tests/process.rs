@@ -241,9 +241,9 @@ fn acknowledged_writes_survive_kill_9() {
         telemetry_acked,
         kept.len()
     );
-    for i in 0..telemetry_acked {
+    for (i, body) in bodies.iter().take(telemetry_acked).enumerate() {
         assert_eq!(
-            bodies[i],
+            body,
             format!("{{\"n\":{i}}}"),
             "message {i} lost or out of order"
         );
