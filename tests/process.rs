@@ -243,7 +243,7 @@ fn acknowledged_writes_survive_kill_9() {
     );
     for (i, body) in bodies.iter().take(telemetry_acked).enumerate() {
         assert_eq!(
-            body,
+            *body,
             format!("{{\"n\":{i}}}"),
             "message {i} lost or out of order"
         );
