@@ -68,6 +68,8 @@ pub enum Mode {
 }
 
 /// One change to the explorer's state.
+// Actions are moved into `update` once and never stored, so the size of `Hub` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     // Global.

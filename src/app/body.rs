@@ -121,17 +121,15 @@ pub fn decode(body: &[u8]) -> DecodedBody {
         };
     }
     let truncated = body.len() > MAX_DISPLAY_BYTES;
-    if !truncated {
-        if let Ok(json) = serde_json::from_slice::<Value>(body) {
-            return DecodedBody {
-                kind: BodyKind::Json,
-                preview: preview_of(&json.to_string()),
-                lines: pretty_lines(&json),
-                json: Some(json),
-                original_len,
-                truncated,
-            };
-        }
+    if !truncated && let Ok(json) = serde_json::from_slice::<Value>(body) {
+        return DecodedBody {
+            kind: BodyKind::Json,
+            preview: preview_of(&json.to_string()),
+            lines: pretty_lines(&json),
+            json: Some(json),
+            original_len,
+            truncated,
+        };
     }
     let shown = &body[..body.len().min(MAX_DISPLAY_BYTES)];
     if let Some(text) = utf8_prefix(shown, truncated) {

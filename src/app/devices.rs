@@ -306,15 +306,14 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent, cmds: &mut Vec<HubComman
             app.devices.continuation = continuation.clone();
             app.devices.loading = false;
             // Keep the chosen device chosen when the list reloads.
-            if let Some(id) = &app.selected_device {
-                if let Some(i) = app
+            if let Some(id) = &app.selected_device
+                && let Some(i) = app
                     .devices
                     .visible()
                     .iter()
                     .position(|d| &d.device_id == id)
-                {
-                    app.devices.selected = i;
-                }
+            {
+                app.devices.selected = i;
             }
             selection_moved(app, cmds);
         }

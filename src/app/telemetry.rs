@@ -86,10 +86,10 @@ impl TelemetryState {
     }
 
     fn passes(&self, row: &TelemetryRow) -> bool {
-        if let Some(device) = &self.scope_device {
-            if &row.event.device_id != device {
-                return false;
-            }
+        if let Some(device) = &self.scope_device
+            && &row.event.device_id != device
+        {
+            return false;
         }
         if self.filter.is_empty() {
             return true;
@@ -259,10 +259,10 @@ fn ingest(t: &mut TelemetryState, mut event: TelemetryEvent) {
     if t.chart.field.is_none() {
         t.chart.field = numbers.first().map(|(f, _)| f.clone());
     }
-    if let Some(field) = &t.chart.field {
-        if let Some((_, v)) = numbers.iter().find(|(f, _)| f == field) {
-            t.chart.push(event.enqueued_time.timestamp_millis(), *v);
-        }
+    if let Some(field) = &t.chart.field
+        && let Some((_, v)) = numbers.iter().find(|(f, _)| f == field)
+    {
+        t.chart.push(event.enqueued_time.timestamp_millis(), *v);
     }
     let previous = t
         .last_by_device

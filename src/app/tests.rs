@@ -77,7 +77,7 @@ fn start_loads_devices_and_telemetry() {
 #[test]
 fn tabs_switch_and_cycle() {
     let mut app = App::new(Config::default());
-    assert_eq!(update(&mut app, Action::SelectTab(Tab::Devices)).0, false);
+    assert!(!update(&mut app, Action::SelectTab(Tab::Devices)).0);
     assert!(update(&mut app, Action::NextTab).0);
     assert_eq!(app.tab, Tab::Telemetry);
     update(&mut app, Action::PrevTab);
@@ -92,7 +92,7 @@ fn help_overlay_swallows_other_keys() {
     let mut app = App::new(Config::default());
     update(&mut app, Action::ToggleHelp);
     assert_eq!(app.mode(), Mode::Help);
-    assert_eq!(update(&mut app, Action::NextTab).0, false);
+    assert!(!update(&mut app, Action::NextTab).0);
     assert_eq!(app.tab, Tab::Devices);
     update(&mut app, Action::Back);
     assert!(!app.help);
@@ -137,7 +137,7 @@ fn filter_prompt_reloads_with_filter() {
     update(&mut app, Action::StartFilter);
     assert_eq!(app.mode(), Mode::Prompt);
     typed(&mut app, "b");
-    assert_eq!(update(&mut app, key('q')).0, true, "q is text in a prompt");
+    assert!(update(&mut app, key('q')).0, "q is text in a prompt");
     assert!(!app.should_quit);
     update(
         &mut app,
