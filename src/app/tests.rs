@@ -595,3 +595,21 @@ fn unknown_keys_change_nothing() {
     assert_eq!(update(&mut app, Action::Reapply), (false, vec![]));
     assert!(!app.needs_redraw());
 }
+
+#[test]
+fn a_flood_of_messages_marks_one_redraw() {
+    let mut app = App::new(Config {
+        telemetry_capacity: 100,
+        ..Config::default()
+    });
+    app.mark_drawn();
+    for i in 0..1_000u32 {
+        update(&mut app, msg("d", "{\"n\": 1}", i % 60));
+    }
+    assert!(app.needs_redraw());
+    app.mark_drawn();
+    assert!(!app.needs_redraw(), "one frame covers the whole burst");
+    assert_eq!(app.telemetry.ring.len(), 100);
+    assert_eq!(app.telemetry.ring.dropped(), 900);
+    assert_eq!(app.telemetry.view.len(), 100);
+}
