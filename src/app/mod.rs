@@ -1,1 +1,260 @@
-//! Explorer state, actions and update: no terminal I/O (lands with the explorer).
+//! Explorer state, actions and update: no terminal I/O. `App` owns all state; `update` is the
+//! only thing that changes it and returns side effects as `HubCommand`s; `ui` draws it.
+
+pub mod action;
+pub mod body;
+pub mod c2d;
+pub mod chart;
+pub mod devices;
+pub mod input;
+pub mod jsonview;
+pub mod keymap;
+pub mod methods;
+pub mod msgdiff;
+pub mod ring;
+pub mod telemetry;
+pub mod twin;
+mod update;
+
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, Mode, Tab};
+pub use update::update;
+
+use crate::client::events::{Backend, HubCommand, LinkState, StartFrom};
+
+use input::TextField;
+use keymap::KeyContext;
+
+/// How the explorer was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Host name of the hub, e.g. `myhub.azure-devices.net` or `localhost`.
+    pub hub_host: String,
+    /// True on the embedded local hub: the status bar says how to connect to a real one.
+    pub embedded: bool,
+    /// Telemetry rows kept (`--telemetry-buffer`).
+    pub telemetry_capacity: usize,
+    pub consumer_group: String,
+    /// Prefix of C2D message ids the explorer makes up.
+    pub message_id_prefix: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hub_host: "localhost".into(),
+            embedded: true,
+            telemetry_capacity: ring::DEFAULT_CAPACITY,
+            consumer_group: "$Default".into(),
+            message_id_prefix: "hubtui".into(),
+        }
+    }
+}
+
+/// What a yes/no question does on yes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfirmAction {
+    DeleteDevice(String),
+    PurgeQueue(String),
+}
+
+/// A pending yes/no question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    pub question: String,
+    pub on_yes: ConfirmAction,
+}
+
+/// What a one-line prompt is asking for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromptKind {
+    DeviceFilter,
+    TelemetryFilter,
+    ExportPath,
+    StartFrom,
+    ConsumerGroup,
+}
+
+impl PromptKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            PromptKind::DeviceFilter => "filter devices: ",
+            PromptKind::TelemetryFilter => "filter device or text: ",
+            PromptKind::ExportPath => "export to file: ",
+            PromptKind::StartFrom => "start from (now, -10m, -2h, RFC 3339): ",
+            PromptKind::ConsumerGroup => "consumer group: ",
+        }
+    }
+}
+
+/// The prompt line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub input: TextField,
+}
+
+/// One backend connection as the status bar shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub backend: Backend,
+    pub state: LinkState,
+    pub detail: Option<String>,
+}
+
+/// Status bar contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusBar {
+    pub links: Vec<Link>,
+    pub last_error: Option<String>,
+    /// Latest information message ("copied", "3 messages purged").
+    pub notice: Option<String>,
+}
+
+impl Default for StatusBar {
+    fn default() -> Self {
+        Self {
+            links: Backend::ALL
+                .iter()
+                .map(|&backend| Link {
+                    backend,
+                    state: LinkState::Idle,
+                    detail: None,
+                })
+                .collect(),
+            last_error: None,
+            notice: None,
+        }
+    }
+}
+
+/// All explorer state.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub tab: Tab,
+    /// The device chosen in Devices; every tab works on it.
+    pub selected_device: Option<String>,
+    pub devices: devices::DevicesState,
+    pub telemetry: telemetry::TelemetryState,
+    pub twin: twin::TwinState,
+    pub methods: methods::MethodsState,
+    pub c2d: c2d::C2dState,
+    pub help: bool,
+    pub confirm: Option<Confirm>,
+    pub prompt: Option<Prompt>,
+    pub status: StatusBar,
+    pub should_quit: bool,
+    needs_redraw: bool,
+    clipboard: Option<String>,
+    next_id: u64,
+}
+
+impl App {
+    pub fn new(config: Config) -> Self {
+        Self {
+            tab: Tab::Devices,
+            selected_device: None,
+            devices: devices::DevicesState::default(),
+            telemetry: telemetry::TelemetryState::new(
+                config.telemetry_capacity,
+                config.consumer_group.clone(),
+            ),
+            twin: twin::TwinState::default(),
+            methods: methods::MethodsState::default(),
+            c2d: c2d::C2dState::default(),
+            help: false,
+            confirm: None,
+            prompt: None,
+            status: StatusBar::default(),
+            should_quit: false,
+            needs_redraw: true,
+            clipboard: None,
+            next_id: 1,
+            config,
+        }
+    }
+
+    /// Commands to send once the backend is up: the first device page and live telemetry.
+    pub fn start(&mut self) -> Vec<HubCommand> {
+        self.devices.loading = true;
+        vec![
+            HubCommand::LoadDevices {
+                continuation: None,
+                filter: None,
+            },
+            HubCommand::StartTelemetry {
+                from: StartFrom::Now,
+                consumer_group: self.config.consumer_group.clone(),
+            },
+        ]
+    }
+
+    /// Which layer keys go to now.
+    pub fn mode(&self) -> Mode {
+        if self.help {
+            Mode::Help
+        } else if self.confirm.is_some() {
+            Mode::Confirm
+        } else if self.prompt.is_some() {
+            Mode::Prompt
+        } else {
+            match self.tab {
+                Tab::Devices if self.devices.create.is_some() => Mode::Form,
+                Tab::Devices if self.devices.secret.is_some() => Mode::Secret,
+                Tab::Telemetry if self.telemetry.detail.is_some() => Mode::Detail,
+                Tab::Twin if self.twin.editing => Mode::Editor,
+                Tab::Methods if self.methods.editing => Mode::Form,
+                Tab::C2d if self.c2d.editing => Mode::Form,
+                _ => Mode::Normal,
+            }
+        }
+    }
+
+    pub fn key_context(&self) -> KeyContext {
+        KeyContext { tab: self.tab }
+    }
+
+    /// True when state changed since the last `mark_drawn`.
+    pub fn needs_redraw(&self) -> bool {
+        self.needs_redraw
+    }
+
+    pub fn mark_drawn(&mut self) {
+        self.needs_redraw = false;
+    }
+
+    /// Forces a redraw (resize, resume after suspend).
+    pub fn mark_dirty(&mut self) {
+        self.needs_redraw = true;
+    }
+
+    /// Text the terminal loop should put on the clipboard (OSC 52), once.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
+    }
+
+    fn copy(&mut self, what: &str, text: String) {
+        self.status.notice = Some(format!(
+            "copied {what} ({} bytes) with OSC 52; if nothing arrived, the terminal may not allow it",
+            text.len()
+        ));
+        self.clipboard = Some(text);
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn error(&mut self, message: impl Into<String>) {
+        self.status.last_error = Some(message.into());
+    }
+
+    fn notice(&mut self, message: impl Into<String>) {
+        self.status.notice = Some(message.into());
+    }
+}

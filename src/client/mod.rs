@@ -1,6 +1,8 @@
-//! Connections to a hub: device side (MQTT) and service side (REST).
+//! Connections to a hub: device side (MQTT) and service side (REST), and the
+//! typed events and commands they exchange with the explorer.
 
 pub mod device;
+pub mod events;
 pub mod service;
 pub mod simulator;
 pub mod tls;

@@ -9,6 +9,7 @@ pub mod method;
 pub mod property_bag;
 pub mod query;
 pub mod sas;
+pub mod service_twin;
 pub mod topic;
 pub mod twin;
 pub mod twin_diff;

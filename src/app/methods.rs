@@ -1,0 +1,292 @@
+//! Methods tab: the call form (name, JSON payload, timeouts) that keeps its contents, the
+//! result that stays in place, and the history of calls per device with one-key re-run.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ratatui::crossterm::event::KeyCode;
+use serde_json::Value;
+
+use crate::client::events::{HubCommand, HubEvent, MethodFailure};
+use crate::iothub::method::{
+    DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_RESPONSE_TIMEOUT_SECS, MethodInvocation,
+};
+
+use super::body::{escape, pretty_lines};
+use super::input::{JsonEditor, TextField};
+use super::{Action, App};
+
+/// Calls kept per device.
+const MAX_HISTORY: usize = 50;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MethodField {
+    #[default]
+    Name,
+    ResponseTimeout,
+    ConnectTimeout,
+    Payload,
+}
+
+impl MethodField {
+    const ORDER: [MethodField; 4] = [
+        MethodField::Name,
+        MethodField::ResponseTimeout,
+        MethodField::ConnectTimeout,
+        MethodField::Payload,
+    ];
+
+    fn step(self, by: isize) -> Self {
+        let i = Self::ORDER.iter().position(|f| *f == self).unwrap_or(0) as isize;
+        Self::ORDER[(i + by).rem_euclid(Self::ORDER.len() as isize) as usize]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MethodForm {
+    pub name: TextField,
+    pub response_timeout: TextField,
+    pub connect_timeout: TextField,
+    pub payload: JsonEditor,
+    pub focus: MethodField,
+}
+
+impl Default for MethodForm {
+    fn default() -> Self {
+        Self {
+            name: TextField::default(),
+            response_timeout: TextField::new(DEFAULT_RESPONSE_TIMEOUT_SECS.to_string()),
+            connect_timeout: TextField::new(DEFAULT_CONNECT_TIMEOUT_SECS.to_string()),
+            payload: JsonEditor::new("{}"),
+            focus: MethodField::Name,
+        }
+    }
+}
+
+/// How a call ended, ready to draw.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallOutcome {
+    Pending,
+    Answered {
+        status: i32,
+        /// Pretty payload lines, escaped.
+        lines: Vec<String>,
+        /// Compact payload, for copying.
+        text: String,
+    },
+    Failed(String),
+}
+
+/// One call in the history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodCall {
+    pub call_id: u64,
+    pub device_id: String,
+    pub name: String,
+    pub payload: Value,
+    pub response_timeout: u64,
+    pub connect_timeout: u64,
+    pub outcome: CallOutcome,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MethodsState {
+    pub form: MethodForm,
+    pub editing: bool,
+    /// Newest last, per device.
+    pub history: HashMap<String, Vec<MethodCall>>,
+    /// Index from the newest (0 = the last call) in the selected device's history.
+    pub selected: usize,
+    /// Why the form could not be sent.
+    pub form_error: Option<String>,
+}
+
+impl MethodsState {
+    pub fn calls(&self, device: Option<&str>) -> &[MethodCall] {
+        device
+            .and_then(|d| self.history.get(d))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The call whose result is shown: the selected one of this device.
+    pub fn shown_call(&self, device: Option<&str>) -> Option<&MethodCall> {
+        let calls = self.calls(device);
+        calls
+            .len()
+            .checked_sub(1 + self.selected)
+            .map(|i| &calls[i])
+    }
+}
+
+/// The user-facing sentence for a failed call; 404 and 504 get their own.
+pub fn failure_sentence(f: &MethodFailure, device: &str, response_timeout: u64) -> String {
+    let device = escape(device);
+    match f.http_status {
+        Some(404) => format!(
+            "{device} is not connected, so it cannot take a method call (404); set a connect timeout to wait for it"
+        ),
+        Some(504) => format!(
+            "{device} did not answer within the {response_timeout} s response timeout (504)"
+        ),
+        _ => escape(&f.message).into_owned(),
+    }
+}
+
+fn parse_secs(field: &TextField, what: &str) -> Result<u64, String> {
+    field
+        .value()
+        .trim()
+        .parse()
+        .map_err(|_| format!("the {what} must be a whole number of seconds"))
+}
+
+/// Validates the form into a call (timeouts and name by `iothub::method` rules).
+fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<MethodCall, String> {
+    let payload = match &form.payload.status {
+        Ok(v) => v.clone(),
+        Err(p) => return Err(format!("the payload is not valid JSON: {p}")),
+    };
+    let invocation = MethodInvocation {
+        method_name: form.name.value().trim().to_string(),
+        payload,
+        response_timeout_in_seconds: Some(parse_secs(&form.response_timeout, "response timeout")?),
+        connect_timeout_in_seconds: Some(parse_secs(&form.connect_timeout, "connect timeout")?),
+    };
+    let valid = invocation.validate().map_err(|e| e.to_string())?;
+    Ok(MethodCall {
+        call_id,
+        device_id: device_id.to_string(),
+        name: valid.method_name,
+        payload: valid.payload,
+        response_timeout: valid.response_timeout.as_secs(),
+        connect_timeout: valid.connect_timeout.as_secs(),
+        outcome: CallOutcome::Pending,
+    })
+}
+
+fn send(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
+    call.call_id = app.fresh_id();
+    cmds.push(HubCommand::InvokeMethod {
+        call_id: call.call_id,
+        device_id: call.device_id.clone(),
+        name: call.name.clone(),
+        payload: call.payload.clone(),
+        response_timeout: Duration::from_secs(call.response_timeout),
+        connect_timeout: Duration::from_secs(call.connect_timeout),
+    });
+    let list = app
+        .methods
+        .history
+        .entry(call.device_id.clone())
+        .or_default();
+    list.push(call);
+    if list.len() > MAX_HISTORY {
+        list.remove(0);
+    }
+    app.methods.selected = 0;
+    app.methods.form_error = None;
+}
+
+fn invoke(app: &mut App, cmds: &mut Vec<HubCommand>) {
+    let Some(device) = app.selected_device.clone() else {
+        app.methods.form_error = Some("pick a device in Devices first".into());
+        return;
+    };
+    match build_call(&app.methods.form, &device, 0) {
+        Ok(call) => {
+            app.methods.editing = false;
+            send(app, call, cmds);
+        }
+        Err(e) => app.methods.form_error = Some(e),
+    }
+}
+
+pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubCommand>) -> bool {
+    if app.methods.editing {
+        let form = &mut app.methods.form;
+        return match action {
+            Action::Back => {
+                app.methods.editing = false;
+                true
+            }
+            Action::Submit => {
+                invoke(app, cmds);
+                true
+            }
+            Action::NextField => {
+                form.focus = form.focus.step(1);
+                true
+            }
+            Action::PrevField => {
+                form.focus = form.focus.step(-1);
+                true
+            }
+            Action::Input(key) => match form.focus {
+                MethodField::Payload => form.payload.handle(*key),
+                _ if key.code == KeyCode::Enter => {
+                    form.focus = form.focus.step(1);
+                    true
+                }
+                MethodField::Name => form.name.handle(*key),
+                MethodField::ResponseTimeout => form.response_timeout.handle(*key),
+                MethodField::ConnectTimeout => form.connect_timeout.handle(*key),
+            },
+            _ => false,
+        };
+    }
+    let device = app.selected_device.clone();
+    let count = app.methods.calls(device.as_deref()).len();
+    match action {
+        Action::EditForm => app.methods.editing = true,
+        Action::Invoke => invoke(app, cmds),
+        Action::Rerun => {
+            let Some(call) = app.methods.shown_call(device.as_deref()).cloned() else {
+                return false;
+            };
+            send(app, call, cmds);
+        }
+        Action::Copy => {
+            let text = match app
+                .methods
+                .shown_call(device.as_deref())
+                .map(|c| &c.outcome)
+            {
+                Some(CallOutcome::Answered { text, .. }) => text.clone(),
+                Some(CallOutcome::Failed(e)) => e.clone(),
+                _ => return false,
+            };
+            app.copy("the method result", text);
+        }
+        // History runs newest first on screen: Down goes to older calls.
+        Action::Down if app.methods.selected + 1 < count => app.methods.selected += 1,
+        Action::Up if app.methods.selected > 0 => app.methods.selected -= 1,
+        Action::Top => app.methods.selected = 0,
+        Action::Bottom => app.methods.selected = count.saturating_sub(1),
+        _ => return false,
+    }
+    true
+}
+
+pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
+    let HubEvent::MethodResult { call_id, result } = event else {
+        return false;
+    };
+    let Some(call) = app
+        .methods
+        .history
+        .values_mut()
+        .flat_map(|calls| calls.iter_mut())
+        .find(|c| c.call_id == *call_id)
+    else {
+        return false;
+    };
+    call.outcome = match result {
+        Ok(r) => CallOutcome::Answered {
+            status: r.status,
+            lines: pretty_lines(&r.payload),
+            text: r.payload.to_string(),
+        },
+        Err(f) => CallOutcome::Failed(failure_sentence(f, &call.device_id, call.response_timeout)),
+    };
+    true
+}

@@ -1,0 +1,148 @@
+//! `update`: the one function that changes `App`. Global keys and overlays are handled here,
+//! the rest goes to the tab's module. Side effects leave only as returned `HubCommand`s.
+
+use crate::client::events::{HubCommand, HubEvent};
+
+use super::{Action, App, ConfirmAction, PromptKind, Tab};
+use super::{c2d, devices, methods, telemetry, twin};
+
+/// Applies `action`; returns whether anything visible changed and the commands to send.
+pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
+    let mut cmds = Vec::new();
+    let changed = match action {
+        Action::Hub(event) => on_event(app, event, &mut cmds),
+        Action::Resize => true,
+        action => on_key_action(app, action, &mut cmds),
+    };
+    if changed {
+        app.mark_dirty();
+    }
+    (changed, cmds)
+}
+
+fn switch_tab(app: &mut App, tab: Tab, cmds: &mut Vec<HubCommand>) -> bool {
+    if app.tab == tab {
+        return false;
+    }
+    app.tab = tab;
+    if tab == Tab::Twin {
+        twin::ensure_loaded(app, cmds);
+    }
+    true
+}
+
+fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> bool {
+    // Overlays first: help, confirmation, prompt.
+    if app.help {
+        return match action {
+            Action::ToggleHelp | Action::Back => {
+                app.help = false;
+                true
+            }
+            _ => false,
+        };
+    }
+    if let Some(confirm) = app.confirm.take() {
+        match action {
+            Action::ConfirmYes => cmds.push(match confirm.on_yes {
+                ConfirmAction::DeleteDevice(device_id) => HubCommand::DeleteDevice { device_id },
+                ConfirmAction::PurgeQueue(device_id) => HubCommand::PurgeC2d { device_id },
+            }),
+            Action::ConfirmNo | Action::Back => {}
+            _ => {
+                app.confirm = Some(confirm);
+                return false;
+            }
+        }
+        return true;
+    }
+    if let Some(prompt) = app.prompt.as_mut() {
+        match action {
+            Action::Back => app.prompt = None,
+            Action::Input(key) => return prompt.input.handle(key),
+            Action::Submit => {
+                let kind = prompt.kind;
+                let text = prompt.input.value().to_string();
+                app.prompt = None;
+                match kind {
+                    PromptKind::DeviceFilter => devices::apply_filter(app, text, cmds),
+                    _ => telemetry::on_prompt(app, kind, text, cmds),
+                }
+            }
+            _ => return false,
+        }
+        return true;
+    }
+    // Modes that take every key (forms, editor) get it before the global keys.
+    let in_input_mode = matches!(app.mode(), super::Mode::Form | super::Mode::Editor);
+    if !in_input_mode {
+        match action {
+            Action::Quit => {
+                app.should_quit = true;
+                return true;
+            }
+            Action::ToggleHelp => {
+                app.help = true;
+                return true;
+            }
+            Action::NextTab => return switch_tab(app, app.tab.next(), cmds),
+            Action::PrevTab => return switch_tab(app, app.tab.prev(), cmds),
+            Action::SelectTab(tab) => return switch_tab(app, tab, cmds),
+            _ => {}
+        }
+    }
+    let handled = match app.tab {
+        Tab::Devices => devices::on_action(app, &action, cmds),
+        Tab::Telemetry => telemetry::on_action(app, &action),
+        Tab::Twin => twin::on_action(app, &action, cmds),
+        Tab::Methods => methods::on_action(app, &action, cmds),
+        Tab::C2d => c2d::on_action(app, &action, cmds),
+    };
+    if handled {
+        return true;
+    }
+    // Esc with nothing to close clears the last error and notice.
+    if action == Action::Back && (app.status.last_error.is_some() || app.status.notice.is_some()) {
+        app.status.last_error = None;
+        app.status.notice = None;
+        return true;
+    }
+    false
+}
+
+fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool {
+    match &event {
+        HubEvent::ConnectionState {
+            backend,
+            state,
+            detail,
+        } => {
+            let Some(link) = app.status.links.iter_mut().find(|l| l.backend == *backend) else {
+                return false;
+            };
+            let changed = link.state != *state || link.detail != *detail;
+            link.state = *state;
+            link.detail = detail.clone();
+            changed
+        }
+        HubEvent::Error(message) => {
+            app.error(super::body::escape(message).into_owned());
+            // A failed load must not leave spinners behind.
+            app.devices.loading = false;
+            app.twin.loading = false;
+            app.twin.submitting = false;
+            true
+        }
+        _ => {
+            let handled = devices::on_event(app, &event, cmds)
+                || telemetry::on_event(app, &event)
+                || twin::on_event(app, &event)
+                || methods::on_event(app, &event)
+                || c2d::on_event(app, &event);
+            if handled && app.tab == Tab::Twin {
+                twin::ensure_loaded(app, cmds);
+            }
+            handled
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Devices tab: the registry table (only the visible window is built), the create form and the
+//! connection string panel.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph, Row, Table, Wrap};
+
+use crate::app::App;
+use crate::app::body::escape;
+use crate::app::devices::{CreateDeviceForm, connection_string};
+use crate::iothub::device::{AuthType, ConnectionState, DeviceStatus, NEVER};
+
+use super::theme::{Role, Theme};
+use super::widgets::{block, centered, field_line, row_style, window_start};
+
+/// "2024-05-01 12:00:03" from registry time text; "never" for Azure's zero time.
+pub fn short_time(t: &str) -> String {
+    if t == NEVER || t.is_empty() {
+        return "never".into();
+    }
+    escape(&t.chars().take(19).collect::<String>().replace('T', " ")).into_owned()
+}
+
+fn auth_label(a: AuthType) -> &'static str {
+    match a {
+        AuthType::Sas => "sas",
+        AuthType::SelfSigned => "x509 self-signed",
+        AuthType::CertificateAuthority => "x509 CA",
+        AuthType::None => "none",
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let d = &app.devices;
+    let visible = d.visible();
+    let more = if d.loading {
+        ", loading…"
+    } else if d.continuation.is_some() {
+        ", more below"
+    } else {
+        ""
+    };
+    let filter = if d.filter.is_empty() {
+        String::new()
+    } else {
+        format!(" · filter \"{}\"", escape(&d.filter))
+    };
+    let title = format!(
+        "Devices ({} of {}{more}){filter}",
+        visible.len(),
+        d.items.len()
+    );
+    let outer = block(title, theme, true);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    if visible.is_empty() {
+        let text = if d.loading {
+            "Loading the device registry…"
+        } else {
+            "No devices. Press n to create one."
+        };
+        frame.render_widget(Paragraph::new(text).style(theme.style(Role::Muted)), inner);
+    } else {
+        let height = inner.height.saturating_sub(1) as usize;
+        let start = window_start(Some(d.selected), visible.len(), height);
+        let rows = visible
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(height)
+            .map(|(i, dev)| {
+                let (status, status_role) = match dev.status {
+                    DeviceStatus::Enabled => ("enabled", Role::Text),
+                    DeviceStatus::Disabled => ("disabled", Role::Warn),
+                };
+                let (conn, conn_role) = match dev.connection_state {
+                    ConnectionState::Connected => ("connected", Role::Ok),
+                    ConnectionState::Disconnected => ("disconnected", Role::Muted),
+                };
+                let selected = i == d.selected;
+                let cell = |text: String, role: Role| {
+                    ratatui::widgets::Cell::from(text).style(if selected {
+                        theme.style(Role::Selected)
+                    } else {
+                        theme.style(role)
+                    })
+                };
+                Row::new(vec![
+                    cell(escape(&dev.device_id).into_owned(), Role::Text),
+                    cell(status.into(), status_role),
+                    cell(conn.into(), conn_role),
+                    cell(short_time(&dev.last_activity_time), Role::Text),
+                    cell(auth_label(dev.authentication.auth_type).into(), Role::Text),
+                ])
+                .style(row_style(selected, theme))
+            });
+        let header = Row::new(["device id", "status", "connection", "last activity", "auth"])
+            .style(theme.style(Role::Title));
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Fill(1),
+                Constraint::Length(8),
+                Constraint::Length(12),
+                Constraint::Length(19),
+                Constraint::Length(16),
+            ],
+        )
+        .header(header)
+        .column_spacing(1);
+        frame.render_widget(table, inner);
+    }
+    if let Some(form) = &d.create {
+        create_form(frame, area, form, theme);
+    }
+    if let Some(panel) = &d.secret {
+        let popup = centered(area, area.width.saturating_sub(4).min(100), 8);
+        frame.render_widget(Clear, popup);
+        let b = block(
+            format!("Connection string: {}", escape(&panel.device_id)),
+            theme,
+            true,
+        );
+        let inner = b.inner(popup);
+        frame.render_widget(b, popup);
+        let device = d.items.iter().find(|x| x.device_id == panel.device_id);
+        let text =
+            match device.and_then(|x| connection_string(&app.config.hub_host, x, panel.revealed)) {
+                Some(cs) => escape(&cs).into_owned(),
+                None => "No key in the registry entry to build a connection string from.".into(),
+            };
+        let state = if panel.revealed {
+            "keys shown"
+        } else {
+            "keys masked"
+        };
+        let lines = vec![
+            Line::from(text),
+            Line::default(),
+            Line::styled(
+                format!("{state} · r reveal/mask · y copy (OSC 52) · Esc close"),
+                theme.style(Role::Muted),
+            ),
+        ];
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    }
+}
+
+fn create_form(frame: &mut Frame, area: Rect, form: &CreateDeviceForm, theme: &Theme) {
+    let popup = centered(area, 64, 10);
+    frame.render_widget(Clear, popup);
+    let b = block("New device", theme, true);
+    let inner = b.inner(popup);
+    frame.render_widget(b, popup);
+    let auth = if form.x509 {
+        "X.509 thumbprint"
+    } else {
+        "SAS (keys generated)"
+    };
+    let mut lines = vec![
+        field_line("device id", form.id.value(), form.focus == 0, theme),
+        field_line("auth (Space toggles)", auth, form.focus == 1, theme),
+    ];
+    if form.x509 {
+        lines.push(field_line(
+            "primary thumbprint",
+            form.primary_thumbprint.value(),
+            form.focus == 2,
+            theme,
+        ));
+        lines.push(field_line(
+            "secondary thumbprint",
+            form.secondary_thumbprint.value(),
+            form.focus == 3,
+            theme,
+        ));
+    }
+    lines.push(Line::default());
+    match &form.error {
+        Some(e) => lines.push(Line::styled(e.clone(), theme.style(Role::Error))),
+        None => lines.push(Line::styled(
+            "Ctrl-s create · Tab next field · Esc cancel",
+            theme.style(Role::Muted),
+        )),
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}

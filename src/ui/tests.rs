@@ -1,0 +1,349 @@
+//! Snapshot tests of every tab at 80x24 and 120x40 on state built here (TestBackend buffer as
+//! text, compared to committed files in src/ui/snapshots; `UPDATE_SNAPSHOTS=1` rewrites them),
+//! and per-cell style checks for NO_COLOR and the default theme.
+
+use chrono::{TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+use serde_json::json;
+
+use super::render;
+use super::theme::Theme;
+use crate::app::{Action, App, Config, Tab, update};
+use crate::client::events::{
+    Backend, HubEvent, LinkState, MethodFailure, MethodResponse, TelemetryEvent,
+};
+use crate::iothub::device::DeviceIdentity;
+
+fn device(id: &str, connected: bool, activity: &str) -> DeviceIdentity {
+    serde_json::from_value(json!({
+        "deviceId": id,
+        "connectionState": if connected { "Connected" } else { "Disconnected" },
+        "lastActivityTime": activity,
+        "status": if id.ends_with('c') { "disabled" } else { "enabled" },
+        "authentication": {"type": "sas", "symmetricKey": {"primaryKey": "a2V5", "secondaryKey": "a2V5"}}
+    }))
+    .unwrap()
+}
+
+fn telemetry(device: &str, second: u32, body: &[u8]) -> Action {
+    Action::Hub(HubEvent::Telemetry(TelemetryEvent {
+        enqueued_time: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, second).unwrap(),
+        device_id: device.into(),
+        module_id: None,
+        partition: 1,
+        sequence_number: i64::from(second),
+        system_properties: vec![("message-id".into(), format!("m{second}"))],
+        application_properties: vec![("alert".into(), "false".into())],
+        body: body.to_vec(),
+    }))
+}
+
+/// A session with a bit of everything, on the given tab.
+fn sample_app(tab: Tab) -> App {
+    let mut app = App::new(Config::default());
+    let _ = app.start();
+    update(
+        &mut app,
+        Action::Hub(HubEvent::DevicesPage {
+            items: vec![
+                device("thermostat-a", true, "2024-05-01T12:00:03.120Z"),
+                device("sensor-b", false, "0001-01-01T00:00:00Z"),
+                device("evil\u{1b}[31m-c", false, "2024-04-30T08:15:00.000Z"),
+            ],
+            continuation: Some("token".into()),
+            replace: true,
+        }),
+    );
+    update(
+        &mut app,
+        Action::Hub(HubEvent::ConnectionState {
+            backend: Backend::Service,
+            state: LinkState::Connected,
+            detail: None,
+        }),
+    );
+    update(
+        &mut app,
+        Action::Hub(HubEvent::ConnectionState {
+            backend: Backend::Telemetry,
+            state: LinkState::Connected,
+            detail: None,
+        }),
+    );
+    for i in 0..6u32 {
+        let body = format!(r#"{{"temperature": {}, "humidity": 40}}"#, 20 + i);
+        update(&mut app, telemetry("thermostat-a", i * 2, body.as_bytes()));
+    }
+    update(
+        &mut app,
+        telemetry("sensor-b", 5, b"plain text \x1b]0;title\x07 body"),
+    );
+    update(
+        &mut app,
+        telemetry("sensor-b", 7, &[0xde, 0xad, 0xbe, 0xef, 0x00]),
+    );
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "thermostat-a".into(),
+            twin: json!({
+                "deviceId": "thermostat-a", "etag": "AAAAAAAAAAU=", "version": 5,
+                "tags": {"site": "lab"},
+                "properties": {
+                    "desired": {"targetTemperature": 22, "mode": "auto",
+                                "$metadata": {"$lastUpdated": "2024-05-01T11:00:00.000Z"}, "$version": 3},
+                    "reported": {"targetTemperature": 21, "mode": "auto", "firmware": "1.2.0",
+                                 "$metadata": {"$lastUpdated": "2024-05-01T11:59:00.000Z"}, "$version": 7}
+                }
+            }),
+        }),
+    );
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    update(&mut app, Action::EditForm);
+    for c in "reboot".chars() {
+        update(
+            &mut app,
+            Action::Input(ratatui::crossterm::event::KeyEvent::from(
+                ratatui::crossterm::event::KeyCode::Char(c),
+            )),
+        );
+    }
+    let (_, cmds) = update(&mut app, Action::Submit);
+    let first_call = match &cmds[..] {
+        [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] => *call_id,
+        other => panic!("{other:?}"),
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::MethodResult {
+            call_id: first_call,
+            result: Ok(MethodResponse {
+                status: 200,
+                payload: json!({"rebooting": true, "in": 5}),
+            }),
+        }),
+    );
+    let (_, cmds) = update(&mut app, Action::Rerun);
+    if let [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] {
+        update(
+            &mut app,
+            Action::Hub(HubEvent::MethodResult {
+                call_id: *call_id,
+                result: Err(MethodFailure {
+                    http_status: Some(504),
+                    message: "timeout".into(),
+                }),
+            }),
+        );
+    }
+    update(&mut app, Action::SelectTab(Tab::C2d));
+    update(&mut app, Action::CycleAck);
+    let (_, cmds) = update(&mut app, Action::SendC2d);
+    if let [crate::client::events::HubCommand::SendC2d(m)] = &cmds[..] {
+        update(
+            &mut app,
+            Action::Hub(HubEvent::C2dFeedback {
+                original_message_id: m.message_id.clone(),
+                status: "success".into(),
+            }),
+        );
+    }
+    update(&mut app, Action::SendC2d);
+    update(&mut app, Action::SelectTab(tab));
+    app
+}
+
+fn draw(app: &App, theme: &Theme, w: u16, h: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| render(f, app, theme)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut line = String::new();
+        for x in 0..area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn check_snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/ui/snapshots")
+        .join(format!("{name}.snap"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with UPDATE_SNAPSHOTS=1 and review it",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "snapshot {name} differs; run with UPDATE_SNAPSHOTS=1 to accept\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+fn snapshot(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let buf = draw(app, &Theme::default_dark(), w, h);
+        let t = text(&buf);
+        assert!(
+            !t.contains('\u{1b}'),
+            "raw escape reached the screen in {name}"
+        );
+        check_snapshot(&format!("{name}_{w}x{h}"), &t);
+    }
+}
+
+#[test]
+fn devices_tab() {
+    snapshot("devices", &sample_app(Tab::Devices));
+}
+
+#[test]
+fn telemetry_tab() {
+    let mut app = sample_app(Tab::Telemetry);
+    update(&mut app, Action::ToggleChart);
+    snapshot("telemetry", &app);
+}
+
+#[test]
+fn telemetry_detail_and_diff() {
+    let mut app = sample_app(Tab::Telemetry);
+    update(&mut app, Action::Up);
+    update(&mut app, Action::Up);
+    update(&mut app, Action::Up);
+    update(&mut app, Action::OpenDetail);
+    snapshot("telemetry_detail", &app);
+    update(&mut app, Action::ToggleDiff);
+    snapshot("telemetry_diff", &app);
+}
+
+#[test]
+fn twin_tab_sections_diff_and_editor() {
+    let mut app = sample_app(Tab::Twin);
+    snapshot("twin", &app);
+    update(&mut app, Action::ToggleTwinView);
+    snapshot("twin_diff", &app);
+    update(&mut app, Action::EditDesired);
+    update(
+        &mut app,
+        Action::Input(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char('x'),
+        )),
+    );
+    snapshot("twin_editor", &app);
+}
+
+#[test]
+fn methods_tab() {
+    snapshot("methods", &sample_app(Tab::Methods));
+}
+
+#[test]
+fn c2d_tab() {
+    snapshot("c2d", &sample_app(Tab::C2d));
+}
+
+#[test]
+fn help_overlay_and_confirmation() {
+    let mut app = sample_app(Tab::Devices);
+    update(&mut app, Action::ToggleHelp);
+    snapshot("help_devices", &app);
+    update(&mut app, Action::Back);
+    update(&mut app, Action::DeleteDevice);
+    snapshot("confirm_delete", &app);
+}
+
+#[test]
+fn connection_string_panel_masks_keys() {
+    let mut app = sample_app(Tab::Devices);
+    update(&mut app, Action::ShowConnectionString);
+    let t = text(&draw(&app, &Theme::default_dark(), 80, 24));
+    assert!(t.contains("SharedAccessKey=****"), "{t}");
+    update(&mut app, Action::RevealKeys);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 24));
+    assert!(t.contains("SharedAccessKey=a2V5"), "{t}");
+}
+
+#[test]
+fn no_color_cells_carry_meaning_in_modifiers() {
+    let app = sample_app(Tab::Devices);
+    let buf = draw(&app, &Theme::no_color(), 80, 24);
+    // Row 0: tabs bar; the active tab "1 Devices" starts at column 0.
+    let active = &buf[(1, 0)];
+    assert_eq!(active.symbol(), "1");
+    assert_eq!(active.fg, Color::Reset);
+    assert_eq!(active.bg, Color::Reset);
+    assert!(
+        active
+            .modifier
+            .contains(Modifier::REVERSED | Modifier::BOLD)
+    );
+    // The selected device row (first data row) is reversed.
+    let (x, y) = find(&buf, "thermostat-a  ");
+    assert_eq!(y, 4, "first table row");
+    let cell = &buf[(x, y)];
+    assert!(cell.modifier.contains(Modifier::REVERSED));
+    assert_eq!(cell.fg, Color::Reset);
+    // No cell anywhere has a colour.
+    for cell in buf.content() {
+        assert!(matches!(cell.fg, Color::Reset), "{cell:?}");
+        assert!(matches!(cell.bg, Color::Reset), "{cell:?}");
+    }
+}
+
+#[test]
+fn default_theme_cells() {
+    let app = sample_app(Tab::Twin);
+    let theme = Theme::default_dark();
+    let mut app = app;
+    update(&mut app, Action::ToggleTwinView);
+    let buf = draw(&app, &theme, 80, 24);
+    let (x, y) = find(&buf, "differs");
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
+    let (x, y) = find(&buf, "reported-only");
+    assert_eq!(buf[(x, y)].fg, Color::Blue);
+    let (x, y) = find(&buf, "in sync");
+    assert_eq!(buf[(x, y)].fg, Color::Green);
+    // Status bar (last row) and banner (row 1).
+    assert_eq!(buf[(0, 23)].bg, Color::Blue);
+    assert_eq!(buf[(0, 1)].bg, Color::Yellow);
+    // The high-contrast theme differs where it says so.
+    let hc = Theme::load("high-contrast", None, false).unwrap();
+    let buf = draw(&app, &hc, 80, 24);
+    assert_eq!(buf[(0, 23)].bg, Color::White);
+}
+
+#[test]
+fn untrusted_ids_render_escaped() {
+    let app = sample_app(Tab::Devices);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains("evil\\x1b[31m-c"), "{t}");
+}
+
+fn find(buf: &Buffer, needle: &str) -> (u16, u16) {
+    let t = text(buf);
+    for (y, line) in t.lines().enumerate() {
+        if let Some(byte) = line.find(needle) {
+            let x = line[..byte].chars().count();
+            return (x as u16, y as u16);
+        }
+    }
+    panic!("{needle} not on screen:\n{t}")
+}

@@ -1,0 +1,303 @@
+//! Reusable pieces: tabs bar, status bar, footer hints and help overlay (both read the keymap
+//! tables), prompt line, confirmation, JSON lines with highlighted leaves, and list windows.
+
+use std::collections::BTreeSet;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::app::body::escape;
+use crate::app::jsonview::JsonLine;
+use crate::app::keymap::{self, Binding};
+use crate::app::{App, Tab};
+use crate::client::events::LinkState;
+
+use super::theme::{Role, Theme};
+
+/// First index to draw so that `selected` is visible in `height` rows of `len`.
+pub fn window_start(selected: Option<usize>, len: usize, height: usize) -> usize {
+    if height == 0 || len <= height {
+        return 0;
+    }
+    let sel = selected.unwrap_or(len - 1).min(len - 1);
+    (sel + 1).saturating_sub(height).min(len - height)
+}
+
+/// A bordered block with a title in the title role.
+pub fn block<'a>(title: impl Into<String>, theme: &Theme, focused: bool) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style(if focused {
+            Role::BorderFocus
+        } else {
+            Role::Border
+        }))
+        .title(Span::styled(
+            format!(" {} ", title.into()),
+            theme.style(Role::Title),
+        ))
+}
+
+/// A `w`x`h` rectangle centred in `area` (clamped to it).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut spans = vec![];
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        let role = if *tab == app.tab {
+            Role::TabActive
+        } else {
+            Role::TabInactive
+        };
+        spans.push(Span::styled(
+            format!(" {} {} ", i + 1, tab.title()),
+            theme.style(role),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    let device = match &app.selected_device {
+        Some(d) => format!("device: {}", escape(d)),
+        None => "no device selected".into(),
+    };
+    spans.push(Span::styled(device, theme.style(Role::Muted)));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn banner(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let text = format!(
+        " Local hub on {}. for a real hub use --hub or IOTHUB_CONNECTION_STRING",
+        escape(&app.config.hub_host)
+    );
+    frame.render_widget(Paragraph::new(text).style(theme.style(Role::Banner)), area);
+}
+
+fn link_symbol(state: LinkState) -> (&'static str, Role) {
+    match state {
+        LinkState::Connected => ("●", Role::Ok),
+        LinkState::Connecting | LinkState::Reconnecting => ("◌", Role::Warn),
+        LinkState::Failed => ("✕", Role::Error),
+        LinkState::Idle => ("○", Role::Muted),
+    }
+}
+
+pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let bar = theme.style(Role::StatusBar);
+    let mut spans = vec![Span::styled(
+        format!(" {} ", escape(&app.config.hub_host)),
+        bar,
+    )];
+    for link in &app.status.links {
+        let (symbol, role) = link_symbol(link.state);
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(symbol, bar.patch(theme.style(role))));
+        spans.push(Span::styled(
+            format!(" {} {} ", link.backend.label(), link.state.label()),
+            bar,
+        ));
+    }
+    if let Some(e) = &app.status.last_error {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(
+            format!("error: {e}"),
+            bar.patch(theme.style(Role::Error)),
+        ));
+    } else if let Some(n) = &app.status.notice {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(n.clone(), bar));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
+
+fn hint_spans(bindings: &[&Binding], theme: &Theme) -> Vec<Span<'static>> {
+    let mut spans = vec![];
+    for b in bindings {
+        if !spans.is_empty() {
+            spans.push(Span::styled(" · ", theme.style(Role::Muted)));
+        }
+        let key_role = if b.dangerous { Role::Error } else { Role::Key };
+        spans.push(Span::styled(keymap::keys_label(b), theme.style(key_role)));
+        spans.push(Span::styled(
+            format!(" {}", b.desc),
+            theme.style(Role::Text),
+        ));
+    }
+    spans
+}
+
+/// Footer hints: the bindings marked for the footer in the current mode's tables.
+pub fn footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    if let Some(p) = &app.prompt {
+        let (before, after) = p.input.value().split_at(
+            p.input
+                .value()
+                .char_indices()
+                .nth(p.input.cursor())
+                .map_or(p.input.value().len(), |(i, _)| i),
+        );
+        let line = Line::from(vec![
+            Span::styled(p.kind.label(), theme.style(Role::Key)),
+            Span::raw(escape(before).into_owned()),
+            Span::styled("▏", theme.style(Role::Key)),
+            Span::raw(escape(after).into_owned()),
+        ]);
+        frame.render_widget(Paragraph::new(line), area);
+        let x = area.x + (p.kind.label().chars().count() + escape(before).chars().count()) as u16;
+        frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+        return;
+    }
+    let bindings: Vec<&Binding> = keymap::tables(app.mode(), app.key_context())
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .filter(|b| b.footer)
+        .collect();
+    frame.render_widget(
+        Paragraph::new(Line::from(hint_spans(&bindings, theme))),
+        area,
+    );
+}
+
+fn help_column(sections: &[(&str, &[Binding])], theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![];
+    for (heading, bindings) in sections {
+        if !lines.is_empty() {
+            lines.push(Line::default());
+        }
+        lines.push(Line::styled(heading.to_string(), theme.style(Role::Title)));
+        for b in bindings.iter() {
+            let role = if b.dangerous { Role::Error } else { Role::Key };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("  {:<12}", keymap::keys_label(b)),
+                    theme.style(role),
+                ),
+                Span::styled(b.desc.to_string(), theme.style(Role::Text)),
+            ]));
+        }
+    }
+    lines
+}
+
+/// `?`: every key of the current tab, from the keymap tables, in two columns.
+pub fn help_overlay(frame: &mut Frame, area: Rect, tab: Tab, theme: &Theme) {
+    let popup = centered(area, 80, 22);
+    frame.render_widget(Clear, popup);
+    let outer = block(format!("Keys: {} (Esc closes)", tab.title()), theme, true);
+    let inner = outer.inner(popup);
+    frame.render_widget(outer, popup);
+    let sections = keymap::help_sections(tab);
+    let split = sections.len().saturating_sub(2);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    frame.render_widget(Paragraph::new(help_column(&sections[..split], theme)), left);
+    frame.render_widget(
+        Paragraph::new(help_column(&sections[split..], theme)),
+        right,
+    );
+}
+
+pub fn confirm_popup(frame: &mut Frame, area: Rect, question: &str, theme: &Theme) {
+    let popup = centered(area, 60, 6);
+    frame.render_widget(Clear, popup);
+    let b = block("Confirm", theme, true).border_style(theme.style(Role::Error));
+    let inner = b.inner(popup);
+    frame.render_widget(b, popup);
+    let text = vec![
+        Line::from(question.to_string()),
+        Line::default(),
+        Line::from(hint_spans(
+            &keymap::CONFIRM.iter().collect::<Vec<_>>(),
+            theme,
+        )),
+    ];
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
+}
+
+/// JSON lines with changed leaves in the `changed` role; `skip` lines scrolled off.
+pub fn json_lines(
+    lines: &[JsonLine],
+    changed: &BTreeSet<String>,
+    skip: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    lines
+        .iter()
+        .skip(skip)
+        .map(|l| {
+            let role = match &l.path {
+                Some(p) if changed.contains(p) => Role::Changed,
+                _ => Role::Text,
+            };
+            Line::styled(l.text.clone(), theme.style(role))
+        })
+        .collect()
+}
+
+/// "label: value" form row; the focused one marked.
+pub fn field_line(label: &str, value: &str, focused: bool, theme: &Theme) -> Line<'static> {
+    let marker = if focused { "▸ " } else { "  " };
+    let label_style = if focused {
+        theme.style(Role::Key)
+    } else {
+        theme.style(Role::Muted)
+    };
+    let cursor = if focused { "▏" } else { "" };
+    Line::from(vec![
+        Span::styled(format!("{marker}{label}: "), label_style),
+        Span::styled(
+            format!("{}{cursor}", escape(value)),
+            theme.style(Role::Text),
+        ),
+    ])
+}
+
+/// Style for a whole selected row.
+pub fn row_style(selected: bool, theme: &Theme) -> Style {
+    if selected {
+        theme.style(Role::Selected)
+    } else {
+        theme.style(Role::Text)
+    }
+}
+
+/// Cuts `s` to `width` characters with `…`.
+pub fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keeps_selection_visible() {
+        assert_eq!(window_start(Some(0), 5, 10), 0);
+        assert_eq!(window_start(Some(3), 100, 10), 0);
+        assert_eq!(window_start(Some(15), 100, 10), 6);
+        assert_eq!(window_start(None, 100, 10), 90);
+        assert_eq!(window_start(Some(500), 100, 10), 90);
+        assert_eq!(window_start(None, 100, 0), 0);
+    }
+
+    #[test]
+    fn clips_with_ellipsis() {
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+    }
+}
