@@ -528,3 +528,53 @@ impl Connection {
         let _ = self.events.send(ev);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::tls::HubCertificates;
+
+    /// With paused time: a listener that accepts TCP but never answers makes every attempt
+    /// time out after rumqttc's 5 s connection timeout; between attempts the client waits
+    /// 1, 2, 4, 8, 16, 30, 30 s (±20 % jitter).
+    #[tokio::test(start_paused = true)]
+    async fn reconnect_waits_the_backoff_schedule() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        crate::hub::install_crypto_provider();
+        let ca = HubCertificates::load_or_create(dir.path(), &[])
+            .unwrap()
+            .ca_pem()
+            .unwrap();
+        let opts = DeviceClientOptions {
+            port,
+            trust: Trust::CaPem(ca),
+            connect_host: Some("127.0.0.1".into()),
+            ..DeviceClientOptions::default()
+        };
+        let cs = DeviceConnectionString::parse(
+            "HostName=localhost;DeviceId=d5;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .unwrap();
+        let (client, mut events) = DeviceClient::connect(&cs, opts).unwrap();
+        let mut at = Vec::new();
+        while at.len() < 8 {
+            let ev = events.recv().await.unwrap();
+            let DeviceEvent::Disconnected { reason } = ev else {
+                panic!("{ev:?}")
+            };
+            assert_eq!(reason, format!("timed out connecting to 127.0.0.1:{port}"));
+            at.push(tokio::time::Instant::now());
+        }
+        let bases = [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0];
+        for (i, base) in bases.iter().enumerate() {
+            let waited = (at[i + 1] - at[i]).as_secs_f64() - 5.0;
+            assert!(
+                waited >= base * 0.8 - 0.01 && waited <= (base * 1.2f64).min(30.0) + 0.01,
+                "wait {i} was {waited:.2} s, expected about {base} s"
+            );
+        }
+        client.close().await;
+    }
+}
