@@ -275,8 +275,17 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
             let Some(d) = app.devices.selected_device() else {
                 return false;
             };
+            // Query pages carry no keys: read the registry entry for them.
+            let needs_keys = d.authentication.auth_type == AuthType::Sas
+                && d.authentication.symmetric_key.is_none();
+            let device_id = d.device_id.clone();
+            if needs_keys {
+                cmds.push(HubCommand::GetDevice {
+                    device_id: device_id.clone(),
+                });
+            }
             app.devices.secret = Some(SecretPanel {
-                device_id: d.device_id.clone(),
+                device_id,
                 revealed: false,
             });
         }
@@ -331,6 +340,17 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent, cmds: &mut Vec<HubComman
                 "device {} saved",
                 super::body::escape(&device.device_id)
             ));
+        }
+        HubEvent::DeviceLoaded(device) => {
+            let Some(d) = app
+                .devices
+                .items
+                .iter_mut()
+                .find(|d| d.device_id == device.device_id)
+            else {
+                return false;
+            };
+            *d = device.clone();
         }
         HubEvent::DeviceDeleted { device_id } => {
             app.devices.items.retain(|d| &d.device_id != device_id);

@@ -4,13 +4,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::json;
 
-use crate::client::device::{DeviceClientOptions, Trust};
-use crate::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
-use crate::hub::{self, HubOptions, RunningHub};
-use crate::iothub::connection_string::{DeviceAuth, DeviceConnectionString};
-use crate::iothub::error::ErrorCode;
+use crate::hub::{self, HubOptions};
+
+use super::simulated::{start_simulators, stop_all};
 
 #[derive(Args, Debug)]
 pub struct HubArgs {
@@ -41,11 +38,11 @@ pub struct HubArgs {
 }
 
 pub async fn run(args: HubArgs, log_level: &str) -> Result<(), String> {
-    super::init_stderr_logging(log_level);
+    super::logging::init_stderr_logging(log_level);
     let data_dir = args
         .data_dir
         .clone()
-        .unwrap_or_else(super::default_data_dir);
+        .unwrap_or_else(|| super::xdg::data_dir().join("hub"));
     let mut opts = HubOptions::new(data_dir.clone());
     opts.mqtt_port = args.mqtt_port;
     opts.amqp_port = args.amqp_port;
@@ -70,98 +67,9 @@ pub async fn run(args: HubArgs, log_level: &str) -> Result<(), String> {
         println!("  simulated devices: {}", names.join(", "));
     }
     wait_for_shutdown().await;
-    for s in simulators {
-        s.stop().await;
-    }
+    stop_all(simulators).await;
     running.shutdown().await;
     Ok(())
-}
-
-/// Registers `sim-1`..`sim-N` (kinds in turn; existing devices keep their keys) and starts a
-/// simulator for each against the hub's own MQTT port, trusting the hub's CA.
-fn start_simulators(
-    running: &RunningHub,
-    count: u32,
-    bind: IpAddr,
-) -> Result<Vec<Simulator>, String> {
-    // The server certificate names localhost and the hub's host name, not arbitrary addresses.
-    let connect_host = if bind.is_loopback() || bind.is_unspecified() {
-        "localhost".to_owned()
-    } else {
-        running.info.host_name.clone()
-    };
-    let mut simulators = Vec::new();
-    for i in 0..count as usize {
-        let device_id = format!("sim-{}", i + 1);
-        let Some(key) = simulator_key(running, &device_id)? else {
-            tracing::warn!(device = %device_id, "has no symmetric key; not simulated");
-            continue;
-        };
-        let cs = DeviceConnectionString {
-            host_name: running.info.host_name.clone(),
-            device_id,
-            module_id: None,
-            auth: DeviceAuth::SharedAccessKey(key),
-            gateway_host_name: None,
-        };
-        let opts = SimulatorOptions {
-            kind: DeviceKind::rotating(i),
-            seed: rand::random(),
-            client: DeviceClientOptions {
-                port: running.info.ports.mqtt,
-                trust: Trust::CaPem(running.ca_pem.clone()),
-                connect_host: Some(connect_host.clone()),
-                ..DeviceClientOptions::default()
-            },
-        };
-        let sim = Simulator::start(&cs, opts)
-            .map_err(|e| format!("cannot start the simulated device {}: {e}", cs.device_id))?;
-        simulators.push(sim);
-    }
-    Ok(simulators)
-}
-
-/// The primary key of a simulated device, registering it first if needed.
-fn simulator_key(running: &RunningHub, device_id: &str) -> Result<Option<String>, String> {
-    let state = &running.state;
-    let identity =
-        match state.put_identity(device_id, None, &json!({ "deviceId": device_id }), None) {
-            Ok(identity) => identity,
-            Err(e) if e.code == ErrorCode::DeviceAlreadyExists => {
-                state.identity(device_id, None).map_err(|e| {
-                    format!(
-                        "cannot read the simulated device {device_id}: {}",
-                        e.message
-                    )
-                })?
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot register the simulated device {device_id}: {}",
-                    e.message
-                ));
-            }
-        };
-    Ok(identity
-        .device
-        .authentication
-        .symmetric_key
-        .and_then(|k| k.primary_key))
-}
-
-/// Until the explorer lands: the embedded default runs the local hub in the foreground.
-pub async fn run_embedded(log_level: &str) -> Result<(), String> {
-    let args = HubArgs {
-        data_dir: None,
-        mqtt_port: 0,
-        amqp_port: 0,
-        https_port: 0,
-        bind: IpAddr::from([127, 0, 0, 1]),
-        host_name: "localhost".into(),
-        simulate: 3,
-        partitions: 4,
-    };
-    run(args, log_level).await
 }
 
 fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {

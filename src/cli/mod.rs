@@ -1,11 +1,22 @@
 //! Command-line entry: parses arguments with clap and runs one face of hubtui.
 
+mod explorer;
 mod hub_cmd;
+mod hubs_cmd;
+mod logging;
+pub mod profiles;
+mod simulated;
+pub mod xdg;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// When `main` began: the first-frame measurement counts from here.
+static STARTED: OnceLock<Instant> = OnceLock::new();
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,11 +24,13 @@ use clap::{Parser, Subcommand};
     version,
     about = "A terminal explorer for Azure IoT Hub that carries its own local IoT Hub",
     long_about = "A terminal explorer for Azure IoT Hub that carries its own local IoT Hub.\n\n\
-                  With no subcommand, hubtui runs against the hub named by --hub or \
-                  IOTHUB_CONNECTION_STRING, or else starts a local hub with simulated devices."
+                  With no subcommand, hubtui explores the hub named by --hub (a connection \
+                  string or a saved profile) or IOTHUB_CONNECTION_STRING; with neither, it \
+                  starts a local hub with simulated devices and explores that."
 )]
 pub struct Cli {
-    /// Service connection string of the hub to explore.
+    /// Hub to explore: a service connection string, or the name of a profile saved with
+    /// `hubtui hubs add`.
     #[arg(
         long,
         env = "IOTHUB_CONNECTION_STRING",
@@ -28,6 +41,8 @@ pub struct Cli {
     /// Log level for the log file (error, warn, info, debug, trace).
     #[arg(long, env = "HUBTUI_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
+    #[command(flatten)]
+    pub explorer: explorer::ExplorerArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -36,52 +51,66 @@ pub struct Cli {
 pub enum Command {
     /// Run the local IoT Hub (MQTT, HTTPS; official Azure SDKs connect unmodified).
     Hub(hub_cmd::HubArgs),
+    /// Saved hub profiles: add, list, remove.
+    Hubs(hubs_cmd::HubsArgs),
+}
+
+/// Why a command failed: one sentence and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    /// Bad input (arguments, connection strings, config): exit status 2.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// Something failed while running: exit status 1.
+    pub fn runtime(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hubtui: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    STARTED.get_or_init(Instant::now);
+    let matches = Cli::command().get_matches();
+    let hub_from_env = matches.value_source("hub") == Some(ValueSource::EnvVariable);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Some(Command::Hub(args)) => hub_cmd::run(args, &cli.log_level).await,
-            None => hub_cmd::run_embedded(&cli.log_level).await,
-        }
-    });
+    let result = match cli.command {
+        Some(Command::Hubs(args)) => hubs_cmd::run(args),
+        Some(Command::Hub(args)) => with_runtime(|rt| {
+            rt.block_on(hub_cmd::run(args, &cli.log_level))
+                .map_err(Failure::runtime)
+        }),
+        None => explorer::run(cli.hub, hub_from_env, &cli.log_level, cli.explorer),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("hubtui: {message}");
-            ExitCode::FAILURE
+        Err(f) => {
+            eprintln!("hubtui: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }
 
-/// Sends tracing output to stderr (for the hub, a server) at the given level.
-fn init_stderr_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// The per-user data directory for hubtui's own local hub.
-fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("hubtui").join("hub");
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".local/share/hubtui/hub");
-    }
-    PathBuf::from(".hubtui-hub")
+fn with_runtime(
+    f: impl FnOnce(&tokio::runtime::Runtime) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    f(&runtime)
 }

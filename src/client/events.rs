@@ -171,6 +171,8 @@ pub enum HubEvent {
     },
     /// One device was created or changed (status, keys).
     DeviceChanged(DeviceIdentity),
+    /// One registry entry as read by `GetDevice`, keys included (query pages carry none).
+    DeviceLoaded(DeviceIdentity),
     DeviceDeleted {
         device_id: String,
     },
@@ -227,6 +229,10 @@ pub enum HubCommand {
     LoadDevices {
         continuation: Option<String>,
         filter: Option<String>,
+    },
+    /// Read one registry entry with its keys (the query API returns twins, without keys).
+    GetDevice {
+        device_id: String,
     },
     CreateDevice {
         device_id: String,

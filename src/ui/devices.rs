@@ -128,6 +128,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         let text =
             match device.and_then(|x| connection_string(&app.config.hub_host, x, panel.revealed)) {
                 Some(cs) => escape(&cs).into_owned(),
+                None if device.is_some_and(|x| {
+                    x.authentication.auth_type == AuthType::Sas
+                        && x.authentication.symmetric_key.is_none()
+                }) =>
+                {
+                    "Reading the keys from the registry…".into()
+                }
                 None => "No key in the registry entry to build a connection string from.".into(),
             };
         let state = if panel.revealed {

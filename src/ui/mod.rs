@@ -3,8 +3,10 @@
 
 pub mod c2d;
 pub mod devices;
+pub mod event_loop;
 pub mod methods;
 pub mod telemetry;
+pub mod terminal;
 pub mod theme;
 pub mod twin;
 pub mod widgets;

@@ -1,0 +1,166 @@
+//! `hubtui hubs add|list|remove`: named hub profiles in the config file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::Failure;
+use super::profiles::{ConfigFile, Profile, config_path, parse_eventhub, parse_service};
+
+#[derive(Args, Debug)]
+pub struct HubsArgs {
+    #[command(subcommand)]
+    pub command: HubsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubsCommand {
+    /// Save a hub under a name (replaces a profile of the same name).
+    Add {
+        /// Profile name, used as `hubtui --hub NAME`.
+        name: String,
+        /// The hub's service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…).
+        connection_string: String,
+        /// Event Hubs-compatible connection string for telemetry.
+        #[arg(long)]
+        eventhub: Option<String>,
+        /// CA certificate (PEM) to trust instead of the system's roots, e.g. a local hub's ca.pem.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// List saved hubs (keys masked).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a saved hub.
+    Remove { name: String },
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub fn run(args: HubsArgs) -> Result<(), Failure> {
+    let path = config_path();
+    let mut config = ConfigFile::load(&path).map_err(Failure::usage)?;
+    match args.command {
+        HubsCommand::Add {
+            name,
+            connection_string,
+            eventhub,
+            ca,
+        } => {
+            if !valid_name(&name) {
+                return Err(Failure::usage(format!(
+                    "the profile name \"{name}\" may use only letters, digits, '-', '_' and '.' (at most 64)"
+                )));
+            }
+            let cs = parse_service(&connection_string, "the connection string")
+                .map_err(Failure::usage)?;
+            if let Some(eh) = &eventhub {
+                parse_eventhub(eh, "--eventhub").map_err(Failure::usage)?;
+            }
+            let ca = match ca {
+                Some(p) => Some(
+                    std::path::absolute(&p)
+                        .map_err(|e| Failure::usage(format!("--ca {}: {e}", p.display())))?,
+                ),
+                None => None,
+            };
+            if let Some(p) = &ca
+                && !p.is_file()
+            {
+                return Err(Failure::usage(format!(
+                    "--ca: there is no file {}",
+                    p.display()
+                )));
+            }
+            let replaced = config
+                .hubs
+                .insert(
+                    name.clone(),
+                    Profile {
+                        connection_string: cs.to_string(),
+                        eventhub: eventhub.map(|e| e.trim().to_string()),
+                        ca_certificate: ca,
+                    },
+                )
+                .is_some();
+            config.save(&path).map_err(Failure::runtime)?;
+            println!(
+                "{} hub \"{name}\" ({}) in {}",
+                if replaced { "replaced" } else { "saved" },
+                cs.host_name,
+                path.display()
+            );
+        }
+        HubsCommand::List { json } => list(&config, json),
+        HubsCommand::Remove { name } => {
+            config.profile(&name, &path).map_err(Failure::usage)?;
+            config.hubs.remove(&name);
+            config.save(&path).map_err(Failure::runtime)?;
+            println!("removed hub \"{name}\" from {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn masked_service(text: &str) -> String {
+    parse_service(text, "").map_or_else(|_| "(not valid)".into(), |c| c.masked())
+}
+
+fn masked_eventhub(text: &str) -> String {
+    parse_eventhub(text, "").map_or_else(|_| "(not valid)".into(), |c| c.masked())
+}
+
+fn list(config: &ConfigFile, as_json: bool) {
+    if as_json {
+        let items: Vec<_> = config
+            .hubs
+            .iter()
+            .map(|(name, p)| {
+                let host = parse_service(&p.connection_string, "")
+                    .map(|c| c.host_name)
+                    .ok();
+                json!({
+                    "name": name,
+                    "hostName": host,
+                    "connectionString": masked_service(&p.connection_string),
+                    "eventhub": p.eventhub.as_deref().map(masked_eventhub),
+                    "caCertificate": p.ca_certificate,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
+        return;
+    }
+    if config.hubs.is_empty() {
+        println!("no saved hubs; add one with `hubtui hubs add NAME CONNSTR`");
+        return;
+    }
+    let width = config
+        .hubs
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:width$}  CONNECTION STRING", "NAME");
+    for (name, p) in &config.hubs {
+        let mut line = format!("{name:width$}  {}", masked_service(&p.connection_string));
+        if p.eventhub.is_some() {
+            line.push_str("  (+ eventhub)");
+        }
+        println!("{line}");
+    }
+}

@@ -1,0 +1,397 @@
+//! The explorer's backend against the real local hub: HubCommands in, HubEvents out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestHub;
+use hubtui::client::backend::{self, BackendConfig};
+use hubtui::client::events::{
+    Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
+};
+use hubtui::client::service::ServiceClient;
+use hubtui::client::tls::Trust;
+use hubtui::iothub::connection_string::ServiceConnectionString;
+use hubtui::iothub::device::DeviceStatus;
+use hubtui::iothub::twin::Section;
+use reqwest::Method;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+struct Explorer {
+    commands: mpsc::UnboundedSender<HubCommand>,
+    events: mpsc::Receiver<HubEvent>,
+}
+
+fn start(hub: &TestHub) -> Explorer {
+    let cs = hub
+        .hub
+        .state
+        .service_connection_string("iothubowner")
+        .unwrap();
+    let cs = ServiceConnectionString::parse(&cs).unwrap();
+    let trust = Trust::CaPem(hub.hub.ca_pem.clone());
+    let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
+    let mut config = BackendConfig::new(client, trust);
+    config.page_size = 2;
+    config.twin_poll = Duration::from_millis(200);
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::channel(1024);
+    backend::spawn(config, commands_rx, events_tx);
+    Explorer { commands, events }
+}
+
+impl Explorer {
+    fn send(&self, cmd: HubCommand) {
+        self.commands.send(cmd).unwrap();
+    }
+
+    /// The next event `pick` accepts (others are skipped), within 15 s.
+    async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(&HubEvent) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 15 s"))
+                .expect("backend alive");
+            if let Some(v) = pick(&ev) {
+                return v;
+            }
+        }
+    }
+
+    async fn page(&mut self) -> (Vec<String>, Option<String>, bool) {
+        self.expect("devices page", |e| match e {
+            HubEvent::DevicesPage {
+                items,
+                continuation,
+                replace,
+            } => Some((
+                items.iter().map(|d| d.device_id.clone()).collect(),
+                continuation.clone(),
+                *replace,
+            )),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn devices_come_in_pages_and_the_filter_is_a_where_clause() {
+    let hub = TestHub::start().await;
+    for id in ["a-1", "a-2", "b-1", "o'x"] {
+        hub.create_device(id).await;
+    }
+    let mut ex = start(&hub);
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: None,
+    });
+    ex.expect("connected", |e| {
+        matches!(
+            e,
+            HubEvent::ConnectionState {
+                backend: Backend::Service,
+                state: LinkState::Connected,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let (first, continuation, replace) = ex.page().await;
+    assert_eq!(first.len(), 2);
+    assert!(replace);
+    assert!(continuation.is_some());
+    ex.send(HubCommand::LoadDevices {
+        continuation: continuation.clone(),
+        filter: None,
+    });
+    let (second, end, replace) = ex.page().await;
+    assert!(!replace);
+    assert_eq!(end, None);
+    let mut all = first;
+    all.extend(second);
+    assert_eq!(sorted(all), ["a-1", "a-2", "b-1", "o'x"]);
+
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: Some("a-".into()),
+    });
+    let (items, _, replace) = ex.page().await;
+    assert!(replace);
+    assert_eq!(sorted(items), ["a-1", "a-2"]);
+    // A quote in the filter is escaped, not a query syntax error.
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: Some("o'".into()),
+    });
+    assert_eq!(ex.page().await.0, ["o'x"]);
+}
+
+#[tokio::test]
+async fn registry_changes_and_keys_on_demand() {
+    let hub = TestHub::start().await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::CreateDevice {
+        device_id: "new-1".into(),
+        auth: NewDeviceAuth::Sas,
+    });
+    let created = ex
+        .expect("created", |e| match e {
+            HubEvent::DeviceChanged(d) => Some(d.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(created.device_id, "new-1");
+    ex.send(HubCommand::SetDeviceStatus {
+        device_id: "new-1".into(),
+        status: DeviceStatus::Disabled,
+    });
+    let changed = ex
+        .expect("disabled", |e| match e {
+            HubEvent::DeviceChanged(d) => Some(d.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(changed.status, DeviceStatus::Disabled);
+    ex.send(HubCommand::GetDevice {
+        device_id: "new-1".into(),
+    });
+    let loaded = ex
+        .expect("loaded", |e| match e {
+            HubEvent::DeviceLoaded(d) => Some(d.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        loaded
+            .authentication
+            .symmetric_key
+            .unwrap()
+            .primary_key
+            .is_some()
+    );
+    ex.send(HubCommand::DeleteDevice {
+        device_id: "new-1".into(),
+    });
+    let deleted = ex
+        .expect("deleted", |e| match e {
+            HubEvent::DeviceDeleted { device_id } => Some(device_id.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(deleted, "new-1");
+    ex.send(HubCommand::DeleteDevice {
+        device_id: "new-1".into(),
+    });
+    let error = ex
+        .expect("error", |e| match e {
+            HubEvent::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.starts_with("cannot delete device new-1: "), "{error}");
+}
+
+fn desired(twin: &Value) -> &Value {
+    &twin["properties"]["desired"]
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
+    let hub = TestHub::start().await;
+    hub.create_device("t-1").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::GetTwin {
+        device_id: "t-1".into(),
+    });
+    let twin = ex
+        .expect("twin", |e| match e {
+            HubEvent::Twin { twin, .. } => Some(twin.clone()),
+            _ => None,
+        })
+        .await;
+    let etag = twin["etag"].as_str().unwrap().to_string();
+    let mut patch = Map::new();
+    patch.insert("interval".into(), json!(5));
+    ex.send(HubCommand::PatchTwin {
+        device_id: "t-1".into(),
+        section: Section::Desired,
+        patch: patch.clone(),
+        etag: etag.clone(),
+    });
+    let updated = ex
+        .expect("updated", |e| match e {
+            HubEvent::TwinUpdated { twin, .. } => Some(twin.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(desired(&updated)["interval"], 5);
+
+    // The same etag again: someone else's change came first.
+    patch.insert("interval".into(), json!(9));
+    ex.send(HubCommand::PatchTwin {
+        device_id: "t-1".into(),
+        section: Section::Desired,
+        patch,
+        etag,
+    });
+    let current = ex
+        .expect("conflict", |e| match e {
+            HubEvent::TwinConflict { current, .. } => Some(current.clone()),
+            HubEvent::TwinUpdated { .. } => panic!("a stale etag was accepted"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(desired(&current)["interval"], 5);
+    assert_ne!(current["etag"], twin["etag"]);
+}
+
+#[tokio::test]
+async fn the_watched_twin_is_polled_and_changes_are_reported() {
+    let hub = TestHub::start().await;
+    hub.create_device("p-1").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::GetTwin {
+        device_id: "p-1".into(),
+    });
+    ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
+        .await;
+    // A change made elsewhere shows up without asking.
+    let r = hub
+        .call(
+            Method::PATCH,
+            "/twins/p-1",
+            Some(json!({"properties": {"desired": {"fan": "on"}}})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let twin = ex
+        .expect("polled twin", |e| match e {
+            HubEvent::Twin { twin, .. } => Some(twin.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(desired(&twin)["fan"], "on");
+}
+
+#[tokio::test]
+async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("m-1").await;
+    let mut ex = start(&hub);
+    let call = |call_id: u64| HubCommand::InvokeMethod {
+        call_id,
+        device_id: "m-1".into(),
+        name: "reboot".into(),
+        payload: json!({}),
+        response_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(0),
+    };
+    ex.send(call(1));
+    let offline = ex
+        .expect("offline result", |e| match e {
+            HubEvent::MethodResult { call_id: 1, result } => Some(result.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(offline.http_status, Some(404));
+    assert_eq!(
+        offline.message,
+        "m-1 is not connected, so it cannot take a method call"
+    );
+
+    // Connected and subscribed to methods, but never answering.
+    let (client, mut eventloop) = AsyncClient::new(hub.mqtt_options("m-1", &key), 10);
+    client
+        .subscribe("$iothub/methods/POST/#", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
+    tokio::spawn(async move {
+        while let Ok(ev) = eventloop.poll().await {
+            if let Event::Incoming(Packet::SubAck(_)) = ev
+                && let Some(tx) = subscribed_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    subscribed.await.unwrap();
+    ex.send(call(2));
+    let timeout = ex
+        .expect("timeout result", |e| match e {
+            HubEvent::MethodResult { call_id: 2, result } => Some(result.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(timeout.http_status, Some(504));
+    assert_eq!(
+        timeout.message,
+        "m-1 did not answer within the 5 s response timeout"
+    );
+}
+
+#[tokio::test]
+async fn purge_reports_the_count_and_amqp_work_names_the_missing_client() {
+    let hub = TestHub::start().await;
+    hub.create_device("c-1").await;
+    for _ in 0..2 {
+        hub.hub
+            .state
+            .enqueue_c2d("c-1", Default::default(), b"x".to_vec(), None)
+            .unwrap();
+    }
+    let mut ex = start(&hub);
+    ex.send(HubCommand::PurgeC2d {
+        device_id: "c-1".into(),
+    });
+    let count = ex
+        .expect("purged", |e| match e {
+            HubEvent::Purged { count, .. } => Some(*count),
+            _ => None,
+        })
+        .await;
+    assert_eq!(count, 2);
+
+    ex.send(HubCommand::StartTelemetry {
+        from: StartFrom::Now,
+        consumer_group: "$Default".into(),
+    });
+    let detail = ex
+        .expect("telemetry state", |e| match e {
+            HubEvent::ConnectionState {
+                backend: Backend::Telemetry,
+                detail,
+                ..
+            } => detail.clone(),
+            _ => None,
+        })
+        .await;
+    assert!(detail.contains("AMQP client"), "{detail}");
+    ex.send(HubCommand::SendC2d(C2dMessage {
+        device_id: "c-1".into(),
+        payload: b"hi".to_vec(),
+        message_id: "m1".into(),
+        ..C2dMessage::default()
+    }));
+    let error = ex
+        .expect("c2d error", |e| match e {
+            HubEvent::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(error.contains("AMQP client"), "{error}");
+}
