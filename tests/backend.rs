@@ -36,6 +36,7 @@ fn start(hub: &TestHub) -> Explorer {
     let mut config = BackendConfig::new(client, trust);
     config.page_size = 2;
     config.twin_poll = Duration::from_millis(200);
+    config.devices_poll = Duration::from_millis(200);
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
@@ -135,6 +136,22 @@ async fn devices_come_in_pages_and_the_filter_is_a_where_clause() {
         filter: Some("o'".into()),
     });
     assert_eq!(ex.page().await.0, ["o'x"]);
+}
+
+#[tokio::test]
+async fn a_one_page_list_is_read_again_when_it_changes() {
+    let hub = TestHub::start().await;
+    hub.create_device("r-1").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: None,
+    });
+    assert_eq!(ex.page().await.0, ["r-1"]);
+    hub.create_device("r-2").await;
+    let (items, continuation, replace) = ex.page().await;
+    assert_eq!(sorted(items), ["r-1", "r-2"]);
+    assert!(replace && continuation.is_none());
 }
 
 #[tokio::test]

@@ -77,22 +77,29 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     let [list, chart] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(chart_height)]).areas(body);
-    render_list(frame, list, t, theme);
+    let problem = super::widgets::link_problem(app, crate::client::events::Backend::Telemetry);
+    render_list(frame, list, t, problem, theme);
     if chart_height > 0 {
         render_chart(frame, chart, t, theme);
     }
 }
 
-fn render_list(frame: &mut Frame, area: Rect, t: &TelemetryState, theme: &Theme) {
+fn render_list(
+    frame: &mut Frame,
+    area: Rect,
+    t: &TelemetryState,
+    problem: Option<String>,
+    theme: &Theme,
+) {
     let outer = block("Messages", theme, true);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let (view, len) = t.shown();
     if len == 0 {
-        let text = if t.ring.is_empty() {
-            "Waiting for device-to-cloud messages…"
-        } else {
-            "No message matches the filter."
+        let text = match problem {
+            Some(p) if t.ring.is_empty() => format!("No telemetry: {p}."),
+            _ if t.ring.is_empty() => "Waiting for device-to-cloud messages…".into(),
+            _ => "No message matches the filter.".into(),
         };
         frame.render_widget(Paragraph::new(text).style(theme.style(Role::Muted)), inner);
         return;

@@ -13,7 +13,7 @@ use crate::app::body::escape;
 use crate::app::jsonview::JsonLine;
 use crate::app::keymap::{self, Binding};
 use crate::app::{App, Tab};
-use crate::client::events::LinkState;
+use crate::client::events::{Backend, LinkState};
 
 use super::theme::{Role, Theme};
 
@@ -75,12 +75,21 @@ pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-pub fn banner(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let text = format!(
-        " Local hub on {}. for a real hub use --hub or IOTHUB_CONNECTION_STRING",
-        escape(&app.config.hub_host)
-    );
+/// The embedded default's banner: this is the local hub; how to reach a real one.
+pub fn banner(frame: &mut Frame, area: Rect, _app: &App, theme: &Theme) {
+    let text = " Local hub (demo devices). Real hub: --hub CONNSTR or IOTHUB_CONNECTION_STRING";
     frame.render_widget(Paragraph::new(text).style(theme.style(Role::Banner)), area);
+}
+
+/// Why a backend link is down, when it is (for a tab that would otherwise just look empty).
+pub fn link_problem(app: &App, backend: Backend) -> Option<String> {
+    app.status
+        .links
+        .iter()
+        .find(|l| l.backend == backend)
+        .filter(|l| matches!(l.state, LinkState::Failed | LinkState::Reconnecting))
+        .and_then(|l| l.detail.as_deref())
+        .map(|d| escape(d).into_owned())
 }
 
 fn link_symbol(state: LinkState) -> (&'static str, Role) {

@@ -44,6 +44,8 @@ pub struct BackendConfig {
     pub page_size: u32,
     /// How often the twin last asked for is read again, so changes show up highlighted.
     pub twin_poll: Duration,
+    /// How often a device list that fits in one page is read again (connection states).
+    pub devices_poll: Duration,
 }
 
 impl BackendConfig {
@@ -55,6 +57,7 @@ impl BackendConfig {
             amqp_port: None,
             page_size: 100,
             twin_poll: Duration::from_secs(3),
+            devices_poll: Duration::from_secs(5),
         }
     }
 }
@@ -64,6 +67,7 @@ struct Ctx {
     config: BackendConfig,
     events: mpsc::Sender<HubEvent>,
     link: link::ServiceLink,
+    devices: registry::ListWatch,
 }
 
 impl Ctx {
@@ -95,6 +99,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let ctx = Arc::new(Ctx {
         link: link::ServiceLink::default(),
+        devices: registry::ListWatch::default(),
         config,
         events,
     });
@@ -107,6 +112,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
     let mut devices = LatestWins::default();
     let mut twin_read = LatestWins::default();
     let poller = twin::Poller::spawn(ctx.clone());
+    let refresh = AbortOnDrop(tokio::spawn(registry::refresh_loop(ctx.clone())));
     let mut telemetry_reader = LatestWins::default();
     while let Some(cmd) = commands.recv().await {
         tracing::debug!(command = command_name(&cmd), "command");
@@ -187,6 +193,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
         }
     }
     poller.stop();
+    drop(refresh);
 }
 
 /// Aborts the task when dropped, so a replaced latest-wins job really stops.

@@ -2,7 +2,7 @@
 //! tokens; the filter becomes a WHERE clause), one entry with its keys, create, enable or
 //! disable, delete.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -47,6 +47,18 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
     Some(identity)
 }
 
+/// The device list the app shows, when it fits in one page: the backend reads it again every
+/// `devices_poll` and reports it when it changed, so connection states and activity stay
+/// live. A list of several pages is left alone (re-reading it would reset the paging).
+#[derive(Default)]
+pub(super) struct ListWatch(Mutex<Option<(Option<String>, Vec<DeviceIdentity>)>>);
+
+impl ListWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Vec<DeviceIdentity>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub(super) async fn load_devices(
     ctx: Arc<Ctx>,
     continuation: Option<String>,
@@ -60,18 +72,72 @@ pub(super) async fn load_devices(
         .await;
     ctx.link.record(&ctx, &result).await;
     let event = match result {
-        Ok(page) => HubEvent::DevicesPage {
-            items: page
+        Ok(page) => {
+            let items: Vec<DeviceIdentity> = page
                 .items
                 .into_iter()
                 .filter_map(identity_from_twin)
-                .collect(),
-            continuation: page.continuation,
-            replace: continuation.is_none(),
-        },
+                .collect();
+            *ctx.devices.lock() = (continuation.is_none() && page.continuation.is_none())
+                .then(|| (filter.clone(), items.clone()));
+            HubEvent::DevicesPage {
+                items,
+                continuation: page.continuation,
+                replace: continuation.is_none(),
+            }
+        }
         Err(e) => HubEvent::Error(format!("cannot list devices: {}", describe_error(&e))),
     };
     ctx.send(event).await;
+}
+
+/// Re-reads a one-page device list every `devices_poll`; reports it when it changed.
+pub(super) async fn refresh_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(ctx.config.devices_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some((filter, _)) = ctx.devices.lock().clone() else {
+            continue;
+        };
+        let sql = devices_query(filter.as_deref());
+        let Ok(page) = ctx
+            .config
+            .service
+            .query(&sql, None, Some(ctx.config.page_size))
+            .await
+        else {
+            continue;
+        };
+        if page.continuation.is_some() {
+            continue;
+        }
+        let items: Vec<DeviceIdentity> = page
+            .items
+            .into_iter()
+            .filter_map(identity_from_twin)
+            .collect();
+        let changed = {
+            let mut watch = ctx.devices.lock();
+            match watch.as_mut() {
+                // Still the list the app shows (no new filter meanwhile), and different.
+                Some((f, last)) if *f == filter && *last != items => {
+                    *last = items.clone();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            ctx.send(HubEvent::DevicesPage {
+                items,
+                continuation: None,
+                replace: true,
+            })
+            .await;
+        }
+    }
 }
 
 async fn report<T>(

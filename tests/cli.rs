@@ -1,0 +1,146 @@
+//! The explorer's command line with the real binary: bad input gets one sentence on stderr
+//! and exit status 2 before any terminal escape code is written; hub profiles.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
+const GOOD: &str = "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0LWtleS1ieXRlcw==";
+const KEY: &str = "c2VjcmV0LWtleS1ieXRlcw==";
+
+/// The binary with XDG dirs and HOME in `home`, and no hub in the environment.
+fn hubtui(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"));
+    c
+}
+
+/// Exit status 2 and exactly one line, `hubtui: <sentence>`, with no escape codes anywhere.
+fn refused(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "escape codes: {stdout:?} {stderr:?}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+        .trim_end()
+        .strip_prefix("hubtui: ")
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_string()
+}
+
+#[test]
+fn a_bad_hub_connection_string_names_the_field() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path())
+        .args(["--hub", "HostName=h;SharedAccessKeyName=iothubowner"])
+        .output()
+        .unwrap();
+    assert_eq!(refused(&out), "--hub: the connection string has no SharedAccessKey");
+
+    let out = hubtui(home.path())
+        .env("IOTHUB_CONNECTION_STRING", "SharedAccessKeyName=p;SharedAccessKey=a2V5")
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused(&out),
+        "IOTHUB_CONNECTION_STRING: the connection string has no HostName"
+    );
+
+    let out = hubtui(home.path())
+        .args(["--hub", "HostName=h;DeviceId=d;SharedAccessKey=a2V5"])
+        .output()
+        .unwrap();
+    assert!(refused(&out).starts_with("--hub is a device connection string"));
+
+    let out = hubtui(home.path())
+        .args(["--hub", GOOD, "--eventhub", "Endpoint=sb://x/;SharedAccessKeyName=p"])
+        .output()
+        .unwrap();
+    assert_eq!(refused(&out), "--eventhub: the connection string has no SharedAccessKey");
+}
+
+#[test]
+fn unknown_profiles_and_themes_are_one_sentence() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path()).args(["--hub", "prod"]).output().unwrap();
+    let msg = refused(&out);
+    assert!(msg.starts_with("there is no hub profile named \"prod\""), "{msg}");
+    assert!(msg.contains("hubtui hubs add prod CONNSTR"), "{msg}");
+
+    let out = hubtui(home.path()).args(["--theme", "neon"]).output().unwrap();
+    assert!(refused(&out).starts_with("--theme: there is no theme named \"neon\""));
+}
+
+#[test]
+fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path()).output().unwrap();
+    assert!(refused(&out).starts_with("the explorer needs a terminal"));
+    assert!(!home.path().join("data/hubtui/explorer-hub").exists());
+}
+
+#[test]
+fn hubs_add_list_remove() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path())
+        .args(["hubs", "add", "prod", GOOD])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = home.path().join("config/hubtui/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[hubs.prod]") && text.contains(KEY), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir = std::fs::metadata(config.parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(dir & 0o077, 0, "config dir readable by others: {dir:o}");
+    }
+
+    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(list.contains("prod") && list.contains("SharedAccessKey=****"), "{list}");
+    assert!(!list.contains(KEY), "key shown: {list}");
+
+    let out = hubtui(home.path())
+        .args(["hubs", "list", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["name"], "prod");
+    assert_eq!(json[0]["hostName"], "myhub.azure-devices.net");
+    assert!(!json.to_string().contains(KEY));
+
+    // A bad string is refused before anything is written.
+    let out = hubtui(home.path())
+        .args(["hubs", "add", "dev", "HostName=h;SharedAccessKey=a2V5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused(&out),
+        "CONNSTR: the connection string has no SharedAccessKeyName"
+    );
+
+    let out = hubtui(home.path())
+        .args(["hubs", "remove", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = hubtui(home.path())
+        .args(["hubs", "remove", "prod"])
+        .output()
+        .unwrap();
+    assert!(refused(&out).starts_with("there is no hub profile named \"prod\""));
+    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("no saved hubs"));
+}
