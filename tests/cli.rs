@@ -25,7 +25,10 @@ fn refused(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "escape codes: {stdout:?} {stderr:?}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "escape codes: {stdout:?} {stderr:?}"
+    );
     assert!(stdout.is_empty(), "{stdout}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     stderr
@@ -42,10 +45,16 @@ fn a_bad_hub_connection_string_names_the_field() {
         .args(["--hub", "HostName=h;SharedAccessKeyName=iothubowner"])
         .output()
         .unwrap();
-    assert_eq!(refused(&out), "--hub: the connection string has no SharedAccessKey");
+    assert_eq!(
+        refused(&out),
+        "--hub: the connection string has no SharedAccessKey"
+    );
 
     let out = hubtui(home.path())
-        .env("IOTHUB_CONNECTION_STRING", "SharedAccessKeyName=p;SharedAccessKey=a2V5")
+        .env(
+            "IOTHUB_CONNECTION_STRING",
+            "SharedAccessKeyName=p;SharedAccessKey=a2V5",
+        )
         .output()
         .unwrap();
     assert_eq!(
@@ -60,21 +69,38 @@ fn a_bad_hub_connection_string_names_the_field() {
     assert!(refused(&out).starts_with("--hub is a device connection string"));
 
     let out = hubtui(home.path())
-        .args(["--hub", GOOD, "--eventhub", "Endpoint=sb://x/;SharedAccessKeyName=p"])
+        .args([
+            "--hub",
+            GOOD,
+            "--eventhub",
+            "Endpoint=sb://x/;SharedAccessKeyName=p",
+        ])
         .output()
         .unwrap();
-    assert_eq!(refused(&out), "--eventhub: the connection string has no SharedAccessKey");
+    assert_eq!(
+        refused(&out),
+        "--eventhub: the connection string has no SharedAccessKey"
+    );
 }
 
 #[test]
 fn unknown_profiles_and_themes_are_one_sentence() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path()).args(["--hub", "prod"]).output().unwrap();
+    let out = hubtui(home.path())
+        .args(["--hub", "prod"])
+        .output()
+        .unwrap();
     let msg = refused(&out);
-    assert!(msg.starts_with("there is no hub profile named \"prod\""), "{msg}");
+    assert!(
+        msg.starts_with("there is no hub profile named \"prod\""),
+        "{msg}"
+    );
     assert!(msg.contains("hubtui hubs add prod CONNSTR"), "{msg}");
 
-    let out = hubtui(home.path()).args(["--theme", "neon"]).output().unwrap();
+    let out = hubtui(home.path())
+        .args(["--theme", "neon"])
+        .output()
+        .unwrap();
     assert!(refused(&out).starts_with("--theme: there is no theme named \"neon\""));
 }
 
@@ -93,7 +119,11 @@ fn hubs_add_list_remove() {
         .args(["hubs", "add", "prod", GOOD])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = home.path().join("config/hubtui/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("[hubs.prod]") && text.contains(KEY), "{text}");
@@ -102,14 +132,20 @@ fn hubs_add_list_remove() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&config).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dir = std::fs::metadata(config.parent().unwrap()).unwrap().permissions().mode();
+        let dir = std::fs::metadata(config.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir & 0o077, 0, "config dir readable by others: {dir:o}");
     }
 
     let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(list.contains("prod") && list.contains("SharedAccessKey=****"), "{list}");
+    assert!(
+        list.contains("prod") && list.contains("SharedAccessKey=****"),
+        "{list}"
+    );
     assert!(!list.contains(KEY), "key shown: {list}");
 
     let out = hubtui(home.path())

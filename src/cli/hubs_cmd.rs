@@ -62,8 +62,7 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
                     "the profile name \"{name}\" may use only letters, digits, '-', '_' and '.' (at most 64)"
                 )));
             }
-            let cs = parse_service(&connection_string, "CONNSTR")
-                .map_err(Failure::usage)?;
+            let cs = parse_service(&connection_string, "CONNSTR").map_err(Failure::usage)?;
             if let Some(eh) = &eventhub {
                 parse_eventhub(eh, "--eventhub").map_err(Failure::usage)?;
             }

@@ -103,6 +103,7 @@ fn link_symbol(state: LinkState) -> (&'static str, Role) {
 
 pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let bar = theme.style(Role::StatusBar);
+    let compact = area.width < 100;
     let mut spans = vec![Span::styled(
         format!(" {} ", escape(&app.config.hub_host)),
         bar,
@@ -111,10 +112,13 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         let (symbol, role) = link_symbol(link.state);
         spans.push(Span::styled("│ ", bar));
         spans.push(Span::styled(symbol, bar.patch(theme.style(role))));
-        spans.push(Span::styled(
-            format!(" {} {} ", link.backend.label(), link.state.label()),
-            bar,
-        ));
+        // Narrow screens keep the symbol and name only, leaving room for the notice or error.
+        let text = if compact {
+            format!(" {} ", link.backend.label())
+        } else {
+            format!(" {} {} ", link.backend.label(), link.state.label())
+        };
+        spans.push(Span::styled(text, bar));
     }
     if let Some(e) = &app.status.last_error {
         spans.push(Span::styled("│ ", bar));

@@ -1,0 +1,219 @@
+//! The real binary in a pseudo-terminal at 80x24 with NO_COLOR, on the embedded local hub:
+//! the user's path through the tabs, checked on the screen (vt100) and through the REST API.
+//!
+//! Steps run in order on one session. Telemetry (tab 2) and C2D (tab 5) steps slot in where
+//! marked once the AMQP service client lands.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hubtui::hub::HubInfo;
+use hubtui::iothub::connection_string::ServiceConnectionString;
+use hubtui::iothub::sas::generate_token;
+use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
+
+struct Session {
+    home: tempfile::TempDir,
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
+    _pair_master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Session {
+    fn start() -> Session {
+        let home = tempfile::tempdir().unwrap();
+        let pty = native_pty_system();
+        let pair = pty
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.env_clear();
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("NO_COLOR", "1");
+        cmd.env("HOME", home.path());
+        for (var, dir) in [
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_STATE_HOME", "state"),
+        ] {
+            cmd.env(var, home.path().join(dir));
+        }
+        cmd.cwd(home.path());
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let writer = pair.master.take_writer().unwrap();
+        Session {
+            home,
+            screen,
+            writer,
+            child,
+            _pair_master: pair.master,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, what: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text();
+            if what.iter().all(|w| text.contains(w)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} did not appear; the screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn keys(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+        // Each key its own read on the other side.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+
+    fn paste(&mut self, text: &str) {
+        self.keys(&format!("\x1b[200~{text}\x1b[201~"));
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data/hubtui/explorer-hub")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.home.path().join("state/hubtui/hubtui.log")
+    }
+}
+
+/// A REST GET on the embedded hub, as any service would do it: hub.json has the connection
+/// string, ca.pem the CA.
+fn rest_get(dir: &Path, path: &str) -> Value {
+    let info = HubInfo::read(dir).unwrap();
+    let cs = ServiceConnectionString::parse(&info.service_connection_string).unwrap();
+    let ca = std::fs::read_to_string(dir.join(&info.ca_certificate)).unwrap();
+    let token = generate_token(
+        &cs.host_name,
+        &cs.key,
+        Some(&cs.policy_name),
+        common::now() + 600,
+    )
+    .unwrap();
+    let url = format!(
+        "https://localhost:{}{path}?{}",
+        info.ports.https,
+        common::API
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = common::https_client(&ca)
+            .get(url)
+            .header("Authorization", token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    })
+}
+
+const CTRL_S: &str = "\x13";
+const RIGHT: &str = "\x1b[C";
+
+#[test]
+fn a_user_session_on_the_embedded_hub() {
+    let mut s = Session::start();
+
+    // Devices: the tabs, the banner and the three demo devices.
+    s.wait_for(&["1 Devices", "2 Telemetry", "3 Twin", "4 Methods", "5 C2D"]);
+    s.wait_for(&["Local hub (demo devices)", "sim-1", "sim-2", "sim-3"]);
+    s.wait_for(&["● service"]);
+
+    // [Telemetry, tab 2: slots in here with the AMQP client: press 2, wait for a sim-1 row.]
+
+    // Twin: edit a desired property of sim-1 (desired starts as `{}`).
+    s.keys("3");
+    s.wait_for(&["sim-1 · twin", "desired", "reported"]);
+    s.keys("e");
+    s.wait_for(&["Ctrl-s"]);
+    s.keys(RIGHT);
+    s.paste("\"targetTemperature\": 23.5");
+    s.keys(CTRL_S);
+    s.wait_for(&["twin updated"]);
+    let twin = rest_get(&s.data_dir(), "/twins/sim-1");
+    assert_eq!(twin["properties"]["desired"]["targetTemperature"], 23.5);
+
+    // Methods: call reboot on sim-1 and see its answer.
+    s.keys("4");
+    s.wait_for(&["Call on sim-1"]);
+    s.keys("e");
+    s.keys("reboot");
+    s.keys(CTRL_S);
+    s.wait_for(&["200 reboot", "rebooted"]);
+
+    // [C2D, tab 5: slots in here with the AMQP client: press 5, send, wait for "sent".]
+
+    // A device key, to look for in the log later (the hub stops with the explorer).
+    let device = rest_get(&s.data_dir(), "/devices/sim-1");
+    let device_key = device["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Quit.
+    s.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after q");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+
+    // The log is in the state dir and holds no key or token.
+    let log = std::fs::read_to_string(s.log_file()).unwrap();
+    assert!(log.contains("local hub started"), "{log}");
+    let info = HubInfo::read(&s.data_dir()).unwrap();
+    let service_key = ServiceConnectionString::parse(&info.service_connection_string)
+        .unwrap()
+        .key;
+    for secret in [
+        service_key.as_str(),
+        device_key.as_str(),
+        "SharedAccessSignature",
+        "sig=",
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}");
+    }
+}
