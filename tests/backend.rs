@@ -404,11 +404,14 @@ async fn purge_reports_the_count_and_amqp_work_names_the_missing_client() {
         message_id: "m1".into(),
         ..C2dMessage::default()
     }));
-    let error = ex
-        .expect("c2d error", |e| match e {
-            HubEvent::Error(m) => Some(m.clone()),
+    let (id, reason) = ex
+        .expect("c2d failure", |e| match e {
+            HubEvent::C2dFailed { message_id, reason } => {
+                Some((message_id.clone(), reason.clone()))
+            }
             _ => None,
         })
         .await;
-    assert!(error.contains("AMQP client"), "{error}");
+    assert_eq!(id, "m1");
+    assert!(reason.contains("AMQP client"), "{reason}");
 }

@@ -80,6 +80,8 @@ pub enum Action {
     ToggleHelp,
     /// Esc: close the top layer.
     Back,
+    /// Ctrl-Z: the terminal loop suspends the process (listed here for `?`; `update` ignores it).
+    Suspend,
     // Lists.
     Up,
     Down,

@@ -138,6 +138,8 @@ pub enum Delivery {
     Sent,
     /// Feedback arrived: success, expired, deliveryCountExceeded, rejected, purged.
     Feedback(String),
+    /// Not sent: why, escaped.
+    Failed(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,6 +281,10 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
 pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
     let (id, delivery) = match event {
         HubEvent::C2dSent { message_id } => (message_id, Delivery::Sent),
+        HubEvent::C2dFailed { message_id, reason } => {
+            app.error(format!("not sent: {}", escape(reason)));
+            (message_id, Delivery::Failed(escape(reason).into_owned()))
+        }
         HubEvent::C2dFeedback {
             original_message_id,
             status,

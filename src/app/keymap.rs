@@ -91,6 +91,7 @@ pub static GLOBAL: &[Binding] = &[
     bind(&[key('4')], Action::SelectTab(Tab::Methods), "Methods tab"),
     bind(&[key('5')], Action::SelectTab(Tab::C2d), "C2D tab"),
     bind(&[code(KeyCode::Esc)], Action::Back, "back / close"),
+    bind(&[ctrl('z')], Action::Suspend, "suspend (fg resumes)"),
 ];
 
 pub static NAVIGATION: &[Binding] = &[

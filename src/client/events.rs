@@ -199,6 +199,11 @@ pub enum HubEvent {
     C2dSent {
         message_id: String,
     },
+    /// The hub did not take the message (or there is no sender); `reason` is one sentence.
+    C2dFailed {
+        message_id: String,
+        reason: String,
+    },
     C2dFeedback {
         original_message_id: String,
         status: String,

@@ -99,6 +99,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     (format!("feedback: {}", escape(s)), Role::Ok)
                 }
                 Delivery::Feedback(s) => (format!("feedback: {}", escape(s)), Role::Warn),
+                Delivery::Failed(_) => ("not sent".to_string(), Role::Error),
             };
             let lead = format!(
                 "{} → {} ",

@@ -13,7 +13,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 
 /// What the explorer's loop needs from a screen: a ratatui terminal to draw on, a way to
@@ -130,8 +130,13 @@ impl Screen for TerminalGuard {
         stop_until_continued();
         enter_modes(self.options)?;
         self.active = true;
-        // The shell drew over the screen meanwhile: forget what ratatui thinks is there.
-        self.terminal.clear()
+        // The shell drew over the screen meanwhile: clear it, and draw a blank frame so that
+        // ratatui's idea of the screen is blank too and the next frame is drawn in full.
+        // (`Terminal::clear` would read the cursor position, racing the event stream.)
+        execute!(io::stdout(), Clear(ClearType::All))?;
+        self.terminal
+            .draw(|frame| frame.render_widget(ratatui::widgets::Clear, frame.area()))?;
+        Ok(())
     }
 
     fn set_clipboard(&mut self, text: &str) -> io::Result<()> {

@@ -4,7 +4,8 @@
 //! `ConnectionState { backend: Backend::Messaging, .. }` as it connects, and send
 //! `HubEvent::C2dFeedback` for each feedback record from the feedback receiver), and `send`
 //! hands the message to it and answers `HubEvent::C2dSent { message_id }` once the hub
-//! accepted it. Keep the sender in `Ctx` (one AMQP link for all sends).
+//! accepted it (`HubEvent::C2dFailed` with one sentence when it did not). Keep the sender
+//! in `Ctx` (one AMQP link for all sends).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::Ctx;
 use super::link::describe_error;
 
 /// What the status bar and the C2D tab say until the AMQP client exists.
-pub(super) const NOT_BUILT: &str = "sending C2D needs the AMQP client (not built yet)";
+pub(super) const NOT_BUILT: &str = "C2D needs the AMQP client (not built yet)";
 
 /// Called once when the backend starts.
 pub(super) async fn announce(ctx: &Ctx) {
@@ -28,7 +29,11 @@ pub(super) async fn announce(ctx: &Ctx) {
 
 pub(super) async fn send(ctx: Arc<Ctx>, message: C2dMessage) {
     tracing::info!(device = %message.device_id, "C2D send requested; no AMQP sender yet");
-    ctx.send(HubEvent::Error(NOT_BUILT.into())).await;
+    ctx.send(HubEvent::C2dFailed {
+        message_id: message.message_id,
+        reason: NOT_BUILT.into(),
+    })
+    .await;
 }
 
 pub(super) async fn purge(ctx: Arc<Ctx>, device_id: String) {
