@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench first_frame` (BENCH_RUNS=N, default 20). Results go in BENCHMARKS.md.
 
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,16 +17,16 @@ use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
 
-/// Runs hubtui in a fresh 80x24 pty; returns the screen parser, the child and a writer.
-fn spawn(
-    home: &Path,
-    args: &[&str],
-) -> (
+/// The screen and the raw output, the child, its input, and the pty (kept open).
+type Running = (
     Arc<Mutex<(vt100::Parser, String)>>,
     Box<dyn portable_pty::Child + Send + Sync>,
     Box<dyn std::io::Write + Send>,
     Box<dyn portable_pty::MasterPty + Send>,
-) {
+);
+
+/// Runs hubtui in a fresh 80x24 pty.
+fn spawn(home: &Path, args: &[&str]) -> Running {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 24,
@@ -108,8 +108,6 @@ fn summary(name: &str, mut v: Vec<f64>) {
         v.len()
     );
 }
-
-use std::io::Write as _;
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would too: only run when benching.
