@@ -55,12 +55,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     if visible.is_empty() {
-        let text = if d.loading {
-            "Loading the device registry…"
-        } else {
-            "No devices. Press n to create one."
+        let problem = super::widgets::link_problem(app, crate::client::events::Backend::Service);
+        let text = match problem {
+            Some(p) => format!("No devices: {p}. r retries."),
+            None if d.loading => "Loading the device registry…".into(),
+            None => "No devices. Press n to create one.".into(),
         };
-        frame.render_widget(Paragraph::new(text).style(theme.style(Role::Muted)), inner);
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(theme.style(Role::Muted))
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            inner,
+        );
     } else {
         let height = inner.height.saturating_sub(1) as usize;
         let start = window_start(Some(d.selected), visible.len(), height);
