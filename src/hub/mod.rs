@@ -175,27 +175,28 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     let amqp_endpoint = amqp::AmqpEndpoint::new(&state, amqp_port);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(mqtt::serve(
-        mqtt_listener,
-        certs.server_config(&[b"mqtt"])?,
-        state.clone(),
-        shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(https::serve(
-        https_listener,
-        certs.server_config(&[b"h2", b"http/1.1"])?,
-        state.clone(),
-        shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(amqp::serve(
-        amqp_listener,
-        certs.server_config(&[])?,
-        state.clone(),
-        amqp_endpoint.clone(),
-        shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(retention(state.clone(), shutdown_rx)));
+    let tasks = vec![
+        tokio::spawn(mqtt::serve(
+            mqtt_listener,
+            certs.server_config(&[b"mqtt"])?,
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(https::serve(
+            https_listener,
+            certs.server_config(&[b"h2", b"http/1.1"])?,
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(amqp::serve(
+            amqp_listener,
+            certs.server_config(&[])?,
+            state.clone(),
+            amqp_endpoint.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(retention(state.clone(), shutdown_rx)),
+    ];
 
     let mut info = HubInfo::new(&state, ports);
     info.event_hub_compatible_connection_string = state.policy("iothubowner").map(|p| {

@@ -667,7 +667,7 @@ mod tests {
         let b = s.c2d_push(&c2d("d", b"2"), 2).unwrap().unwrap();
         assert!(a < b);
         assert_eq!(s.c2d_push(&c2d("d", b"3"), 2).unwrap(), None);
-        assert_eq!(s.c2d_push(&c2d("e", b"3"), 2).unwrap().is_some(), true);
+        assert!(s.c2d_push(&c2d("e", b"3"), 2).unwrap().is_some());
         let q = s.c2d_queue("d").unwrap();
         assert_eq!(
             q.iter().map(|r| r.body.clone()).collect::<Vec<_>>(),

@@ -163,14 +163,14 @@ impl NodeAddress {
             }
             _ => {}
         }
-        if let Some(rest) = lower.strip_prefix("messages/events") {
-            if rest.is_empty() || rest.starts_with('/') {
-                return NodeAddress::HubEvents {
-                    rest: path["messages/events".len()..]
-                        .trim_start_matches('/')
-                        .to_string(),
-                };
-            }
+        if let Some(rest) = lower.strip_prefix("messages/events")
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return NodeAddress::HubEvents {
+                rest: path["messages/events".len()..]
+                    .trim_start_matches('/')
+                    .to_string(),
+            };
         }
         if !segments.is_empty() && segments[0].eq_ignore_ascii_case(entity) {
             if segments.len() == 1 {

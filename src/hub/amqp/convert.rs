@@ -219,18 +219,20 @@ pub fn telemetry_event(rec: &TelemetryRecord) -> AmqpMessage {
     );
     ann.insert(sym(annotation::ENQUEUED_TIME), Value::Timestamp(at));
 
-    let mut props = Properties::default();
-    props.message_id = bag
-        .get(MESSAGE_ID)
-        .map(|s| MessageId::String(s.to_string()));
-    props.correlation_id = bag
-        .get(CORRELATION_ID)
-        .map(|s| MessageId::String(s.to_string()));
-    props.user_id = bag
-        .get(USER_ID)
-        .map(|s| Binary::from(s.as_bytes().to_vec()));
-    props.content_type = bag.get(CONTENT_TYPE).map(Symbol::from);
-    props.content_encoding = bag.get(CONTENT_ENCODING).map(Symbol::from);
+    let props = Properties {
+        message_id: bag
+            .get(MESSAGE_ID)
+            .map(|s| MessageId::String(s.to_string())),
+        correlation_id: bag
+            .get(CORRELATION_ID)
+            .map(|s| MessageId::String(s.to_string())),
+        user_id: bag
+            .get(USER_ID)
+            .map(|s| Binary::from(s.as_bytes().to_vec())),
+        content_type: bag.get(CONTENT_TYPE).map(Symbol::from),
+        content_encoding: bag.get(CONTENT_ENCODING).map(Symbol::from),
+        ..Default::default()
+    };
 
     let mut app: OrderedMap<String, SimpleValue> = OrderedMap::new();
     for (k, v) in bag.application() {
@@ -252,11 +254,13 @@ pub fn telemetry_event(rec: &TelemetryRecord) -> AmqpMessage {
 
 /// A response to a CBS or management request: correlation id = the request's message id.
 pub fn response(request: &AmqpMessage, status: i32, description: &str, body: Value) -> AmqpMessage {
-    let mut props = Properties::default();
-    props.correlation_id = request
-        .properties
-        .as_ref()
-        .and_then(|p| p.message_id.clone());
+    let props = Properties {
+        correlation_id: request
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_id.clone()),
+        ..Default::default()
+    };
     let mut app: OrderedMap<String, SimpleValue> = OrderedMap::new();
     app.insert(
         crate::iothub::amqp_model::STATUS_CODE.to_string(),

@@ -25,10 +25,14 @@ const PAGE: usize = 100;
 
 /// When the entity was created: the hub's first start, remembered in the store.
 fn created_ms(state: &HubState) -> i64 {
-    if let Ok(Some(v)) = state.store.meta_get(CREATED_KEY) {
-        if let Ok(ms) = v.parse() {
-            return ms;
-        }
+    if let Some(ms) = state
+        .store
+        .meta_get(CREATED_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+    {
+        return ms;
     }
     let now = HubState::now().timestamp_millis();
     let _ = state.store.meta_put(CREATED_KEY, &now.to_string());

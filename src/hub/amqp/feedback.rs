@@ -86,10 +86,12 @@ pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
 }
 
 fn batch_message(ctx: &ConnCtx, body: String) -> AmqpMessage {
-    let mut props = Properties::default();
-    props.message_id = Some(MessageId::String(uuid::Uuid::new_v4().to_string()));
-    props.content_type = Some(Symbol::from(FEEDBACK_CONTENT_TYPE));
-    props.user_id = Some(Binary::from(ctx.state.hub_name().as_bytes().to_vec()));
+    let props = Properties {
+        message_id: Some(MessageId::String(uuid::Uuid::new_v4().to_string())),
+        content_type: Some(Symbol::from(FEEDBACK_CONTENT_TYPE)),
+        user_id: Some(Binary::from(ctx.state.hub_name().as_bytes().to_vec())),
+        ..Default::default()
+    };
     Message {
         header: None,
         delivery_annotations: None,

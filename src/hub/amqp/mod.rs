@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SessionAcceptor,
+    SupportedReceiverSettleModes,
 };
 use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::types::definitions::Role;
+use fe2o3_amqp::types::definitions::{ReceiverSettleMode, Role};
 use fe2o3_amqp::types::messaging::TargetArchetype;
 use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::Value;
@@ -38,6 +39,8 @@ use super::state::HubState;
 use crate::iothub::amqp_model::{NodeAddress, condition, event_hub_name};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle timeout announced in Open (Event Hubs announces 4 minutes).
+const IDLE_TIMEOUT_MS: u32 = 240_000;
 
 /// What the endpoint needs to know about itself.
 #[derive(Clone, Debug)]
@@ -150,6 +153,9 @@ pub(crate) async fn serve_stream<Io>(
     let login = sasl.login.clone();
     let acceptor = ConnectionAcceptor::builder()
         .container_id(state.host_name.clone())
+        // Also keeps the Open frame's field list long enough for pyamqp, which
+        // indexes idle-time-out without checking the list's length.
+        .idle_time_out(IDLE_TIMEOUT_MS)
         .sasl_acceptor(sasl)
         .build();
     let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
@@ -241,7 +247,13 @@ fn reply_address(attach: &Attach) -> Option<String> {
 }
 
 async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>) {
-    let link_acceptor = LinkAcceptor::new();
+    // The hub settles what it receives at once (receiver-settle-mode first), as
+    // IoT Hub does: uamqp asks for "second" on its C2D link but completes a send
+    // only on a settled disposition.
+    let link_acceptor = LinkAcceptor::builder()
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        .build();
     while let Some(attach) = session.next_incoming_attach().await {
         let address = link_address(&attach);
         let node = NodeAddress::parse(&address, &ctx.endpoint.entity);
