@@ -73,6 +73,13 @@ pub fn verify_service_token(state: &HubState, token: &str) -> Result<Grant, Stri
     })
 }
 
+/// Service resources are compared without regard to case: Event Hubs paths are
+/// case-insensitive, and azure-eventhub scopes receiver tokens to
+/// `.../consumergroups/{group}` in lower case.
+fn covers(granted: &str, requested: &str) -> bool {
+    resource_covers(&granted.to_lowercase(), &requested.to_lowercase())
+}
+
 pub struct ConnAuth {
     grants: Mutex<Vec<Grant>>,
     changed: watch::Sender<u64>,
@@ -105,7 +112,7 @@ impl ConnAuth {
     fn best_expiry(&self, state: &HubState, resource: &str, permission: Permission) -> Option<u64> {
         self.grants()
             .iter()
-            .filter(|g| resource_covers(&g.resource, resource))
+            .filter(|g| covers(&g.resource, resource))
             .filter(|g| {
                 state
                     .policy(&g.policy)
@@ -122,10 +129,7 @@ impl ConnAuth {
         resource: &str,
         permission: Permission,
     ) -> Result<u64, String> {
-        let any_scope = self
-            .grants()
-            .iter()
-            .any(|g| resource_covers(&g.resource, resource));
+        let any_scope = self.grants().iter().any(|g| covers(&g.resource, resource));
         match self.best_expiry(state, resource, permission) {
             Some(exp) if exp > unix_now() => Ok(exp),
             Some(_) => Err(format!(

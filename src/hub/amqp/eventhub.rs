@@ -207,7 +207,10 @@ pub(super) async fn serve_partition(
     partition: String,
     filter: FilterSet,
 ) {
-    let resource = ctx.entity_resource();
+    let resource = format!(
+        "{}/ConsumerGroups/{consumer_group}/Partitions/{partition}",
+        ctx.entity_resource()
+    );
     if let Err(why) = ctx
         .auth
         .check(&ctx.state, &resource, Permission::ServiceConnect)

@@ -12,6 +12,7 @@ mod cbs;
 mod convert;
 mod eventhub;
 mod feedback;
+mod full_lists;
 mod redirect;
 mod sasl;
 
@@ -39,6 +40,8 @@ use super::state::HubState;
 use crate::iothub::amqp_model::{NodeAddress, condition, event_hub_name};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Links per session.
+const HANDLE_MAX: u32 = 4095;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
 const IDLE_TIMEOUT_MS: u32 = 240_000;
 
@@ -158,6 +161,7 @@ pub(crate) async fn serve_stream<Io>(
         .idle_time_out(IDLE_TIMEOUT_MS)
         .sasl_acceptor(sasl)
         .build();
+    let io = full_lists::FullLists::new(io);
     let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -178,7 +182,9 @@ pub(crate) async fn serve_stream<Io>(
     if let Some(grant) = login.lock().unwrap_or_else(|p| p.into_inner()).take() {
         ctx.auth.add(grant);
     }
-    let session_acceptor = SessionAcceptor::new();
+    // A handle-max equal to AMQP's default is encoded as null, which pyamqp reads
+    // as None and then compares with an int: announce an explicit limit.
+    let session_acceptor = SessionAcceptor::builder().handle_max(HANDLE_MAX).build();
     loop {
         let incoming = tokio::select! {
             s = conn.next_incoming_session() => s,
