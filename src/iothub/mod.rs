@@ -11,6 +11,8 @@ pub mod property_bag;
 pub mod query;
 pub mod sas;
 pub mod service_twin;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod topic;
 pub mod twin;
 pub mod twin_diff;

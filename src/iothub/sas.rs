@@ -254,6 +254,7 @@ pub fn derive_device_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iothub::test_rng::XorShift;
 
     /// Bytes 0x00..=0x1f.
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -514,19 +515,6 @@ mod tests {
     fn derives_group_enrollment_key() {
         assert_eq!(derive_device_key(KEY, "reg-01").unwrap(), PY_DERIVED_REG_01);
         assert_eq!(derive_device_key("!", "reg-01"), Err(SasError::BadKey));
-    }
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     #[test]
