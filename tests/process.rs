@@ -70,7 +70,7 @@ fn a_taken_port_fails_with_a_sentence_naming_the_flag() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    for flag in ["--mqtt-port", "--https-port"] {
+    for flag in ["--mqtt-port", "--https-port", "--amqp-port"] {
         let mut args = vec!["hub", "--data-dir", dir.path().to_str().unwrap()];
         let others = [
             ("--mqtt-port", "0"),

@@ -78,12 +78,19 @@ fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
     println!("  data dir:      {}", data_dir.display());
     println!("  MQTT (TLS):    {}:{}", info.host_name, info.ports.mqtt);
     println!("  HTTPS:         {}:{}", info.host_name, info.ports.https);
+    if let Some(amqp) = info.ports.amqp {
+        println!("  AMQP (TLS):    {}:{amqp}", info.host_name);
+    }
     println!(
         "  CA to trust:   {}",
         data_dir.join(&info.ca_certificate).display()
     );
     println!("  service connection string:");
     println!("    {}", info.service_connection_string);
+    if let Some(eh) = &info.event_hub_compatible_connection_string {
+        println!("  Event Hubs-compatible connection string (telemetry):");
+        println!("    {eh}");
+    }
     println!("Press Ctrl-C to stop.");
 }
 

@@ -49,7 +49,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the local IoT Hub (MQTT, HTTPS; official Azure SDKs connect unmodified).
+    /// Run the local IoT Hub (MQTT, AMQP, HTTPS; official Azure SDKs connect unmodified).
     Hub(hub_cmd::HubArgs),
     /// Saved hub profiles: add, list, remove.
     Hubs(hubs_cmd::HubsArgs),

@@ -9,8 +9,9 @@ use chrono::Utc;
 use super::sessions::SessionCommand;
 use super::state::HubState;
 use super::store::C2dRecord;
+use crate::iothub::amqp_model::{AckMode, FeedbackRecord, FeedbackStatus};
 use crate::iothub::error::{ErrorCode, ServiceError};
-use crate::iothub::property_bag::PropertyBag;
+use crate::iothub::property_bag::{IOTHUB_ACK, MESSAGE_ID, PropertyBag};
 
 /// A message ready to go to a device.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +26,21 @@ pub struct C2dDelivery {
 pub enum Retired {
     Expired,
     DeliveryCountExceeded,
+}
+
+impl From<Retired> for FeedbackStatus {
+    fn from(r: Retired) -> Self {
+        match r {
+            Retired::Expired => FeedbackStatus::Expired,
+            Retired::DeliveryCountExceeded => FeedbackStatus::DeliveryCountExceeded,
+        }
+    }
+}
+
+fn bag_of(rec: &C2dRecord) -> PropertyBag {
+    PropertyBag {
+        entries: serde_json::from_str(&rec.properties).unwrap_or_default(),
+    }
 }
 
 impl HubState {
@@ -95,7 +111,9 @@ impl HubState {
                 None
             };
             if let Some(why) = retired {
-                self.store.c2d_remove(rec.seq)?;
+                if self.store.c2d_remove(rec.seq)? {
+                    self.record_feedback(&rec, why.into())?;
+                }
                 tracing::info!(
                     device = device_id,
                     seq = rec.seq,
@@ -121,14 +139,50 @@ impl HubState {
         Ok(())
     }
 
-    /// The device acknowledged the message: it leaves the queue.
+    /// The device acknowledged the message: it leaves the queue (and positive or
+    /// full acknowledgement produces a feedback record).
     pub fn c2d_complete(&self, seq: i64) -> Result<bool, ServiceError> {
-        Ok(self.store.c2d_remove(seq)?)
+        let rec = self.store.c2d_get(seq)?;
+        let removed = self.store.c2d_remove(seq)?;
+        if let (true, Some(rec)) = (removed, rec) {
+            self.record_feedback(&rec, FeedbackStatus::Success)?;
+        }
+        Ok(removed)
     }
 
-    /// Empties a device's queue (DELETE /devices/{id}/commands).
+    /// Empties a device's queue (DELETE /devices/{id}/commands); messages that asked
+    /// for negative or full acknowledgement get a `Purged` feedback record.
     pub fn c2d_purge(&self, device_id: &str) -> Result<u64, ServiceError> {
         self.identity(device_id, None)?;
-        Ok(self.store.c2d_purge(device_id)?)
+        let queued = self.store.c2d_queue(device_id)?;
+        let n = self.store.c2d_purge(device_id)?;
+        for rec in &queued {
+            self.record_feedback(rec, FeedbackStatus::Purged)?;
+        }
+        Ok(n)
+    }
+
+    /// Stores a feedback record if the message's `iothub-ack` asks for this outcome.
+    fn record_feedback(&self, rec: &C2dRecord, status: FeedbackStatus) -> Result<(), ServiceError> {
+        let bag = bag_of(rec);
+        if !AckMode::parse(bag.get(IOTHUB_ACK)).wants(status) {
+            return Ok(());
+        }
+        let generation = self
+            .identity(&rec.device_id, None)
+            .map(|id| id.device.generation_id)
+            .unwrap_or_default();
+        let record = FeedbackRecord::new(
+            bag.get(MESSAGE_ID).unwrap_or_default(),
+            Utc::now(),
+            status,
+            &rec.device_id,
+            &generation,
+        );
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        self.store
+            .feedback_push(&json, Utc::now().timestamp_millis())?;
+        self.feedback.arrived.notify_waiters();
+        Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! The local IoT Hub: MQTT and HTTPS (and later AMQP) servers over one
 //! persistent state. Uses `iothub` only, never `client`, `app` or `ui`.
 
+pub mod amqp;
 pub mod c2d;
+pub mod feedback;
 pub mod fsutil;
 pub mod https;
 pub mod info;
@@ -41,7 +43,7 @@ pub struct HubOptions {
     pub bind: IpAddr,
     pub mqtt_port: u16,
     pub https_port: u16,
-    /// Reserved for the AMQP endpoint; recorded in hub.json once it is served.
+    /// AMQP over TLS: the service side and the Event Hubs-compatible endpoint.
     pub amqp_port: u16,
     pub host_name: String,
     pub settings: HubSettings,
@@ -163,15 +165,19 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
 
     let mqtt_listener = bind(opts.bind, opts.mqtt_port, "MQTT", "--mqtt-port").await?;
     let https_listener = bind(opts.bind, opts.https_port, "HTTPS", "--https-port").await?;
+    let amqp_listener = bind(opts.bind, opts.amqp_port, "AMQP", "--amqp-port").await?;
+    let amqp_port = amqp_listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let ports = info::Ports {
         mqtt: mqtt_listener.local_addr().map(|a| a.port()).unwrap_or(0),
-        amqp: None,
+        amqp: Some(amqp_port),
         https: https_listener.local_addr().map(|a| a.port()).unwrap_or(0),
     };
+    let amqp_endpoint = amqp::AmqpEndpoint::new(&state, amqp_port);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mqtt_tls = certs.server_config(&[b"mqtt"])?;
     let https_tls = certs.server_config(&[b"h2", b"http/1.1"])?;
+    let amqp_tls = certs.server_config(&[])?;
     let tasks = vec![
         tokio::spawn(mqtt::serve(
             mqtt_listener,
@@ -185,10 +191,26 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             state.clone(),
             shutdown_rx.clone(),
         )),
+        tokio::spawn(amqp::serve(
+            amqp_listener,
+            amqp_tls,
+            state.clone(),
+            amqp_endpoint.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(retention(state.clone(), shutdown_rx)),
     ];
 
-    let info = HubInfo::new(&state, ports);
+    let mut info = HubInfo::new(&state, ports);
+    info.event_hub_compatible_connection_string = state.policy("iothubowner").map(|p| {
+        crate::iothub::amqp_model::event_hub_connection_string(
+            &state.host_name,
+            amqp_port,
+            &p.name,
+            &p.primary_key,
+            &amqp_endpoint.entity,
+        )
+    });
     info.write(&opts.data_dir)
         .map_err(|source| HubError::Info {
             path: opts.data_dir.join(info::HUB_JSON),
@@ -203,7 +225,10 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     })
 }
 
-/// Applies telemetry retention once a minute.
+/// How long undelivered C2D feedback is kept (Azure's default feedback TTL).
+const FEEDBACK_TTL: Duration = Duration::from_secs(3600);
+
+/// Applies telemetry and feedback retention once a minute.
 async fn retention(state: Arc<HubState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -211,6 +236,10 @@ async fn retention(state: Arc<HubState>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 if let Err(e) = state.prune_telemetry() {
                     tracing::warn!(error = %e, "telemetry retention failed");
+                }
+                let floor = HubState::now().timestamp_millis() - FEEDBACK_TTL.as_millis() as i64;
+                if let Err(e) = state.store.feedback_prune(floor) {
+                    tracing::warn!(error = %e, "feedback retention failed");
                 }
             }
             _ = shutdown.changed() => return,

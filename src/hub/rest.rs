@@ -59,13 +59,13 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/query", post(query))
         .route(
             "/devices/{id}",
-            put(put_device).get(get_device).delete(delete_device),
+            put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route("/devices/{id}/commands", axum::routing::delete(purge_c2d))
         .route("/devices/{id}/modules", get(list_modules))
         .route(
             "/devices/{id}/modules/{mid}",
-            put(put_module).get(get_module).delete(delete_module),
+            put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route(
             "/twins/{id}",
@@ -74,14 +74,9 @@ pub fn router(state: Shared) -> Router {
         .route("/twins/{id}/methods", post(invoke_method))
         .route(
             "/twins/{id}/modules/{mid}",
-            get(get_module_twin)
-                .patch(patch_module_twin)
-                .put(replace_module_twin),
+            get(get_twin).patch(patch_twin).put(replace_twin),
         )
-        .route(
-            "/twins/{id}/modules/{mid}/methods",
-            post(invoke_module_method),
-        )
+        .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
         .route("/statistics/devices", get(statistics))
         .fallback(not_found)
         .with_state(state)
@@ -198,38 +193,45 @@ async fn list_devices(
     Ok(axum::Json(Value::Array(out)).into_response())
 }
 
-async fn put_device(
+/// The identity a route names: `{id}` or `{id}/modules/{mid}`.
+#[derive(Deserialize)]
+struct Target {
+    id: String,
+    mid: Option<String>,
+}
+
+async fn put_identity(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
     body: Bytes,
 ) -> ApiResult<Response> {
     authorize(&s, &h, &q, WRITE)?;
     let body = parse_json(&body)?;
-    let identity = s.put_identity(&id, None, &body, if_match(&h))?;
+    let identity = s.put_identity(&t.id, t.mid.as_deref(), &body, if_match(&h))?;
     Ok(identity_response(&identity))
 }
 
-async fn get_device(
+async fn get_identity(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
 ) -> ApiResult<Response> {
     authorize(&s, &h, &q, READ)?;
-    let identity = s.identity(&id, None)?;
+    let identity = s.identity(&t.id, t.mid.as_deref())?;
     Ok(identity_response(&identity))
 }
 
-async fn delete_device(
+async fn delete_identity(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
 ) -> ApiResult<StatusCode> {
     authorize(&s, &h, &q, WRITE)?;
-    s.delete_identity(&id, None, if_match(&h))?;
+    s.delete_identity(&t.id, t.mid.as_deref(), if_match(&h))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,47 +247,6 @@ async fn list_modules(
     Ok(axum::Json(Value::Array(out)).into_response())
 }
 
-async fn put_module(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    authorize(&s, &h, &q, WRITE)?;
-    let body = parse_json(&body)?;
-    let identity = s.put_identity(&id, Some(&mid), &body, if_match(&h))?;
-    Ok(json_with_etag(
-        identity_json(&identity),
-        &identity.device.etag,
-    ))
-}
-
-async fn get_module(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-) -> ApiResult<Response> {
-    authorize(&s, &h, &q, READ)?;
-    let identity = s.identity(&id, Some(&mid))?;
-    Ok(json_with_etag(
-        identity_json(&identity),
-        &identity.device.etag,
-    ))
-}
-
-async fn delete_module(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-) -> ApiResult<StatusCode> {
-    authorize(&s, &h, &q, WRITE)?;
-    s.delete_identity(&id, Some(&mid), if_match(&h))?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 fn twin_response(twin: Value) -> Response {
     let etag = twin
         .get("etag")
@@ -297,38 +258,27 @@ fn twin_response(twin: Value) -> Response {
 
 async fn get_twin(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
 ) -> ApiResult<Response> {
     authorize(&s, &h, &q, SERVICE_OR_READ)?;
-    Ok(twin_response(s.twin_json(&id, None)?))
-}
-
-async fn get_module_twin(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-) -> ApiResult<Response> {
-    authorize(&s, &h, &q, SERVICE_OR_READ)?;
-    Ok(twin_response(s.twin_json(&id, Some(&mid))?))
+    Ok(twin_response(s.twin_json(&t.id, t.mid.as_deref())?))
 }
 
 async fn update_twin(
     s: &HubState,
     h: &HeaderMap,
     q: &ApiVersion,
-    id: &str,
-    mid: Option<&str>,
+    t: &Target,
     body: &Bytes,
     replace: bool,
 ) -> ApiResult<Response> {
     authorize(s, h, q, SERVICE)?;
     let body = parse_json(body)?;
     Ok(twin_response(s.update_twin(
-        id,
-        mid,
+        &t.id,
+        t.mid.as_deref(),
         &body,
         if_match(h),
         replace,
@@ -337,42 +287,22 @@ async fn update_twin(
 
 async fn patch_twin(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    update_twin(&s, &h, &q, &id, None, &body, false).await
+    update_twin(&s, &h, &q, &t, &body, false).await
 }
 
 async fn replace_twin(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    update_twin(&s, &h, &q, &id, None, &body, true).await
-}
-
-async fn patch_module_twin(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    update_twin(&s, &h, &q, &id, Some(&mid), &body, false).await
-}
-
-async fn replace_module_twin(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    update_twin(&s, &h, &q, &id, Some(&mid), &body, true).await
+    update_twin(&s, &h, &q, &t, &body, true).await
 }
 
 async fn invoke(
@@ -437,22 +367,12 @@ async fn invoke(
 
 async fn invoke_method(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    Path(t): Path<Target>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &id, None, &body).await
-}
-
-async fn invoke_module_method(
-    State(s): State<Shared>,
-    Path((id, mid)): Path<(String, String)>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &id, Some(&mid), &body).await
+    invoke(&s, &h, &q, &t.id, t.mid.as_deref(), &body).await
 }
 
 async fn purge_c2d(

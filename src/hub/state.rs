@@ -52,6 +52,8 @@ pub struct HubState {
     pub policies: Vec<Policy>,
     pub sessions: Sessions,
     pub settings: HubSettings,
+    /// C2D feedback records on their way to service receivers.
+    pub feedback: super::feedback::FeedbackQueue,
     /// Every stored telemetry record, for live readers (AMQP, tests).
     pub telemetry: broadcast::Sender<Arc<TelemetryRecord>>,
     /// Last activity per identity; kept in memory and written on disconnect, because
@@ -86,6 +88,7 @@ impl HubState {
             policies,
             sessions: Sessions::new(),
             settings,
+            feedback: Default::default(),
             telemetry: broadcast::channel(4096).0,
             activity: Mutex::new(HashMap::new()),
         });

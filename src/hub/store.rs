@@ -96,7 +96,32 @@ CREATE TABLE IF NOT EXISTS telemetry (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS telemetry_by_partition ON telemetry (partition, partition_seq);
 CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (enqueued_ms);
+CREATE TABLE IF NOT EXISTS c2d_feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record TEXT NOT NULL,
+    enqueued_ms INTEGER NOT NULL
+);
 ";
+
+/// A C2D feedback record waiting for a service to receive it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedbackRow {
+    pub seq: i64,
+    /// JSON of one feedback record, owned by the c2d module.
+    pub record: String,
+    pub enqueued_ms: i64,
+}
+
+/// What the Event Hubs management READ reports about a partition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionStats {
+    /// First retained sequence number (the next one when the partition is empty).
+    pub begin_seq: i64,
+    /// Last sequence number given out, -1 if none ever was.
+    pub last_seq: i64,
+    pub last_enqueued_ms: Option<i64>,
+    pub is_empty: bool,
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -325,6 +350,85 @@ impl Store {
             == 1)
     }
 
+    pub fn c2d_get(&self, seq: i64) -> Result<Option<C2dRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT seq, device_id, properties, body, enqueued_ms, expiry_ms, delivery_count
+                 FROM c2d WHERE seq = ?1",
+                [seq],
+                |r| {
+                    Ok(C2dRecord {
+                        seq: r.get(0)?,
+                        device_id: r.get(1)?,
+                        properties: r.get(2)?,
+                        body: r.get(3)?,
+                        enqueued_ms: r.get(4)?,
+                        expiry_ms: r.get(5)?,
+                        delivery_count: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn feedback_push(&self, record: &str, enqueued_ms: i64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO c2d_feedback (record, enqueued_ms) VALUES (?1, ?2)",
+            params![record, enqueued_ms],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Up to `limit` feedback records in order, skipping `exclude` (in flight).
+    pub fn feedback_pending(
+        &self,
+        limit: usize,
+        exclude: &std::collections::HashSet<i64>,
+    ) -> Result<Vec<FeedbackRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, record, enqueued_ms FROM c2d_feedback ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FeedbackRow {
+                seq: r.get(0)?,
+                record: r.get(1)?,
+                enqueued_ms: r.get(2)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            if !exclude.contains(&row.seq) {
+                out.push(row);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes delivered (or expired) feedback records.
+    pub fn feedback_remove(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for s in seqs {
+            tx.execute("DELETE FROM c2d_feedback WHERE seq = ?1", [s])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops feedback records enqueued before `min_enqueued_ms` (feedback TTL).
+    pub fn feedback_prune(&self, min_enqueued_ms: i64) -> Result<u64, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM c2d_feedback WHERE enqueued_ms < ?1",
+            [min_enqueued_ms],
+        )? as u64)
+    }
+
     /// Empties a device's queue; returns how many messages were removed.
     pub fn c2d_purge(&self, device_id: &str) -> Result<u64, StoreError> {
         Ok(self
@@ -390,6 +494,67 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Retention window and last event of a partition.
+    pub fn telemetry_stats(&self, partition: u32) -> Result<PartitionStats, StoreError> {
+        let conn = self.conn();
+        let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT MIN(partition_seq), MAX(partition_seq) FROM telemetry WHERE partition = ?1",
+            [partition],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let floor: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [format!("telemetry_floor_{partition}")],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let last_enqueued_ms: Option<i64> = match max {
+            Some(m) => conn
+                .query_row(
+                    "SELECT enqueued_ms FROM telemetry WHERE partition = ?1 AND partition_seq = ?2",
+                    params![partition, m],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
+        Ok(match (min, max) {
+            (Some(min), Some(max)) => PartitionStats {
+                begin_seq: min,
+                last_seq: max,
+                last_enqueued_ms,
+                is_empty: false,
+            },
+            _ => PartitionStats {
+                begin_seq: floor,
+                last_seq: floor - 1,
+                last_enqueued_ms: None,
+                is_empty: true,
+            },
+        })
+    }
+
+    /// The first sequence number of a partition enqueued after (or at, if `inclusive`)
+    /// `millis`; None when there is none yet.
+    pub fn telemetry_seq_after_time(
+        &self,
+        partition: u32,
+        millis: i64,
+        inclusive: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = if inclusive {
+            "SELECT MIN(partition_seq) FROM telemetry WHERE partition = ?1 AND enqueued_ms >= ?2"
+        } else {
+            "SELECT MIN(partition_seq) FROM telemetry WHERE partition = ?1 AND enqueued_ms > ?2"
+        };
+        Ok(self
+            .conn()
+            .query_row(sql, params![partition, millis], |r| r.get(0))?)
     }
 
     /// Drops telemetry older than `min_enqueued_ms` and keeps at most `max_count` records.
@@ -545,6 +710,52 @@ mod tests {
             left.iter().map(|r| r.partition_seq).collect::<Vec<_>>(),
             vec![3, 4]
         );
+    }
+
+    #[test]
+    fn partition_stats_and_time_lookup() {
+        let s = Store::in_memory().unwrap();
+        let rec = |t: i64| TelemetryRecord {
+            seq: 0,
+            partition: 2,
+            partition_seq: 0,
+            enqueued_ms: t,
+            device_id: "d".into(),
+            module_id: None,
+            properties: "{}".into(),
+            body: vec![],
+        };
+        let empty = s.telemetry_stats(2).unwrap();
+        assert!(empty.is_empty);
+        assert_eq!((empty.begin_seq, empty.last_seq), (0, -1));
+        s.telemetry_append(&rec(10)).unwrap();
+        s.telemetry_append(&rec(20)).unwrap();
+        let st = s.telemetry_stats(2).unwrap();
+        assert_eq!(
+            (st.begin_seq, st.last_seq, st.last_enqueued_ms),
+            (0, 1, Some(20))
+        );
+        assert_eq!(s.telemetry_seq_after_time(2, 10, false).unwrap(), Some(1));
+        assert_eq!(s.telemetry_seq_after_time(2, 10, true).unwrap(), Some(0));
+        assert_eq!(s.telemetry_seq_after_time(2, 20, false).unwrap(), None);
+        s.telemetry_prune(100, 1000).unwrap();
+        let pruned = s.telemetry_stats(2).unwrap();
+        assert!(pruned.is_empty);
+        assert_eq!((pruned.begin_seq, pruned.last_seq), (2, 1));
+    }
+
+    #[test]
+    fn feedback_rows_skip_in_flight_and_are_removed() {
+        let s = Store::in_memory().unwrap();
+        let a = s.feedback_push("a", 1).unwrap();
+        let b = s.feedback_push("b", 5).unwrap();
+        let none = std::collections::HashSet::new();
+        assert_eq!(s.feedback_pending(10, &none).unwrap().len(), 2);
+        let skip_a: std::collections::HashSet<i64> = [a].into();
+        assert_eq!(s.feedback_pending(10, &skip_a).unwrap()[0].seq, b);
+        s.feedback_remove(&[a]).unwrap();
+        assert_eq!(s.feedback_prune(6).unwrap(), 1);
+        assert!(s.feedback_pending(10, &none).unwrap().is_empty());
     }
 
     #[test]

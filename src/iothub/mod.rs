@@ -1,6 +1,7 @@
 //! The IoT Hub protocol model: every wire string is built and parsed here, once.
 //! Pure: no sockets, no tokio.
 
+pub mod amqp_model;
 pub mod connection_string;
 pub mod device;
 pub mod encoding;
@@ -10,6 +11,8 @@ pub mod property_bag;
 pub mod query;
 pub mod sas;
 pub mod service_twin;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod topic;
 pub mod twin;
 pub mod twin_diff;

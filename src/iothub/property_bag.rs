@@ -140,6 +140,7 @@ fn lenient_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iothub::test_rng::XorShift;
 
     fn entries(bag: &PropertyBag) -> Vec<(&str, Option<&str>)> {
         bag.entries
@@ -236,19 +237,6 @@ mod tests {
         assert_eq!(bag.format(), "%24.mid=m2&k");
         assert_eq!(bag.system("mid"), Some("m2"));
         assert_eq!(bag.application().count(), 1);
-    }
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     #[test]

@@ -174,6 +174,37 @@ pub fn verify_token(token: &SasToken, key_base64: &str, now_unix: u64) -> Result
     Ok(())
 }
 
+/// Event Hubs tokens: the HMAC key is the shared access key's UTF-8 text, not its
+/// base64-decoded bytes (azure-eventhub `_generate_sas_token`, Service Bus docs).
+pub fn verify_event_hubs_token(token: &SasToken, key: &str, now_unix: u64) -> Result<(), SasError> {
+    let mut mac =
+        HmacSha256::new_from_slice(key.trim().as_bytes()).map_err(|_| SasError::BadKey)?;
+    mac.update(format!("{}\n{}", token.raw_resource, token.expiry).as_bytes());
+    let given = BASE64
+        .decode(token.signature.trim())
+        .map_err(|_| SasError::SignatureMismatch)?;
+    mac.verify_slice(&given)
+        .map_err(|_| SasError::SignatureMismatch)?;
+    if token.expiry <= now_unix {
+        return Err(SasError::Expired);
+    }
+    Ok(())
+}
+
+/// Mints an Event Hubs token as azure-eventhub does: `sr` = quote_plus(uri), HMAC keyed
+/// with the key's UTF-8 text.
+pub fn generate_event_hubs_token(uri: &str, key: &str, key_name: &str, expiry_unix: u64) -> String {
+    let sr = url_encode(uri);
+    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{sr}\n{expiry_unix}").as_bytes());
+    let sig = BASE64.encode(mac.finalize().into_bytes());
+    format!(
+        "{SAS_PREFIX}sr={sr}&sig={}&se={expiry_unix}&skn={}",
+        url_encode(&sig),
+        url_encode(key_name)
+    )
+}
+
 /// Does a token for `granted` (e.g. "h.azure-devices.net/devices") cover `requested`
 /// ("h.azure-devices.net/devices/d1")? Per path segment prefix; host compared case-insensitively;
 /// scheme ("https://", "sb://", "amqps://") and trailing '/' ignored.
@@ -223,6 +254,7 @@ pub fn derive_device_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iothub::test_rng::XorShift;
 
     /// Bytes 0x00..=0x1f.
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -232,6 +264,7 @@ mod tests {
     const PY_DEVICE_TOKEN: &str = "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev1&sig=i%2BYmMcSSZc4KzBi6ejz3l0iL%2B2sN0CE3q6vSm837h2g%3D&se=1700000000";
     const PY_RAW_SR_SIG: &str = "MXrV7dIYA4Nv1boM3d4kgQQtxA3MyMN%2FBRPwZ8fvsA0%3D";
     const PY_SERVICE_SIG: &str = "iIzEw6hi6GK79RY5jNXO6QeQkSL%2FAx4zTmy44X2G1VY%3D";
+    const EH_TOKEN: &str = "SharedAccessSignature sr=sb%3A%2F%2Flocalhost%2Feh&sig=HmzdplT08TynIfVlGuYuQUygFv%2BfodKJlwdNUAjbnic%3D&se=1700000000&skn=iothubowner";
     const PY_DERIVED_REG_01: &str = "loIcOklwYeGOA435V7aqfiADrvH7eV6ntyrboHz4F4E=";
 
     #[test]
@@ -459,22 +492,29 @@ mod tests {
     }
 
     #[test]
+    fn event_hubs_tokens_sign_with_the_key_text() {
+        // Vector: python3 azure-eventhub style, key text "S2V5" (UTF-8 bytes, not decoded).
+        let t = SasToken::parse(EH_TOKEN).unwrap();
+        assert_eq!(verify_event_hubs_token(&t, "S2V5", 1_699_999_999), Ok(()));
+        assert_eq!(
+            verify_event_hubs_token(&t, "S2V5", 1_700_000_000),
+            Err(SasError::Expired)
+        );
+        assert_eq!(
+            verify_token(&t, "S2V5", 0),
+            Err(SasError::SignatureMismatch),
+            "an IoT Hub (base64-decoded key) check does not accept it"
+        );
+        assert_eq!(
+            generate_event_hubs_token("sb://localhost/eh", "S2V5", "iothubowner", 1_700_000_000),
+            EH_TOKEN
+        );
+    }
+
+    #[test]
     fn derives_group_enrollment_key() {
         assert_eq!(derive_device_key(KEY, "reg-01").unwrap(), PY_DERIVED_REG_01);
         assert_eq!(derive_device_key("!", "reg-01"), Err(SasError::BadKey));
-    }
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     #[test]

@@ -473,6 +473,7 @@ fn parse_int<T: std::str::FromStr>(s: &str) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iothub::test_rng::XorShift;
 
     fn bag(s: &str) -> PropertyBag {
         PropertyBag::parse(s).unwrap()
@@ -824,19 +825,6 @@ mod tests {
                 Err(TopicError::BadUsername(bad.into())),
                 "{bad}"
             );
-        }
-    }
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests for query.rs: parsing, evaluation, errors, and a seeded no-panic smoke test.
 
 use super::*;
+use crate::iothub::test_rng::XorShift;
 use serde_json::json;
 
 fn twin() -> Value {
@@ -350,21 +351,6 @@ fn deep_nesting_is_an_error_not_a_crash() {
 }
 
 /// xorshift64: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn garbage_never_panics() {
     let seeds = [
