@@ -266,7 +266,7 @@ fn service_bound<T: Send + 'static>(
                 Ok(()) => break,
                 Err(e) if e.is_fatal() => {
                     let _ = tx.send(state(LinkState::Failed, Some(e.to_string()))).await;
-                    break;
+                    return;
                 }
                 Err(e) => {
                     let _ = tx

@@ -103,7 +103,10 @@ impl ServiceSession {
             credentials,
             token_expiry: 0,
         };
-        s.put_token().await?;
+        if let Err(e) = s.put_token().await {
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.close()).await;
+            return Err(e);
+        }
         Ok(s)
     }
 

@@ -188,7 +188,7 @@ impl Reader {
                 Ended::Shutdown => break,
                 Ended::Failed(e) if e.is_fatal() => {
                     self.state(LinkState::Failed, Some(e.to_string())).await;
-                    break;
+                    return;
                 }
                 Ended::Failed(e) => {
                     tracing::debug!(error = %e, "telemetry reader reconnecting");
