@@ -17,7 +17,7 @@ pub enum Trust {
     CaPem(String),
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum TlsError {
     #[error("the CA certificate cannot be used: {0}")]
     CaPem(String),

@@ -109,6 +109,117 @@ pub fn condition_for(code_name: &str) -> &'static str {
     }
 }
 
+/// CBS token type of a SAS token.
+pub const CBS_SAS_TOKEN_TYPE: &str = "servicebus.windows.net:sastoken";
+/// Application property carrying the token's expiry on a put-token request.
+pub const CBS_EXPIRATION: &str = "expiration";
+
+/// AMQP over TLS: IoT Hub and Event Hubs listen here.
+pub const AMQPS_PORT: u16 = 5671;
+/// AMQP over WebSockets (and HTTPS) port.
+pub const WEBSOCKET_PORT: u16 = 443;
+/// WebSocket path of the IoT Hub service endpoint.
+pub const IOTHUB_WEBSOCKET_PATH: &str = "/$iothub/websocket";
+/// WebSocket path of an Event Hubs namespace (the built-in endpoint, custom Event Hubs).
+pub const EVENTHUB_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
+/// The WebSocket subprotocol the Azure IoT SDKs ask for.
+pub const WEBSOCKET_SUBPROTOCOL: &str = "AMQPWSB10";
+
+/// The consumer group every Event Hub has.
+pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
+
+/// Addresses a service client attaches to.
+pub mod node {
+    /// C2D send (sender link target).
+    pub const DEVICEBOUND: &str = "/messages/devicebound";
+    /// C2D feedback (receiver link source).
+    pub const FEEDBACK: &str = "/messages/serviceBound/feedback";
+    /// File upload notifications (receiver link source).
+    pub const FILE_NOTIFICATIONS: &str = "/messages/serviceBound/filenotifications";
+}
+
+/// Names under which a telemetry reader reports an event's AMQP properties, as
+/// the Event Hubs SDKs name them.
+pub mod system_property {
+    pub const MESSAGE_ID: &str = "message-id";
+    pub const CORRELATION_ID: &str = "correlation-id";
+    pub const USER_ID: &str = "user-id";
+    pub const TO: &str = "to";
+    pub const CONTENT_TYPE: &str = "content-type";
+    pub const CONTENT_ENCODING: &str = "content-encoding";
+    pub const ABSOLUTE_EXPIRY_TIME: &str = "absolute-expiry-time";
+    pub const CREATION_TIME: &str = "creation-time";
+}
+
+/// `properties.to` of a C2D message for `device_id` (URL-encoded, as the SDKs send it).
+pub fn c2d_to(device_id: &str) -> String {
+    format!(
+        "/devices/{}/messages/devicebound",
+        super::encoding::url_encode(device_id)
+    )
+}
+
+/// The hub's own address for a partition (answered with a redirect).
+pub fn hub_events_address(consumer_group: &str, partition: &str) -> String {
+    format!("messages/events/ConsumerGroups/{consumer_group}/Partitions/{partition}")
+}
+
+/// A partition receiver's source address on an Event Hubs-compatible entity.
+pub fn partition_address(
+    host: &str,
+    entity: &str,
+    consumer_group: &str,
+    partition: &str,
+) -> String {
+    format!("amqps://{host}/{entity}/ConsumerGroups/{consumer_group}/Partitions/{partition}")
+}
+
+/// The audience (and token resource) of an Event Hubs entity: `sb://{host}/{entity}`.
+pub fn event_hubs_audience(host: &str, entity: &str) -> String {
+    format!("sb://{host}/{entity}")
+}
+
+/// Where a redirect sends a client: the Event Hubs-compatible host, port and entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectTarget {
+    pub host: String,
+    pub port: u16,
+    pub entity: String,
+}
+
+/// Reads a redirect from its `info` values. The entity is the first path segment of
+/// `address` (`amqps://{host}:{port}/{entity}/...`); the host is `hostname`, else the
+/// address's; the port is `port`, else the address's, else 5671.
+pub fn parse_redirect(
+    hostname: Option<&str>,
+    port: Option<i64>,
+    address: &str,
+) -> Option<RedirectTarget> {
+    let rest = address.trim().split_once("://").map(|(_, r)| r)?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (addr_host, addr_port) = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
+            (h, p.parse::<u16>().ok())
+        }
+        _ => (authority, None),
+    };
+    let entity = path.split('/').find(|s| !s.is_empty())?.to_string();
+    let host = hostname.filter(|h| !h.is_empty()).unwrap_or(addr_host);
+    if host.is_empty() {
+        return None;
+    }
+    let port = port
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .or(addr_port)
+        .unwrap_or(AMQPS_PORT);
+    Some(RedirectTarget {
+        host: host.to_string(),
+        port,
+        entity,
+    })
+}
+
 /// What a link address names on the hub (or its Event Hubs-compatible entity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeAddress {
@@ -308,6 +419,26 @@ pub fn parse_selector(expr: &str) -> Result<StartPosition, FilterError> {
     }
 }
 
+/// The selector filter expression for a start position, as azure-eventhub writes it
+/// (the inverse of [`parse_selector`]).
+pub fn selector_expression(start: &StartPosition) -> String {
+    let op = |inclusive: bool| if inclusive { ">=" } else { ">" };
+    match start {
+        StartPosition::Start => "amqp.annotation.x-opt-offset > '-1'".to_string(),
+        StartPosition::End => "amqp.annotation.x-opt-offset > '@latest'".to_string(),
+        StartPosition::Sequence { value, inclusive } => format!(
+            "amqp.annotation.{} {} '{value}'",
+            annotation::SEQUENCE_NUMBER,
+            op(*inclusive)
+        ),
+        StartPosition::EnqueuedTime { millis, inclusive } => format!(
+            "amqp.annotation.{} {} '{millis}'",
+            annotation::ENQUEUED_TIME,
+            op(*inclusive)
+        ),
+    }
+}
+
 /// `iothub-ack` of a C2D message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckMode {
@@ -325,6 +456,16 @@ impl AckMode {
             Some("negative") => AckMode::Negative,
             Some("full") => AckMode::Full,
             _ => AckMode::None,
+        }
+    }
+
+    /// The value of `iothub-ack` for this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckMode::None => "none",
+            AckMode::Positive => "positive",
+            AckMode::Negative => "negative",
+            AckMode::Full => "full",
         }
     }
 
@@ -395,6 +536,29 @@ impl FeedbackRecord {
 /// The body of one feedback message: a JSON array of records.
 pub fn feedback_batch_body(records: &[FeedbackRecord]) -> String {
     serde_json::to_string(records).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Parses a feedback message body (a JSON array of records).
+pub fn parse_feedback_batch(body: &[u8]) -> Result<Vec<FeedbackRecord>, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// A file upload notification, as IoT Hub sends it on `filenotifications`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileNotification {
+    pub device_id: String,
+    pub blob_uri: String,
+    pub blob_name: String,
+    pub last_updated_time: String,
+    pub blob_size_in_bytes: u64,
+    pub enqueued_time_utc: String,
+}
+
+impl FileNotification {
+    pub fn parse(body: &[u8]) -> Result<FileNotification, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
 }
 
 #[cfg(test)]
@@ -547,6 +711,130 @@ mod tests {
             feedback_batch_body(&[r]),
             r#"[{"originalMessageId":"0987654321","enqueuedTimeUtc":"2015-07-28T16:24:48.789Z","statusCode":"Success","description":"Success","deviceId":"123","deviceGenerationId":"g1"}]"#
         );
+    }
+
+    #[test]
+    fn selector_expressions_round_trip() {
+        use StartPosition::*;
+        for start in [
+            Start,
+            End,
+            Sequence {
+                value: 41,
+                inclusive: false,
+            },
+            Sequence {
+                value: 7,
+                inclusive: true,
+            },
+            EnqueuedTime {
+                millis: 1_700_000_000_123,
+                inclusive: false,
+            },
+        ] {
+            let expr = selector_expression(&start);
+            assert_eq!(parse_selector(&expr).unwrap(), start, "{expr}");
+        }
+        assert_eq!(
+            selector_expression(&Sequence {
+                value: 41,
+                inclusive: false
+            }),
+            "amqp.annotation.x-opt-sequence-number > '41'"
+        );
+    }
+
+    #[test]
+    fn redirects_are_read_from_their_info() {
+        // The real capture from a hub (a $management redirect).
+        let t = parse_redirect(
+            Some("iothub-ns-smartiot-1382746-675594b872.servicebus.windows.net"),
+            Some(5671),
+            "amqps://iothub-ns-smartiot-1382746-675594b872.servicebus.windows.net:5671/smartiot/$management",
+        )
+        .unwrap();
+        assert_eq!(t.entity, "smartiot");
+        assert_eq!(t.port, 5671);
+        assert_eq!(
+            t.host,
+            "iothub-ns-smartiot-1382746-675594b872.servicebus.windows.net"
+        );
+        // What the local hub sends, and what only an address gives.
+        let local = redirect_address(
+            "localhost",
+            45123,
+            E,
+            "ConsumerGroups/$Default/Partitions/0",
+        );
+        assert_eq!(
+            parse_redirect(Some("localhost"), Some(45123), &local).unwrap(),
+            RedirectTarget {
+                host: "localhost".into(),
+                port: 45123,
+                entity: E.into()
+            }
+        );
+        let bare = parse_redirect(None, None, "amqps://ns.example.org/eh/").unwrap();
+        assert_eq!((bare.host.as_str(), bare.port), ("ns.example.org", 5671));
+        assert_eq!(parse_redirect(None, None, "amqps://ns.example.org/"), None);
+        assert_eq!(parse_redirect(None, None, "not an address"), None);
+    }
+
+    #[test]
+    fn client_addresses() {
+        assert_eq!(c2d_to("a b/c"), "/devices/a%20b%2Fc/messages/devicebound");
+        assert_eq!(c2d_device_id(&c2d_to("a b/c")).as_deref(), Some("a b/c"));
+        assert_eq!(
+            NodeAddress::parse(&hub_events_address("$Default", "3"), E),
+            NodeAddress::HubEvents {
+                rest: "ConsumerGroups/$Default/Partitions/3".into()
+            }
+        );
+        assert_eq!(
+            NodeAddress::parse(&partition_address("localhost:5999", E, "cg", "2"), E),
+            NodeAddress::Partition {
+                consumer_group: "cg".into(),
+                partition: "2".into()
+            }
+        );
+        assert_eq!(
+            NodeAddress::parse(node::DEVICEBOUND, E),
+            NodeAddress::DeviceBound
+        );
+        assert_eq!(NodeAddress::parse(node::FEEDBACK, E), NodeAddress::Feedback);
+        assert_eq!(
+            NodeAddress::parse(node::FILE_NOTIFICATIONS, E),
+            NodeAddress::FileNotifications
+        );
+        assert_eq!(
+            event_hubs_audience("h:1", E),
+            "sb://h:1/iothub-ehub-localhost"
+        );
+        for m in [
+            AckMode::None,
+            AckMode::Positive,
+            AckMode::Negative,
+            AckMode::Full,
+        ] {
+            assert_eq!(AckMode::parse(Some(m.as_str())), m);
+        }
+    }
+
+    #[test]
+    fn feedback_and_file_notifications_parse() {
+        let records = parse_feedback_batch(
+            br#"[{"originalMessageId":"0987654321","enqueuedTimeUtc":"2015-07-28T16:24:48.789Z","statusCode":"Success","description":"Success","deviceId":"123","deviceGenerationId":"g"}]"#,
+        )
+        .unwrap();
+        assert_eq!(records[0].status_code, FeedbackStatus::Success);
+        assert_eq!(records[0].original_message_id, "0987654321");
+        let n = FileNotification::parse(
+            br#"{"deviceId":"mydevice","blobUri":"https://acct.blob.core.windows.net/c/mydevice/myfile.jpg","blobName":"mydevice/myfile.jpg","lastUpdatedTime":"2016-06-01T21:22:41+00:00","blobSizeInBytes":1234,"enqueuedTimeUtc":"2016-06-01T21:22:43.7996883Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(n.device_id, "mydevice");
+        assert_eq!(n.blob_size_in_bytes, 1234);
+        assert!(parse_feedback_batch(b"{}").is_err());
     }
 
     #[test]

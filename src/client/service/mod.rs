@@ -1,6 +1,12 @@
-//! The service side of a hub: REST today (identities, twins, methods, queries,
-//! purge); AMQP (telemetry, C2D, feedback) joins it here.
+//! The service side of a hub: REST (identities, twins, methods, queries, purge) and
+//! AMQP (telemetry reader, C2D sender, feedback and file-notification receivers).
 
+pub mod amqp;
 mod rest;
 
+pub use amqp::{
+    AmqpOptions, AmqpTransport, C2dSender, MessagingError, Proxy, ReadFrom, ReaderTask,
+    StreamUpdate, TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
+    receive_file_notifications,
+};
 pub use rest::*;

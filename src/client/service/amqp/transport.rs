@@ -1,0 +1,356 @@
+//! Opening an AMQP connection to IoT Hub or an Event Hubs namespace: TLS on 5671, or
+//! TLS plus WebSockets on 443 (optionally through an HTTP CONNECT proxy), then SASL
+//! ANONYMOUS (the client authorizes with CBS afterwards, as the Azure SDKs do).
+//!
+//! TLS is always done here with tokio-rustls and the caller's [`Trust`], directly on
+//! the socket, the way Azure expects (what fe2o3's `alt_tls_establishment(true)` would
+//! do); fe2o3 then speaks plain AMQP over the encrypted stream.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use fe2o3_amqp::Connection;
+use fe2o3_amqp::connection::ConnectionHandle;
+use fe2o3_amqp::sasl_profile::SaslProfile;
+use fe2o3_amqp_ws::WebSocketStream;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::MessagingError;
+use crate::client::tls::Trust;
+use crate::iothub::amqp_model::{AMQPS_PORT, WEBSOCKET_PORT};
+
+/// How AMQP reaches the hub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AmqpTransport {
+    /// AMQP over TLS, port 5671.
+    #[default]
+    Tcp,
+    /// AMQP over WebSockets over TLS, port 443: for networks that block 5671.
+    WebSockets,
+}
+
+/// Which HTTP proxy the WebSocket transport tunnels through (HTTP CONNECT).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Proxy {
+    /// `HTTPS_PROXY` (or `https_proxy`), unless `NO_PROXY` names the host.
+    #[default]
+    FromEnvironment,
+    /// Connect directly.
+    None,
+    /// This proxy, `http://[user:password@]host:port`.
+    Url(String),
+}
+
+/// How to connect, shared by the telemetry reader, the C2D sender and the
+/// service-bound receivers.
+#[derive(Clone, Debug)]
+pub struct AmqpOptions {
+    pub trust: Trust,
+    pub transport: AmqpTransport,
+    /// Port of the hub's endpoint for the transport; None is Azure's (5671 or 443).
+    /// The local hub's ports are in hub.json (`amqp` for Tcp, `https` for WebSockets).
+    pub port: Option<u16>,
+    /// Used by the WebSocket transport only.
+    pub proxy: Proxy,
+    /// Limit on TCP connect, proxy tunnel, TLS, WebSocket and AMQP open together.
+    pub connect_timeout: Duration,
+}
+
+impl Default for AmqpOptions {
+    fn default() -> Self {
+        AmqpOptions {
+            trust: Trust::PlatformRoots,
+            transport: AmqpTransport::Tcp,
+            port: None,
+            proxy: Proxy::FromEnvironment,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl AmqpOptions {
+    /// The port to dial for the hub itself.
+    pub(crate) fn hub_port(&self) -> u16 {
+        self.port.unwrap_or(match self.transport {
+            AmqpTransport::Tcp => AMQPS_PORT,
+            AmqpTransport::WebSockets => WEBSOCKET_PORT,
+        })
+    }
+}
+
+/// Where to connect: `host:port`, and the WebSocket path when the transport uses one.
+pub(crate) struct Endpoint<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub websocket_path: &'a str,
+}
+
+impl Endpoint<'_> {
+    fn label(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A proxy to tunnel through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProxyTarget {
+    pub host: String,
+    pub port: u16,
+    /// `user:password` for Basic authentication.
+    pub credentials: Option<String>,
+}
+
+/// Parses `http://[user:pass@]host[:port][/]` (scheme optional, port 80 by default for
+/// http, 443 for https).
+pub(crate) fn parse_proxy(url: &str) -> Option<ProxyTarget> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next().unwrap_or("");
+    let (credentials, hostport) = match authority.rsplit_once('@') {
+        Some((c, h)) => (Some(c.to_string()), h),
+        None => (None, authority),
+    };
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => match p.parse() {
+            Ok(p) => (h, p),
+            Err(_) => return None,
+        },
+        _ => (hostport, default_port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| ProxyTarget {
+        host: host.to_string(),
+        port,
+        credentials: credentials.map(|c| crate::iothub::encoding::url_decode(&c).unwrap_or(c)),
+    })
+}
+
+/// Does `NO_PROXY` (comma-separated hosts, `.domain` suffixes, `*`) exempt `host`?
+pub(crate) fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    no_proxy
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .any(|e| {
+            if e == "*" {
+                return true;
+            }
+            let e = e.split(':').next().unwrap_or("").trim_start_matches('.');
+            host == e || host.ends_with(&format!(".{e}"))
+        })
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .or_else(|| std::env::var(name.to_ascii_lowercase()).ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
+impl Proxy {
+    pub(crate) fn resolve(&self, host: &str) -> Result<Option<ProxyTarget>, MessagingError> {
+        let url = match self {
+            Proxy::None => return Ok(None),
+            Proxy::Url(u) => u.clone(),
+            Proxy::FromEnvironment => {
+                let Some(u) = env("HTTPS_PROXY") else {
+                    return Ok(None);
+                };
+                if env("NO_PROXY").is_some_and(|np| no_proxy_matches(&np, host)) {
+                    return Ok(None);
+                }
+                u
+            }
+        };
+        parse_proxy(&url)
+            .map(Some)
+            .ok_or_else(|| MessagingError::BadProxy(url.clone()))
+    }
+}
+
+/// Opens an AMQP connection (SASL ANONYMOUS) to the endpoint.
+pub(crate) async fn open(
+    endpoint: &Endpoint<'_>,
+    opts: &AmqpOptions,
+) -> Result<ConnectionHandle<()>, MessagingError> {
+    let label = endpoint.label();
+    match tokio::time::timeout(opts.connect_timeout, open_inner(endpoint, opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(MessagingError::Unreachable {
+            endpoint: label,
+            reason: format!("no answer within {:?}", opts.connect_timeout),
+        }),
+    }
+}
+
+async fn open_inner(
+    endpoint: &Endpoint<'_>,
+    opts: &AmqpOptions,
+) -> Result<ConnectionHandle<()>, MessagingError> {
+    let label = endpoint.label();
+    let unreachable = |reason: String| MessagingError::Unreachable {
+        endpoint: label.clone(),
+        reason,
+    };
+    let websockets = opts.transport == AmqpTransport::WebSockets;
+    let proxy = if websockets {
+        opts.proxy.resolve(endpoint.host)?
+    } else {
+        None
+    };
+    let tcp = match &proxy {
+        Some(p) => tunnel(p, endpoint).await?,
+        None => TcpStream::connect((endpoint.host, endpoint.port))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?,
+    };
+    let _ = tcp.set_nodelay(true);
+    let alpn: &[&[u8]] = if websockets { &[b"http/1.1"] } else { &[] };
+    let tls_config = opts.trust.client_config(alpn)?;
+    let server_name = ServerName::try_from(endpoint.host.to_string())
+        .map_err(|e| unreachable(format!("'{}' is not a host name: {e}", endpoint.host)))?;
+    let tls = TlsConnector::from(tls_config)
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| unreachable(format!("TLS failed: {e}")))?;
+    if websockets {
+        let url = format!(
+            "wss://{}:{}{}",
+            endpoint.host, endpoint.port, endpoint.websocket_path
+        );
+        let ws = WebSocketStream::connect_with_stream(&url, tls)
+            .await
+            .map_err(|e| unreachable(format!("the WebSocket upgrade of {url} failed: {e}")))?;
+        amqp_open(ws, endpoint.host, &label).await
+    } else {
+        amqp_open(tls, endpoint.host, &label).await
+    }
+}
+
+async fn amqp_open<Io>(
+    io: Io,
+    host: &str,
+    label: &str,
+) -> Result<ConnectionHandle<()>, MessagingError>
+where
+    Io: AsyncRead + AsyncWrite + std::fmt::Debug + Send + Unpin + 'static,
+{
+    Connection::builder()
+        .container_id(format!("hubtui-{}", uuid::Uuid::new_v4()))
+        .hostname(host)
+        .sasl_profile(SaslProfile::Anonymous)
+        .open_with_stream(io)
+        .await
+        .map_err(|e| MessagingError::Unreachable {
+            endpoint: label.to_string(),
+            reason: format!("the AMQP handshake failed: {e}"),
+        })
+}
+
+/// Largest proxy answer header we read.
+const MAX_PROXY_RESPONSE: usize = 16 * 1024;
+
+/// Opens a TCP tunnel to the endpoint through an HTTP proxy (CONNECT).
+async fn tunnel(proxy: &ProxyTarget, endpoint: &Endpoint<'_>) -> Result<TcpStream, MessagingError> {
+    let proxy_label = format!("{}:{}", proxy.host, proxy.port);
+    let target = endpoint.label();
+    let refused = |reason: String| MessagingError::Proxy {
+        proxy: proxy_label.clone(),
+        target: target.clone(),
+        reason,
+    };
+    let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(c) = &proxy.credentials {
+        let basic = base64::engine::general_purpose::STANDARD.encode(c.as_bytes());
+        request.push_str(&format!("Proxy-Authorization: Basic {basic}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    // Read the answer byte by byte so nothing after its header is consumed.
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= MAX_PROXY_RESPONSE {
+            return Err(refused("its answer has no end".into()));
+        }
+        let n = tcp
+            .read(&mut byte)
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        if n == 0 {
+            return Err(refused("it closed the connection".into()));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status_line = head.lines().next().unwrap_or("");
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if !status.starts_with('2') {
+        return Err(refused(format!("it answered \"{}\"", status_line.trim())));
+    }
+    Ok(tcp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_are_parsed() {
+        assert_eq!(
+            parse_proxy("http://proxy.corp:3128"),
+            Some(ProxyTarget {
+                host: "proxy.corp".into(),
+                port: 3128,
+                credentials: None
+            })
+        );
+        assert_eq!(
+            parse_proxy("http://me:p%40ss@10.0.0.1:8080/"),
+            Some(ProxyTarget {
+                host: "10.0.0.1".into(),
+                port: 8080,
+                credentials: Some("me:p@ss".into())
+            })
+        );
+        assert_eq!(parse_proxy("proxy.corp").unwrap().port, 80);
+        assert_eq!(parse_proxy("https://proxy.corp").unwrap().port, 443);
+        assert_eq!(parse_proxy("http://[::1]:3128").unwrap().host, "::1");
+        assert_eq!(parse_proxy("http://:3128"), None);
+        assert_eq!(parse_proxy("http://p:notaport"), None);
+    }
+
+    #[test]
+    fn no_proxy_lists() {
+        assert!(no_proxy_matches("localhost,127.0.0.1", "localhost"));
+        assert!(no_proxy_matches(".corp.example", "hub.corp.example"));
+        assert!(no_proxy_matches("corp.example", "hub.corp.example"));
+        assert!(no_proxy_matches("*", "anything"));
+        assert!(!no_proxy_matches("corp.example", "evilcorp.example"));
+        assert!(!no_proxy_matches("", "localhost"));
+    }
+
+    #[test]
+    fn ports_follow_the_transport() {
+        let mut o = AmqpOptions::default();
+        assert_eq!(o.hub_port(), 5671);
+        o.transport = AmqpTransport::WebSockets;
+        assert_eq!(o.hub_port(), 443);
+        o.port = Some(8443);
+        assert_eq!(o.hub_port(), 8443);
+    }
+}
