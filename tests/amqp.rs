@@ -273,6 +273,55 @@ async fn sasl_plain_with_a_policy_token() {
 }
 
 #[tokio::test]
+async fn cbs_reply_waits_for_a_late_reply_link() {
+    // uamqp can send its put-token before the hub has seen its $cbs receiver.
+    let hub = TestHub::start().await;
+    let (_conn, mut session) = anonymous(&hub).await;
+    let mut tx = Sender::attach(&mut session, "cbs-tx", "$cbs")
+        .await
+        .unwrap();
+    let put = Message::builder()
+        .properties(
+            Properties::builder()
+                .message_id(MessageId::Ulong(7))
+                .build(),
+        )
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("operation", "put-token")
+                .insert("type", "servicebus.windows.net:sastoken")
+                .insert("name", "https://localhost")
+                .build(),
+        )
+        .value(service_token(&hub, "service", 600))
+        .build();
+    let outcome = tx.send(put).await.unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut rx = Receiver::attach(&mut session, "cbs-rx", "$cbs")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(T, rx.recv::<Body<Value>>())
+        .await
+        .expect("the reply arrives on the late link")
+        .unwrap();
+    rx.accept(&reply).await.unwrap();
+    let m = reply.message();
+    assert_eq!(
+        m.properties.as_ref().unwrap().correlation_id,
+        Some(MessageId::Ulong(7))
+    );
+    assert_eq!(
+        m.application_properties
+            .as_ref()
+            .unwrap()
+            .0
+            .get("status-code"),
+        Some(&SimpleValue::Int(200))
+    );
+}
+
+#[tokio::test]
 async fn bad_expired_and_underprivileged_tokens_are_refused() {
     let hub = TestHub::start().await;
     hub.create_device("dev-x").await;

@@ -1,20 +1,22 @@
-//! The HTTPS endpoint: TLS in front of the service REST API. One task per
-//! connection with a handshake timeout, so a slow or broken client never stalls
-//! the listener.
+//! The HTTPS endpoint: TLS in front of the service REST API and of MQTT and AMQP
+//! over WebSockets (`hub::websocket`). One task per connection with a handshake
+//! timeout, so a slow or broken client never stalls the listener.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use super::rest;
 use super::state::HubState;
+use super::websocket::{self, Peer, WsEndpoints};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,10 +24,11 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
+    ws: Arc<WsEndpoints>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let router = rest::router(state);
+    let router = rest::router(state).merge(websocket::router(ws.clone()));
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -36,10 +39,15 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
+        // Every request learns the client's address (for the WebSocket endpoints' logs).
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
+            router.clone().oneshot(req)
+        });
         let mut conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -54,7 +62,9 @@ pub async fn serve(
                 }
             };
             let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            // With upgrades: an HTTP/1.1 GET with Upgrade: websocket is handed over to
+            // the WebSocket endpoints once the 101 response is written.
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
@@ -66,4 +76,6 @@ pub async fn serve(
             }
         });
     }
+    // Upgraded connections see the same shutdown signal; let them record it.
+    ws.drain().await;
 }

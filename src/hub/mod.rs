@@ -1,5 +1,5 @@
-//! The local IoT Hub: MQTT and HTTPS (and later AMQP) servers over one
-//! persistent state. Uses `iothub` only, never `client`, `app` or `ui`.
+//! The local IoT Hub: MQTT, HTTPS (REST, MQTT and AMQP over WebSockets) and AMQP
+//! servers over one persistent state. Uses `iothub` only, never `client`, `app` or `ui`.
 
 pub mod amqp;
 pub mod c2d;
@@ -16,6 +16,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod websocket;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -178,17 +179,27 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     let mqtt_tls = certs.server_config(&[b"mqtt"])?;
     let https_tls = certs.server_config(&[b"h2", b"http/1.1"])?;
     let amqp_tls = certs.server_config(&[])?;
+    // Persistent MQTT sessions, shared by MQTT over TLS and over WebSockets.
+    let sessions = Arc::new(mqtt::SessionMemory::new(state.clone()));
+    let ws = Arc::new(websocket::WsEndpoints::new(
+        state.clone(),
+        sessions.clone(),
+        amqp_endpoint.clone(),
+        shutdown_rx.clone(),
+    ));
     let tasks = vec![
         tokio::spawn(mqtt::serve(
             mqtt_listener,
             mqtt_tls,
             state.clone(),
+            sessions,
             shutdown_rx.clone(),
         )),
         tokio::spawn(https::serve(
             https_listener,
             https_tls,
             state.clone(),
+            ws,
             shutdown_rx.clone(),
         )),
         tokio::spawn(amqp::serve(

@@ -44,6 +44,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDLE_MAX: u32 = 4095;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
 const IDLE_TIMEOUT_MS: u32 = 240_000;
+/// How long a response waits for its reply link to be attached.
+const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
 
 /// What the endpoint needs to know about itself.
 #[derive(Clone, Debug)]
@@ -70,6 +72,8 @@ pub(crate) struct ConnCtx {
     pub auth: ConnAuth,
     /// Reply links ($cbs, $management) by node name and by their target address.
     replies: Mutex<HashMap<String, mpsc::Sender<AmqpMessage>>>,
+    /// Signalled whenever a reply link is registered.
+    reply_attached: tokio::sync::Notify,
 }
 
 impl ConnCtx {
@@ -78,22 +82,34 @@ impl ConnCtx {
         for k in keys {
             r.insert(k.to_ascii_lowercase(), tx.clone());
         }
+        drop(r);
+        self.reply_attached.notify_waiters();
     }
 
     /// Sends a response on the reply link named by `reply_to`, else the node's.
+    /// Clients (uamqp) may send a request before their reply link's attach has
+    /// reached the hub, so a missing reply link is waited for, briefly.
     pub async fn reply(&self, node: &str, reply_to: Option<&str>, msg: AmqpMessage) {
-        let tx = {
-            let r = self.replies.lock().unwrap_or_else(|p| p.into_inner());
-            reply_to
-                .and_then(|a| r.get(&a.to_ascii_lowercase()))
-                .or_else(|| r.get(node))
-                .cloned()
-        };
-        match tx {
-            Some(tx) => {
+        let deadline = tokio::time::Instant::now() + REPLY_LINK_WAIT;
+        loop {
+            let attached = self.reply_attached.notified();
+            tokio::pin!(attached);
+            attached.as_mut().enable();
+            let tx = {
+                let r = self.replies.lock().unwrap_or_else(|p| p.into_inner());
+                reply_to
+                    .and_then(|a| r.get(&a.to_ascii_lowercase()))
+                    .or_else(|| r.get(node))
+                    .cloned()
+            };
+            if let Some(tx) = tx {
                 let _ = tx.send(msg).await;
+                return;
             }
-            None => tracing::debug!(node, "amqp response dropped: no reply link attached"),
+            if tokio::time::timeout_at(deadline, attached).await.is_err() {
+                tracing::debug!(node, "amqp response dropped: no reply link attached");
+                return;
+            }
         }
     }
 
@@ -178,6 +194,7 @@ pub(crate) async fn serve_stream<Io>(
         endpoint,
         auth: ConnAuth::default(),
         replies: Mutex::new(HashMap::new()),
+        reply_attached: tokio::sync::Notify::new(),
     });
     if let Some(grant) = login.lock().unwrap_or_else(|p| p.into_inner()).take() {
         ctx.auth.add(grant);

@@ -2,7 +2,8 @@
 //!
 //! `serve` accepts TCP connections and spawns a task per connection; each task
 //! does the TLS handshake and reads CONNECT within [`CONNECT_TIMEOUT`], then runs
-//! `connection::serve`. Framing is rumqttc's `mqttbytes::v4` codec.
+//! `connection::serve`. `serve_stream` runs the same handler over a WebSocket
+//! (see `hub::websocket`). Framing is rumqttc's `mqttbytes::v4` codec.
 
 mod codec;
 mod connect;
@@ -21,9 +22,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 pub use connect::{KEEP_ALIVE_CAP, idle_timeout};
+pub use subscriptions::SessionMemory;
 
 use super::state::HubState;
-use subscriptions::SessionMemory;
 
 /// Time a client has from TCP accept to a complete CONNECT (TLS handshake included).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,14 +36,34 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// How long shutdown waits for connections to record their disconnect.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Serves one device connection over a stream that is already secured and framed
+/// (MQTT over WebSockets): CONNECT within [`CONNECT_TIMEOUT`], then the same
+/// session handling as on the TLS port.
+pub(crate) async fn serve_stream<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    state: Arc<HubState>,
+    memory: Arc<SessionMemory>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    if let Err(e) = connection::serve(stream, state, memory, deadline, shutdown).await {
+        tracing::debug!(%peer, reason = %e, "mqtt over websocket connection closed");
+    }
+}
+
+/// Accepts MQTT-over-TLS connections until shutdown. `memory` holds the persistent
+/// sessions, shared with MQTT over WebSockets.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
+    memory: Arc<SessionMemory>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let memory = Arc::new(SessionMemory::new(state.clone()));
     let mut connections = JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
