@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::TestHub;
 use hubtui::client::backend::{self, BackendConfig};
 use hubtui::client::events::{
-    Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
+    AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
 };
 use hubtui::client::service::ServiceClient;
 use hubtui::client::tls::Trust;
@@ -37,6 +37,7 @@ fn start(hub: &TestHub) -> Explorer {
     config.page_size = 2;
     config.twin_poll = Duration::from_millis(200);
     config.devices_poll = Duration::from_millis(200);
+    config.amqp_port = hub.hub.info.ports.amqp;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
@@ -362,7 +363,7 @@ async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
 }
 
 #[tokio::test]
-async fn purge_reports_the_count_and_amqp_work_names_the_missing_client() {
+async fn purge_reports_the_count() {
     let hub = TestHub::start().await;
     hub.create_device("c-1").await;
     for _ in 0..2 {
@@ -382,26 +383,142 @@ async fn purge_reports_the_count_and_amqp_work_names_the_missing_client() {
         })
         .await;
     assert_eq!(count, 2);
+}
 
+/// A device on MQTT (rumqttc), subscribed to its C2D topic; publishes go out through
+/// `client`, and the C2D messages it receives arrive on the returned channel as
+/// (topic, payload).
+async fn mqtt_device(
+    hub: &TestHub,
+    id: &str,
+    key: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let (client, mut eventloop) = AsyncClient::new(hub.mqtt_options(id, key), 10);
+    client
+        .subscribe(
+            format!("devices/{id}/messages/devicebound/#"),
+            QoS::AtLeastOnce,
+        )
+        .await
+        .unwrap();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
+    let (c2d_tx, c2d) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = eventloop.poll().await {
+            match ev {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let _ = c2d_tx.send((p.topic.clone(), p.payload.to_vec()));
+                }
+                _ => {}
+            }
+        }
+    });
+    subscribed.await.unwrap();
+    (client, c2d)
+}
+
+#[tokio::test]
+async fn telemetry_arrives_with_its_properties_once_the_reader_is_connected() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("t-1").await;
+    let mut ex = start(&hub);
     ex.send(HubCommand::StartTelemetry {
         from: StartFrom::Now,
         consumer_group: "$Default".into(),
     });
-    let detail = ex
-        .expect("telemetry state", |e| match e {
-            HubEvent::ConnectionState {
-                backend: Backend::Telemetry,
-                detail,
-                ..
-            } => detail.clone(),
+    ex.expect("telemetry connected", |e| match e {
+        HubEvent::ConnectionState {
+            backend: Backend::Telemetry,
+            state,
+            detail,
+        } => {
+            assert_ne!(*state, LinkState::Failed, "{detail:?}");
+            (*state == LinkState::Connected).then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    let (device, _c2d) = mqtt_device(&hub, "t-1", &key).await;
+    device
+        .publish(
+            "devices/t-1/messages/events/$.mid=m-7&level=high",
+            QoS::AtLeastOnce,
+            false,
+            br#"{"temp":21.5}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let event = ex
+        .expect("telemetry", |e| match e {
+            HubEvent::Telemetry(t) => Some(t.clone()),
             _ => None,
         })
         .await;
-    assert!(detail.contains("AMQP client"), "{detail}");
+    assert_eq!(event.device_id, "t-1");
+    assert_eq!(event.body, br#"{"temp":21.5}"#);
+    assert!(
+        event
+            .application_properties
+            .contains(&("level".into(), "high".into())),
+        "{event:?}"
+    );
+    assert!(
+        event
+            .system_properties
+            .contains(&("message-id".into(), "m-7".into())),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn c2d_reaches_the_device_and_a_full_ack_brings_feedback() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("c-1").await;
+    let mut ex = start(&hub);
+    let (_device, mut c2d) = mqtt_device(&hub, "c-1", &key).await;
     ex.send(HubCommand::SendC2d(C2dMessage {
         device_id: "c-1".into(),
         payload: b"hi".to_vec(),
         message_id: "m1".into(),
+        ack: AckMode::Full,
+        properties: vec![("color".into(), "blue".into())],
+        ..C2dMessage::default()
+    }));
+    let sent = ex
+        .expect("c2d sent", |e| match e {
+            HubEvent::C2dSent { message_id } => Some(message_id.clone()),
+            HubEvent::C2dFailed { reason, .. } => panic!("{reason}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(sent, "m1");
+    let (topic, payload) = tokio::time::timeout(Duration::from_secs(15), c2d.recv())
+        .await
+        .expect("the device gets the message in time")
+        .unwrap();
+    assert_eq!(payload, b"hi");
+    assert!(topic.contains("color=blue"), "{topic}");
+    let (id, status) = ex
+        .expect("feedback", |e| match e {
+            HubEvent::C2dFeedback {
+                original_message_id,
+                status,
+            } => Some((original_message_id.clone(), status.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!((id.as_str(), status.as_str()), ("m1", "Success"));
+
+    ex.send(HubCommand::SendC2d(C2dMessage {
+        device_id: "nobody".into(),
+        payload: b"x".to_vec(),
+        message_id: "m2".into(),
         ..C2dMessage::default()
     }));
     let (id, reason) = ex
@@ -412,6 +529,6 @@ async fn purge_reports_the_count_and_amqp_work_names_the_missing_client() {
             _ => None,
         })
         .await;
-    assert_eq!(id, "m1");
-    assert!(reason.contains("AMQP client"), "{reason}");
+    assert_eq!(id, "m2");
+    assert!(reason.contains("nobody"), "{reason}");
 }

@@ -174,7 +174,11 @@ fn a_user_session_on_the_embedded_hub() {
     s.wait_for(&["Local hub (demo devices)", "sim-1", "sim-2", "sim-3"]);
     s.wait_for(&["● service", "sim-3               enabled  connected"]);
 
-    // [Telemetry, tab 2: slots in here with the AMQP client: press 2, wait for a sim-1 row.]
+    // Telemetry: the reader connects and rows from the simulated devices arrive (they send
+    // every few seconds; each kind of device has its own body).
+    s.keys("2");
+    s.wait_for(&["● telemetry", "group $Default"]);
+    s.wait_for(&["sim-1", "{\"temperature\":", "{\"co2\":"]);
 
     // Twin: edit a desired property of sim-1 (desired starts as `{}`).
     s.keys("3");
@@ -201,7 +205,27 @@ fn a_user_session_on_the_embedded_hub() {
     s.keys(CTRL_S);
     s.wait_for(&["200 reboot", "rebooted"]);
 
-    // [C2D, tab 5: slots in here with the AMQP client: press 5, send, wait for "sent".]
+    // C2D: send the default message to sim-1; the hub takes it and the simulated device
+    // counts it in its reported `c2dReceived`.
+    let received = |twin: &Value| twin["properties"]["reported"]["c2dReceived"].as_u64();
+    let before = received(&rest_get(&s.data_dir(), "/twins/sim-1")).unwrap_or(0);
+    s.keys("5");
+    s.wait_for(&["Message to sim-1", "Nothing sent yet."]);
+    s.keys("s");
+    s.wait_for(&["→ sim-1 sent, ack none"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let twin = rest_get(&s.data_dir(), "/twins/sim-1");
+        if received(&twin).is_some_and(|n| n > before) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sim-1 did not report the C2D message: {}",
+            twin["properties"]["reported"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A device key, to look for in the log later (the hub stops with the explorer).
     let device = rest_get(&s.data_dir(), "/devices/sim-1");

@@ -48,7 +48,7 @@ impl C2dField {
             C2dField::ContentType => "content type",
             C2dField::ContentEncoding => "content encoding",
             C2dField::Expiry => "expiry (seconds, empty: hub default)",
-            C2dField::Ack => "ack (Space cycles)",
+            C2dField::Ack => "ack (a cycles; Space while editing)",
         }
     }
 

@@ -173,9 +173,26 @@ fn render_chart(frame: &mut Frame, area: Rect, t: &TelemetryState, theme: &Theme
             Axis::default()
                 .bounds([lo, hi])
                 .style(theme.style(Role::Muted))
-                .labels([Span::raw(format!("{lo:.1}")), Span::raw(format!("{hi:.1}"))]),
+                .labels({
+                    let d = axis_decimals(lo, hi);
+                    [
+                        Span::raw(format!("{lo:.d$}")),
+                        Span::raw(format!("{hi:.d$}")),
+                    ]
+                }),
         );
     frame.render_widget(chart, area);
+}
+
+/// Decimals for the value axis: enough that its two labels differ (67.17 to 67.21 is not
+/// "67.2 … 67.2"), at least one, at most four.
+fn axis_decimals(lo: f64, hi: f64) -> usize {
+    let range = (hi - lo).abs();
+    if !range.is_finite() || range <= 0.0 {
+        return 1;
+    }
+    // The epsilon keeps a range of 0.1 written as 0.09999… at two decimals.
+    (1.0 - range.log10() - 1e-9).ceil().clamp(1.0, 4.0) as usize
 }
 
 fn props_lines(title: &str, props: &[(String, String)], theme: &Theme) -> Vec<Line<'static>> {
@@ -281,4 +298,22 @@ fn render_detail(
         "Message (d: diff, y: copy)"
     };
     frame.render_widget(Paragraph::new(lines).block(block(title, theme, true)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axis_decimals;
+
+    #[test]
+    fn axis_labels_tell_close_bounds_apart() {
+        assert_eq!(axis_decimals(0.0, 100.0), 1);
+        assert_eq!(axis_decimals(22.3, 22.4), 2);
+        assert_eq!(axis_decimals(67.17, 67.21), 3);
+        assert_eq!(axis_decimals(1.0, 1.0), 1);
+        assert_eq!(axis_decimals(0.0, 1e-9), 4);
+        for (lo, hi) in [(67.17, 67.21), (22.33, 22.44), (5.0, 5.5)] {
+            let d = axis_decimals(lo, hi);
+            assert_ne!(format!("{lo:.d$}"), format!("{hi:.d$}"));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The explorer's backend: tokio tasks that carry out `HubCommand`s against a hub and report
 //! `HubEvent`s. REST work (registry, twins, methods, purge) goes through `ServiceClient`;
-//! telemetry and C2D sends need the AMQP service client and live apart in `telemetry` and
-//! `c2d`, so that client plugs in there and nowhere else.
+//! telemetry (`telemetry`) and C2D sends and feedback (`c2d`) go through the AMQP service
+//! client, on the same connection string.
 //!
 //! Each command runs in its own task, so a slow method call never holds up a twin read, and a
 //! failure (even a panic) ends only that command with an error event. Slow reads that a newer
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::events::{HubCommand, HubEvent};
-use crate::client::service::ServiceClient;
+use crate::client::service::{AmqpOptions, ServiceClient};
 use crate::client::tls::Trust;
 use crate::iothub::connection_string::EventHubConnectionString;
 
@@ -60,6 +60,15 @@ impl BackendConfig {
             devices_poll: Duration::from_secs(5),
         }
     }
+
+    /// How the AMQP clients connect.
+    fn amqp_options(&self) -> AmqpOptions {
+        AmqpOptions {
+            trust: self.trust.clone(),
+            port: self.amqp_port,
+            ..AmqpOptions::default()
+        }
+    }
 }
 
 /// Shared by the backend's tasks.
@@ -68,6 +77,7 @@ struct Ctx {
     events: mpsc::Sender<HubEvent>,
     link: link::ServiceLink,
     devices: registry::ListWatch,
+    messaging: c2d::Messaging,
 }
 
 impl Ctx {
@@ -90,6 +100,15 @@ impl LatestWins {
     }
 }
 
+/// The job still in flight when the backend ends (a telemetry reader) stops with it.
+impl Drop for LatestWins {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.abort();
+        }
+    }
+}
+
 /// Starts the backend: it reads `commands` until the sender is dropped and reports on `events`.
 /// Returns the dispatcher task; dropping the command sender ends it.
 pub fn spawn(
@@ -100,6 +119,7 @@ pub fn spawn(
     let ctx = Arc::new(Ctx {
         link: link::ServiceLink::default(),
         devices: registry::ListWatch::default(),
+        messaging: c2d::Messaging::default(),
         config,
         events,
     });
@@ -108,7 +128,7 @@ pub fn spawn(
 
 async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
     ctx.link.connecting(&ctx).await;
-    c2d::announce(&ctx).await;
+    let messaging = AbortOnDrop(tokio::spawn(c2d::run(ctx.clone())));
     let mut devices = LatestWins::default();
     let mut twin_read = LatestWins::default();
     let poller = twin::Poller::spawn(ctx.clone());
@@ -194,6 +214,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
     }
     poller.stop();
     drop(refresh);
+    drop(messaging);
 }
 
 /// Aborts the task when dropped, so a replaced latest-wins job really stops.

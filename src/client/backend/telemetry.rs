@@ -1,28 +1,40 @@
-//! Telemetry: the seam for the AMQP telemetry reader.
+//! Telemetry: the AMQP reader on the Event Hubs-compatible endpoint.
 //!
-//! PLUG-IN POINT. When `client::service` has its Event Hubs-compatible reader, replace the
-//! body of `read` with: open the reader on `ctx.config.eventhub` (else the hub's built-in
-//! endpoint), trusting `ctx.config.trust`, on `ctx.config.amqp_port`, for `consumer_group`,
-//! starting at `from`; report `ConnectionState { backend: Backend::Telemetry, .. }` as it
-//! connects, reconnects or fails; and send one `HubEvent::Telemetry` per message. `read` runs
-//! in a latest-wins slot: a new `StartTelemetry` (start time or consumer group changed) aborts
-//! the running reader, so the reader needs no stop signal of its own.
+//! `read` runs in a latest-wins slot: a new `StartTelemetry` (start time or consumer group
+//! changed) aborts the running one. The `ReaderTask` lives in `read`'s future, so that abort
+//! drops it, and dropping a `ReaderTask` stops its connection task.
 
 use std::sync::Arc;
 
-use crate::client::events::{Backend, HubEvent, LinkState, StartFrom};
+use crate::client::events::{Backend, HubEvent, StartFrom};
+use crate::client::service::{
+    StreamUpdate, TelemetryReaderOptions, TelemetrySource, read_telemetry,
+};
 
 use super::Ctx;
 
-/// What the status bar says until the AMQP client exists.
-pub(super) const NOT_BUILT: &str = "telemetry needs the AMQP client (not built yet)";
-
 pub(super) async fn read(ctx: Arc<Ctx>, from: StartFrom, consumer_group: String) {
-    tracing::info!(?from, consumer_group = %consumer_group, "telemetry requested; no AMQP reader yet");
-    ctx.send(HubEvent::ConnectionState {
-        backend: Backend::Telemetry,
-        state: LinkState::Failed,
-        detail: Some(NOT_BUILT.into()),
-    })
-    .await;
+    let source = match &ctx.config.eventhub {
+        Some(eventhub) => TelemetrySource::EventHub(eventhub.clone()),
+        None => TelemetrySource::Hub(ctx.config.service.connection().clone()),
+    };
+    tracing::info!(?from, consumer_group = %consumer_group, "telemetry reader starting");
+    let opts = TelemetryReaderOptions {
+        consumer_group,
+        from: from.into(),
+        amqp: ctx.config.amqp_options(),
+        ..TelemetryReaderOptions::default()
+    };
+    let (_reader, mut updates) = read_telemetry(source, opts);
+    while let Some(update) = updates.recv().await {
+        let event = match update {
+            StreamUpdate::Item(event) => HubEvent::Telemetry(event),
+            StreamUpdate::State { state, detail } => HubEvent::ConnectionState {
+                backend: Backend::Telemetry,
+                state,
+                detail,
+            },
+        };
+        ctx.send(event).await;
+    }
 }

@@ -100,6 +100,11 @@ impl ServiceClient {
         &self.connection.host_name
     }
 
+    /// The connection string this client authenticates with (the AMQP clients use it too).
+    pub fn connection(&self) -> &ServiceConnectionString {
+        &self.connection
+    }
+
     fn token(&self) -> Result<String> {
         let expiry = chrono::Utc::now().timestamp().max(0) as u64 + TOKEN_LIFETIME.as_secs();
         generate_token(
