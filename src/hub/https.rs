@@ -3,7 +3,6 @@
 //! timeout, so a slow or broken client never stalls the listener.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -11,14 +10,14 @@ use hyper_util::server::conn::auto::Builder;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::listen;
 use super::rest;
 use super::state::HubState;
 use super::websocket::{self, Peer, WsEndpoints};
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn serve(
     listener: TcpListener,
@@ -29,18 +28,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let router = rest::router(state).merge(websocket::router(ws.clone()));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "https accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+    while let Some((tcp, peer)) = listen::next_connection(&listener, &mut shutdown, "https").await {
         let acceptor = acceptor.clone();
         let router = router.clone();
         // Every request learns the client's address (for the WebSocket endpoints' logs).
@@ -50,16 +38,9 @@ pub async fn serve(
         });
         let mut conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "https handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "https handshake timed out");
-                    return;
-                }
+            let deadline = Instant::now() + listen::HANDSHAKE_TIMEOUT;
+            let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "https").await else {
+                return;
             };
             let builder = Builder::new(TokioExecutor::new());
             // With upgrades: an HTTP/1.1 GET with Upgrade: websocket is handed over to

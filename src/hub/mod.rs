@@ -7,6 +7,7 @@ pub mod feedback;
 pub mod fsutil;
 pub mod https;
 pub mod info;
+pub mod listen;
 pub mod mqtt;
 pub mod policies;
 pub mod registry;

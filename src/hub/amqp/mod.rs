@@ -39,7 +39,7 @@ use self::convert::{AmqpMessage, error};
 use super::state::HubState;
 use crate::iothub::amqp_model::{NodeAddress, condition, event_hub_name};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
 const HANDLE_MAX: u32 = 4095;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
@@ -133,19 +133,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let endpoint = Arc::new(endpoint);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "amqp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, peer)) = listen::next_connection(&listener, &mut shutdown, "amqp").await {
         tokio::spawn(connection(
             tcp,
             peer,
@@ -232,16 +220,9 @@ async fn connection(
     endpoint: Arc<AmqpEndpoint>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "amqp TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "amqp TLS handshake timed out");
-            return;
-        }
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let Some(tls) = super::listen::handshake(&acceptor, tcp, peer, deadline, "amqp").await else {
+        return;
     };
     serve_stream(tls, peer, state, endpoint, shutdown).await;
 }

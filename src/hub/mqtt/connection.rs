@@ -189,7 +189,7 @@ impl<W: AsyncWrite> Connection<W> {
                     None => Err(Closed::Hub("the session ended".into())),
                 },
                 _ = tokio::time::sleep_until(last_received + idle) => Err(Closed::Idle(idle)),
-                _ = super::stopped(shutdown) => Err(Closed::Shutdown),
+                _ = crate::hub::listen::stopped(shutdown) => Err(Closed::Shutdown),
             };
             if let Err(e) = step {
                 return e;

@@ -24,14 +24,11 @@ use tokio_rustls::TlsAcceptor;
 pub use connect::{KEEP_ALIVE_CAP, idle_timeout};
 pub use subscriptions::SessionMemory;
 
+use super::listen;
 use super::state::HubState;
 
 /// Time a client has from TCP accept to a complete CONNECT (TLS handshake included).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Resolves once the hub is shutting down (or its shutdown sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
+pub const CONNECT_TIMEOUT: Duration = listen::HANDSHAKE_TIMEOUT;
 
 /// How long shutdown waits for connections to record their disconnect.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,36 +62,16 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "mqtt accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => break,
-        };
+    while let Some((tcp, peer)) = listen::next_connection(&listener, &mut shutdown, "mqtt").await {
         while connections.try_join_next().is_some() {}
-        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         let memory = memory.clone();
         let conn_shutdown = shutdown.clone();
         connections.spawn(async move {
             let deadline = Instant::now() + CONNECT_TIMEOUT;
-            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "mqtt tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "mqtt tls handshake timed out");
-                    return;
-                }
+            let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "mqtt").await else {
+                return;
             };
             if let Err(e) = connection::serve(tls, state, memory, deadline, conn_shutdown).await {
                 tracing::debug!(%peer, reason = %e, "mqtt connection closed");
