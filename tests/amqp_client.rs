@@ -721,16 +721,73 @@ async fn connect_proxy() -> (u16, mpsc::UnboundedReceiver<String>) {
     (port, rx)
 }
 
+/// AMQP over WebSockets on the hub's HTTPS port, as on Azure's 443.
+fn websockets(hub: &RunningHub) -> AmqpOptions {
+    AmqpOptions {
+        transport: AmqpTransport::WebSockets,
+        port: Some(hub.info.ports.https),
+        ..amqp(hub)
+    }
+}
+
+#[tokio::test]
+async fn telemetry_and_c2d_work_over_websockets() {
+    let t = TestHub::start().await;
+    let hub = &t.hub;
+    let key = t.create_device("dev-ws").await;
+    let mut d = device(hub, "dev-ws", &key).await;
+
+    // Redirect on /$iothub/websocket, then the partitions on /$servicebus/websocket.
+    let (reader, mut rx) = read_telemetry(
+        TelemetrySource::Hub(service_cs(hub)),
+        TelemetryReaderOptions {
+            amqp: websockets(hub),
+            ..reader_opts(hub, ReadFrom::Now)
+        },
+    );
+    until_connected(&mut rx).await;
+    for i in 0..3 {
+        d.client
+            .send_telemetry(
+                format!("ws {i}").into_bytes(),
+                bag(&[("$.mid", &format!("ws-{i}"))]),
+            )
+            .unwrap();
+    }
+    let got = events(&mut rx, 3).await;
+    let bodies: Vec<&[u8]> = got.iter().map(|e| e.body.as_slice()).collect();
+    assert_eq!(bodies, [&b"ws 0"[..], b"ws 1", b"ws 2"]);
+    assert_eq!(sys(&got[2], "message-id"), Some("ws-2"));
+    assert!(got.iter().all(|e| e.device_id == "dev-ws"));
+    reader.close().await;
+
+    let mut sender = C2dSender::connect(&service_cs(hub), websockets(hub))
+        .await
+        .unwrap();
+    sender
+        .send(&every_property("dev-ws", AckMode::None))
+        .await
+        .unwrap();
+    let properties = loop {
+        match timeout(WAIT, d.events.recv()).await.unwrap().unwrap() {
+            DeviceEvent::C2d { properties, .. } => break properties,
+            _ => continue,
+        }
+    };
+    assert_eq!(properties.get("$.mid"), Some("mid-none"));
+    assert_eq!(properties.get("color"), Some("blue"));
+    sender.close().await;
+    d.client.close().await;
+}
+
 #[tokio::test]
 async fn websockets_go_through_an_http_connect_proxy() {
     let t = TestHub::start().await;
     let hub = &t.hub;
     let (proxy_port, mut seen) = connect_proxy().await;
     let opts = AmqpOptions {
-        transport: AmqpTransport::WebSockets,
-        port: Some(hub.info.ports.https),
         proxy: Proxy::Url(format!("http://127.0.0.1:{proxy_port}")),
-        ..amqp(hub)
+        ..websockets(hub)
     };
     let result = C2dSender::connect(&service_cs(hub), opts).await;
     let line = timeout(WAIT, seen.recv()).await.unwrap().unwrap();
@@ -738,20 +795,18 @@ async fn websockets_go_through_an_http_connect_proxy() {
         line,
         format!("CONNECT localhost:{} HTTP/1.1", hub.info.ports.https)
     );
-    match result {
-        // The hub's AMQP-over-WebSockets endpoint is served: the whole path works.
-        Ok(mut s) => {
-            t.create_device("via-proxy").await;
-            s.send(&every_property("via-proxy", AckMode::None))
-                .await
-                .unwrap();
-        }
-        // Not served yet: the tunnel and TLS through it worked, the upgrade did not.
-        Err(e) => {
-            let text = e.to_string();
-            assert!(text.contains("WebSocket upgrade"), "{text}");
-        }
-    }
+    // Tunnel, TLS through it, the AMQPWSB10 upgrade and AMQP: the whole path works.
+    let mut sender = result.unwrap();
+    t.create_device("via-proxy").await;
+    sender
+        .send(&every_property("via-proxy", AckMode::None))
+        .await
+        .unwrap();
+    let queued = hub
+        .state
+        .c2d_deliverable("via-proxy", &Default::default())
+        .unwrap();
+    assert_eq!(queued.len(), 1);
 
     // A proxy that refuses is named in one sentence.
     let opts = AmqpOptions {

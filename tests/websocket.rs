@@ -19,9 +19,9 @@ use fe2o3_amqp::types::primitives::{SimpleValue, Value};
 use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 use hubtui::hub::registry::AuthMethod;
 use hubtui::hub::telemetry::partition_of;
-use hubtui::hub::websocket::WsIo;
 use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::{generate_event_hubs_token, generate_token};
+use hubtui::ws_io::WsIo;
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Packet, Publish, Subscribe};
 use serde_json::Value as Json;
@@ -282,13 +282,11 @@ fn c2d_message(device: &str, body: &str) -> Message<Data> {
 async fn amqp_over_websockets_sends_c2d() {
     let hub = TestHub::start().await;
     hub.create_device("ws-c2d").await;
-    // fe2o3-amqp-ws offers the OASIS binding's subprotocol, `amqp`.
-    let ws = fe2o3_amqp_ws::WebSocketStream::connect_with_stream(
-        url(&hub, "/$iothub/websocket"),
-        tls(&hub).await,
-    )
-    .await
-    .unwrap();
+    // The OASIS binding's subprotocol, `amqp` (what fe2o3-amqp-ws offers), is served too.
+    let (ws, echoed) = ws_connect(&hub, "/$iothub/websocket", Some("amqp"))
+        .await
+        .unwrap();
+    assert_eq!(echoed.as_deref(), Some("amqp"));
     let p = hub.hub.state.policy("service").unwrap();
     let token = generate_token(hub.host(), &p.primary_key, Some("service"), now() + 600).unwrap();
     let mut conn = Connection::builder()
@@ -298,7 +296,7 @@ async fn amqp_over_websockets_sends_c2d() {
             username: "service@sas.root.localhost".into(),
             password: token,
         })
-        .open_with_stream(ws)
+        .open_with_stream(WsIo::new(ws))
         .await
         .unwrap();
     let mut session = Session::begin(&mut conn).await.unwrap();

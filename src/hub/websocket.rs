@@ -9,12 +9,8 @@
 //! The upgrade needs HTTP/1.1 (the SDKs use it; HTTP/2 is only chosen by clients
 //! that offer `h2` in ALPN, and they do not ask for WebSockets).
 
-use std::fmt;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,35 +18,26 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use bytes::{Bytes, BytesMut};
-use futures::{Sink, Stream};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::amqp::{self, AmqpEndpoint};
 use super::mqtt::{self, SessionMemory};
 use super::rest::ApiError;
 use super::state::HubState;
+use crate::iothub::amqp_model::{
+    EVENTHUB_WEBSOCKET_PATH, IOTHUB_WEBSOCKET_PATH, WEBSOCKET_SUBPROTOCOL,
+};
 use crate::iothub::error::{ErrorCode, ServiceError};
-
-/// IoT Hub's WebSocket path (MQTT and AMQP).
-pub const IOTHUB_PATH: &str = "/$iothub/websocket";
-/// The Event Hubs-compatible endpoint's WebSocket path (AMQP).
-pub const SERVICEBUS_PATH: &str = "/$servicebus/websocket";
-/// The AMQP WebSocket subprotocol the Azure SDKs send.
-pub const AMQP_SUBPROTOCOL: &str = "AMQPWSB10";
+use crate::ws_io::WsIo;
 
 /// Largest WebSocket message accepted from a client. Well above a 256 KiB
 /// telemetry packet or AMQP frame, whichever way a client splits its stream.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
-/// Outgoing bytes are sent as one binary message per flush, or once this many collect.
-const MAX_OUTGOING: usize = 1024 * 1024;
 /// How long shutdown waits for WebSocket connections to record their disconnect.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -104,9 +91,9 @@ impl WsEndpoints {
 /// The routes that upgrade to WebSockets; merged into the REST router.
 pub fn router(endpoints: Arc<WsEndpoints>) -> Router {
     Router::new()
-        .route(IOTHUB_PATH, any(iothub))
+        .route(IOTHUB_WEBSOCKET_PATH, any(iothub))
         .route("/%24iothub/websocket", any(iothub))
-        .route(SERVICEBUS_PATH, any(servicebus))
+        .route(EVENTHUB_WEBSOCKET_PATH, any(servicebus))
         .route("/%24servicebus/websocket", any(servicebus))
         .with_state(endpoints)
 }
@@ -130,7 +117,9 @@ pub fn choose_subprotocol(headers: &HeaderMap, mqtt_allowed: bool) -> Option<(Pr
         .find_map(|p| {
             let protocol = if mqtt_allowed && p.eq_ignore_ascii_case("mqtt") {
                 Protocol::Mqtt
-            } else if p.eq_ignore_ascii_case(AMQP_SUBPROTOCOL) || p.eq_ignore_ascii_case("amqp") {
+            } else if p.eq_ignore_ascii_case(WEBSOCKET_SUBPROTOCOL)
+                || p.eq_ignore_ascii_case("amqp")
+            {
                 Protocol::Amqp
             } else {
                 return None;
@@ -261,140 +250,9 @@ fn upgrade(ep: Arc<WsEndpoints>, mut req: Request, mqtt_allowed: bool) -> Respon
     resp
 }
 
-/// A WebSocket as a byte stream: binary messages in, one binary message out per
-/// flush. Text messages are refused (MQTT and AMQP over WebSockets are binary);
-/// pings are answered by tungstenite; a close ends the stream.
-pub struct WsIo<S> {
-    ws: S,
-    incoming: Bytes,
-    outgoing: BytesMut,
-    eof: bool,
-}
-
-impl<S> WsIo<S> {
-    pub fn new(ws: S) -> WsIo<S> {
-        WsIo {
-            ws,
-            incoming: Bytes::new(),
-            outgoing: BytesMut::new(),
-            eof: false,
-        }
-    }
-}
-
-impl<S> fmt::Debug for WsIo<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WsIo")
-            .field("incoming", &self.incoming.len())
-            .field("outgoing", &self.outgoing.len())
-            .field("eof", &self.eof)
-            .finish()
-    }
-}
-
-fn io_error(e: WsError) -> io::Error {
-    match e {
-        WsError::Io(e) => e,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => io::ErrorKind::NotConnected.into(),
-        WsError::Capacity(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-        other => io::Error::other(other),
-    }
-}
-
-impl<S> WsIo<S>
-where
-    S: Sink<Message, Error = WsError> + Unpin,
-{
-    /// Hands the collected outgoing bytes to the WebSocket as one message.
-    fn poll_send_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.outgoing.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
-        let bytes = self.outgoing.split().freeze();
-        Pin::new(&mut self.ws)
-            .start_send(Message::Binary(bytes))
-            .map_err(io_error)?;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S> AsyncRead for WsIo<S>
-where
-    S: Stream<Item = Result<Message, WsError>> + Unpin,
-{
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if !this.incoming.is_empty() {
-                let n = this.incoming.len().min(buf.remaining());
-                buf.put_slice(&this.incoming.split_to(n));
-                return Poll::Ready(Ok(()));
-            }
-            if this.eof {
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) => this.incoming = b,
-                Some(Ok(Message::Text(_))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a text WebSocket message: this endpoint carries binary messages only",
-                    )));
-                }
-                // Pings are answered by tungstenite; a close is followed by the end.
-                Some(Ok(_)) => {}
-                None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                    this.eof = true;
-                }
-                Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
-            }
-        }
-    }
-}
-
-impl<S> AsyncWrite for WsIo<S>
-where
-    S: Sink<Message, Error = WsError> + Unpin,
-{
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.outgoing.len() >= MAX_OUTGOING {
-            ready!(this.poll_send_outgoing(cx))?;
-        }
-        let n = buf.len().min(MAX_OUTGOING - this.outgoing.len());
-        this.outgoing.extend_from_slice(&buf[..n]);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_send_outgoing(cx))?;
-        Pin::new(&mut this.ws).poll_flush(cx).map_err(io_error)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_send_outgoing(cx))?;
-        match ready!(Pin::new(&mut this.ws).poll_close(cx)) {
-            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(io_error(e))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn offered(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -428,40 +286,5 @@ mod tests {
         assert_eq!(choose_subprotocol(&offered(&["mqtt"]), false), None);
         assert_eq!(choose_subprotocol(&offered(&["stomp"]), true), None);
         assert_eq!(choose_subprotocol(&HeaderMap::new(), true), None);
-    }
-
-    #[tokio::test]
-    async fn bytes_cross_in_binary_messages_either_way() {
-        let (a, b) = tokio::io::duplex(1 << 16);
-        let (server, client) = tokio::join!(
-            WebSocketStream::from_raw_socket(a, Role::Server, None),
-            WebSocketStream::from_raw_socket(b, Role::Client, None),
-        );
-        let mut server = WsIo::new(server);
-        let mut client = WsIo::new(client);
-        client.write_all(b"hello ").await.unwrap();
-        client.write_all(b"world").await.unwrap();
-        client.flush().await.unwrap();
-        let mut got = [0u8; 11];
-        server.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"hello world");
-
-        // More than one message's worth, read while it is written.
-        let big = vec![7u8; MAX_OUTGOING + 10];
-        let mut back = vec![0u8; big.len()];
-        let (w, r) = tokio::join!(
-            async {
-                server.write_all(&big).await?;
-                server.flush().await
-            },
-            client.read_exact(&mut back)
-        );
-        w.unwrap();
-        r.unwrap();
-        assert_eq!(back, big);
-
-        client.shutdown().await.unwrap();
-        let mut rest = Vec::new();
-        assert_eq!(server.read_to_end(&mut rest).await.unwrap(), 0);
     }
 }

@@ -12,15 +12,18 @@ use base64::Engine as _;
 use fe2o3_amqp::Connection;
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
-use fe2o3_amqp_ws::WebSocketStream;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
 use super::MessagingError;
 use crate::client::tls::Trust;
-use crate::iothub::amqp_model::{AMQPS_PORT, WEBSOCKET_PORT};
+use crate::iothub::amqp_model::{AMQPS_PORT, WEBSOCKET_PORT, WEBSOCKET_SUBPROTOCOL};
+use crate::ws_io::WsIo;
 
 /// How AMQP reaches the hub.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -227,13 +230,29 @@ async fn open_inner(
             "wss://{}:{}{}",
             endpoint.host, endpoint.port, endpoint.websocket_path
         );
-        let ws = WebSocketStream::connect_with_stream(&url, tls)
+        let request = websocket_request(&url).map_err(|e| unreachable(format!("'{url}' {e}")))?;
+        // tungstenite refuses an answer that does not echo the offered subprotocol.
+        let (ws, _) = tokio_tungstenite::client_async(request, tls)
             .await
             .map_err(|e| unreachable(format!("the WebSocket upgrade of {url} failed: {e}")))?;
+        let ws = WsIo::new(ws);
         amqp_open(ws, endpoint.host, &label).await
     } else {
         amqp_open(tls, endpoint.host, &label).await
     }
+}
+
+/// The upgrade request: subprotocol `AMQPWSB10`, as the Azure IoT and Event Hubs
+/// SDKs send it (not the OASIS binding's `amqp`, which is all fe2o3-amqp-ws offers).
+fn websocket_request(url: &str) -> Result<Request, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| format!("is not a WebSocket address: {e}"))?;
+    request.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(WEBSOCKET_SUBPROTOCOL),
+    );
+    Ok(request)
 }
 
 async fn amqp_open<Io>(
@@ -342,6 +361,17 @@ mod tests {
         assert!(no_proxy_matches("*", "anything"));
         assert!(!no_proxy_matches("corp.example", "evilcorp.example"));
         assert!(!no_proxy_matches("", "localhost"));
+    }
+
+    #[test]
+    fn the_upgrade_offers_the_azure_subprotocol() {
+        let r = websocket_request("wss://hub.example:443/$iothub/websocket").unwrap();
+        assert_eq!(r.uri().path(), "/$iothub/websocket");
+        assert_eq!(
+            r.headers().get(header::SEC_WEBSOCKET_PROTOCOL).unwrap(),
+            "AMQPWSB10"
+        );
+        assert!(websocket_request("not a url").is_err());
     }
 
     #[test]
