@@ -231,6 +231,50 @@ async fn c2d_send_is_queued_with_every_property() {
 }
 
 #[tokio::test]
+async fn a_connection_without_sasl_authorizes_with_cbs() {
+    // azure-iothub (JavaScript) opens with the plain AMQP header, no SASL layer.
+    let hub = TestHub::start().await;
+    hub.create_device("no-sasl").await;
+    let port = hub.hub.info.ports.amqp.unwrap();
+    let mut conn = Connection::builder()
+        .container_id("no-sasl-client")
+        .hostname("localhost")
+        .open_with_stream(tls_stream(port, &hub.hub.ca_pem).await)
+        .await
+        .unwrap();
+    let mut session = Session::begin(&mut conn).await.unwrap();
+    // Anonymous until a token is put: the C2D link is closed with unauthorized-access.
+    let err = match Sender::attach(&mut session, "early", "/messages/devicebound").await {
+        Ok(mut s) => format!(
+            "{:?}",
+            s.send(c2d_message("no-sasl", "x")).await.unwrap_err()
+        ),
+        Err(e) => format!("{e:?}"),
+    };
+    assert!(err.contains("UnauthorizedAccess"), "{err}");
+
+    let mut cbs = Cbs::attach(&mut session).await;
+    let (status, desc) = cbs
+        .put(
+            "localhost/messages/devicebound",
+            &service_token(&hub, "service", 600),
+        )
+        .await;
+    assert_eq!(status, 200, "{desc}");
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let outcome = sender.send(c2d_message("no-sasl", "hi")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    let queued = hub
+        .hub
+        .state
+        .c2d_deliverable("no-sasl", &HashSet::new())
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+}
+
+#[tokio::test]
 async fn sasl_plain_with_a_policy_token() {
     let hub = TestHub::start().await;
     hub.create_device("dev-p").await;

@@ -94,6 +94,10 @@ async fn device_identity_lifecycle_with_etags() {
         .map(|d| d["deviceId"].clone())
         .collect();
     assert_eq!(ids, vec![json!("dev-1"), json!("dev-2")]);
+    // azure-iothub (JavaScript) lists with a trailing slash.
+    let r = hub.call(Method::GET, "/devices/", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_array().map(Vec::len), Some(2));
 
     let r = hub
         .call_as(

@@ -56,6 +56,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/devices", get(list_devices))
+        // azure-iothub (JavaScript) lists with a trailing slash; IoT Hub accepts it.
+        .route("/devices/", get(list_devices))
         .route("/devices/query", post(query))
         .route(
             "/devices/{id}",

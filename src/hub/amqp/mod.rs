@@ -13,6 +13,7 @@ mod convert;
 mod eventhub;
 mod feedback;
 mod full_lists;
+mod header;
 mod redirect;
 mod sasl;
 
@@ -158,15 +159,22 @@ pub(crate) async fn serve_stream<Io>(
 {
     let sasl = sasl::HubSasl::new(state.clone());
     let login = sasl.login.clone();
-    let acceptor = ConnectionAcceptor::builder()
-        .container_id(state.host_name.clone())
-        // Also keeps the Open frame's field list long enough for pyamqp, which
-        // indexes idle-time-out without checking the list's length.
-        .idle_time_out(IDLE_TIMEOUT_MS)
-        .sasl_acceptor(sasl)
-        .build();
-    let io = full_lists::FullLists::new(io);
-    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+    let open = async {
+        let (layer, io) = header::read(io).await?;
+        let io = full_lists::FullLists::new(io);
+        let builder = ConnectionAcceptor::builder()
+            .container_id(state.host_name.clone())
+            // Also keeps the Open frame's field list long enough for pyamqp, which
+            // indexes idle-time-out without checking the list's length.
+            .idle_time_out(IDLE_TIMEOUT_MS);
+        match layer {
+            header::Layer::Amqp => builder.build().accept(io).await,
+            header::Layer::Sasl | header::Layer::Other => {
+                builder.sasl_acceptor(sasl).build().accept(io).await
+            }
+        }
+    };
+    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, open).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "amqp open failed");
