@@ -13,8 +13,8 @@ use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceEvent, Tru
 use hubtui::client::events::{AckMode, C2dMessage, LinkState, TelemetryEvent};
 use hubtui::client::service::amqp::{FeedbackRecord, FeedbackStatus};
 use hubtui::client::service::{
-    AmqpOptions, AmqpTransport, C2dSender, MessagingError, Proxy, ReadFrom, StreamUpdate,
-    TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
+    AmqpOptions, AmqpTransport, C2dSender, MessagingError, Proxy, ReadFrom, ServiceClient,
+    StreamUpdate, TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
     receive_file_notifications,
 };
 use hubtui::hub::{self, HubOptions, RunningHub};
@@ -807,6 +807,24 @@ async fn websockets_go_through_an_http_connect_proxy() {
         .c2d_deliverable("via-proxy", &Default::default())
         .unwrap();
     assert_eq!(queued.len(), 1);
+
+    // REST goes through the same proxy (a CONNECT tunnel too).
+    let rest = ServiceClient::with_proxy(
+        &service_cs(hub),
+        &Trust::CaPem(hub.ca_pem.clone()),
+        Some(hub.info.ports.https),
+        &Proxy::Url(format!("http://127.0.0.1:{proxy_port}")),
+    )
+    .unwrap();
+    assert_eq!(
+        rest.get_device("via-proxy").await.unwrap().device_id,
+        "via-proxy"
+    );
+    let line = timeout(WAIT, seen.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        line,
+        format!("CONNECT localhost:{} HTTP/1.1", hub.info.ports.https)
+    );
 
     // A proxy that refuses is named in one sentence.
     let opts = AmqpOptions {

@@ -9,7 +9,7 @@ use hubtui::client::backend::{self, BackendConfig};
 use hubtui::client::events::{
     AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
 };
-use hubtui::client::service::ServiceClient;
+use hubtui::client::service::{AmqpTransport, ServiceClient};
 use hubtui::client::tls::Trust;
 use hubtui::iothub::connection_string::ServiceConnectionString;
 use hubtui::iothub::device::DeviceStatus;
@@ -25,6 +25,10 @@ struct Explorer {
 }
 
 fn start(hub: &TestHub) -> Explorer {
+    start_with(hub, AmqpTransport::Tcp)
+}
+
+fn start_with(hub: &TestHub, transport: AmqpTransport) -> Explorer {
     let cs = hub
         .hub
         .state
@@ -38,6 +42,8 @@ fn start(hub: &TestHub) -> Explorer {
     config.twin_poll = Duration::from_millis(200);
     config.devices_poll = Duration::from_millis(200);
     config.amqp_port = hub.hub.info.ports.amqp;
+    config.websocket_port = Some(hub.hub.info.ports.https);
+    config.amqp_transport = transport;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
@@ -425,9 +431,18 @@ async fn mqtt_device(
 
 #[tokio::test]
 async fn telemetry_arrives_with_its_properties_once_the_reader_is_connected() {
+    telemetry_arrives_over(AmqpTransport::Tcp).await;
+}
+
+#[tokio::test]
+async fn telemetry_arrives_over_amqp_on_websockets() {
+    telemetry_arrives_over(AmqpTransport::WebSockets).await;
+}
+
+async fn telemetry_arrives_over(transport: AmqpTransport) {
     let hub = TestHub::start().await;
     let key = hub.create_device("t-1").await;
-    let mut ex = start(&hub);
+    let mut ex = start_with(&hub, transport);
     ex.send(HubCommand::StartTelemetry {
         from: StartFrom::Now,
         consumer_group: "$Default".into(),

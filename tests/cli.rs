@@ -105,6 +105,19 @@ fn unknown_profiles_and_themes_are_one_sentence() {
 }
 
 #[test]
+fn a_bad_proxy_is_one_sentence() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path())
+        .args(["--proxy", "http://:3128"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused(&out),
+        "--proxy: the proxy setting \"http://:3128\" is not a proxy URL such as http://proxy:3128"
+    );
+}
+
+#[test]
 fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
     let home = tempfile::tempdir().unwrap();
     let out = hubtui(home.path()).output().unwrap();

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::app::{App, Config};
 use crate::client::backend::{self, BackendConfig};
 use crate::client::events::{Backend, HubCommand, HubEvent, LinkState};
-use crate::client::service::ServiceClient;
+use crate::client::service::{AmqpTransport, Proxy, ServiceClient};
 use crate::client::simulator::Simulator;
 use crate::client::tls::Trust;
 use crate::hub::store::StoreError;
@@ -60,9 +60,46 @@ pub struct ExplorerArgs {
     /// CA certificate (PEM) to trust instead of the system's roots, e.g. a local hub's ca.pem.
     #[arg(long, env = "HUBTUI_CA_CERT")]
     pub ca: Option<PathBuf>,
+    /// Telemetry and C2D over AMQP on WebSockets (port 443) instead of port 5671, for
+    /// networks that block 5671. HTTPS_PROXY and NO_PROXY are honoured.
+    #[arg(long)]
+    pub amqp_websockets: bool,
+    /// HTTP proxy for REST and AMQP over WebSockets (implies --amqp-websockets), as
+    /// http://[user:password@]host:port. Without it, HTTPS_PROXY is used.
+    #[arg(long, value_name = "URL", env = "HUBTUI_PROXY", hide_env_values = true)]
+    pub proxy: Option<String>,
     /// Print the time from start to the first frame, then exit (for BENCHMARKS.md).
     #[arg(long, hide = true)]
     pub bench_first_frame: bool,
+}
+
+/// How the explorer reaches the hub's AMQP endpoint, and through which proxy.
+struct Network {
+    transport: AmqpTransport,
+    proxy: Proxy,
+}
+
+impl Network {
+    fn from_args(args: &ExplorerArgs) -> Result<Network, Failure> {
+        let proxy = match &args.proxy {
+            Some(url) => Proxy::parse(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?,
+            None => Proxy::FromEnvironment,
+        };
+        let websockets = args.amqp_websockets || matches!(proxy, Proxy::Url(_));
+        Ok(Network {
+            transport: if websockets {
+                AmqpTransport::WebSockets
+            } else {
+                AmqpTransport::Tcp
+            },
+            proxy,
+        })
+    }
+
+    fn apply(self, config: &mut BackendConfig) {
+        config.amqp_transport = self.transport;
+        config.proxy = self.proxy;
+    }
 }
 
 /// The hub the explorer works on.
@@ -152,6 +189,7 @@ pub fn run(
     args: ExplorerArgs,
 ) -> Result<(), Failure> {
     let target = resolve(hub, hub_from_env, &args)?;
+    let network = Network::from_args(&args)?;
     let theme = Theme::load(
         &args.theme,
         Theme::user_dir().as_deref(),
@@ -172,12 +210,17 @@ pub fn run(
     if let Ok(path) = &log {
         tracing::info!(log = %path.display(), "explorer starting");
     }
-    let result = runtime.block_on(explore(target, theme, args));
+    let result = runtime.block_on(explore(target, network, theme, args));
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
 }
 
-async fn explore(target: Target, theme: Theme, args: ExplorerArgs) -> Result<(), Failure> {
+async fn explore(
+    target: Target,
+    network: Network,
+    theme: Theme,
+    args: ExplorerArgs,
+) -> Result<(), Failure> {
     let (events_tx, events_rx) = mpsc::channel(4096);
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let config = Config {
@@ -192,7 +235,7 @@ async fn explore(target: Target, theme: Theme, args: ExplorerArgs) -> Result<(),
     let mut app = App::new(config);
     let mut guard = TerminalGuard::enter(TerminalOptions { mouse: args.mouse })
         .map_err(|e| Failure::runtime(format!("cannot take over the terminal: {e}")))?;
-    let connector = tokio::spawn(connect(target, commands_rx, events_tx.clone()));
+    let connector = tokio::spawn(connect(target, network, commands_rx, events_tx.clone()));
     let channels = Channels {
         events: events_rx,
         events_tx,
@@ -269,6 +312,7 @@ async fn fail(events: &mpsc::Sender<HubEvent>, message: String) {
 /// Connects the backend (starting the local hub first, for the embedded default).
 async fn connect(
     target: Target,
+    network: Network,
     commands: mpsc::UnboundedReceiver<HubCommand>,
     events: mpsc::Sender<HubEvent>,
 ) -> Option<Session> {
@@ -279,7 +323,7 @@ async fn connect(
             trust,
         } => {
             tracing::info!(hub = %service.host_name, policy = %service.policy_name, "exploring a hub");
-            let client = match ServiceClient::new(&service, &trust, None) {
+            let client = match ServiceClient::with_proxy(&service, &trust, None, &network.proxy) {
                 Ok(c) => c,
                 Err(e) => {
                     fail(
@@ -292,6 +336,7 @@ async fn connect(
             };
             let mut config = BackendConfig::new(client, trust);
             config.eventhub = eventhub;
+            network.apply(&mut config);
             (config, None)
         }
         Target::Embedded { eventhub } => {
@@ -309,7 +354,7 @@ async fn connect(
                     return None;
                 }
             };
-            let config = match embedded_backend_config(&local.hub, eventhub) {
+            let config = match embedded_backend_config(&local.hub, eventhub, network) {
                 Ok(c) => c,
                 Err(e) => {
                     fail(&events, e).await;
@@ -328,15 +373,19 @@ async fn connect(
 fn embedded_backend_config(
     hub: &RunningHub,
     eventhub: Option<EventHubConnectionString>,
+    network: Network,
 ) -> Result<BackendConfig, String> {
     let info = &hub.info;
     let service = ServiceConnectionString::parse(&info.service_connection_string)
         .map_err(|e| format!("the local hub's service connection string: {e}"))?;
     let trust = Trust::CaPem(hub.ca_pem.clone());
-    let client = ServiceClient::new(&service, &trust, Some(info.ports.https))
-        .map_err(|e| format!("cannot connect to the local hub: {e}"))?;
+    let client =
+        ServiceClient::with_proxy(&service, &trust, Some(info.ports.https), &network.proxy)
+            .map_err(|e| format!("cannot connect to the local hub: {e}"))?;
     let mut config = BackendConfig::new(client, trust);
     config.amqp_port = info.ports.amqp;
+    config.websocket_port = Some(info.ports.https);
+    network.apply(&mut config);
     config.eventhub = match eventhub {
         Some(e) => Some(e),
         None => info

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::events::{HubCommand, HubEvent};
-use crate::client::service::{AmqpOptions, ServiceClient};
+use crate::client::service::{AmqpOptions, AmqpTransport, Proxy, ServiceClient};
 use crate::client::tls::Trust;
 use crate::iothub::connection_string::EventHubConnectionString;
 
@@ -40,6 +40,12 @@ pub struct BackendConfig {
     pub trust: Trust,
     /// AMQP port when it is not Azure's 5671 (the local hub's, from hub.json).
     pub amqp_port: Option<u16>,
+    /// TLS on 5671, or WebSockets on 443 for networks that block 5671 (`--amqp-websockets`).
+    pub amqp_transport: AmqpTransport,
+    /// WebSocket port when it is not Azure's 443 (the local hub's HTTPS port).
+    pub websocket_port: Option<u16>,
+    /// The proxy AMQP over WebSockets tunnels through.
+    pub proxy: Proxy,
     /// Devices per query page.
     pub page_size: u32,
     /// How often the twin last asked for is read again, so changes show up highlighted.
@@ -55,6 +61,9 @@ impl BackendConfig {
             eventhub: None,
             trust,
             amqp_port: None,
+            amqp_transport: AmqpTransport::Tcp,
+            websocket_port: None,
+            proxy: Proxy::FromEnvironment,
             page_size: 100,
             twin_poll: Duration::from_secs(3),
             devices_poll: Duration::from_secs(5),
@@ -65,7 +74,12 @@ impl BackendConfig {
     fn amqp_options(&self) -> AmqpOptions {
         AmqpOptions {
             trust: self.trust.clone(),
-            port: self.amqp_port,
+            transport: self.amqp_transport,
+            port: match self.amqp_transport {
+                AmqpTransport::Tcp => self.amqp_port,
+                AmqpTransport::WebSockets => self.websocket_port,
+            },
+            proxy: self.proxy.clone(),
             ..AmqpOptions::default()
         }
     }

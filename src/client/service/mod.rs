@@ -2,11 +2,13 @@
 //! AMQP (telemetry reader, C2D sender, feedback and file-notification receivers).
 
 pub mod amqp;
+mod proxy;
 mod rest;
 
 pub use amqp::{
-    AmqpOptions, AmqpTransport, C2dSender, MessagingError, Proxy, ReadFrom, ReaderTask,
-    StreamUpdate, TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
+    AmqpOptions, AmqpTransport, C2dSender, MessagingError, ReadFrom, ReaderTask, StreamUpdate,
+    TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
     receive_file_notifications,
 };
+pub use proxy::Proxy;
 pub use rest::*;

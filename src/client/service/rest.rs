@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::proxy::Proxy;
 use crate::client::tls::{TlsError, Trust};
 use crate::iothub::connection_string::ServiceConnectionString;
 use crate::iothub::device::DeviceIdentity;
@@ -76,15 +77,34 @@ impl ServiceClient {
         trust: &Trust,
         port: Option<u16>,
     ) -> Result<ServiceClient> {
+        ServiceClient::with_proxy(connection, trust, port, &Proxy::FromEnvironment)
+    }
+
+    /// As [`ServiceClient::new`], through `proxy` (HTTPS_PROXY / NO_PROXY by default).
+    pub fn with_proxy(
+        connection: &ServiceConnectionString,
+        trust: &Trust,
+        port: Option<u16>,
+        proxy: &Proxy,
+    ) -> Result<ServiceClient> {
+        let unreachable = |reason: String| ServiceClientError::Unreachable {
+            url: connection.host_name.clone(),
+            reason,
+        };
         let tls = trust.client_config(&[b"h2", b"http/1.1"])?;
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ServiceClientError::Unreachable {
-                url: connection.host_name.clone(),
-                reason: e.to_string(),
-            })?;
+            .connect_timeout(Duration::from_secs(10));
+        // reqwest reads HTTPS_PROXY and NO_PROXY itself unless told otherwise.
+        let builder = match proxy {
+            Proxy::FromEnvironment => builder,
+            Proxy::None => builder.no_proxy(),
+            Proxy::Url(url) => builder.proxy(
+                reqwest::Proxy::all(url.as_str())
+                    .map_err(|e| unreachable(format!("the proxy {url}: {e}")))?,
+            ),
+        };
+        let http = builder.build().map_err(|e| unreachable(e.to_string()))?;
         let base = match port {
             None | Some(443) => format!("https://{}", connection.host_name),
             Some(p) => format!("https://{}:{p}", connection.host_name),

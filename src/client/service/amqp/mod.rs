@@ -17,9 +17,10 @@ use fe2o3_amqp::types::definitions::Error as RemoteError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::client::service::proxy::Proxy;
 pub use messaging::{C2dSender, receive_feedback, receive_file_notifications};
 pub use telemetry::{ReadFrom, TelemetryReaderOptions, TelemetrySource, read_telemetry};
-pub use transport::{AmqpOptions, AmqpTransport, Proxy};
+pub use transport::{AmqpOptions, AmqpTransport};
 
 pub use crate::client::events::{LinkState, TelemetryEvent};
 pub use crate::iothub::amqp_model::{FeedbackRecord, FeedbackStatus, FileNotification};
