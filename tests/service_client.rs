@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestHub;
-use hubtui::client::service::{NewDeviceAuth, ServiceClient, ServiceClientError};
+use hubtui::client::service::{NewDeviceAuth, Proxy, ServiceClient, ServiceClientError};
 use hubtui::client::tls::Trust;
 use hubtui::iothub::connection_string::ServiceConnectionString;
 use hubtui::iothub::device::{AuthType, DeviceStatus};
@@ -146,6 +146,22 @@ async fn refusals_are_one_clear_sentence() {
     assert!(
         e.to_string()
             .starts_with("cannot reach the hub at https://localhost:1/devices/x"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(": cannot connect: "), "{e}");
+
+    // A proxy that is not there is named as the problem.
+    let c = ServiceClient::with_proxy(
+        &cs,
+        &Trust::CaPem(hub.hub.ca_pem.clone()),
+        Some(hub.hub.info.ports.https),
+        &Proxy::Url("http://127.0.0.1:9".into()),
+    )
+    .unwrap();
+    let e = c.get_device("x").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(": the proxy did not open a tunnel: "),
         "{e}"
     );
 }

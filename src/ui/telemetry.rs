@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
 
 use crate::app::App;
 use crate::app::body::escape;
@@ -101,7 +101,10 @@ fn render_list(
             _ if t.ring.is_empty() => "Waiting for device-to-cloud messages…".into(),
             _ => "No message matches the filter.".into(),
         };
-        frame.render_widget(Paragraph::new(text).style(theme.style(Role::Muted)), inner);
+        let text = Paragraph::new(text)
+            .style(theme.style(Role::Muted))
+            .wrap(Wrap { trim: true });
+        frame.render_widget(text, inner);
         return;
     }
     let height = inner.height as usize;

@@ -405,13 +405,25 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
 }
 
 /// A transport error as one sentence (reqwest's Display hides the cause).
+/// What went wrong, without reqwest's wrapping (which repeats the URL): the
+/// innermost cause, named as a proxy or connection failure where it is one.
 fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        causes.push(cause.to_string());
         source = cause.source();
     }
-    s
+    let Some(innermost) = causes.last() else {
+        return e.to_string();
+    };
+    if e.is_timeout() {
+        "no answer in time".into()
+    } else if causes.iter().any(|c| c.contains("tunnel error")) {
+        format!("the proxy did not open a tunnel: {innermost}")
+    } else if e.is_connect() {
+        format!("cannot connect: {innermost}")
+    } else {
+        causes.join(": ")
+    }
 }
