@@ -57,4 +57,35 @@ export function waitFor(what, register, ms = 20_000) {
   });
 }
 
+/**
+ * Resolves with the first feedback record about `deviceId` within `ms` (batches are
+ * completed as they come).
+ */
+export async function feedbackFor(service, deviceId, ms = 20_000) {
+  const { result: receiver } = await service.getFeedbackReceiver();
+  return waitFor(`feedback for ${deviceId}`, (done) =>
+    receiver.on("message", (msg) => {
+      const records = JSON.parse(msg.getData().toString());
+      receiver.complete(msg, () => {});
+      const mine = records.find((r) => r.deviceId === deviceId);
+      if (mine) done(mine);
+    }), ms);
+}
+
+/**
+ * Invokes a method; `target` is (deviceId, params) or (deviceId, moduleId, params).
+ * onDeviceMethod subscribes in the background, and until the subscription lands the
+ * hub answers 404 DeviceNotOnline (as Azure does): retry for a while, as a user would.
+ */
+export async function invokeOnceSubscribed(service, ...target) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await service.invokeDeviceMethod(...target);
+    } catch (e) {
+      if (e.response?.statusCode !== 404 || attempt >= 40) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 export { deviceSdk, iothub };

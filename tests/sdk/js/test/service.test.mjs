@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import {
-  createDevice, deviceSdk, iothub, openDevice, registry, serviceConnectionString, uniqueId,
-  waitFor,
+  createDevice, deviceSdk, feedbackFor, invokeOnceSubscribed, iothub, openDevice, registry,
+  serviceConnectionString, uniqueId, waitFor,
 } from "./hub.mjs";
 
 describe("registry (REST)", () => {
@@ -92,21 +92,6 @@ describe("twins", () => {
   });
 });
 
-/**
- * onDeviceMethod subscribes in the background, and until the subscription lands the
- * hub answers 404 DeviceNotOnline (as Azure does): retry for a while, as a user would.
- */
-async function invokeOnceSubscribed(service, deviceId, params) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await service.invokeDeviceMethod(deviceId, params);
-    } catch (e) {
-      if (e.response?.statusCode !== 404 || attempt >= 40) throw e;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
-
 for (const [label, transport] of [["AMQP", undefined], ["AMQP over WebSockets", "ws"]]) {
   describe(`service client over ${label}`, () => {
     let service;
@@ -123,14 +108,7 @@ for (const [label, transport] of [["AMQP", undefined], ["AMQP over WebSockets", 
       const client = await openDevice(device.connectionString);
       try {
         const received = waitFor("the C2D message", (done) => client.on("message", done));
-        const { result: receiver } = await service.getFeedbackReceiver();
-        const feedback = waitFor("feedback", (done) =>
-          receiver.on("message", (msg) => {
-            const records = JSON.parse(msg.getData().toString());
-            const mine = records.find((r) => r.deviceId === device.deviceId);
-            receiver.complete(msg, () => {});
-            if (mine) done(mine);
-          }));
+        const feedback = feedbackFor(service, device.deviceId);
 
         const message = new deviceSdk.Message(JSON.stringify({ cmd: "on" }));
         message.messageId = uniqueId("mid");
