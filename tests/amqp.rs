@@ -847,6 +847,31 @@ async fn hub_events_address_is_redirected_to_the_event_hubs_entity() {
 }
 
 #[tokio::test]
+async fn the_event_hubs_entity_refuses_senders_as_azure_does() {
+    let hub = TestHub::start().await;
+    let (_conn, mut session, _cbs, entity) = event_hub_session(&hub).await;
+    for target in [entity.clone(), format!("{entity}/Partitions/0")] {
+        let err = match Sender::attach(&mut session, format!("tx-{target}"), target.as_str()).await
+        {
+            // Rejected if it arrives before the detach, else the link's error.
+            Ok(mut tx) => match tx
+                .send(Message::builder().value("x".to_string()).build())
+                .await
+            {
+                Ok(outcome) => format!("{outcome:?}"),
+                Err(e) => format!("{e:?}"),
+            },
+            Err(e) => format!("{e:?}"),
+        };
+        assert!(err.contains("UnauthorizedAccess"), "{target}: {err}");
+        assert!(
+            err.contains("'Send' claim(s) are required"),
+            "{target}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn telemetry_is_retained_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = hubtui::hub::HubOptions::ephemeral(dir.path().to_path_buf());

@@ -241,7 +241,8 @@ pub enum NodeAddress {
         consumer_group: String,
         partition: String,
     },
-    /// The entity itself (a sender to the entity: not served).
+    /// The entity itself, or `{entity}/Partitions/{id}`: only senders name these, and
+    /// IoT Hub's built-in endpoint is read-only, so they are refused.
     Entity,
     Unknown(String),
 }
@@ -284,7 +285,9 @@ impl NodeAddress {
             };
         }
         if !segments.is_empty() && segments[0].eq_ignore_ascii_case(entity) {
-            if segments.len() == 1 {
+            if segments.len() == 1
+                || (segments.len() == 3 && segments[1].eq_ignore_ascii_case("Partitions"))
+            {
                 return NodeAddress::Entity;
             }
             if segments.len() == 2 && segments[1].eq_ignore_ascii_case(MANAGEMENT_NODE) {
@@ -610,6 +613,10 @@ mod tests {
         );
         assert_eq!(
             NodeAddress::parse("sb://localhost/iothub-ehub-localhost", E),
+            NodeAddress::Entity
+        );
+        assert_eq!(
+            NodeAddress::parse("iothub-ehub-localhost/Partitions/2", E),
             NodeAddress::Entity
         );
         assert_eq!(

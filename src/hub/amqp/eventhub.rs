@@ -23,6 +23,31 @@ use crate::iothub::amqp_model::{
 const CREATED_KEY: &str = "eventhub_created_ms";
 const PAGE: usize = 100;
 
+/// How long a refused publisher's link takes transfers before it is closed. A client
+/// may send on the credit it was given before it sees the detach; a rejected delivery
+/// fails its send at once, where an unsettled one would wait for a timeout.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A client sending to the entity or one of its partitions. The built-in endpoint is
+/// read-only: Azure's policies carry no Send claim there, and it says so.
+pub(super) async fn refuse_publisher(mut r: Receiver, ctx: &ConnCtx) {
+    let resource = format!("sb://{}/{}", ctx.state.host_name, ctx.endpoint.entity);
+    let refusal = || {
+        error(
+            condition::UNAUTHORIZED,
+            format!(
+                "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
+                 Resource: '{resource}'."
+            ),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + REFUSAL_GRACE;
+    while let Ok(Ok(delivery)) = tokio::time::timeout_at(deadline, r.recv::<Body<Value>>()).await {
+        let _ = r.reject(&delivery, refusal()).await;
+    }
+    let _ = r.close_with_error(refusal()).await;
+}
+
 /// When the entity was created: the hub's first start, remembered in the store.
 fn created_ms(state: &HubState) -> i64 {
     if let Some(ms) = state

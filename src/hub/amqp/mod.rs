@@ -43,6 +43,8 @@ use crate::iothub::amqp_model::{NodeAddress, condition, event_hub_name};
 use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
 const HANDLE_MAX: u32 = 4095;
+/// Largest message on a link, as an Event Hubs namespace announces it (1 MiB).
+const MAX_LINK_MESSAGE: u64 = 1024 * 1024;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
 const IDLE_TIMEOUT_MS: u32 = 240_000;
 /// How long a response waits for its reply link to be attached.
@@ -265,6 +267,8 @@ async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>) {
     let link_acceptor = LinkAcceptor::builder()
         .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
         .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        // Announced as Event Hubs does; @azure/event-hubs sizes its batches by it.
+        .max_message_size(MAX_LINK_MESSAGE)
         .build();
     while let Some(attach) = session.next_incoming_attach().await {
         let address = link_address(&attach);
@@ -308,6 +312,7 @@ async fn serve_receiver(mut r: Receiver, node: NodeAddress, ctx: Arc<ConnCtx>) {
         NodeAddress::HubEvents { rest } => {
             redirect::refuse_receiver(r, &ctx, &rest).await;
         }
+        NodeAddress::Entity => eventhub::refuse_publisher(r, &ctx).await,
         other => {
             let _ = r
                 .close_with_error(error(

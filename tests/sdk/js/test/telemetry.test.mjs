@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { EventHubConsumerClient, earliestEventPosition } from "@azure/event-hubs";
+import {
+  EventHubConsumerClient, EventHubProducerClient, earliestEventPosition,
+} from "@azure/event-hubs";
 import WebSocket from "ws";
 
 import { createDevice, deviceSdk, eventHubConnectionString, openDevice, waitFor } from "./hub.mjs";
@@ -98,6 +100,21 @@ describe("Event Hubs-compatible endpoint", () => {
       assert.equal(Buffer.from(event.body).toString(), "over websockets");
     } finally {
       await wsConsumer.close();
+    }
+  });
+
+  test("the built-in endpoint is read-only: a producer is refused as on Azure", async () => {
+    const producer = new EventHubProducerClient(eventHubConnectionString, {
+      retryOptions: { maxRetries: 0, timeoutInMs: 10_000 },
+    });
+    try {
+      await assert.rejects(async () => {
+        const batch = await producer.createBatch();
+        batch.tryAdd({ body: "not allowed" });
+        await producer.sendBatch(batch);
+      }, /'Send' claim\(s\) are required/);
+    } finally {
+      await producer.close();
     }
   });
 });
