@@ -821,6 +821,71 @@ async fn partition_receivers_honour_start_positions_and_carry_annotations() {
     nothing_more(&mut p0).await;
 }
 
+fn delivery_annotation<'a>(m: &'a Message<Body<Value>>, name: &str) -> Option<&'a Value> {
+    m.delivery_annotations
+        .as_ref()?
+        .0
+        .iter()
+        .find_map(|(k, v)| match k {
+            fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(s)
+                if s.as_str() == name =>
+            {
+                Some(v)
+            }
+            _ => None,
+        })
+}
+
+#[tokio::test]
+async fn receivers_asking_for_runtime_metrics_see_the_partition_end() {
+    let hub = TestHub::start().await;
+    let (_conn, mut session, _cbs, entity) = event_hub_session(&hub).await;
+    for body in ["e0", "e1", "e2"] {
+        ingest(&hub, "device-1", "", body).await;
+    }
+    let address = format!("{entity}/ConsumerGroups/$Default/Partitions/1");
+    let mut rx = Receiver::builder()
+        .name("metric")
+        .source(Source::builder().address(address.as_str()).build())
+        .target("client")
+        .add_desired_capabilities("com.microsoft:enable-receiver-runtime-metric")
+        .attach(&mut session)
+        .await
+        .unwrap();
+    let (body, m) = next_body(&mut rx).await;
+    assert_eq!(body, "e0");
+    assert_eq!(
+        delivery_annotation(&m, "last_enqueued_sequence_number"),
+        Some(&Value::Long(2))
+    );
+    assert_eq!(
+        delivery_annotation(&m, "last_enqueued_offset"),
+        Some(&Value::String("2".into()))
+    );
+    assert!(matches!(
+        delivery_annotation(&m, "last_enqueued_time_utc"),
+        Some(Value::Timestamp(_))
+    ));
+    assert!(matches!(
+        delivery_annotation(&m, "runtime_info_retrieval_time_utc"),
+        Some(Value::Timestamp(_))
+    ));
+    next_body(&mut rx).await;
+    next_body(&mut rx).await;
+    ingest(&hub, "device-1", "", "e3").await;
+    let (body, m) = next_body(&mut rx).await;
+    assert_eq!(body, "e3");
+    assert_eq!(
+        delivery_annotation(&m, "last_enqueued_sequence_number"),
+        Some(&Value::Long(3))
+    );
+
+    // Without the capability, no delivery annotations.
+    let mut plain = partition_receiver(&mut session, &entity, "$Default", 1, None).await;
+    let (_, m) = next_body(&mut plain).await;
+    assert!(m.delivery_annotations.is_none(), "{m:?}");
+}
+
 #[tokio::test]
 async fn hub_events_address_is_redirected_to_the_event_hubs_entity() {
     let hub = TestHub::start().await;

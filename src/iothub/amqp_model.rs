@@ -43,6 +43,13 @@ pub mod management {
     pub const IS_PARTITION_EMPTY: &str = "is_partition_empty";
 }
 
+/// A receiver that asks for this capability gets the partition's last enqueued event
+/// in each message's delivery annotations (management's key names, plus
+/// [`RUNTIME_INFO_RETRIEVAL_TIME_UTC`]): @azure/event-hubs' and azure-eventhub's
+/// `trackLastEnqueuedEventProperties`.
+pub const RECEIVER_RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
+pub const RUNTIME_INFO_RETRIEVAL_TIME_UTC: &str = "runtime_info_retrieval_time_utc";
+
 /// Message annotations on telemetry read from the Event Hubs-compatible endpoint.
 pub mod annotation {
     pub const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";

@@ -115,3 +115,49 @@ def test_telemetry_readable_from_event_hub_endpoint(hub, connected_device):
     system = _text_dict(event.system_properties)
     assert system["iothub-connection-device-id"] == ident.device_id
     assert "iothub-enqueuedtime" in system
+
+
+@pytest.mark.eventhub
+def test_last_enqueued_event_properties_are_tracked(hub, connected_device):
+    from azure.eventhub import EventHubConsumerClient
+    from azure.iot.device import Message
+
+    ident, client = connected_device
+    for i in range(3):
+        client.send_message(Message(f"metric-{i}"))
+
+    consumer = EventHubConsumerClient.from_connection_string(
+        hub.eventhub_connection_string,
+        consumer_group="$Default",
+        connection_verify=str(hub.ca_path),
+    )
+    found = queue.Queue()
+
+    def on_event(partition_context, event):
+        if event is None:
+            return
+        dev = _text_dict(event.system_properties).get("iothub-connection-device-id")
+        if dev == ident.device_id:
+            found.put((event.sequence_number, partition_context.last_enqueued_event_properties))
+
+    worker = threading.Thread(
+        target=consumer.receive,
+        kwargs={
+            "on_event": on_event,
+            "starting_position": "-1",
+            "max_wait_time": 1,
+            "track_last_enqueued_event_properties": True,
+        },
+        daemon=True,
+    )
+    worker.start()
+    try:
+        sequence_number, last = found.get(timeout=30)
+    finally:
+        consumer.close()
+        worker.join(timeout=10)
+
+    assert last, "the receiver asked for runtime metrics and got none"
+    assert last["sequence_number"] >= sequence_number + 2, last
+    assert last["offset"] == str(last["sequence_number"]), last
+    assert last["enqueued_time"] is not None and last["retrieval_time"] is not None, last

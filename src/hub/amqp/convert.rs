@@ -5,14 +5,17 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 use fe2o3_amqp::types::definitions::{Error as AmqpError, ErrorCondition, Fields};
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
-    AmqpValue, ApplicationProperties, Data, Message, MessageAnnotations, MessageId, Properties,
+    AmqpValue, ApplicationProperties, Data, DeliveryAnnotations, Message, MessageAnnotations,
+    MessageId, Properties,
 };
 use fe2o3_amqp::types::primitives::OrderedMap;
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Symbol, Timestamp, Value};
 
 use crate::hub::store::TelemetryRecord;
 use crate::hub::telemetry::StoredProperties;
-use crate::iothub::amqp_model::{annotation, c2d_device_id, condition};
+use crate::iothub::amqp_model::{
+    RUNTIME_INFO_RETRIEVAL_TIME_UTC, annotation, c2d_device_id, condition, management,
+};
 use crate::iothub::property_bag::{
     COMPONENT_NAME, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, EXPIRY_TIME, MESSAGE_ID,
     PropertyBag, TO, USER_ID,
@@ -250,6 +253,28 @@ pub fn telemetry_event(rec: &TelemetryRecord) -> AmqpMessage {
         body: Body::Data(vec![Data(Binary::from(rec.body.clone()))].into()),
         footer: None,
     }
+}
+
+/// The partition's last enqueued event, as delivery annotations (receiver runtime metric).
+pub fn add_runtime_metric(msg: &mut AmqpMessage, last_seq: i64, last_enqueued_ms: i64) {
+    let mut ann: OrderedMap<_, Value> = OrderedMap::new();
+    ann.insert(
+        sym(management::LAST_ENQUEUED_SEQUENCE_NUMBER),
+        Value::Long(last_seq),
+    );
+    ann.insert(
+        sym(management::LAST_ENQUEUED_OFFSET),
+        Value::String(last_seq.to_string()),
+    );
+    ann.insert(
+        sym(management::LAST_ENQUEUED_TIME_UTC),
+        Value::Timestamp(Timestamp::from_milliseconds(last_enqueued_ms)),
+    );
+    ann.insert(
+        sym(RUNTIME_INFO_RETRIEVAL_TIME_UTC),
+        Value::Timestamp(Timestamp::from_milliseconds(Utc::now().timestamp_millis())),
+    );
+    msg.delivery_annotations = Some(DeliveryAnnotations(ann));
 }
 
 /// A response to a CBS or management request: correlation id = the request's message id.

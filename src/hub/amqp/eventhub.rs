@@ -11,7 +11,9 @@ use fe2o3_amqp::types::primitives::{Array, Timestamp, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::verify_service_token;
-use super::convert::{AmqpMessage, app_prop, error, response, telemetry_event, value_text};
+use super::convert::{
+    AmqpMessage, add_runtime_metric, app_prop, error, response, telemetry_event, value_text,
+};
 use super::{ConnCtx, string_map};
 use crate::hub::policies::Permission;
 use crate::hub::state::HubState;
@@ -225,13 +227,21 @@ fn first_seq(state: &HubState, partition: u32, start: &StartPosition) -> Result<
     })
 }
 
-pub(super) async fn serve_partition(
-    mut s: Sender,
-    ctx: Arc<ConnCtx>,
-    consumer_group: String,
-    partition: String,
-    filter: FilterSet,
-) {
+/// A client's receiver on one partition, as it attached.
+pub(super) struct PartitionReader {
+    pub consumer_group: String,
+    pub partition: String,
+    pub filter: FilterSet,
+    pub runtime_metric: bool,
+}
+
+pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: PartitionReader) {
+    let PartitionReader {
+        consumer_group,
+        partition,
+        filter,
+        runtime_metric,
+    } = reader;
     let resource = format!(
         "{}/ConsumerGroups/{consumer_group}/Partitions/{partition}",
         ctx.entity_resource()
@@ -289,8 +299,18 @@ pub(super) async fn serve_partition(
             }
         };
         if !backlog.is_empty() {
+            // One look at the partition's end per page, for the runtime metric.
+            let last = if runtime_metric {
+                ctx.state.store.telemetry_stats(p).ok()
+            } else {
+                None
+            };
             for rec in &backlog {
-                if s.send_batchable(telemetry_event(rec)).await.is_err() {
+                let mut event = telemetry_event(rec);
+                if let Some(l) = &last {
+                    add_runtime_metric(&mut event, l.last_seq, l.last_enqueued_ms.unwrap_or(0));
+                }
+                if s.send_batchable(event).await.is_err() {
                     break 'outer;
                 }
                 next = rec.partition_seq + 1;
@@ -321,7 +341,12 @@ pub(super) async fn serve_partition(
                     // A gap (retention or a lag): the store has it in order.
                     continue;
                 }
-                if s.send_batchable(telemetry_event(&rec)).await.is_err() {
+                let mut event = telemetry_event(&rec);
+                if runtime_metric {
+                    // A live event is the partition's newest.
+                    add_runtime_metric(&mut event, rec.partition_seq, rec.enqueued_ms);
+                }
+                if s.send_batchable(event).await.is_err() {
                     break;
                 }
                 next = rec.partition_seq + 1;

@@ -38,7 +38,7 @@ use tokio_rustls::TlsAcceptor;
 use self::auth::ConnAuth;
 use self::convert::{AmqpMessage, error};
 use super::state::HubState;
-use crate::iothub::amqp_model::{NodeAddress, condition, event_hub_name};
+use crate::iothub::amqp_model::{NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name};
 
 use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
@@ -271,32 +271,18 @@ async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>) {
         .max_message_size(MAX_LINK_MESSAGE)
         .build();
     while let Some(attach) = session.next_incoming_attach().await {
-        let address = link_address(&attach);
-        let node = NodeAddress::parse(&address, &ctx.endpoint.entity);
-        let reply_to = reply_address(&attach);
-        let filter = attach
-            .source
-            .as_ref()
-            .and_then(|s| s.filter.clone())
-            .unwrap_or_default();
+        let link = LinkRequest::new(&attach, &ctx.endpoint.entity);
         match link_acceptor
             .accept_incoming_attach(attach, &mut session)
             .await
         {
             Ok(LinkEndpoint::Receiver(r)) => {
-                tokio::spawn(serve_receiver(r, node, ctx.clone()));
+                tokio::spawn(serve_receiver(r, link.node, ctx.clone()));
             }
             Ok(LinkEndpoint::Sender(s)) => {
-                tokio::spawn(serve_sender(
-                    s,
-                    node,
-                    address,
-                    reply_to,
-                    filter,
-                    ctx.clone(),
-                ));
+                tokio::spawn(serve_sender(s, link, ctx.clone()));
             }
-            Err(e) => tracing::debug!(error = %e, %address, "amqp attach failed"),
+            Err(e) => tracing::debug!(error = %e, address = %link.address, "amqp attach failed"),
         }
     }
     let _ = session.end().await;
@@ -324,30 +310,62 @@ async fn serve_receiver(mut r: Receiver, node: NodeAddress, ctx: Arc<ConnCtx>) {
     }
 }
 
-/// Links on which the hub sends to the client.
-async fn serve_sender(
-    s: Sender,
-    node: NodeAddress,
+/// What the hub keeps of a client's attach.
+struct LinkRequest {
     address: String,
+    node: NodeAddress,
+    /// The client receiver's own target address (where it wants replies).
     reply_to: Option<String>,
     filter: fe2o3_amqp::types::messaging::FilterSet,
-    ctx: Arc<ConnCtx>,
-) {
-    match node {
+    /// The client asked for the partition's last enqueued event on every message.
+    runtime_metric: bool,
+}
+
+impl LinkRequest {
+    fn new(attach: &Attach, entity: &str) -> LinkRequest {
+        let address = link_address(attach);
+        LinkRequest {
+            node: NodeAddress::parse(&address, entity),
+            address,
+            reply_to: reply_address(attach),
+            filter: attach
+                .source
+                .as_ref()
+                .and_then(|s| s.filter.clone())
+                .unwrap_or_default(),
+            runtime_metric: attach
+                .desired_capabilities
+                .as_ref()
+                .is_some_and(|caps| caps.iter().any(|c| c.as_str() == RECEIVER_RUNTIME_METRIC)),
+        }
+    }
+}
+
+/// Links on which the hub sends to the client.
+async fn serve_sender(s: Sender, link: LinkRequest, ctx: Arc<ConnCtx>) {
+    match link.node {
         NodeAddress::Cbs | NodeAddress::Management => {
-            let name = match node {
+            let name = match link.node {
                 NodeAddress::Cbs => crate::iothub::amqp_model::CBS_NODE,
                 _ => crate::iothub::amqp_model::MANAGEMENT_NODE,
             };
             let mut keys = vec![name.to_string()];
-            keys.extend(reply_to);
+            keys.extend(link.reply_to);
             reply_link(s, &keys, &ctx).await;
         }
         NodeAddress::Feedback => feedback::serve(s, ctx).await,
         NodeAddress::Partition {
             consumer_group,
             partition,
-        } => eventhub::serve_partition(s, ctx, consumer_group, partition, filter).await,
+        } => {
+            let reader = eventhub::PartitionReader {
+                consumer_group,
+                partition,
+                filter: link.filter,
+                runtime_metric: link.runtime_metric,
+            };
+            eventhub::serve_partition(s, ctx, reader).await
+        }
         NodeAddress::HubEvents { rest } => redirect::refuse_sender(s, &ctx, &rest).await,
         NodeAddress::FileNotifications => {
             // Nothing produces file upload notifications yet: an idle link.
@@ -357,7 +375,7 @@ async fn serve_sender(
             let _ = s
                 .close_with_error(error(
                     condition::NOT_FOUND,
-                    format!("The hub has no node '{address}' to receive from."),
+                    format!("The hub has no node '{}' to receive from.", link.address),
                 ))
                 .await;
         }

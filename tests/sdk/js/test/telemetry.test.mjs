@@ -117,4 +117,39 @@ describe("Event Hubs-compatible endpoint", () => {
       await producer.close();
     }
   });
+
+  test("trackLastEnqueuedEventProperties reports the partition's newest event", async () => {
+    const device = await createDevice("js-metric");
+    const client = await openDevice(device.connectionString);
+    try {
+      for (const body of ["m0", "m1", "m2"]) await client.sendEvent(new deviceSdk.Message(body));
+    } finally {
+      await client.close();
+    }
+    let last;
+    let subscription;
+    await waitFor("an event with runtime metrics", (done) => {
+      subscription = consumer.subscribe(
+        {
+          processEvents: async (batch, context) => {
+            const mine = batch.filter(
+              (e) => e.systemProperties?.["iothub-connection-device-id"] === device.deviceId,
+            );
+            if (mine.length > 0) {
+              last = { first: mine[0], props: context.lastEnqueuedEventProperties };
+              done();
+            }
+          },
+          processError: async () => {},
+        },
+        { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1,
+          trackLastEnqueuedEventProperties: true },
+      );
+    }, 30_000);
+    await subscription.close();
+    const { first, props } = last;
+    assert.ok(props.sequenceNumber >= first.sequenceNumber + 2, JSON.stringify(props));
+    assert.equal(props.offset, String(props.sequenceNumber));
+    assert.ok(props.enqueuedOn instanceof Date && props.retrievedOn instanceof Date);
+  });
 });
