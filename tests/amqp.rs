@@ -886,6 +886,69 @@ async fn receivers_asking_for_runtime_metrics_see_the_partition_end() {
     assert!(m.delivery_annotations.is_none(), "{m:?}");
 }
 
+async fn epoch_receiver(
+    session: &mut Sess,
+    entity: &str,
+    name: &str,
+    epoch: Option<i64>,
+) -> Receiver {
+    let mut b = Receiver::builder()
+        .name(name)
+        .source(
+            Source::builder()
+                .address(format!("{entity}/ConsumerGroups/$Default/Partitions/0"))
+                .build(),
+        )
+        .target("client");
+    if let Some(e) = epoch {
+        let mut props = fe2o3_amqp::types::definitions::Fields::new();
+        props.insert("com.microsoft:epoch".into(), Value::Long(e));
+        b = b.properties(props);
+    }
+    b.attach(session).await.unwrap()
+}
+
+/// The error that ends a receiver (it must end within a few seconds).
+async fn ended(rx: &mut Receiver) -> String {
+    let r = tokio::time::timeout(T, rx.recv::<Body<Value>>())
+        .await
+        .expect("the link ends");
+    format!("{:?}", r.expect_err("no message, an error"))
+}
+
+#[tokio::test]
+async fn epoch_receivers_take_partitions_as_event_hubs_does() {
+    let hub = TestHub::start().await;
+    let (_conn, mut session, _cbs, entity) = event_hub_session(&hub).await;
+    let mut plain = epoch_receiver(&mut session, &entity, "plain", None).await;
+    let mut owner = epoch_receiver(&mut session, &entity, "owner", Some(1)).await;
+    let why = ended(&mut plain).await;
+    assert!(why.contains("Stolen"), "{why}");
+    assert!(
+        why.contains("New receiver 'owner' with higher epoch of '1'"),
+        "{why}"
+    );
+
+    let mut late = epoch_receiver(&mut session, &entity, "late", None).await;
+    let why = ended(&mut late).await;
+    assert!(why.contains("non-epoch receiver is not allowed"), "{why}");
+    let mut lower = epoch_receiver(&mut session, &entity, "lower", Some(0)).await;
+    let why = ended(&mut lower).await;
+    assert!(why.contains("higher epoch of '1'"), "{why}");
+
+    // The owner still reads; once it leaves, a plain receiver may attach and read.
+    let partitions = hub.hub.state.settings.partitions;
+    let device = (0..)
+        .map(|i| format!("dev-{i}"))
+        .find(|d| hubtui::hub::telemetry::partition_of(d, partitions) == 0)
+        .unwrap();
+    ingest(&hub, &device, "", "owned").await;
+    assert_eq!(next_body(&mut owner).await.0, "owned");
+    owner.close().await.unwrap();
+    let mut after = epoch_receiver(&mut session, &entity, "after", None).await;
+    assert_eq!(next_body(&mut after).await.0, "owned");
+}
+
 #[tokio::test]
 async fn hub_events_address_is_redirected_to_the_event_hubs_entity() {
     let hub = TestHub::start().await;

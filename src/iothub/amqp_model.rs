@@ -49,6 +49,8 @@ pub mod management {
 /// `trackLastEnqueuedEventProperties`.
 pub const RECEIVER_RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
 pub const RUNTIME_INFO_RETRIEVAL_TIME_UTC: &str = "runtime_info_retrieval_time_utc";
+/// Attach property of an owner-level (epoch) receiver, a long.
+pub const EPOCH: &str = "com.microsoft:epoch";
 
 /// Message annotations on telemetry read from the Event Hubs-compatible endpoint.
 pub mod annotation {
@@ -89,6 +91,8 @@ pub mod condition {
     pub const ARGUMENT: &str = "com.microsoft:argument-error";
     pub const REDIRECT: &str = "amqp:link:redirect";
     pub const DETACH_FORCED: &str = "amqp:link:detach-forced";
+    /// A receiver lost (or may not take) its partition to an epoch receiver.
+    pub const LINK_STOLEN: &str = "amqp:link:stolen";
 }
 
 /// Keys of the redirect error's `info` map.

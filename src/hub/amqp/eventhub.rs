@@ -229,18 +229,23 @@ fn first_seq(state: &HubState, partition: u32, start: &StartPosition) -> Result<
 
 /// A client's receiver on one partition, as it attached.
 pub(super) struct PartitionReader {
+    /// The link's name, as epoch refusals quote it.
+    pub name: String,
     pub consumer_group: String,
     pub partition: String,
     pub filter: FilterSet,
     pub runtime_metric: bool,
+    pub epoch: Option<i64>,
 }
 
 pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: PartitionReader) {
     let PartitionReader {
+        name,
         consumer_group,
         partition,
         filter,
         runtime_metric,
+        epoch,
     } = reader;
     let resource = format!(
         "{}/ConsumerGroups/{consumer_group}/Partitions/{partition}",
@@ -276,6 +281,13 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
             return;
         }
     };
+    let mut membership = match ctx.endpoint.owners.join(&consumer_group, p, &name, epoch) {
+        Ok(m) => m,
+        Err(why) => {
+            let _ = s.close_with_error(error(condition::LINK_STOLEN, why)).await;
+            return;
+        }
+    };
     // Subscribe before reading the backlog so nothing falls between the two.
     let mut live = ctx.state.telemetry.subscribe();
     let mut next = match first_seq(&ctx.state, p, &start) {
@@ -291,6 +303,10 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
         .lapsed(&ctx.state, &resource, Permission::ServiceConnect);
     tokio::pin!(lapsed);
     'outer: loop {
+        if let Ok(why) = membership.stolen.try_recv() {
+            let _ = s.close_with_error(error(condition::LINK_STOLEN, why)).await;
+            return;
+        }
         let backlog = match ctx.state.store.telemetry_read(p, next, PAGE) {
             Ok(b) => b,
             Err(e) => {
@@ -322,6 +338,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
             Reread,
             Stop,
             Lapsed,
+            Stolen(String),
         }
         let wake = tokio::select! {
             r = live.recv() => match r {
@@ -331,6 +348,10 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
             },
             _ = s.on_detach() => Wake::Stop,
             _ = &mut lapsed => Wake::Lapsed,
+            why = &mut membership.stolen => match why {
+                Ok(why) => Wake::Stolen(why),
+                Err(_) => Wake::Stop,
+            },
         };
         match wake {
             Wake::Event(rec) => {
@@ -353,6 +374,10 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
             }
             Wake::Reread => continue,
             Wake::Stop => break,
+            Wake::Stolen(why) => {
+                let _ = s.close_with_error(error(condition::LINK_STOLEN, why)).await;
+                return;
+            }
             Wake::Lapsed => {
                 let _ = s
                     .close_with_error(error(

@@ -10,6 +10,7 @@ mod auth;
 mod c2d;
 mod cbs;
 mod convert;
+mod epoch;
 mod eventhub;
 mod feedback;
 mod full_lists;
@@ -38,7 +39,9 @@ use tokio_rustls::TlsAcceptor;
 use self::auth::ConnAuth;
 use self::convert::{AmqpMessage, error};
 use super::state::HubState;
-use crate::iothub::amqp_model::{NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name};
+use crate::iothub::amqp_model::{
+    EPOCH, NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name,
+};
 
 use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
@@ -57,6 +60,8 @@ pub struct AmqpEndpoint {
     pub entity: String,
     /// The port clients reach it on (for redirects).
     pub port: u16,
+    /// Partition receivers and their epochs, across every connection.
+    owners: Arc<epoch::PartitionOwners>,
 }
 
 impl AmqpEndpoint {
@@ -64,6 +69,7 @@ impl AmqpEndpoint {
         AmqpEndpoint {
             entity: event_hub_name(state.hub_name()),
             port,
+            owners: Arc::default(),
         }
     }
 }
@@ -312,6 +318,7 @@ async fn serve_receiver(mut r: Receiver, node: NodeAddress, ctx: Arc<ConnCtx>) {
 
 /// What the hub keeps of a client's attach.
 struct LinkRequest {
+    name: String,
     address: String,
     node: NodeAddress,
     /// The client receiver's own target address (where it wants replies).
@@ -319,12 +326,15 @@ struct LinkRequest {
     filter: fe2o3_amqp::types::messaging::FilterSet,
     /// The client asked for the partition's last enqueued event on every message.
     runtime_metric: bool,
+    /// Owner level of a partition receiver.
+    epoch: Option<i64>,
 }
 
 impl LinkRequest {
     fn new(attach: &Attach, entity: &str) -> LinkRequest {
         let address = link_address(attach);
         LinkRequest {
+            name: attach.name.clone(),
             node: NodeAddress::parse(&address, entity),
             address,
             reply_to: reply_address(attach),
@@ -337,6 +347,13 @@ impl LinkRequest {
                 .desired_capabilities
                 .as_ref()
                 .is_some_and(|caps| caps.iter().any(|c| c.as_str() == RECEIVER_RUNTIME_METRIC)),
+            epoch: attach.properties.as_ref().and_then(|p| {
+                p.iter().find_map(|(k, v)| match v {
+                    Value::Long(e) if k.as_str() == EPOCH => Some(*e),
+                    Value::Int(e) if k.as_str() == EPOCH => Some(i64::from(*e)),
+                    _ => None,
+                })
+            }),
         }
     }
 }
@@ -359,10 +376,12 @@ async fn serve_sender(s: Sender, link: LinkRequest, ctx: Arc<ConnCtx>) {
             partition,
         } => {
             let reader = eventhub::PartitionReader {
+                name: link.name,
                 consumer_group,
                 partition,
                 filter: link.filter,
                 runtime_metric: link.runtime_metric,
+                epoch: link.epoch,
             };
             eventhub::serve_partition(s, ctx, reader).await
         }

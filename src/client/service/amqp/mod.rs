@@ -106,6 +106,10 @@ pub enum MessagingError {
         condition: String,
         description: String,
     },
+    #[error(
+        "another reader holds this partition with an owner level (epoch): {0} Read with another consumer group, or stop that reader."
+    )]
+    PartitionTaken(String),
     #[error("the hub redirected the link to {}:{}/{}", .0.host, .0.port, .0.entity)]
     Redirect(RedirectTarget),
     #[error("the AMQP link failed: {0}")]
@@ -142,6 +146,7 @@ impl MessagingError {
             } else {
                 description
             }),
+            condition::LINK_STOLEN => MessagingError::PartitionTaken(description),
             condition::REDIRECT => {
                 let target = info_text(e, redirect::ADDRESS).and_then(|address| {
                     parse_redirect(
@@ -208,5 +213,36 @@ impl MessagingError {
             SenderAttachError::RemoteClosedWithError(r) => Self::from_remote(what, r),
             other => MessagingError::Link(format!("{what}: {other}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp::types::definitions::{AmqpError, ErrorCondition, LinkError};
+
+    #[test]
+    fn remote_errors_become_sentences() {
+        let stolen = RemoteError::new(
+            ErrorCondition::LinkError(LinkError::Stolen),
+            Some("At least one receiver for the endpoint is created with epoch of '3'.".into()),
+            None,
+        );
+        let e = MessagingError::from_remote("partition 0", &stolen);
+        assert!(matches!(e, MessagingError::PartitionTaken(_)), "{e:?}");
+        assert!(e.to_string().contains("epoch of '3'"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("another consumer group, or stop that reader.")
+        );
+        assert!(!e.is_fatal());
+
+        let unauthorized = RemoteError::new(
+            ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess),
+            Some("no token".into()),
+            None,
+        );
+        let e = MessagingError::from_remote("x", &unauthorized);
+        assert!(matches!(e, MessagingError::Unauthorized(_)) && e.is_fatal());
     }
 }

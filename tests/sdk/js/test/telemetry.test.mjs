@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import {
-  EventHubConsumerClient, EventHubProducerClient, earliestEventPosition,
+  EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, latestEventPosition,
 } from "@azure/event-hubs";
 import WebSocket from "ws";
 
@@ -151,5 +151,30 @@ describe("Event Hubs-compatible endpoint", () => {
     assert.ok(props.sequenceNumber >= first.sequenceNumber + 2, JSON.stringify(props));
     assert.equal(props.offset, String(props.sequenceNumber));
     assert.ok(props.enqueuedOn instanceof Date && props.retrievedOn instanceof Date);
+  });
+
+  test("a receiver with a higher ownerLevel takes the partition over", async () => {
+    const other = new EventHubConsumerClient("$Default", eventHubConnectionString);
+    const subscriptions = [];
+    try {
+      const subscribeAs = (client, ownerLevel, onError) =>
+        waitFor(`a receiver with ownerLevel ${ownerLevel}`, (opened) => {
+          subscriptions.push(client.subscribe("0", {
+            processInitialize: async () => opened(),
+            processEvents: async () => {},
+            processError: onError,
+          }, { ownerLevel, startPosition: latestEventPosition, maxWaitTimeInSeconds: 1 }));
+        });
+      let lost;
+      const disconnected = waitFor("the takeover", (done) => { lost = done; }, 15_000);
+      await subscribeAs(consumer, 1, async (err) => lost(err));
+      await subscribeAs(other, 2, async () => {});
+      const err = await disconnected;
+      assert.equal(err.code, "ReceiverDisconnectedError", `${err.code}: ${err.message}`);
+      assert.match(err.message, /higher epoch of '2'/);
+    } finally {
+      for (const s of subscriptions) await s.close();
+      await other.close();
+    }
   });
 });
