@@ -40,7 +40,7 @@ use self::auth::ConnAuth;
 use self::convert::{AmqpMessage, error};
 use super::state::HubState;
 use crate::iothub::amqp_model::{
-    EPOCH, NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name,
+    EPOCH_PROPERTY, NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name,
 };
 
 use super::listen::{self, HANDSHAKE_TIMEOUT};
@@ -349,8 +349,8 @@ impl LinkRequest {
                 .is_some_and(|caps| caps.iter().any(|c| c.as_str() == RECEIVER_RUNTIME_METRIC)),
             epoch: attach.properties.as_ref().and_then(|p| {
                 p.iter().find_map(|(k, v)| match v {
-                    Value::Long(e) if k.as_str() == EPOCH => Some(*e),
-                    Value::Int(e) if k.as_str() == EPOCH => Some(i64::from(*e)),
+                    Value::Long(e) if k.as_str() == EPOCH_PROPERTY => Some(*e),
+                    Value::Int(e) if k.as_str() == EPOCH_PROPERTY => Some(i64::from(*e)),
                     _ => None,
                 })
             }),
