@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::amqp::{Cbs, Sess};
 use common::{TestHub, client_tls, now};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
-use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Message, MessageId, Outcome, Properties, Source,
@@ -19,7 +19,6 @@ use fe2o3_amqp::types::messaging::{
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Timestamp, Value};
 use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 
-type Sess = SessionHandle<()>;
 use hubtui::hub::registry::AuthMethod;
 use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::{generate_event_hubs_token, generate_token};
@@ -58,61 +57,6 @@ async fn anonymous(hub: &TestHub) -> (ConnectionHandle<()>, Sess) {
     let mut conn = connect_with(hub, SaslProfile::Anonymous).await.unwrap();
     let session = Session::begin(&mut conn).await.unwrap();
     (conn, session)
-}
-
-struct Cbs {
-    tx: Sender,
-    rx: Receiver,
-    n: u64,
-}
-
-impl Cbs {
-    async fn attach(session: &mut Sess) -> Cbs {
-        let tx = Sender::attach(session, "cbs-tx", "$cbs").await.unwrap();
-        let rx = Receiver::attach(session, "cbs-rx", "$cbs").await.unwrap();
-        Cbs { tx, rx, n: 0 }
-    }
-
-    /// Puts a token; returns (status-code, status-description).
-    async fn put(&mut self, audience: &str, token: &str) -> (i32, String) {
-        self.n += 1;
-        let msg = Message::builder()
-            .properties(
-                Properties::builder()
-                    .message_id(MessageId::Ulong(self.n))
-                    .build(),
-            )
-            .application_properties(
-                ApplicationProperties::builder()
-                    .insert("operation", "put-token")
-                    .insert("type", "servicebus.windows.net:sastoken")
-                    .insert("name", audience)
-                    .build(),
-            )
-            .value(token.to_string())
-            .build();
-        self.tx.send(msg).await.unwrap();
-        let reply = tokio::time::timeout(T, self.rx.recv::<Body<Value>>())
-            .await
-            .unwrap()
-            .unwrap();
-        self.rx.accept(&reply).await.unwrap();
-        let m = reply.message();
-        assert_eq!(
-            m.properties.as_ref().unwrap().correlation_id,
-            Some(MessageId::Ulong(self.n))
-        );
-        let app = &m.application_properties.as_ref().unwrap().0;
-        let status = match app.get("status-code") {
-            Some(SimpleValue::Int(n)) => *n,
-            other => panic!("status-code {other:?}"),
-        };
-        let desc = match app.get("status-description") {
-            Some(SimpleValue::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        (status, desc)
-    }
 }
 
 fn service_token(hub: &TestHub, policy: &str, ttl: u64) -> String {
@@ -822,18 +766,11 @@ async fn partition_receivers_honour_start_positions_and_carry_annotations() {
 }
 
 fn delivery_annotation<'a>(m: &'a Message<Body<Value>>, name: &str) -> Option<&'a Value> {
+    use fe2o3_amqp::types::messaging::annotations::OwnedKey;
     m.delivery_annotations
         .as_ref()?
         .0
-        .iter()
-        .find_map(|(k, v)| match k {
-            fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(s)
-                if s.as_str() == name =>
-            {
-                Some(v)
-            }
-            _ => None,
-        })
+        .get(&OwnedKey::Symbol(name.into()))
 }
 
 #[tokio::test]

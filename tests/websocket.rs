@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use common::amqp::Cbs;
 use common::{TestHub, client_tls, now};
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Data, Message, MessageId, Outcome, Properties, Source,
 };
-use fe2o3_amqp::types::primitives::{SimpleValue, Value};
+use fe2o3_amqp::types::primitives::Value;
 use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 use hubtui::hub::registry::AuthMethod;
 use hubtui::hub::telemetry::partition_of;
@@ -361,41 +362,10 @@ async fn event_hubs_endpoint_over_websockets_reads_a_partition() {
         .await
         .unwrap();
     let mut session = Session::begin(&mut conn).await.unwrap();
-    let mut cbs_tx = Sender::attach(&mut session, "cbs-tx", "$cbs")
-        .await
-        .unwrap();
-    let mut cbs_rx = Receiver::attach(&mut session, "cbs-rx", "$cbs")
-        .await
-        .unwrap();
     let audience = format!("sb://{}/{}", cs.host, cs.entity_path);
     let token = generate_event_hubs_token(&audience, &cs.key, &cs.policy_name, now() + 600);
-    let put = Message::builder()
-        .properties(
-            Properties::builder()
-                .message_id(MessageId::Ulong(1))
-                .build(),
-        )
-        .application_properties(
-            ApplicationProperties::builder()
-                .insert("operation", "put-token")
-                .insert("type", "servicebus.windows.net:sastoken")
-                .insert("name", audience.as_str())
-                .build(),
-        )
-        .value(token)
-        .build();
-    cbs_tx.send(put).await.unwrap();
-    let reply = tokio::time::timeout(T, cbs_rx.recv::<Body<Value>>())
-        .await
-        .unwrap()
-        .unwrap();
-    cbs_rx.accept(&reply).await.unwrap();
-    let status = reply
-        .message()
-        .application_properties
-        .as_ref()
-        .and_then(|a| a.0.get("status-code").cloned());
-    assert_eq!(status, Some(SimpleValue::Int(200)));
+    let (status, desc) = Cbs::attach(&mut session).await.put(&audience, &token).await;
+    assert_eq!(status, 200, "{desc}");
 
     let partition = partition_of("ws-eh", hub.hub.state.settings.partitions);
     let address = format!(

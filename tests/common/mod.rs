@@ -3,6 +3,8 @@
 //! devices. Each test binary uses what it needs.
 #![allow(dead_code)]
 
+pub mod amqp;
+
 use std::sync::Arc;
 use std::time::Duration;
 
