@@ -71,16 +71,10 @@ def test_c2d_to_unknown_device_fails(registry_manager):
         registry_manager.send_c2d_message(unique_id("ghost"), "nobody home")
 
 
-@pytest.mark.eventhub
-def test_telemetry_readable_from_event_hub_endpoint(hub, connected_device):
+def _first_event(hub, device_id, **receive_kwargs):
+    """Reads the Event Hubs-compatible endpoint from the start until an event of
+    `device_id` arrives; returns (event, partition_context.last_enqueued_event_properties)."""
     from azure.eventhub import EventHubConsumerClient
-    from azure.iot.device import Message
-
-    ident, client = connected_device
-    msg = Message('{"temperature": 22.25}', content_encoding="utf-8", content_type="application/json")
-    msg.message_id = "tele-mid-1"
-    msg.custom_properties["alert"] = "high temp"
-    client.send_message(msg)
 
     consumer = EventHubConsumerClient.from_connection_string(
         hub.eventhub_connection_string,
@@ -93,21 +87,33 @@ def test_telemetry_readable_from_event_hub_endpoint(hub, connected_device):
         if event is None:
             return
         dev = _text_dict(event.system_properties).get("iothub-connection-device-id")
-        if dev == ident.device_id:
-            found.put(event)
+        if dev == device_id:
+            found.put((event, partition_context.last_enqueued_event_properties))
 
     worker = threading.Thread(
         target=consumer.receive,
-        kwargs={"on_event": on_event, "starting_position": "-1", "max_wait_time": 1},
+        kwargs={"on_event": on_event, "starting_position": "-1", "max_wait_time": 1, **receive_kwargs},
         daemon=True,
     )
     worker.start()
     try:
-        event = found.get(timeout=30)
+        return found.get(timeout=30)
     finally:
         consumer.close()
         worker.join(timeout=10)
 
+
+@pytest.mark.eventhub
+def test_telemetry_readable_from_event_hub_endpoint(hub, connected_device):
+    from azure.iot.device import Message
+
+    ident, client = connected_device
+    msg = Message('{"temperature": 22.25}', content_encoding="utf-8", content_type="application/json")
+    msg.message_id = "tele-mid-1"
+    msg.custom_properties["alert"] = "high temp"
+    client.send_message(msg)
+
+    event, _ = _first_event(hub, ident.device_id)
     assert json.loads(event.body_as_str()) == {"temperature": 22.25}
     assert event.message_id == "tele-mid-1"
     assert event.content_type == "application/json"
@@ -119,45 +125,14 @@ def test_telemetry_readable_from_event_hub_endpoint(hub, connected_device):
 
 @pytest.mark.eventhub
 def test_last_enqueued_event_properties_are_tracked(hub, connected_device):
-    from azure.eventhub import EventHubConsumerClient
     from azure.iot.device import Message
 
     ident, client = connected_device
     for i in range(3):
         client.send_message(Message(f"metric-{i}"))
 
-    consumer = EventHubConsumerClient.from_connection_string(
-        hub.eventhub_connection_string,
-        consumer_group="$Default",
-        connection_verify=str(hub.ca_path),
-    )
-    found = queue.Queue()
-
-    def on_event(partition_context, event):
-        if event is None:
-            return
-        dev = _text_dict(event.system_properties).get("iothub-connection-device-id")
-        if dev == ident.device_id:
-            found.put((event.sequence_number, partition_context.last_enqueued_event_properties))
-
-    worker = threading.Thread(
-        target=consumer.receive,
-        kwargs={
-            "on_event": on_event,
-            "starting_position": "-1",
-            "max_wait_time": 1,
-            "track_last_enqueued_event_properties": True,
-        },
-        daemon=True,
-    )
-    worker.start()
-    try:
-        sequence_number, last = found.get(timeout=30)
-    finally:
-        consumer.close()
-        worker.join(timeout=10)
-
+    event, last = _first_event(hub, ident.device_id, track_last_enqueued_event_properties=True)
     assert last, "the receiver asked for runtime metrics and got none"
-    assert last["sequence_number"] >= sequence_number + 2, last
+    assert last["sequence_number"] >= event.sequence_number + 2, last
     assert last["offset"] == str(last["sequence_number"]), last
     assert last["enqueued_time"] is not None and last["retrieval_time"] is not None, last
