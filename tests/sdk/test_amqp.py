@@ -71,7 +71,7 @@ def test_c2d_to_unknown_device_fails(registry_manager):
         registry_manager.send_c2d_message(unique_id("ghost"), "nobody home")
 
 
-def _first_event(hub, device_id, **receive_kwargs):
+def _first_event(hub, device_id, client_kwargs=None, **receive_kwargs):
     """Reads the Event Hubs-compatible endpoint from the start until an event of
     `device_id` arrives; returns (event, partition_context.last_enqueued_event_properties)."""
     from azure.eventhub import EventHubConsumerClient
@@ -80,6 +80,7 @@ def _first_event(hub, device_id, **receive_kwargs):
         hub.eventhub_connection_string,
         consumer_group="$Default",
         connection_verify=str(hub.ca_path),
+        **(client_kwargs or {}),
     )
     found = queue.Queue()
 
@@ -136,3 +137,20 @@ def test_last_enqueued_event_properties_are_tracked(hub, connected_device):
     assert last["sequence_number"] >= event.sequence_number + 2, last
     assert last["offset"] == str(last["sequence_number"]), last
     assert last["enqueued_time"] is not None and last["retrieval_time"] is not None, last
+
+
+@pytest.mark.eventhub
+def test_telemetry_readable_over_amqp_websockets(hub, connected_device):
+    """pyamqp over WebSockets: wss://{host}:443/$servicebus/websocket, subprotocol AMQPWSB10."""
+    from azure.eventhub import TransportType
+    from azure.iot.device import Message
+
+    if int(hub.ports["https"]) != 443:
+        pytest.skip("azure-eventhub dials 443 for AMQP over WebSockets; the hub's HTTPS is elsewhere")
+    ident, client = connected_device
+    client.send_message(Message("over websockets"))
+    event, _ = _first_event(
+        hub, ident.device_id, client_kwargs={"transport_type": TransportType.AmqpOverWebsocket}
+    )
+    assert event.body_as_str() == "over websockets"
+
