@@ -154,24 +154,39 @@ describe("Event Hubs-compatible endpoint", () => {
   });
 
   test("a receiver with a higher ownerLevel takes the partition over", async () => {
+    const device = await createDevice("js-owner");
+    const client = await openDevice(device.connectionString);
+    try {
+      await client.sendEvent(new deviceSdk.Message("owned"));
+    } finally {
+      await client.close();
+    }
     const other = new EventHubConsumerClient("$Default", eventHubConnectionString);
     const subscriptions = [];
     try {
-      const subscribeAs = (client, ownerLevel, onError) =>
-        waitFor(`a receiver with ownerLevel ${ownerLevel}`, (opened) => {
-          subscriptions.push(client.subscribe("0", {
-            processInitialize: async () => opened(),
-            processEvents: async () => {},
-            processError: onError,
-          }, { ownerLevel, startPosition: latestEventPosition, maxWaitTimeInSeconds: 1 }));
-        });
+      // The first owner has surely attached once it has read the device's event.
       let lost;
-      const disconnected = waitFor("the takeover", (done) => { lost = done; }, 15_000);
-      await subscribeAs(consumer, 1, async (err) => lost(err));
-      await subscribeAs(other, 2, async () => {});
-      const err = await disconnected;
-      assert.equal(err.code, "ReceiverDisconnectedError", `${err.code}: ${err.message}`);
-      assert.match(err.message, /higher epoch of '2'/);
+      const disconnected = waitFor("the takeover", (done) => { lost = done; }, 30_000);
+      const partition = await waitFor("the device's event under ownerLevel 1", (found) => {
+        subscriptions.push(consumer.subscribe({
+          processEvents: async (batch, context) => {
+            const mine = batch.some(
+              (e) => e.systemProperties?.["iothub-connection-device-id"] === device.deviceId,
+            );
+            if (mine) found(context.partitionId);
+          },
+          processError: async (err, context) => {
+            if (err.code === "ReceiverDisconnectedError") lost({ err, partition: context.partitionId });
+          },
+        }, { ownerLevel: 1, startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 }));
+      }, 30_000);
+      subscriptions.push(other.subscribe(partition, {
+        processEvents: async () => {},
+        processError: async () => {},
+      }, { ownerLevel: 2, startPosition: latestEventPosition, maxWaitTimeInSeconds: 1 }));
+      const { err, partition: from } = await disconnected;
+      assert.equal(from, partition);
+      assert.match(err.message, /New receiver .* with higher epoch of '2'/);
     } finally {
       for (const s of subscriptions) await s.close();
       await other.close();
