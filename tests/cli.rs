@@ -118,6 +118,64 @@ fn a_bad_proxy_is_one_sentence() {
 }
 
 #[test]
+fn profiles_remember_websockets_and_a_proxy() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hubtui(home.path())
+        .args([
+            "hubs",
+            "add",
+            "corp",
+            GOOD,
+            "--proxy",
+            "http://me:s3cret@proxy.corp:3128",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = home.path().join("config/hubtui/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("amqp_websockets = true"), "{text}");
+    assert!(
+        text.contains("proxy = \"http://me:s3cret@proxy.corp:3128\""),
+        "{text}"
+    );
+
+    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("(AMQP over WebSockets)"), "{list}");
+    assert!(
+        list.contains("(proxy http://me:****@proxy.corp:3128)"),
+        "{list}"
+    );
+    assert!(!list.contains("s3cret"), "{list}");
+
+    let out = hubtui(home.path())
+        .args(["hubs", "add", "bad", GOOD, "--proxy", "http://proxy:port"])
+        .output()
+        .unwrap();
+    assert!(
+        refused(&out).starts_with("--proxy: the proxy setting"),
+        "{out:?}"
+    );
+
+    // A profile's proxy is checked when the explorer starts, and named as the profile's.
+    let edited = text.replace("proxy.corp:3128", "proxy.corp:nope");
+    std::fs::write(&config, edited).unwrap();
+    let out = hubtui(home.path())
+        .args(["--hub", "corp"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused(&out),
+        "the proxy of hub profile \"corp\": the proxy setting \"http://me:****@proxy.corp:nope\" is not a proxy URL such as http://proxy:3128"
+    );
+}
+
+#[test]
 fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
     let home = tempfile::tempdir().unwrap();
     let out = hubtui(home.path()).output().unwrap();

@@ -80,12 +80,15 @@ struct Network {
 }
 
 impl Network {
-    fn from_args(args: &ExplorerArgs) -> Result<Network, Failure> {
-        let proxy = match &args.proxy {
-            Some(url) => Proxy::parse(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?,
+    /// `proxy` is the URL and where it came from (a flag or a profile), for the error.
+    fn new(websockets: bool, proxy: Option<(&str, &str)>) -> Result<Network, Failure> {
+        let proxy = match proxy {
+            Some((url, source)) => {
+                Proxy::parse(url).map_err(|e| Failure::usage(format!("{source}: {e}")))?
+            }
             None => Proxy::FromEnvironment,
         };
-        let websockets = args.amqp_websockets || matches!(proxy, Proxy::Url(_));
+        let websockets = websockets || matches!(proxy, Proxy::Url(_));
         Ok(Network {
             transport: if websockets {
                 AmqpTransport::WebSockets
@@ -94,6 +97,13 @@ impl Network {
             },
             proxy,
         })
+    }
+
+    fn from_args(args: &ExplorerArgs) -> Result<Network, Failure> {
+        Network::new(
+            args.amqp_websockets,
+            args.proxy.as_deref().map(|p| (p, "--proxy")),
+        )
     }
 
     fn apply(self, config: &mut BackendConfig) {
@@ -128,16 +138,22 @@ fn read_trust(ca: Option<PathBuf>, source: &str) -> Result<Trust, Failure> {
     Ok(trust)
 }
 
-/// Works out the target from --hub / IOTHUB_CONNECTION_STRING, a profile, --eventhub, --ca.
-fn resolve(hub: Option<String>, from_env: bool, args: &ExplorerArgs) -> Result<Target, Failure> {
+/// Works out the target from --hub / IOTHUB_CONNECTION_STRING, a profile, --eventhub, --ca,
+/// and how to reach it (flags over the profile's settings).
+fn resolve(
+    hub: Option<String>,
+    from_env: bool,
+    args: &ExplorerArgs,
+) -> Result<(Target, Network), Failure> {
     let cli_eventhub = match &args.eventhub {
         Some(text) => Some(parse_eventhub(text, "--eventhub").map_err(Failure::usage)?),
         None => None,
     };
     let Some(hub) = hub.filter(|h| !h.trim().is_empty()) else {
-        return Ok(Target::Embedded {
+        let target = Target::Embedded {
             eventhub: cli_eventhub,
-        });
+        };
+        return Ok((target, Network::from_args(args)?));
     };
     let source = if from_env {
         "IOTHUB_CONNECTION_STRING"
@@ -145,11 +161,12 @@ fn resolve(hub: Option<String>, from_env: bool, args: &ExplorerArgs) -> Result<T
         "--hub"
     };
     if hub.contains('=') {
-        return Ok(Target::Remote {
+        let target = Target::Remote {
             service: parse_service(&hub, source).map_err(Failure::usage)?,
             eventhub: cli_eventhub,
             trust: read_trust(args.ca.clone(), "--ca")?,
-        });
+        };
+        return Ok((target, Network::from_args(args)?));
     }
     let path = config_path();
     let config = ConfigFile::load(&path).map_err(Failure::usage)?;
@@ -175,11 +192,19 @@ fn resolve(hub: Option<String>, from_env: bool, args: &ExplorerArgs) -> Result<T
             format!("the ca_certificate of hub profile \"{name}\""),
         ),
     };
-    Ok(Target::Remote {
+    let profile_proxy = format!("the proxy of hub profile \"{name}\"");
+    let proxy = match (&args.proxy, &profile.proxy) {
+        (Some(url), _) => Some((url.as_str(), "--proxy")),
+        (None, Some(url)) => Some((url.as_str(), profile_proxy.as_str())),
+        (None, None) => None,
+    };
+    let network = Network::new(args.amqp_websockets || profile.amqp_websockets, proxy)?;
+    let target = Target::Remote {
         service,
         eventhub,
         trust: read_trust(ca, &ca_source)?,
-    })
+    };
+    Ok((target, network))
 }
 
 pub fn run(
@@ -188,8 +213,7 @@ pub fn run(
     log_level: &str,
     args: ExplorerArgs,
 ) -> Result<(), Failure> {
-    let target = resolve(hub, hub_from_env, &args)?;
-    let network = Network::from_args(&args)?;
+    let (target, network) = resolve(hub, hub_from_env, &args)?;
     let theme = Theme::load(
         &args.theme,
         Theme::user_dir().as_deref(),

@@ -7,6 +7,8 @@ use serde_json::json;
 
 use super::Failure;
 use super::profiles::{ConfigFile, Profile, config_path, parse_eventhub, parse_service};
+use crate::client::service::Proxy;
+use crate::client::service::proxy::masked as masked_proxy;
 
 #[derive(Args, Debug)]
 pub struct HubsArgs {
@@ -28,6 +30,12 @@ pub enum HubsCommand {
         /// CA certificate (PEM) to trust instead of the system's roots, e.g. a local hub's ca.pem.
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// Reach this hub's AMQP over WebSockets (443), as `hubtui --amqp-websockets`.
+        #[arg(long)]
+        amqp_websockets: bool,
+        /// HTTP proxy for this hub, http://[user:password@]host:port (implies --amqp-websockets).
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
     },
     /// List saved hubs (keys masked).
     List {
@@ -56,6 +64,8 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
             connection_string,
             eventhub,
             ca,
+            amqp_websockets,
+            proxy,
         } => {
             if !valid_name(&name) {
                 return Err(Failure::usage(format!(
@@ -81,6 +91,9 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
                     p.display()
                 )));
             }
+            if let Some(url) = &proxy {
+                Proxy::parse(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?;
+            }
             let replaced = config
                 .hubs
                 .insert(
@@ -89,6 +102,8 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
                         connection_string: cs.to_string(),
                         eventhub: eventhub.map(|e| e.trim().to_string()),
                         ca_certificate: ca,
+                        amqp_websockets: amqp_websockets || proxy.is_some(),
+                        proxy: proxy.map(|p| p.trim().to_string()),
                     },
                 )
                 .is_some();
@@ -134,6 +149,8 @@ fn list(config: &ConfigFile, as_json: bool) {
                     "connectionString": masked_service(&p.connection_string),
                     "eventhub": p.eventhub.as_deref().map(masked_eventhub),
                     "caCertificate": p.ca_certificate,
+                    "amqpWebSockets": p.amqp_websockets,
+                    "proxy": p.proxy.as_deref().map(masked_proxy),
                 })
             })
             .collect();
@@ -159,6 +176,12 @@ fn list(config: &ConfigFile, as_json: bool) {
         let mut line = format!("{name:width$}  {}", masked_service(&p.connection_string));
         if p.eventhub.is_some() {
             line.push_str("  (+ eventhub)");
+        }
+        if p.amqp_websockets {
+            line.push_str("  (AMQP over WebSockets)");
+        }
+        if let Some(proxy) = &p.proxy {
+            line.push_str(&format!("  (proxy {})", masked_proxy(proxy)));
         }
         println!("{line}");
     }

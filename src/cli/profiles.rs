@@ -26,6 +26,12 @@ pub struct Profile {
     pub eventhub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<PathBuf>,
+    /// AMQP over WebSockets (443) for this hub, as `--amqp-websockets`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub amqp_websockets: bool,
+    /// HTTP proxy for this hub, as `--proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// The config file. Unknown tables are kept as they are when the file is rewritten.

@@ -2,7 +2,7 @@
 //! AMQP (telemetry reader, C2D sender, feedback and file-notification receivers).
 
 pub mod amqp;
-mod proxy;
+pub mod proxy;
 mod rest;
 
 pub use amqp::{

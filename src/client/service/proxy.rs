@@ -78,13 +78,26 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// A proxy URL with its password (if any) hidden, for lists and error sentences.
+pub fn masked(url: &str) -> String {
+    let Some((credentials, host)) = url.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let (scheme, userinfo) = match credentials.split_once("://") {
+        Some((scheme, userinfo)) => (format!("{scheme}://"), userinfo),
+        None => (String::new(), credentials),
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    format!("{scheme}{user}:****@{host}")
+}
+
 impl Proxy {
     /// A proxy given by the user (`--proxy`), checked now so a typo is one sentence
     /// at start-up rather than a failure on first connect.
     pub fn parse(url: &str) -> Result<Proxy, MessagingError> {
         match parse_proxy(url) {
             Some(_) => Ok(Proxy::Url(url.trim().to_string())),
-            None => Err(MessagingError::BadProxy(url.to_string())),
+            None => Err(MessagingError::BadProxy(masked(url))),
         }
     }
 
@@ -104,7 +117,7 @@ impl Proxy {
         };
         parse_proxy(&url)
             .map(Some)
-            .ok_or_else(|| MessagingError::BadProxy(url.clone()))
+            .ok_or_else(|| MessagingError::BadProxy(masked(&url)))
     }
 }
 
@@ -135,6 +148,15 @@ mod tests {
         assert_eq!(parse_proxy("http://[::1]:3128").unwrap().host, "::1");
         assert_eq!(parse_proxy("http://:3128"), None);
         assert_eq!(parse_proxy("http://p:notaport"), None);
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(masked("http://me:pw@p:3128"), "http://me:****@p:3128");
+        assert_eq!(masked("me:pw@p:3128"), "me:****@p:3128");
+        assert_eq!(masked("http://p:3128"), "http://p:3128");
+        let e = Proxy::parse("http://me:pw@p:x").unwrap_err().to_string();
+        assert!(!e.contains("pw"), "{e}");
     }
 
     #[test]
