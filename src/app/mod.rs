@@ -39,6 +39,8 @@ pub struct Config {
     pub consumer_group: String,
     /// Prefix of C2D message ids the explorer makes up.
     pub message_id_prefix: String,
+    /// AMQP runs over WebSockets (`--amqp-websockets`, a proxy): the status bar says so.
+    pub amqp_over_websockets: bool,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             telemetry_capacity: ring::DEFAULT_CAPACITY,
             consumer_group: "$Default".into(),
             message_id_prefix: "hubtui".into(),
+            amqp_over_websockets: false,
         }
     }
 }

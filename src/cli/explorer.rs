@@ -254,6 +254,7 @@ async fn explore(
         },
         embedded: matches!(target, Target::Embedded { .. }),
         telemetry_capacity: usize::try_from(args.telemetry_buffer).unwrap_or(usize::MAX),
+        amqp_over_websockets: network.transport == AmqpTransport::WebSockets,
         ..Config::default()
     };
     let mut app = App::new(config);

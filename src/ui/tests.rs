@@ -331,6 +331,15 @@ fn default_theme_cells() {
 }
 
 #[test]
+fn the_status_bar_names_amqp_over_websockets() {
+    let mut app = sample_app(Tab::Devices);
+    app.config.amqp_over_websockets = true;
+    let theme = Theme::default_dark();
+    assert!(text(&draw(&app, &theme, 120, 40)).contains(" localhost (AMQP/WebSockets) │"));
+    assert!(text(&draw(&app, &theme, 80, 24)).contains(" localhost (ws) │"));
+}
+
+#[test]
 fn untrusted_ids_render_escaped() {
     let app = sample_app(Tab::Devices);
     let t = text(&draw(&app, &Theme::default_dark(), 120, 40));

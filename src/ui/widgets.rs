@@ -108,6 +108,16 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         format!(" {} ", escape(&app.config.hub_host)),
         bar,
     )];
+    if app.config.amqp_over_websockets {
+        spans.push(Span::styled(
+            if compact {
+                "(ws) "
+            } else {
+                "(AMQP/WebSockets) "
+            },
+            bar,
+        ));
+    }
     for link in &app.status.links {
         let (symbol, role) = link_symbol(link.state);
         spans.push(Span::styled("│ ", bar));
