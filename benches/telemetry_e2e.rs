@@ -3,8 +3,9 @@
 //! partition of its Event Hubs-compatible endpoint (through the hub's redirect).
 //!
 //! `cargo bench --bench telemetry_e2e`; sizes from TELEMETRY_E2E_DEVICES (default 10)
-//! and TELEMETRY_E2E_MESSAGES (per device, default 1000). Latency is publish call to
-//! delivery by the reader, all on loopback in one process.
+//! and TELEMETRY_E2E_MESSAGES (per device, default 1000); TELEMETRY_E2E_TRANSPORT=ws
+//! reads over AMQP on WebSockets (the hub's HTTPS port) instead of AMQP over TLS.
+//! Latency is publish call to delivery by the reader, all on loopback in one process.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceError, DeviceEvent, Trust};
 use hubtui::client::events::{LinkState, TelemetryEvent};
 use hubtui::client::service::{
-    AmqpOptions, NewDeviceAuth, Proxy, ReadFrom, ServiceClient, StreamUpdate,
+    AmqpOptions, AmqpTransport, NewDeviceAuth, Proxy, ReadFrom, ServiceClient, StreamUpdate,
     TelemetryReaderOptions, TelemetrySource, read_telemetry,
 };
 use hubtui::hub::{self, HubOptions};
@@ -157,13 +158,21 @@ async fn main() {
         clients.push(client);
     }
 
+    let transport = match std::env::var("TELEMETRY_E2E_TRANSPORT").as_deref() {
+        Ok("ws") => AmqpTransport::WebSockets,
+        _ => AmqpTransport::Tcp,
+    };
     let (reader, mut rx) = read_telemetry(
         TelemetrySource::Hub(cs),
         TelemetryReaderOptions {
             from: ReadFrom::Now,
             amqp: AmqpOptions {
                 trust: trust.clone(),
-                port: hub.info.ports.amqp,
+                transport,
+                port: match transport {
+                    AmqpTransport::Tcp => hub.info.ports.amqp,
+                    AmqpTransport::WebSockets => Some(hub.info.ports.https),
+                },
                 proxy: Proxy::None,
                 ..AmqpOptions::default()
             },
