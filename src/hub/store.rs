@@ -123,6 +123,22 @@ pub struct PartitionStats {
     pub is_empty: bool,
 }
 
+/// The columns `c2d_row` reads, in its order.
+const C2D_COLUMNS: &str =
+    "seq, device_id, properties, body, enqueued_ms, expiry_ms, delivery_count";
+
+fn c2d_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<C2dRecord> {
+    Ok(C2dRecord {
+        seq: r.get(0)?,
+        device_id: r.get(1)?,
+        properties: r.get(2)?,
+        body: r.get(3)?,
+        enqueued_ms: r.get(4)?,
+        expiry_ms: r.get(5)?,
+        delivery_count: r.get(6)?,
+    })
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
@@ -302,21 +318,10 @@ impl Store {
     /// The device's queue in order (expired messages included; the caller retires them).
     pub fn c2d_queue(&self, device_id: &str) -> Result<Vec<C2dRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, device_id, properties, body, enqueued_ms, expiry_ms, delivery_count
-             FROM c2d WHERE device_id = ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([device_id], |r| {
-            Ok(C2dRecord {
-                seq: r.get(0)?,
-                device_id: r.get(1)?,
-                properties: r.get(2)?,
-                body: r.get(3)?,
-                enqueued_ms: r.get(4)?,
-                expiry_ms: r.get(5)?,
-                delivery_count: r.get(6)?,
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {C2D_COLUMNS} FROM c2d WHERE device_id = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([device_id], c2d_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -354,20 +359,9 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT seq, device_id, properties, body, enqueued_ms, expiry_ms, delivery_count
-                 FROM c2d WHERE seq = ?1",
+                &format!("SELECT {C2D_COLUMNS} FROM c2d WHERE seq = ?1"),
                 [seq],
-                |r| {
-                    Ok(C2dRecord {
-                        seq: r.get(0)?,
-                        device_id: r.get(1)?,
-                        properties: r.get(2)?,
-                        body: r.get(3)?,
-                        enqueued_ms: r.get(4)?,
-                        expiry_ms: r.get(5)?,
-                        delivery_count: r.get(6)?,
-                    })
-                },
+                c2d_row,
             )
             .optional()?)
     }

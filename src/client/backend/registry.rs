@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::client::events::{HubEvent, NewDeviceAuth};
-use crate::client::service::{self, ServiceClientError};
+use crate::client::service::ServiceClientError;
 use crate::iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
 
 use super::Ctx;
@@ -166,16 +166,6 @@ pub(super) async fn get_device(ctx: Arc<Ctx>, device_id: String) {
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, device_id: String, auth: NewDeviceAuth) {
-    let auth = match auth {
-        NewDeviceAuth::Sas => service::NewDeviceAuth::Sas,
-        NewDeviceAuth::X509 {
-            primary_thumbprint,
-            secondary_thumbprint,
-        } => service::NewDeviceAuth::X509 {
-            primary_thumbprint,
-            secondary_thumbprint,
-        },
-    };
     let result = ctx.config.service.create_device(&device_id, &auth).await;
     report(
         &ctx,

@@ -8,27 +8,19 @@ use fe2o3_amqp::types::definitions::Error as AmqpError;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::primitives::Value;
 
-use super::ConnCtx;
 use super::convert::{AmqpMessage, c2d_request, error};
-use crate::hub::policies::Permission;
-use crate::iothub::amqp_model::{condition, condition_for};
+use super::{ConnCtx, token_lapsed};
+use crate::iothub::amqp_model::condition_for;
 
 const NODE: &str = "messages/devicebound";
 
 pub(super) async fn serve(mut r: Receiver, ctx: Arc<ConnCtx>) {
     let resource = ctx.hub_resource(NODE);
-    if let Err(why) = ctx
-        .auth
-        .check(&ctx.state, &resource, Permission::ServiceConnect)
-    {
-        let _ = r
-            .close_with_error(error(condition::UNAUTHORIZED, why))
-            .await;
+    if let Err(e) = ctx.service_connect(&resource) {
+        let _ = r.close_with_error(e).await;
         return;
     }
-    let lapsed = ctx
-        .auth
-        .lapsed(&ctx.state, &resource, Permission::ServiceConnect);
+    let lapsed = ctx.service_connect_lapsed(&resource);
     tokio::pin!(lapsed);
     loop {
         let next = tokio::select! {
@@ -48,12 +40,7 @@ pub(super) async fn serve(mut r: Receiver, ctx: Arc<ConnCtx>) {
                 break;
             }
             None => {
-                let _ = r
-                    .close_with_error(error(
-                        condition::UNAUTHORIZED,
-                        "The token for this link has expired; put a new token on $cbs.",
-                    ))
-                    .await;
+                let _ = r.close_with_error(token_lapsed()).await;
                 return;
             }
         }

@@ -14,7 +14,7 @@ use super::auth::verify_service_token;
 use super::convert::{
     AmqpMessage, add_runtime_metric, app_prop, error, response, telemetry_event, value_text,
 };
-use super::{ConnCtx, string_map};
+use super::{ConnCtx, string_map, token_lapsed};
 use crate::hub::policies::Permission;
 use crate::hub::state::HubState;
 use crate::iothub::amqp_model::{
@@ -251,13 +251,8 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
         "{}/ConsumerGroups/{consumer_group}/Partitions/{partition}",
         ctx.entity_resource()
     );
-    if let Err(why) = ctx
-        .auth
-        .check(&ctx.state, &resource, Permission::ServiceConnect)
-    {
-        let _ = s
-            .close_with_error(error(condition::UNAUTHORIZED, why))
-            .await;
+    if let Err(e) = ctx.service_connect(&resource) {
+        let _ = s.close_with_error(e).await;
         return;
     }
     let partitions = ctx.state.settings.partitions.max(1);
@@ -298,9 +293,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
         }
     };
     tracing::debug!(%consumer_group, partition = p, next, "amqp partition receiver attached");
-    let lapsed = ctx
-        .auth
-        .lapsed(&ctx.state, &resource, Permission::ServiceConnect);
+    let lapsed = ctx.service_connect_lapsed(&resource);
     tokio::pin!(lapsed);
     'outer: loop {
         if let Ok(why) = membership.stolen.try_recv() {
@@ -379,12 +372,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
                 return;
             }
             Wake::Lapsed => {
-                let _ = s
-                    .close_with_error(error(
-                        condition::UNAUTHORIZED,
-                        "The token for this link has expired; put a new token on $cbs.",
-                    ))
-                    .await;
+                let _ = s.close_with_error(token_lapsed()).await;
                 return;
             }
         }

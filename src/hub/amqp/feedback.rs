@@ -9,27 +9,19 @@ use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{Data, Message, MessageId, Outcome, Properties};
 use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 
-use super::ConnCtx;
-use super::convert::{AmqpMessage, error};
-use crate::hub::policies::Permission;
-use crate::iothub::amqp_model::{FEEDBACK_CONTENT_TYPE, condition};
+use super::convert::AmqpMessage;
+use super::{ConnCtx, token_lapsed};
+use crate::iothub::amqp_model::FEEDBACK_CONTENT_TYPE;
 
 const NODE: &str = "messages/servicebound/feedback";
 
 pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
     let resource = ctx.hub_resource(NODE);
-    if let Err(why) = ctx
-        .auth
-        .check(&ctx.state, &resource, Permission::ServiceConnect)
-    {
-        let _ = s
-            .close_with_error(error(condition::UNAUTHORIZED, why))
-            .await;
+    if let Err(e) = ctx.service_connect(&resource) {
+        let _ = s.close_with_error(e).await;
         return;
     }
-    let lapsed = ctx
-        .auth
-        .lapsed(&ctx.state, &resource, Permission::ServiceConnect);
+    let lapsed = ctx.service_connect_lapsed(&resource);
     tokio::pin!(lapsed);
     loop {
         let arrived = ctx.state.feedback.arrived.notified();
@@ -57,12 +49,7 @@ pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
                 Wake::More => continue,
                 Wake::Detached => break,
                 Wake::Lapsed => {
-                    let _ = s
-                        .close_with_error(error(
-                            condition::UNAUTHORIZED,
-                            "The token for this link has expired; put a new token on $cbs.",
-                        ))
-                        .await;
+                    let _ = s.close_with_error(token_lapsed()).await;
                     return;
                 }
             }

@@ -39,9 +39,11 @@ use tokio_rustls::TlsAcceptor;
 use self::auth::ConnAuth;
 use self::convert::{AmqpMessage, error};
 use super::state::HubState;
+use crate::hub::policies::Permission;
 use crate::iothub::amqp_model::{
     EPOCH_PROPERTY, NodeAddress, RECEIVER_RUNTIME_METRIC, condition, event_hub_name,
 };
+use fe2o3_amqp::types::definitions::Error as AmqpError;
 
 use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
@@ -50,6 +52,14 @@ const HANDLE_MAX: u32 = 4095;
 const MAX_LINK_MESSAGE: u64 = 1024 * 1024;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
 const IDLE_TIMEOUT_MS: u32 = 240_000;
+/// Why a link is closed when its token lapses without a newer one.
+fn token_lapsed() -> AmqpError {
+    error(
+        condition::UNAUTHORIZED,
+        "The token for this link has expired; put a new token on $cbs.",
+    )
+}
+
 /// How long a response waits for its reply link to be attached.
 const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
 
@@ -86,6 +96,21 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
+    /// ServiceConnect on `resource`, or the error to close the link with.
+    fn service_connect(&self, resource: &str) -> Result<(), AmqpError> {
+        self.auth
+            .check(&self.state, resource, Permission::ServiceConnect)
+            .map(drop)
+            .map_err(|why| error(condition::UNAUTHORIZED, why))
+    }
+
+    /// Resolves when no token grants ServiceConnect on `resource` any more.
+    async fn service_connect_lapsed(&self, resource: &str) {
+        self.auth
+            .lapsed(&self.state, resource, Permission::ServiceConnect)
+            .await
+    }
+
     fn register_reply(&self, keys: &[String], tx: mpsc::Sender<AmqpMessage>) {
         let mut r = self.replies.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
