@@ -15,4 +15,26 @@ impl XorShift {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+
+    /// One of `seeds` with one to `max_edits` random edits: a character from
+    /// `alphabet` inserted, one removed, or the rest cut off.
+    pub fn mutate<S: AsRef<str>>(
+        &mut self,
+        seeds: &[S],
+        alphabet: &[char],
+        max_edits: usize,
+    ) -> String {
+        let mut s: Vec<char> = seeds[self.below(seeds.len())].as_ref().chars().collect();
+        for _ in 0..1 + self.below(max_edits) {
+            let at = self.below(s.len() + 1);
+            match self.below(3) {
+                0 => s.insert(at, alphabet[self.below(alphabet.len())]),
+                1 if at < s.len() => {
+                    s.remove(at);
+                }
+                _ => s.truncate(at),
+            }
+        }
+        s.into_iter().collect()
+    }
 }

@@ -374,18 +374,7 @@ fn smoke_random_topics_never_panic_and_round_trip() {
     let mut rng = XorShift(0x0123_4567_89ab_cdef);
     let mut parsed = 0;
     for _ in 0..6000 {
-        let mut s: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
-        for _ in 0..=rng.below(3) {
-            let at = rng.below(s.len() + 1);
-            match rng.below(3) {
-                0 => s.insert(at, alphabet[rng.below(alphabet.len())]),
-                1 if at < s.len() => {
-                    s.remove(at);
-                }
-                _ => s.truncate(at),
-            }
-        }
-        let s: String = s.into_iter().collect();
+        let s = rng.mutate(&seeds, &alphabet, 3);
         if let Ok(v) = parse_device_publish(&s) {
             parsed += 1;
             assert_eq!(parse_device_publish(&v.to_topic()).as_ref(), Ok(&v), "{s}");
