@@ -78,6 +78,15 @@ impl Device {
         }
     }
 
+    /// Publishes what the hub must refuse, and waits for it to close the connection.
+    async fn publish_refused(&mut self, topic: impl Into<String>, qos: QoS, payload: Vec<u8>) {
+        self.client
+            .publish(topic, qos, false, payload)
+            .await
+            .unwrap();
+        self.closed().await;
+    }
+
     async fn publish_msg(&mut self) -> Publish {
         self.next(|p| match p {
             Packet::Publish(p) => Some(p.clone()),
@@ -515,16 +524,12 @@ async fn oversized_telemetry_closes_the_connection() {
     let mut dev = Device::connect(hub.mqtt_options("d1", &key)).await;
     dev.publish_acked(telemetry_topic("d1", None, ""), vec![1u8; 1024])
         .await;
-    dev.client
-        .publish(
-            telemetry_topic("d1", None, ""),
-            QoS::AtLeastOnce,
-            false,
-            vec![1u8; 1025],
-        )
-        .await
-        .unwrap();
-    dev.closed().await;
+    dev.publish_refused(
+        telemetry_topic("d1", None, ""),
+        QoS::AtLeastOnce,
+        vec![1u8; 1025],
+    )
+    .await;
     let partition = partition_of("d1", hub.hub.state.settings.partitions);
     let recs = hub
         .hub
@@ -541,16 +546,12 @@ async fn publishing_for_another_device_disconnects() {
     let key = hub.create_device("d1").await;
     hub.create_device("d2").await;
     let mut dev = Device::connect(hub.mqtt_options("d1", &key)).await;
-    dev.client
-        .publish(
-            telemetry_topic("d2", None, ""),
-            QoS::AtLeastOnce,
-            false,
-            b"x".to_vec(),
-        )
-        .await
-        .unwrap();
-    dev.closed().await;
+    dev.publish_refused(
+        telemetry_topic("d2", None, ""),
+        QoS::AtLeastOnce,
+        b"x".to_vec(),
+    )
+    .await;
     let partition = partition_of("d2", hub.hub.state.settings.partitions);
     assert!(
         hub.hub
@@ -569,23 +570,16 @@ async fn unknown_topics_and_qos2_disconnect() {
     let key = hub.create_device("d1").await;
 
     let mut dev = Device::connect(hub.mqtt_options("d1", &key)).await;
-    dev.client
-        .publish(
-            telemetry_topic("d1", None, ""),
-            QoS::ExactlyOnce,
-            false,
-            b"x".to_vec(),
-        )
-        .await
-        .unwrap();
-    dev.closed().await;
+    dev.publish_refused(
+        telemetry_topic("d1", None, ""),
+        QoS::ExactlyOnce,
+        b"x".to_vec(),
+    )
+    .await;
 
     let mut dev = Device::connect(hub.mqtt_options("d1", &key)).await;
-    dev.client
-        .publish("devices/d1/other", QoS::AtLeastOnce, false, b"x".to_vec())
-        .await
-        .unwrap();
-    dev.closed().await;
+    dev.publish_refused("devices/d1/other", QoS::AtLeastOnce, b"x".to_vec())
+        .await;
 
     let partition = partition_of("d1", hub.hub.state.settings.partitions);
     assert!(
@@ -1078,16 +1072,12 @@ async fn modules_connect_and_send_telemetry() {
     assert_eq!(r.body["properties"]["reported"]["state"], "ok");
 
     // A module may not publish as its device.
-    dev.client
-        .publish(
-            telemetry_topic("d1", None, ""),
-            QoS::AtLeastOnce,
-            false,
-            b"x".to_vec(),
-        )
-        .await
-        .unwrap();
-    dev.closed().await;
+    dev.publish_refused(
+        telemetry_topic("d1", None, ""),
+        QoS::AtLeastOnce,
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!(
         hub.hub
             .state
