@@ -8,8 +8,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
 const GOOD: &str = "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0LWtleS1ieXRlcw==";
 const KEY: &str = "c2VjcmV0LWtleS1ieXRlcw==";
 
-/// The binary with XDG dirs and HOME in `home`, and no hub in the environment.
-fn hubtui(home: &Path) -> Command {
+/// Runs the binary with `args`, XDG dirs and HOME in `home`, and no hub in the environment.
+fn hubtui(home: &Path, args: &[&str]) -> Output {
+    command(home).args(args).output().unwrap()
+}
+
+fn command(home: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -41,16 +45,16 @@ fn refused(out: &Output) -> String {
 #[test]
 fn a_bad_hub_connection_string_names_the_field() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path())
-        .args(["--hub", "HostName=h;SharedAccessKeyName=iothubowner"])
-        .output()
-        .unwrap();
+    let out = hubtui(
+        home.path(),
+        &["--hub", "HostName=h;SharedAccessKeyName=iothubowner"],
+    );
     assert_eq!(
         refused(&out),
         "--hub: the connection string has no SharedAccessKey"
     );
 
-    let out = hubtui(home.path())
+    let out = command(home.path())
         .env(
             "IOTHUB_CONNECTION_STRING",
             "SharedAccessKeyName=p;SharedAccessKey=a2V5",
@@ -62,21 +66,21 @@ fn a_bad_hub_connection_string_names_the_field() {
         "IOTHUB_CONNECTION_STRING: the connection string has no HostName"
     );
 
-    let out = hubtui(home.path())
-        .args(["--hub", "HostName=h;DeviceId=d;SharedAccessKey=a2V5"])
-        .output()
-        .unwrap();
+    let out = hubtui(
+        home.path(),
+        &["--hub", "HostName=h;DeviceId=d;SharedAccessKey=a2V5"],
+    );
     assert!(refused(&out).starts_with("--hub is a device connection string"));
 
-    let out = hubtui(home.path())
-        .args([
+    let out = hubtui(
+        home.path(),
+        &[
             "--hub",
             GOOD,
             "--eventhub",
             "Endpoint=sb://x/;SharedAccessKeyName=p",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         refused(&out),
         "--eventhub: the connection string has no SharedAccessKey"
@@ -86,10 +90,7 @@ fn a_bad_hub_connection_string_names_the_field() {
 #[test]
 fn unknown_profiles_and_themes_are_one_sentence() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path())
-        .args(["--hub", "prod"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["--hub", "prod"]);
     let msg = refused(&out);
     assert!(
         msg.starts_with("there is no hub profile named \"prod\""),
@@ -97,20 +98,14 @@ fn unknown_profiles_and_themes_are_one_sentence() {
     );
     assert!(msg.contains("hubtui hubs add prod CONNSTR"), "{msg}");
 
-    let out = hubtui(home.path())
-        .args(["--theme", "neon"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["--theme", "neon"]);
     assert!(refused(&out).starts_with("--theme: there is no theme named \"neon\""));
 }
 
 #[test]
 fn a_bad_proxy_is_one_sentence() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path())
-        .args(["--proxy", "http://:3128"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["--proxy", "http://:3128"]);
     assert_eq!(
         refused(&out),
         "--proxy: the proxy setting \"http://:3128\" is not a proxy URL such as http://proxy:3128"
@@ -120,17 +115,17 @@ fn a_bad_proxy_is_one_sentence() {
 #[test]
 fn profiles_remember_websockets_and_a_proxy() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path())
-        .args([
+    let out = hubtui(
+        home.path(),
+        &[
             "hubs",
             "add",
             "corp",
             GOOD,
             "--proxy",
             "http://me:s3cret@proxy.corp:3128",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -144,7 +139,7 @@ fn profiles_remember_websockets_and_a_proxy() {
         "{text}"
     );
 
-    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    let out = hubtui(home.path(), &["hubs", "list"]);
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(list.contains("(AMQP over WebSockets)"), "{list}");
     assert!(
@@ -153,10 +148,10 @@ fn profiles_remember_websockets_and_a_proxy() {
     );
     assert!(!list.contains("s3cret"), "{list}");
 
-    let out = hubtui(home.path())
-        .args(["hubs", "add", "bad", GOOD, "--proxy", "http://proxy:port"])
-        .output()
-        .unwrap();
+    let out = hubtui(
+        home.path(),
+        &["hubs", "add", "bad", GOOD, "--proxy", "http://proxy:port"],
+    );
     assert!(
         refused(&out).starts_with("--proxy: the proxy setting"),
         "{out:?}"
@@ -165,10 +160,7 @@ fn profiles_remember_websockets_and_a_proxy() {
     // A profile's proxy is checked when the explorer starts, and named as the profile's.
     let edited = text.replace("proxy.corp:3128", "proxy.corp:nope");
     std::fs::write(&config, edited).unwrap();
-    let out = hubtui(home.path())
-        .args(["--hub", "corp"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["--hub", "corp"]);
     assert_eq!(
         refused(&out),
         "the proxy of hub profile \"corp\": the proxy setting \"http://me:****@proxy.corp:nope\" is not a proxy URL such as http://proxy:3128"
@@ -178,7 +170,7 @@ fn profiles_remember_websockets_and_a_proxy() {
 #[test]
 fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path()).output().unwrap();
+    let out = hubtui(home.path(), &[]);
     assert!(refused(&out).starts_with("the explorer needs a terminal"));
     assert!(!home.path().join("data/hubtui/explorer-hub").exists());
 }
@@ -186,10 +178,7 @@ fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
 #[test]
 fn hubs_add_list_remove() {
     let home = tempfile::tempdir().unwrap();
-    let out = hubtui(home.path())
-        .args(["hubs", "add", "prod", GOOD])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["hubs", "add", "prod", GOOD]);
     assert!(
         out.status.success(),
         "{}",
@@ -210,7 +199,7 @@ fn hubs_add_list_remove() {
         assert_eq!(dir & 0o077, 0, "config dir readable by others: {dir:o}");
     }
 
-    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    let out = hubtui(home.path(), &["hubs", "list"]);
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
@@ -219,35 +208,26 @@ fn hubs_add_list_remove() {
     );
     assert!(!list.contains(KEY), "key shown: {list}");
 
-    let out = hubtui(home.path())
-        .args(["hubs", "list", "--json"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["hubs", "list", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json[0]["name"], "prod");
     assert_eq!(json[0]["hostName"], "myhub.azure-devices.net");
     assert!(!json.to_string().contains(KEY));
 
     // A bad string is refused before anything is written.
-    let out = hubtui(home.path())
-        .args(["hubs", "add", "dev", "HostName=h;SharedAccessKey=a2V5"])
-        .output()
-        .unwrap();
+    let out = hubtui(
+        home.path(),
+        &["hubs", "add", "dev", "HostName=h;SharedAccessKey=a2V5"],
+    );
     assert_eq!(
         refused(&out),
         "CONNSTR: the connection string has no SharedAccessKeyName"
     );
 
-    let out = hubtui(home.path())
-        .args(["hubs", "remove", "prod"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["hubs", "remove", "prod"]);
     assert!(out.status.success());
-    let out = hubtui(home.path())
-        .args(["hubs", "remove", "prod"])
-        .output()
-        .unwrap();
+    let out = hubtui(home.path(), &["hubs", "remove", "prod"]);
     assert!(refused(&out).starts_with("there is no hub profile named \"prod\""));
-    let out = hubtui(home.path()).args(["hubs", "list"]).output().unwrap();
+    let out = hubtui(home.path(), &["hubs", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("no saved hubs"));
 }
