@@ -264,17 +264,7 @@ async fn device_client_speaks_the_iot_hub_device_protocol() {
 async fn module_client_subscribes_without_c2d_and_stays_connected() {
     let hub = TestHub::start().await;
     hub.create_device("d1").await;
-    let r = hub
-        .call(
-            Method::PUT,
-            "/devices/d1/modules/m1",
-            Some(json!({"deviceId": "d1", "moduleId": "m1"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let key = r.body["authentication"]["symmetricKey"]["primaryKey"]
-        .as_str()
-        .unwrap();
+    let key = hub.create_module("d1", "m1").await;
     let cs = DeviceConnectionString::parse(&format!(
         "HostName={};DeviceId=d1;ModuleId=m1;SharedAccessKey={key}",
         hub.host()

@@ -1018,18 +1018,7 @@ async fn a_second_connection_closes_the_first() {
 async fn modules_connect_and_send_telemetry() {
     let hub = TestHub::start().await;
     hub.create_device("d1").await;
-    let r = hub
-        .call(
-            Method::PUT,
-            "/devices/d1/modules/m1",
-            Some(json!({"deviceId": "d1", "moduleId": "m1"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let key = r.body["authentication"]["symmetricKey"]["primaryKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = hub.create_module("d1", "m1").await;
     let token = device_token(&hub, "devices/d1/modules/m1", &key, now() + 3600);
     let mut dev = Device::connect(hub.mqtt_options_with("d1/m1", "d1/m1", &token)).await;
     dev.publish_acked(

@@ -105,14 +105,22 @@ impl TestHub {
 
     /// Registers a SAS device and returns its primary key.
     pub async fn create_device(&self, id: &str) -> String {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/devices/{id}"),
-                Some(json!({"deviceId": id})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "create {id}: {}", r.body);
+        self.create_identity(&format!("/devices/{id}"), json!({"deviceId": id}))
+            .await
+    }
+
+    /// Creates a SAS module of an existing device; returns its primary key.
+    pub async fn create_module(&self, device: &str, module: &str) -> String {
+        self.create_identity(
+            &format!("/devices/{device}/modules/{module}"),
+            json!({"deviceId": device, "moduleId": module}),
+        )
+        .await
+    }
+
+    async fn create_identity(&self, path: &str, body: Value) -> String {
+        let r = self.call(Method::PUT, path, Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "create {path}: {}", r.body);
         r.body["authentication"]["symmetricKey"]["primaryKey"]
             .as_str()
             .unwrap()
