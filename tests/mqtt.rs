@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::{TestHub, client_tls, now};
-use hubtui::hub::telemetry::{StoredProperties, partition_of};
+use hubtui::hub::telemetry::StoredProperties;
 use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::generate_token;
 use hubtui::iothub::topic::{DevicePublish, HubPublish, Subscription, parse_hub_publish};
@@ -463,13 +463,7 @@ async fn telemetry_with_properties_is_stored_then_acknowledged() {
     );
     dev.publish_acked(topic, br#"{"t":21.5}"#.to_vec()).await;
 
-    let partition = partition_of("d1", hub.hub.state.settings.partitions);
-    let recs = hub
-        .hub
-        .state
-        .store
-        .telemetry_read(partition, 0, 10)
-        .unwrap();
+    let recs = hub.stored_telemetry("d1");
     assert_eq!(recs.len(), 1);
     let rec = &recs[0];
     assert_eq!(rec.device_id, "d1");
@@ -503,12 +497,7 @@ async fn telemetry_with_properties_is_stored_then_acknowledged() {
         .unwrap();
     dev.next(|p| matches!(p, Packet::PubAck(_)).then_some(()))
         .await;
-    let recs = hub
-        .hub
-        .state
-        .store
-        .telemetry_read(partition, 0, 10)
-        .unwrap();
+    let recs = hub.stored_telemetry("d1");
     assert_eq!(recs.len(), 2);
     let props: StoredProperties = serde_json::from_str(&recs[1].properties).unwrap();
     assert_eq!(
@@ -530,13 +519,7 @@ async fn oversized_telemetry_closes_the_connection() {
         vec![1u8; 1025],
     )
     .await;
-    let partition = partition_of("d1", hub.hub.state.settings.partitions);
-    let recs = hub
-        .hub
-        .state
-        .store
-        .telemetry_read(partition, 0, 10)
-        .unwrap();
+    let recs = hub.stored_telemetry("d1");
     assert_eq!(recs.len(), 1, "only the message within the limit is stored");
 }
 
@@ -552,15 +535,9 @@ async fn publishing_for_another_device_disconnects() {
         b"x".to_vec(),
     )
     .await;
-    let partition = partition_of("d2", hub.hub.state.settings.partitions);
-    assert!(
-        hub.hub
-            .state
-            .store
-            .telemetry_read(partition, 0, 10)
-            .unwrap()
-            .is_empty()
-    );
+    // Stored under neither identity.
+    assert!(hub.stored_telemetry("d2").is_empty());
+    assert!(hub.stored_telemetry("d1").is_empty());
     wait_device(&hub, "d1", |v| v["connectionState"] == "Disconnected").await;
 }
 
@@ -581,15 +558,7 @@ async fn unknown_topics_and_qos2_disconnect() {
     dev.publish_refused("devices/d1/other", QoS::AtLeastOnce, b"x".to_vec())
         .await;
 
-    let partition = partition_of("d1", hub.hub.state.settings.partitions);
-    assert!(
-        hub.hub
-            .state
-            .store
-            .telemetry_read(partition, 0, 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(hub.stored_telemetry("d1").is_empty());
 }
 
 #[tokio::test]
@@ -1026,13 +995,7 @@ async fn modules_connect_and_send_telemetry() {
         b"from module".to_vec(),
     )
     .await;
-    let partition = partition_of("d1", hub.hub.state.settings.partitions);
-    let recs = hub
-        .hub
-        .state
-        .store
-        .telemetry_read(partition, 0, 10)
-        .unwrap();
+    let recs = hub.stored_telemetry("d1");
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].module_id.as_deref(), Some("m1"));
     let props: StoredProperties = serde_json::from_str(&recs[0].properties).unwrap();
@@ -1067,15 +1030,7 @@ async fn modules_connect_and_send_telemetry() {
         b"x".to_vec(),
     )
     .await;
-    assert_eq!(
-        hub.hub
-            .state
-            .store
-            .telemetry_read(partition, 0, 10)
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(hub.stored_telemetry("d1").len(), 1);
 }
 
 #[tokio::test]

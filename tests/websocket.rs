@@ -162,13 +162,7 @@ async fn a_device_speaks_mqtt_over_websockets() {
         Some(Packet::PubAck(a)) => assert_eq!(a.pkid, 1),
         other => panic!("expected PUBACK, got {other:?}"),
     }
-    let partition = partition_of("wsdev", hub.hub.state.settings.partitions);
-    let recs = hub
-        .hub
-        .state
-        .store
-        .telemetry_read(partition, 0, 10)
-        .unwrap();
+    let recs = hub.stored_telemetry("wsdev");
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].device_id, "wsdev");
     assert_eq!(recs[0].body, b"{\"t\":1}".to_vec());

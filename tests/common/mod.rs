@@ -118,6 +118,15 @@ impl TestHub {
         .await
     }
 
+    /// The telemetry the hub stored for `device` (and its modules), oldest first.
+    pub fn stored_telemetry(&self, device: &str) -> Vec<hubtui::hub::store::TelemetryRecord> {
+        let state = &self.hub.state;
+        let partition = hubtui::hub::telemetry::partition_of(device, state.settings.partitions);
+        let mut recs = state.store.telemetry_read(partition, 0, 1000).unwrap();
+        recs.retain(|r| r.device_id == device);
+        recs
+    }
+
     async fn create_identity(&self, path: &str, body: Value) -> String {
         let r = self.call(Method::PUT, path, Some(body)).await;
         assert_eq!(r.status, StatusCode::OK, "create {path}: {}", r.body);
