@@ -85,7 +85,7 @@ try {
   const only = process.argv.slice(2);
   const tests = spawn(
     process.execPath,
-    ["--test", "--test-concurrency=1", "--test-timeout=180000", "--test-reporter=spec",
+    ["--test", "--test-concurrency=1", "--test-timeout=180000", "--test-force-exit", "--test-reporter=spec",
       ...(only.length ? only.map((f) => resolve(f)) : files)],
     {
       stdio: "inherit",
