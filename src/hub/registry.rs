@@ -13,7 +13,9 @@ use crate::iothub::device::{
     format_time, validate_device_id, validate_module_id,
 };
 use crate::iothub::error::{ErrorCode, ServiceError};
-use crate::iothub::twin::{Section, Twin, desired_notification, parse_service_update};
+use crate::iothub::twin::{
+    Section, ServiceTwinUpdate, Twin, desired_notification, parse_service_update,
+};
 
 /// A loaded identity: registry record plus twin.
 #[derive(Clone, Debug)]
@@ -22,6 +24,8 @@ pub struct Identity {
     pub module_id: Option<String>,
     /// For modules: who manages it (Azure's `managedBy`).
     pub managed_by: Option<String>,
+    /// The IoT Plug and Play model id the device last announced on connect.
+    pub model_id: Option<String>,
     pub twin: Twin,
 }
 
@@ -95,12 +99,28 @@ impl HubState {
         decode(&rec)
     }
 
-    fn save(&self, id: &Identity) -> Result<(), ServiceError> {
-        let rec = encode(id)?;
-        if !self.store.identity_update(&rec)? {
-            return Err(not_found(&id.device.device_id, id.module_id.as_deref()));
-        }
-        Ok(())
+    /// Loads, changes and saves an identity as one atomic step (`Store::identity_modify`):
+    /// an error from `change` writes nothing. `committed` runs after the write and before
+    /// any later writer's, so what it sends goes out in the order the writes were stored.
+    fn modify<T>(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        change: impl FnOnce(&mut Identity) -> Result<T, ServiceError>,
+        committed: impl FnOnce(&Identity, &T),
+    ) -> Result<(Identity, T), ServiceError> {
+        self.store
+            .identity_modify(
+                device_id,
+                module_id,
+                |rec| {
+                    let mut id = decode(&rec)?;
+                    let out = change(&mut id)?;
+                    Ok::<_, ServiceError>((Some(encode(&id)?), (id, out)))
+                },
+                |(id, out)| committed(id, out),
+            )?
+            .ok_or_else(|| not_found(device_id, module_id))
     }
 
     /// The identity with its live connection state and last activity filled in.
@@ -192,19 +212,26 @@ impl HubState {
                 Ok(id)
             }
             Some(tag) => {
-                let mut id = self.load(device_id, module_id)?;
-                if !etag_matches(Some(tag), &id.device.etag) {
-                    return Err(ServiceError::new(
-                        ErrorCode::PreconditionFailed,
-                        format!(
-                            "Precondition failed: the etag {tag} does not match the current etag of {device_id}."
-                        ),
-                    ));
-                }
-                let was_enabled = id.device.status == DeviceStatus::Enabled;
-                requested.apply_to(&mut id, now);
-                id.device.etag = next_etag(&id.device.etag);
-                self.save(&id)?;
+                let mut was_enabled = false;
+                let (mut id, ()) = self.modify(
+                    device_id,
+                    module_id,
+                    |id| {
+                        if !etag_matches(Some(tag), &id.device.etag) {
+                            return Err(ServiceError::new(
+                                ErrorCode::PreconditionFailed,
+                                format!(
+                                    "Precondition failed: the etag {tag} does not match the current etag of {device_id}."
+                                ),
+                            ));
+                        }
+                        was_enabled = id.device.status == DeviceStatus::Enabled;
+                        requested.apply_to(id, now);
+                        id.device.etag = next_etag(&id.device.etag);
+                        Ok(())
+                    },
+                    |_, _| {},
+                )?;
                 if was_enabled && id.device.status == DeviceStatus::Disabled {
                     self.sessions.close(
                         &(device_id.to_string(), module_id.map(str::to_string)),
@@ -223,16 +250,20 @@ impl HubState {
         module_id: Option<&str>,
         if_match: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let id = self.load(device_id, module_id)?;
-        if !etag_matches(if_match, &id.device.etag) {
-            return Err(ServiceError::new(
-                ErrorCode::PreconditionFailed,
-                format!(
-                    "Precondition failed: the etag does not match the current etag of {device_id}."
-                ),
-            ));
-        }
-        if !self.store.identity_delete(device_id, module_id)? {
+        let deleted = self.store.identity_delete(device_id, module_id, |rec| {
+            let id = decode(rec)?;
+            if etag_matches(if_match, &id.device.etag) {
+                Ok(())
+            } else {
+                Err(ServiceError::new(
+                    ErrorCode::PreconditionFailed,
+                    format!(
+                        "Precondition failed: the etag does not match the current etag of {device_id}."
+                    ),
+                ))
+            }
+        })?;
+        if !deleted {
             return Err(not_found(device_id, module_id));
         }
         let key = (device_id.to_string(), module_id.map(str::to_string));
@@ -267,58 +298,38 @@ impl HubState {
         replace: bool,
     ) -> Result<Value, ServiceError> {
         let update = parse_service_update(body).map_err(|e| bad_request(e.to_string()))?;
-        let mut id = self.load(device_id, module_id)?;
-        let etag = id.twin.etag();
-        if !etag_matches(if_match, &etag) {
-            return Err(ServiceError::new(
-                ErrorCode::PreconditionFailed,
-                format!(
-                    "Precondition failed: the twin etag {etag} has changed; read the twin again and retry."
-                ),
-            ));
-        }
-        let now = HubState::now();
-        let mut twin = id.twin.clone();
-        if let Some(tags) = &update.tags {
-            if replace {
-                twin.replace(Section::Tags, tags.clone(), now)
-            } else {
-                twin.patch(Section::Tags, tags, now)
-            }
-            .map_err(|e| bad_request(e.to_string()))?;
-        }
-        let mut notify: Option<Map<String, Value>> = None;
-        if let Some(desired) = &update.desired {
-            if replace {
-                twin.replace(Section::Desired, desired.clone(), now)
-                    .map_err(|e| bad_request(e.to_string()))?;
-                // A replaced desired section reaches the device as the full new document,
-                // with deletions as nulls so the device can drop them.
-                let mut patch = twin.desired.properties.clone();
-                for k in id.twin.desired.properties.keys() {
-                    if !patch.contains_key(k) {
-                        patch.insert(k.clone(), Value::Null);
-                    }
+        let key = (device_id.to_string(), module_id.map(str::to_string));
+        let (mut id, _) = self.modify(
+            device_id,
+            module_id,
+            |id| {
+                let etag = id.twin.etag();
+                if !etag_matches(if_match, &etag) {
+                    return Err(ServiceError::new(
+                        ErrorCode::PreconditionFailed,
+                        format!(
+                            "Precondition failed: the twin etag {etag} has changed; read the twin again and retry."
+                        ),
+                    ));
                 }
-                notify = Some(patch);
-            } else {
-                twin.patch(Section::Desired, desired, now)
-                    .map_err(|e| bad_request(e.to_string()))?;
-                notify = Some(desired.clone());
-            }
-        }
-        id.twin = twin;
-        self.save(&id)?;
-        if let Some(patch) = notify {
-            let body = desired_notification(&patch, id.twin.desired.version);
-            self.sessions.send(
-                &(device_id.to_string(), module_id.map(str::to_string)),
-                SessionCommand::DesiredPatch {
-                    version: id.twin.desired.version,
-                    body: body.to_string().into_bytes(),
-                },
-            );
-        }
+                apply_service_update(&mut id.twin, &update, replace, HubState::now())
+            },
+            // A desired change reaches the device once stored, in version order.
+            |id, notify| {
+                if let Some(patch) = notify {
+                    let version = id.twin.desired.version;
+                    self.sessions.send(
+                        &key,
+                        SessionCommand::DesiredPatch {
+                            version,
+                            body: desired_notification(patch, version)
+                                .to_string()
+                                .into_bytes(),
+                        },
+                    );
+                }
+            },
+        )?;
         self.overlay_live(&mut id);
         Ok(service_twin(&id))
     }
@@ -340,11 +351,16 @@ impl HubState {
                 "The reported properties patch must be a JSON object.",
             ));
         };
-        let mut id = self.load(&key.0, key.1.as_deref())?;
-        id.twin
-            .patch(Section::Reported, &patch, HubState::now())
-            .map_err(|e| bad_request(e.to_string()))?;
-        self.save(&id)?;
+        let (id, ()) = self.modify(
+            &key.0,
+            key.1.as_deref(),
+            |id| {
+                id.twin
+                    .patch(Section::Reported, &patch, HubState::now())
+                    .map_err(|e| bad_request(e.to_string()))
+            },
+            |_, _| {},
+        )?;
         Ok(id.twin.reported.version)
     }
 
@@ -418,25 +434,43 @@ impl HubState {
         Err(last)
     }
 
-    /// Records a connect or disconnect on the identity (connection state and its time).
-    pub fn set_connected(&self, key: &IdentityKey, connected: bool) -> Result<(), ServiceError> {
-        let mut id = self.load(&key.0, key.1.as_deref())?;
+    /// Records a connect (`Some`, with the model id the device announced, if any) or a
+    /// disconnect (`None`) on the identity: connection state and its time. As on Azure, a
+    /// device that connects without a model id keeps the one it announced before.
+    pub fn set_connected(
+        &self,
+        key: &IdentityKey,
+        connected: Option<Option<&str>>,
+    ) -> Result<(), ServiceError> {
         let now = HubState::now();
-        id.device.connection_state = if connected {
-            ConnectionState::Connected
-        } else {
-            ConnectionState::Disconnected
-        };
-        id.device.connection_state_updated_time = format_time(now);
-        if let Some(t) = self
+        let activity = self
             .activity
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-        {
-            id.device.last_activity_time = format_time(*t);
-        }
-        self.save(&id)
+            .copied();
+        self.modify(
+            &key.0,
+            key.1.as_deref(),
+            |id| {
+                id.device.connection_state = match connected {
+                    Some(model_id) => {
+                        if let Some(m) = model_id {
+                            id.model_id = Some(m.to_string());
+                        }
+                        ConnectionState::Connected
+                    }
+                    None => ConnectionState::Disconnected,
+                };
+                id.device.connection_state_updated_time = format_time(now);
+                if let Some(t) = activity {
+                    id.device.last_activity_time = format_time(t);
+                }
+                Ok(())
+            },
+            |_, _| {},
+        )?;
+        Ok(())
     }
 
     /// Notes activity from a connected identity (kept in memory; see `HubState::activity`).
@@ -464,6 +498,46 @@ impl HubState {
         }
         Ok(())
     }
+}
+
+/// Applies a service's tags/desired update (PATCH merges, PUT replaces) to a twin; returns
+/// the desired patch to notify the device of, if desired changed. A replaced desired section
+/// reaches the device as the full new document, with deletions as nulls so it can drop them.
+fn apply_service_update(
+    twin: &mut Twin,
+    update: &ServiceTwinUpdate,
+    replace: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<Map<String, Value>>, ServiceError> {
+    let mut next = twin.clone();
+    if let Some(tags) = &update.tags {
+        if replace {
+            next.replace(Section::Tags, tags.clone(), now)
+        } else {
+            next.patch(Section::Tags, tags, now)
+        }
+        .map_err(|e| bad_request(e.to_string()))?;
+    }
+    let mut notify = None;
+    if let Some(desired) = &update.desired {
+        if replace {
+            next.replace(Section::Desired, desired.clone(), now)
+                .map_err(|e| bad_request(e.to_string()))?;
+            let mut patch = next.desired.properties.clone();
+            for k in twin.desired.properties.keys() {
+                if !patch.contains_key(k) {
+                    patch.insert(k.clone(), Value::Null);
+                }
+            }
+            notify = Some(patch);
+        } else {
+            next.patch(Section::Desired, desired, now)
+                .map_err(|e| bad_request(e.to_string()))?;
+            notify = Some(desired.clone());
+        }
+    }
+    *twin = next;
+    Ok(notify)
 }
 
 /// The fields a service may set on PUT, taken from its JSON body.
@@ -572,6 +646,7 @@ impl RequestedIdentity {
             device,
             module_id: self.module_id,
             managed_by: self.managed_by,
+            model_id: None,
             twin: Twin::new(now),
         }
     }
@@ -643,7 +718,10 @@ pub fn service_twin(id: &Identity) -> Value {
         "x509Thumbprint".into(),
         json!({"primaryThumbprint": thumb.primary_thumbprint, "secondaryThumbprint": thumb.secondary_thumbprint}),
     );
-    o.insert("modelId".into(), json!(""));
+    o.insert(
+        "modelId".into(),
+        json!(id.model_id.as_deref().unwrap_or_default()),
+    );
     o.insert("version".into(), json!(id.twin.version));
     if id.module_id.is_none() {
         o.insert(
@@ -663,6 +741,8 @@ struct StoredRecord {
     device: DeviceIdentity,
     #[serde(default)]
     managed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_id: Option<String>,
 }
 
 fn decode(rec: &StoredIdentity) -> Result<Identity, ServiceError> {
@@ -679,6 +759,7 @@ fn decode(rec: &StoredIdentity) -> Result<Identity, ServiceError> {
         device: r.device,
         module_id: rec.module_id.clone(),
         managed_by: r.managed_by,
+        model_id: r.model_id,
         twin,
     })
 }
@@ -691,6 +772,7 @@ fn encode(id: &Identity) -> Result<StoredIdentity, ServiceError> {
         identity: serde_json::to_string(&StoredRecord {
             device: id.device.clone(),
             managed_by: id.managed_by.clone(),
+            model_id: id.model_id.clone(),
         })
         .map_err(fail)?,
         twin: serde_json::to_string(&id.twin).map_err(fail)?,

@@ -194,15 +194,7 @@ impl Store {
         device_id: &str,
         module_id: Option<&str>,
     ) -> Result<Option<StoredIdentity>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT device_id, module_id, identity, twin FROM identities
-                 WHERE device_id = ?1 AND module_id = ?2",
-                [device_id, module_id.unwrap_or("")],
-                row_to_identity,
-            )
-            .optional()?)
+        select_identity(&self.conn(), device_id, module_id)
     }
 
     /// Inserts a new identity; Ok(false) if it exists already (nothing changed).
@@ -234,15 +226,66 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Deletes an identity; deleting a device also deletes its modules and C2D queue.
-    pub fn identity_delete(
+    /// Reads, changes and writes one identity as a single step: `change` sees the stored
+    /// record and returns the record to write (None writes nothing) and a result; no other
+    /// store call runs in between, so concurrent writers cannot interleave. `committed`
+    /// runs after the commit and before the next writer, so what it sends (a desired-patch
+    /// notification) goes out in the order the writes were stored. Ok(None) if there is
+    /// no such identity.
+    pub fn identity_modify<T, E: From<StoreError>>(
         &self,
         device_id: &str,
         module_id: Option<&str>,
-    ) -> Result<bool, StoreError> {
+        change: impl FnOnce(StoredIdentity) -> Result<(Option<StoredIdentity>, T), E>,
+        committed: impl FnOnce(&T),
+    ) -> Result<Option<T>, E> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let n = match module_id {
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let current = select_identity(&tx, device_id, module_id)?;
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let (write, out) = change(current)?;
+        if let Some(rec) = write {
+            tx.execute(
+                "UPDATE identities SET identity = ?3, twin = ?4
+                 WHERE device_id = ?1 AND module_id = ?2",
+                params![device_id, module_id.unwrap_or(""), rec.identity, rec.twin],
+            )
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        committed(&out);
+        Ok(Some(out))
+    }
+
+    /// Deletes an identity if `check` accepts the stored record (an If-Match test), in one
+    /// step with the check; deleting a device also deletes its modules and C2D queue.
+    /// Ok(false) if there is no such identity.
+    pub fn identity_delete<E: From<StoreError>>(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        check: impl FnOnce(&StoredIdentity) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let current = select_identity(&tx, device_id, module_id)?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        check(&current)?;
+        Self::delete_rows(&tx, device_id, module_id)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(true)
+    }
+
+    fn delete_rows(
+        tx: &rusqlite::Transaction<'_>,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match module_id {
             Some(m) => tx.execute(
                 "DELETE FROM identities WHERE device_id = ?1 AND module_id = ?2",
                 [device_id, m],
@@ -259,8 +302,7 @@ impl Store {
                 )?
             }
         };
-        tx.commit()?;
-        Ok(n == 1)
+        Ok(())
     }
 
     /// All devices (not modules), ordered by id.
@@ -588,6 +630,20 @@ fn self_floor(tx: &rusqlite::Transaction<'_>, partition: u32) -> Result<i64, Sto
     Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
+fn select_identity(
+    conn: &Connection,
+    device_id: &str,
+    module_id: Option<&str>,
+) -> Result<Option<StoredIdentity>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT device_id, module_id, identity, twin FROM identities
+             WHERE device_id = ?1 AND module_id = ?2",
+        )?
+        .query_row([device_id, module_id.unwrap_or("")], row_to_identity)
+        .optional()?)
+}
+
 fn row_to_identity(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredIdentity> {
     let module: String = r.get(1)?;
     Ok(StoredIdentity {
@@ -648,10 +704,14 @@ mod tests {
         assert_eq!(s.identity_get("a", None).unwrap(), Some(changed));
         assert!(!s.identity_update(&dev("b")).unwrap());
         s.c2d_push(&c2d("a", b"x"), 50).unwrap();
-        assert!(s.identity_delete("a", None).unwrap());
+        let refuse = |_: &StoredIdentity| Err(StoreError::Locked("no".into()));
+        assert!(s.identity_delete("a", None, refuse).is_err());
+        assert!(s.identity_get("a", None).unwrap().is_some());
+        let accept = |_: &StoredIdentity| Ok::<(), StoreError>(());
+        assert!(s.identity_delete("a", None, accept).unwrap());
         assert!(s.identity_get("a", Some("m1")).unwrap().is_none());
         assert_eq!(s.c2d_count("a").unwrap(), 0);
-        assert!(!s.identity_delete("a", None).unwrap());
+        assert!(!s.identity_delete("a", None, accept).unwrap());
     }
 
     #[test]

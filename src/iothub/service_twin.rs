@@ -30,6 +30,8 @@ pub struct ServiceTwin {
     pub module_id: Option<String>,
     pub etag: String,
     pub version: u64,
+    /// The IoT Plug and Play model the device announced; None when it announced none.
+    pub model_id: Option<String>,
     pub tags: Map<String, Value>,
     pub desired: ServiceTwinSection,
     pub reported: ServiceTwinSection,
@@ -78,6 +80,7 @@ impl ServiceTwin {
             module_id: text("moduleId"),
             etag: text("etag").unwrap_or_default(),
             version: value.get("version").and_then(Value::as_u64).unwrap_or(0),
+            model_id: text("modelId").filter(|m| !m.is_empty()),
             tags: value
                 .get("tags")
                 .and_then(Value::as_object)

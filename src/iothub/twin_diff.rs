@@ -17,6 +17,8 @@ pub enum LeafState {
     InSync,
     Pending,
     Differs,
+    /// The device acknowledged the current desired value with an error code (`ac` >= 400).
+    Refused,
     ReportedOnly,
 }
 
@@ -32,10 +34,12 @@ pub struct DiffEntry {
 
 /// Structural diff of desired against reported, per leaf, ignoring keys starting with '$'.
 /// Pending: desired leaf with no reported counterpart; Differs: both present, not equal;
-/// InSync: equal; ReportedOnly: reported leaf with no desired counterpart. PnP acks
-/// (reported `{"value":v,"ac":code,"av":version}` for desired leaf `v`): ac 202 → Pending;
-/// value == desired and ac 200 → InSync; av older than the desired version → Pending;
-/// else Differs. Sorted by path; an empty object counts as a leaf.
+/// InSync: equal; ReportedOnly: reported leaf with no desired counterpart. Numbers compare
+/// by value (`23` and `23.0` are the same JSON number). PnP acks (reported
+/// `{"value":v,"ac":code,"av":version,"ad":text}` for desired leaf `v`): av older than the
+/// desired version → Pending (the device has not answered the latest value); then ac >= 400
+/// → Refused; ac 202 → Pending; a 2xx with value == desired → InSync; else Differs.
+/// Sorted by path; an empty object counts as a leaf.
 pub fn diff(
     desired: &Map<String, Value>,
     reported: &Map<String, Value>,
@@ -102,7 +106,7 @@ fn walk(
             },
             (Some(d_map), None) => walk(d_map, &Map::new(), &path, meta, version, out),
             (None, Some(r)) => {
-                let state = if d == r {
+                let state = if same_json(d, r) {
                     LeafState::InSync
                 } else {
                     LeafState::Differs
@@ -134,16 +138,41 @@ fn reported_only(value: &Value, path: String, out: &mut Vec<DiffEntry>) {
 }
 
 fn ack_state(desired: &Value, ack: &Value, version: u64) -> LeafState {
-    let code = ack.get("ac").and_then(Value::as_i64);
+    let code = ack.get("ac").and_then(Value::as_i64).unwrap_or(0);
     let acked = ack.get("av").and_then(Value::as_u64);
-    if code == Some(202) {
+    if acked.is_some_and(|av| av < version) {
         LeafState::Pending
-    } else if code == Some(200) && ack.get("value") == Some(desired) {
+    } else if code >= 400 {
+        LeafState::Refused
+    } else if code == 202 {
+        LeafState::Pending
+    } else if (200..300).contains(&code) && ack.get("value").is_some_and(|v| same_json(v, desired))
+    {
         LeafState::InSync
-    } else if acked.is_some_and(|av| av < version) {
-        LeafState::Pending
     } else {
         LeafState::Differs
+    }
+}
+
+/// JSON equality with numbers compared by value: `23`, `23.0` and `2.3e1` are equal.
+pub fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, a)| y.get(k).is_some_and(|b| same_json(a, b)))
+        }
+        _ => a == b,
     }
 }
 
@@ -270,7 +299,17 @@ mod tests {
         );
         assert_eq!(
             states(d.clone(), ack(json!(20.0), 400, 5), 5),
-            vec![s("target", LeafState::Differs)]
+            vec![s("target", LeafState::Refused)]
+        );
+        // A refusal of an older desired value: the latest one is still unanswered.
+        assert_eq!(
+            states(d.clone(), ack(json!(20.0), 400, 4), 5),
+            vec![s("target", LeafState::Pending)]
+        );
+        // An older success with the same value is still pending the latest version.
+        assert_eq!(
+            states(d.clone(), ack(json!(21.5), 200, 4), 5),
+            vec![s("target", LeafState::Pending)]
         );
         let entries = diff(&obj(d), &obj(ack(json!(21.5), 200, 5)), 5);
         assert_eq!(
@@ -290,13 +329,43 @@ mod tests {
         let reported = json!({"c1": {"__t": "c", "p": {"value": 0, "ac": 400, "av": 6}}});
         assert_eq!(
             states(desired.clone(), reported, 9),
-            vec![s("c1.p", LeafState::Differs)]
+            vec![s("c1.p", LeafState::Refused)]
         );
         let reported = json!({"c1": {"__t": "c", "p": {"value": 0, "ac": 203, "av": 0}}});
         assert_eq!(
             states(desired, reported, 9),
             vec![s("c1.p", LeafState::Pending)]
         );
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        // The Plug and Play case: desired 23 at $version 2, acknowledged as 23.0.
+        assert_eq!(
+            states(
+                json!({"t": 23}),
+                json!({"t": {"value": 23.0, "ac": 200, "av": 2, "ad": "ok"}}),
+                2
+            ),
+            vec![s("t", LeafState::InSync)]
+        );
+        assert_eq!(
+            states(
+                json!({"a": 1, "b": [1, 2.5], "c": {"x": 0}, "big": 18446744073709551615u64}),
+                json!({"a": 1.0, "b": [1.0, 2.5], "c": {"x": -0.0}, "big": 18446744073709551615u64}),
+                1
+            ),
+            vec![
+                s("a", LeafState::InSync),
+                s("b", LeafState::InSync),
+                s("big", LeafState::InSync),
+                s("c.x", LeafState::InSync),
+            ]
+        );
+        assert!(!same_json(&json!(1), &json!(1.5)));
+        assert!(!same_json(&json!(1), &json!("1")));
+        assert!(!same_json(&json!([1]), &json!([1, 1])));
+        assert!(!same_json(&json!(-1), &json!(18446744073709551615u64)));
     }
 
     #[test]

@@ -249,6 +249,37 @@ fn twin_tab_sections_diff_and_editor() {
     snapshot("twin_editor", &app);
 }
 
+/// Every diff state on a Plug and Play thermostat: an ack of `23.0` for desired `23` is in
+/// sync, an ack of an older version is pending, an error code is refused with its text.
+#[test]
+fn twin_diff_plug_and_play_states() {
+    let mut app = sample_app(Tab::Twin);
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "thermostat-a".into(),
+            twin: json!({
+                "deviceId": "thermostat-a", "etag": "AAAAAAAAAAY=", "version": 9,
+                "modelId": "dtmi:com:example:Thermostat;1",
+                "properties": {
+                    "desired": {"targetTemperature": 23, "fanSpeed": 3, "setpointLow": 10,
+                                "mode": "eco", "label": "hall", "$version": 2},
+                    "reported": {
+                        "targetTemperature": {"value": 23.0, "ac": 200, "av": 2, "ad": "applied"},
+                        "fanSpeed": {"value": 2, "ac": 200, "av": 1},
+                        "setpointLow": {"value": 12, "ac": 400, "av": 2, "ad": "below the minimum 12"},
+                        "mode": "comfort",
+                        "serialNumber": "SN-1",
+                        "$version": 5
+                    }
+                }
+            }),
+        }),
+    );
+    update(&mut app, Action::ToggleTwinView);
+    snapshot("twin_diff_pnp", &app);
+}
+
 #[test]
 fn methods_tab() {
     snapshot("methods", &sample_app(Tab::Methods));

@@ -51,6 +51,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 format!(" · twin v{} · etag {}", t.version, escape(&t.etag)),
                 theme.style(Role::Muted),
             ),
+            Span::styled(
+                t.model_id
+                    .as_deref()
+                    .map(|m| format!(" · model {}", escape(m)))
+                    .unwrap_or_default(),
+                theme.style(Role::Muted),
+            ),
         ]),
         Line::styled(
             format!(
@@ -104,6 +111,7 @@ fn state_label(s: LeafState) -> (&'static str, Role) {
         LeafState::InSync => ("in sync", Role::InSync),
         LeafState::Pending => ("pending", Role::Pending),
         LeafState::Differs => ("differs", Role::Differs),
+        LeafState::Refused => ("refused", Role::Error),
         LeafState::ReportedOnly => ("reported-only", Role::ReportedOnly),
     }
 }
@@ -130,7 +138,7 @@ fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: usize, th
             Cell::from(label).style(theme.style(role)),
             Cell::from(escape(&e.path).into_owned()).style(theme.style(path_role)),
             Cell::from(show(&e.desired)),
-            Cell::from(show(&e.reported)),
+            Cell::from(reported_cell(&e.reported)),
         ])
     });
     let table = Table::new(
@@ -145,6 +153,29 @@ fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: usize, th
     .header(Row::new(["state", "path", "desired", "reported"]).style(theme.style(Role::Title)))
     .block(b);
     frame.render_widget(table, area);
+}
+
+/// A reported leaf; a Plug and Play acknowledgement reads as its value, code and
+/// description (`23 · 400 out of range`), the way a device author would say it.
+fn reported_cell(v: &Option<serde_json::Value>) -> String {
+    let Some(v) = v else {
+        return "-".to_string();
+    };
+    let text = match (v.get("value"), v.get("ac")) {
+        (Some(value), Some(code)) => {
+            let mut s = format!("{value} · {code}");
+            if let Some(ad) = v.get("ad").and_then(serde_json::Value::as_str) {
+                s.push(' ');
+                s.push_str(ad);
+            }
+            if let Some(av) = v.get("av") {
+                s.push_str(&format!(" (v{av})"));
+            }
+            s
+        }
+        _ => v.to_string(),
+    };
+    escape(&text).into_owned()
 }
 
 fn render_editor(frame: &mut Frame, area: Rect, edit: &TwinEdit, focused: bool, theme: &Theme) {

@@ -22,6 +22,8 @@ pub struct Accepted {
     pub key: IdentityKey,
     pub auth: AuthMethod,
     pub clean_session: bool,
+    /// The IoT Plug and Play model the device announced (`model-id=` in the username).
+    pub model_id: Option<String>,
     /// Close the connection when nothing arrives for this long.
     pub idle_timeout: Duration,
 }
@@ -83,6 +85,7 @@ pub fn check(state: &HubState, connect: &Connect) -> Result<Accepted, ConnectRet
         key,
         auth,
         clean_session: connect.clean_session,
+        model_id: username.model_id.filter(|m| !m.is_empty()),
         idle_timeout: idle_timeout(connect.keep_alive),
     })
 }

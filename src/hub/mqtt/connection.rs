@@ -102,7 +102,7 @@ where
         .sessions
         .set_subscribed(&key, ticket.session_id, granted.subscribed());
     state.touch(&key);
-    if let Err(e) = state.set_connected(&key, true) {
+    if let Err(e) = state.set_connected(&key, Some(accepted.model_id.as_deref())) {
         tracing::warn!(device = %key.0, error = %e.message, "cannot record the connection");
     }
     tracing::info!(device = %key.0, module = ?key.1, clean = accepted.clean_session, "mqtt connected");
@@ -121,7 +121,7 @@ where
     conn.writer.close().await;
 
     if state.sessions.detach(&key, ticket.session_id)
-        && let Err(e) = state.set_connected(&key, false)
+        && let Err(e) = state.set_connected(&key, None)
     {
         tracing::debug!(device = %key.0, error = %e.message, "cannot record the disconnect");
     }
