@@ -246,13 +246,18 @@ async fn retention(state: Arc<HubState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = state.prune_telemetry() {
-                    tracing::warn!(error = %e, "telemetry retention failed");
-                }
-                let floor = HubState::now().timestamp_millis() - FEEDBACK_TTL.as_millis() as i64;
-                if let Err(e) = state.store.feedback_prune(floor) {
-                    tracing::warn!(error = %e, "feedback retention failed");
-                }
+                // SQLite work: on a blocking thread, so the async workers keep serving.
+                let state = state.clone();
+                let pass = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = state.prune_telemetry() {
+                        tracing::warn!(error = %e, "telemetry retention failed");
+                    }
+                    let floor = HubState::now().timestamp_millis() - FEEDBACK_TTL.as_millis() as i64;
+                    if let Err(e) = state.store.feedback_prune(floor) {
+                        tracing::warn!(error = %e, "feedback retention failed");
+                    }
+                });
+                let _ = pass.await;
             }
             _ = shutdown.changed() => return,
         }

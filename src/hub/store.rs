@@ -593,25 +593,45 @@ impl Store {
             .query_row(sql, params![partition, millis], |r| r.get(0))?)
     }
 
-    /// Drops telemetry older than `min_enqueued_ms` and keeps at most `max_count` records.
-    /// Sequence numbers never go back: the highest pruned one is remembered per partition.
-    pub fn telemetry_prune(&self, min_enqueued_ms: i64, max_count: u64) -> Result<u64, StoreError> {
+    /// One step of retention: deletes at most `batch` retained messages older than
+    /// `min_enqueued_ms` and at most `batch` beyond the newest `max_count`, oldest first,
+    /// and returns how many went. A pass calls it until it returns less than a full step,
+    /// so the store is never held for one long delete while devices and REST wait.
+    pub fn telemetry_prune(
+        &self,
+        min_enqueued_ms: i64,
+        max_count: u64,
+        batch: usize,
+    ) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // Each partition's floor (next sequence number once it is empty) is its highest
+        // sequence so far plus one. The partitions are walked through the index, one
+        // lookup each, rather than grouping the whole table.
         tx.execute(
-            "INSERT INTO meta (key, value)
-             SELECT 'telemetry_floor_' || partition, MAX(partition_seq) + 1 FROM telemetry
-             GROUP BY partition
+            "WITH RECURSIVE parts(p) AS (
+                 SELECT MIN(partition) FROM telemetry
+                 UNION ALL
+                 SELECT (SELECT MIN(partition) FROM telemetry WHERE partition > p)
+                 FROM parts WHERE p IS NOT NULL)
+             INSERT INTO meta (key, value)
+             SELECT 'telemetry_floor_' || p,
+                    (SELECT MAX(partition_seq) FROM telemetry WHERE partition = p) + 1
+             FROM parts WHERE p IS NOT NULL
              ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
             [],
         )?;
+        let batch = batch as i64;
         let by_age = tx.execute(
-            "DELETE FROM telemetry WHERE enqueued_ms < ?1",
-            [min_enqueued_ms],
+            "DELETE FROM telemetry WHERE seq IN
+                 (SELECT seq FROM telemetry WHERE enqueued_ms < ?1 ORDER BY enqueued_ms LIMIT ?2)",
+            params![min_enqueued_ms, batch],
         )?;
         let by_count = tx.execute(
-            "DELETE FROM telemetry WHERE seq <= (SELECT MAX(seq) FROM telemetry) - ?1",
-            [max_count as i64],
+            "DELETE FROM telemetry WHERE seq IN
+                 (SELECT seq FROM telemetry
+                  WHERE seq <= (SELECT MAX(seq) FROM telemetry) - ?1 ORDER BY seq LIMIT ?2)",
+            params![max_count as i64, batch],
         )?;
         tx.commit()?;
         Ok((by_age + by_count) as u64)
@@ -753,17 +773,60 @@ mod tests {
         assert_eq!(s.telemetry_append(&rec(0, 2)).unwrap().partition_seq, 1);
         assert_eq!(s.telemetry_append(&rec(1, 3)).unwrap().partition_seq, 0);
         assert_eq!(s.telemetry_read(0, 1, 10).unwrap().len(), 1);
-        assert_eq!(s.telemetry_prune(100, 1000).unwrap(), 3);
+        assert_eq!(s.telemetry_prune(100, 1000, 1000).unwrap(), 3);
         assert!(s.telemetry_read(0, 0, 10).unwrap().is_empty());
         assert_eq!(s.telemetry_append(&rec(0, 200)).unwrap().partition_seq, 2);
         s.telemetry_append(&rec(0, 201)).unwrap();
         s.telemetry_append(&rec(0, 202)).unwrap();
-        assert_eq!(s.telemetry_prune(0, 2).unwrap(), 1);
+        assert_eq!(s.telemetry_prune(0, 2, 1000).unwrap(), 1);
         let left = s.telemetry_read(0, 0, 10).unwrap();
         assert_eq!(
             left.iter().map(|r| r.partition_seq).collect::<Vec<_>>(),
             vec![3, 4]
         );
+    }
+
+    #[test]
+    fn retention_deletes_in_bounded_steps() {
+        let s = Store::in_memory().unwrap();
+        for i in 0..250 {
+            s.telemetry_append(&TelemetryRecord {
+                seq: 0,
+                partition: (i % 3) as u32,
+                partition_seq: 0,
+                enqueued_ms: i,
+                device_id: "d".into(),
+                module_id: None,
+                properties: "{}".into(),
+                body: vec![],
+            })
+            .unwrap();
+        }
+        // 200 are too old: each step takes at most 64 of them, oldest first.
+        let steps: Vec<u64> = std::iter::from_fn(|| {
+            let n = s.telemetry_prune(200, 1000, 64).unwrap();
+            (n > 0).then_some(n)
+        })
+        .collect();
+        assert_eq!(steps, vec![64, 64, 64, 8]);
+        let left: Vec<i64> = (0..3)
+            .flat_map(|p| s.telemetry_read(p, 0, 100).unwrap())
+            .map(|r| r.enqueued_ms)
+            .collect();
+        assert_eq!(left.len(), 50);
+        assert!(left.iter().all(|&t| t >= 200));
+        // By count, likewise: keep the newest 10.
+        let steps: Vec<u64> = std::iter::from_fn(|| {
+            let n = s.telemetry_prune(0, 10, 16).unwrap();
+            (n > 0).then_some(n)
+        })
+        .collect();
+        assert_eq!(steps, vec![16, 16, 8]);
+        // Every partition's floor was kept: a new message continues its sequence.
+        for p in 0..3 {
+            let stats = s.telemetry_stats(p).unwrap();
+            assert!(stats.last_seq >= 80, "partition {p}: {stats:?}");
+        }
     }
 
     #[test]
@@ -792,7 +855,7 @@ mod tests {
         assert_eq!(s.telemetry_seq_after_time(2, 10, false).unwrap(), Some(1));
         assert_eq!(s.telemetry_seq_after_time(2, 10, true).unwrap(), Some(0));
         assert_eq!(s.telemetry_seq_after_time(2, 20, false).unwrap(), None);
-        s.telemetry_prune(100, 1000).unwrap();
+        s.telemetry_prune(100, 1000, 1000).unwrap();
         let pruned = s.telemetry_stats(2).unwrap();
         assert!(pruned.is_empty);
         assert_eq!((pruned.begin_seq, pruned.last_seq), (2, 1));

@@ -75,16 +75,30 @@ impl HubState {
         Ok(stored)
     }
 
-    /// Applies the retention limits; run periodically by the hub.
+    /// Applies the retention limits in bounded steps; run periodically by the hub, off the
+    /// async workers. Other store users get their turn between steps.
     pub fn prune_telemetry(&self) -> Result<u64, ServiceError> {
         let age = chrono::Duration::from_std(self.settings.telemetry_max_age)
             .unwrap_or(chrono::Duration::days(1));
         let floor = (HubState::now() - age).timestamp_millis();
-        Ok(self
-            .store
-            .telemetry_prune(floor, self.settings.telemetry_max_count)?)
+        let mut total = 0;
+        loop {
+            let n = self.store.telemetry_prune(
+                floor,
+                self.settings.telemetry_max_count,
+                RETENTION_STEP,
+            )?;
+            total += n;
+            if n < RETENTION_STEP as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
+
+/// Messages one retention step deletes at most (per limit): a step holds the store for
+/// a few milliseconds, not seconds.
+const RETENTION_STEP: usize = 1000;
 
 #[cfg(test)]
 mod tests {
