@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod amqp;
+pub mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +169,22 @@ impl TestHub {
         )));
         o
     }
+}
+
+/// Waits until the hub holds no C2D feedback: every batch was delivered and settled.
+pub async fn feedback_settled(state: &hub::HubState) {
+    wait::eventually(
+        Duration::from_secs(10),
+        "the feedback to be settled",
+        || async {
+            let left = state
+                .store
+                .feedback_pending(usize::MAX, &Default::default())
+                .unwrap();
+            left.is_empty().then_some(())
+        },
+    )
+    .await
 }
 
 pub fn client_tls(ca_pem: &str) -> rustls::ClientConfig {
