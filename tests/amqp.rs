@@ -461,8 +461,7 @@ async fn positive_ack_produces_feedback_after_completion() {
             .is_empty()
     );
     // Accepted feedback is gone.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(state.feedback_take().unwrap().is_empty());
+    common::feedback_settled(state).await;
 }
 
 async fn ingest(hub: &TestHub, device: &str, bag: &str, body: &str) {
@@ -661,9 +660,8 @@ async fn partition_receivers_honour_start_positions_and_carry_annotations() {
         "e0",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let between = chrono::Utc::now().timestamp_millis();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = common::wait::next_millisecond().timestamp_millis();
+    common::wait::next_millisecond();
     ingest(&hub, "device-1", "", "e1").await;
     ingest(&hub, "device-1", "", "e2").await;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use common::wait::{assert_nothing_within, eventually};
 use common::{TestHub, client_tls, now};
 use hubtui::hub::telemetry::StoredProperties;
 use hubtui::iothub::property_bag::PropertyBag;
@@ -184,15 +185,11 @@ async fn device_json(hub: &TestHub, id: &str) -> Value {
 
 /// Polls until `check` holds for the device's registry JSON.
 async fn wait_device(hub: &TestHub, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = device_json(hub, id).await;
-        if check(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "device never matched: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let check = &check;
+    eventually(WAIT, "the device to match", || async move {
+        Some(device_json(hub, id).await).filter(check)
+    })
+    .await
 }
 
 /// A raw TLS connection to the hub's MQTT port, for packets rumqttc won't send.
@@ -915,14 +912,15 @@ async fn c2d_is_delivered_after_subscribe_and_removed_only_on_puback() {
     assert_eq!(&p.payload[..], b"hello");
     assert_eq!(state.store.c2d_queue("d1").unwrap()[0].delivery_count, 2);
     dev.client.ack(&p).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !state.store.c2d_queue("d1").unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "PUBACK did not complete the message"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, "the PUBACK to complete the message", || async move {
+        state
+            .store
+            .c2d_queue("d1")
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     // New messages reach the connected device at once.
     state
         .enqueue_c2d("d1", c2d_bag("m2"), b"again".to_vec(), None)
@@ -976,11 +974,12 @@ async fn a_second_connection_closes_the_first() {
         .publish_acked(telemetry_topic("d1", None, ""), b"still here".to_vec())
         .await;
     // The first connection's end does not mark the device disconnected.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        device_json(&hub, "d1").await["connectionState"],
-        "Connected"
-    );
+    assert_nothing_within(
+        Duration::from_millis(200),
+        "the device was marked disconnected",
+        wait_device(&hub, "d1", |d| d["connectionState"] != "Connected"),
+    )
+    .await;
 }
 
 #[tokio::test]
