@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::amqp::{Cbs, Sess};
+use common::wait::assert_nothing_within;
 use common::{TestHub, client_tls, now};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
@@ -379,7 +380,12 @@ async fn token_expiry_closes_the_link_unless_renewed() {
         .put("https://localhost", &service_token(&hub, "service", 600))
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_nothing_within(
+        Duration::from_secs(3),
+        "the link with a renewed token was closed",
+        renewed.on_detach(),
+    )
+    .await;
     let outcome = renewed.send(c2d_message("dev-e", "still")).await.unwrap();
     assert!(matches!(outcome, Outcome::Accepted(_)));
 
@@ -391,11 +397,9 @@ async fn token_expiry_closes_the_link_unless_renewed() {
     let mut lapsing = Sender::attach(&mut session2, "c2d-lapsing", "/messages/devicebound")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let err = lapsing
-        .send(c2d_message("dev-e", "late"))
+    let err = tokio::time::timeout(T, lapsing.on_detach())
         .await
-        .unwrap_err();
+        .expect("the link closes when its token lapses");
     assert!(format!("{err:?}").contains("expired"), "{err:?}");
 }
 
