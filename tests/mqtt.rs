@@ -11,7 +11,6 @@ use common::wait::{assert_nothing_within, eventually};
 use common::{TestHub, client_tls, now};
 use hubtui::hub::telemetry::StoredProperties;
 use hubtui::iothub::property_bag::PropertyBag;
-use hubtui::iothub::sas::generate_token;
 use hubtui::iothub::topic::{DevicePublish, HubPublish, Subscription, parse_hub_publish};
 use reqwest::{Method, StatusCode};
 use rumqttc::mqttbytes::Protocol;
@@ -164,10 +163,6 @@ async fn connack_code(opts: MqttOptions) -> Result<ConnectReturnCode, Connection
     }
 }
 
-fn device_token(hub: &TestHub, resource: &str, key: &str, expiry: u64) -> String {
-    generate_token(&format!("{}/{resource}", hub.host()), key, None, expiry).unwrap()
-}
-
 fn telemetry_topic(device: &str, module: Option<&str>, bag: &str) -> String {
     DevicePublish::Telemetry {
         device_id: device.into(),
@@ -233,7 +228,7 @@ fn raw_connect(hub: &TestHub, device: &str, key: &str, keep_alive: u16) -> Conne
     c.clean_session = false;
     c.set_login(
         format!("{}/{device}/?api-version=2021-04-12", hub.host()),
-        device_token(hub, &format!("devices/{device}"), key, now() + 3600),
+        hub.device_token(&format!("devices/{device}"), key, now() + 3600),
     );
     c
 }
@@ -291,7 +286,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d1", &other_key, exp),
+                &hub_ref.device_token("devices/d1", &other_key, exp),
             ),
         ),
         (
@@ -299,7 +294,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d1", &key, now() - 10),
+                &hub_ref.device_token("devices/d1", &key, now() - 10),
             ),
         ),
         (
@@ -307,7 +302,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d2", &other_key, exp),
+                &hub_ref.device_token("devices/d2", &other_key, exp),
             ),
         ),
         (
@@ -315,7 +310,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "ghost",
                 "ghost",
-                &device_token(hub_ref, "devices/ghost", &key, exp),
+                &hub_ref.device_token("devices/ghost", &key, exp),
             ),
         ),
         (
@@ -323,7 +318,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "off",
                 "off",
-                &device_token(hub_ref, "devices/off", &off_key, exp),
+                &hub_ref.device_token("devices/off", &off_key, exp),
             ),
         ),
         ("missing password", hub.mqtt_options_with("d1", "d1", "")),
@@ -336,7 +331,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
         );
     }
 
-    let token = device_token(hub_ref, "devices/d1", &key, exp);
+    let token = hub_ref.device_token("devices/d1", &key, exp);
     let mut wrong_host = hub.mqtt_options_with("d1", "d1", &token);
     wrong_host.set_credentials(
         "otherhub.azure-devices.net/d1/?api-version=2021-04-12",
@@ -987,7 +982,7 @@ async fn modules_connect_and_send_telemetry() {
     let hub = TestHub::start().await;
     hub.create_device("d1").await;
     let key = hub.create_module("d1", "m1").await;
-    let token = device_token(&hub, "devices/d1/modules/m1", &key, now() + 3600);
+    let token = hub.device_token("devices/d1/modules/m1", &key, now() + 3600);
     let mut dev = Device::connect(hub.mqtt_options_with("d1/m1", "d1/m1", &token)).await;
     dev.publish_acked(
         telemetry_topic("d1", Some("m1"), "%24.on=out1"),

@@ -118,23 +118,21 @@ fn acknowledged_writes_survive_kill_9() {
 
     let acked: (Vec<(String, i64)>, usize) = rt.block_on(async {
         let http = common::https_client(&ca);
-        let key = service_key(&info);
+        let token = owner_token(&info);
         let base = format!("https://localhost:{}", info.ports.https);
         let stop = Arc::new(AtomicBool::new(false));
         // Four writers create devices and patch their twins as fast as the hub answers;
         // each records only what the hub acknowledged.
         let mut writers = Vec::new();
         for w in 0..4 {
-            let (http, key, base, stop) = (http.clone(), key.clone(), base.clone(), stop.clone());
+            let (http, token, base, stop) =
+                (http.clone(), token.clone(), base.clone(), stop.clone());
             writers.push(tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let id = format!("w{w}-{i}");
                     i += 1;
-                    let token =
-                        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600)
-                            .unwrap();
                     let ok = http
                         .put(format!("{base}/devices/{id}?{}", common::API))
                         .header("Authorization", &token)
@@ -188,9 +186,7 @@ fn acknowledged_writes_survive_kill_9() {
     let info = wait_for_info(dir.path());
     rt.block_on(async {
         let http = common::https_client(&ca);
-        let key = service_key(&info);
-        let token =
-            generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+        let token = owner_token(&info);
         let base = format!("https://localhost:{}", info.ports.https);
         for (id, n) in &acked {
             let r = http
@@ -289,9 +285,7 @@ async fn mqtt_load(
     stop: Arc<AtomicBool>,
 ) -> usize {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
-    let key = service_key(&info);
-    let token =
-        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+    let token = owner_token(&info);
     let r = http
         .put(format!(
             "https://localhost:{}/devices/{MQTT_DEVICE}?{}",
@@ -349,10 +343,17 @@ async fn mqtt_load(
     acked
 }
 
-fn service_key(info: &HubInfo) -> String {
+/// A service token for the hub's owner policy, from hub.json's connection string.
+fn owner_token(info: &HubInfo) -> String {
     let cs = hubtui::iothub::connection_string::ServiceConnectionString::parse(
         &info.service_connection_string,
     )
     .unwrap();
-    cs.key
+    generate_token(
+        "localhost",
+        &cs.key,
+        Some("iothubowner"),
+        common::now() + 600,
+    )
+    .unwrap()
 }
