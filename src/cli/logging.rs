@@ -16,12 +16,7 @@ pub const LOG_FILE: &str = "hubtui.log";
 #[derive(Args, Debug)]
 pub struct LogLevel {
     /// Log level (error, warn, info, debug, trace).
-    #[arg(
-        long = "log-level",
-        id = "log_level",
-        env = "HUBTUI_LOG_LEVEL",
-        default_value = "info"
-    )]
+    #[arg(long = "log-level", env = "HUBTUI_LOG_LEVEL", default_value = "info")]
     pub level: String,
 }
 
