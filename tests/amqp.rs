@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::amqp::{Cbs, Sess};
+use common::wait::assert_nothing_within;
 use common::{TestHub, client_tls, now};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
@@ -379,7 +380,12 @@ async fn token_expiry_closes_the_link_unless_renewed() {
         .put("https://localhost", &service_token(&hub, "service", 600))
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_nothing_within(
+        Duration::from_secs(3),
+        "the link with a renewed token was closed",
+        renewed.on_detach(),
+    )
+    .await;
     let outcome = renewed.send(c2d_message("dev-e", "still")).await.unwrap();
     assert!(matches!(outcome, Outcome::Accepted(_)));
 
@@ -391,11 +397,9 @@ async fn token_expiry_closes_the_link_unless_renewed() {
     let mut lapsing = Sender::attach(&mut session2, "c2d-lapsing", "/messages/devicebound")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let err = lapsing
-        .send(c2d_message("dev-e", "late"))
+    let err = tokio::time::timeout(T, lapsing.on_detach())
         .await
-        .unwrap_err();
+        .expect("the link closes when its token lapses");
     assert!(format!("{err:?}").contains("expired"), "{err:?}");
 }
 
@@ -461,8 +465,7 @@ async fn positive_ack_produces_feedback_after_completion() {
             .is_empty()
     );
     // Accepted feedback is gone.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(state.feedback_take().unwrap().is_empty());
+    common::feedback_settled(state).await;
 }
 
 async fn ingest(hub: &TestHub, device: &str, bag: &str, body: &str) {
@@ -661,9 +664,8 @@ async fn partition_receivers_honour_start_positions_and_carry_annotations() {
         "e0",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let between = chrono::Utc::now().timestamp_millis();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = common::wait::next_millisecond().timestamp_millis();
+    common::wait::next_millisecond();
     ingest(&hub, "device-1", "", "e1").await;
     ingest(&hub, "device-1", "", "e2").await;
 

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::TestHub;
+use common::wait::{assert_nothing_within, eventually};
 use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceEvent, Trust};
 use hubtui::client::events::{AckMode, C2dMessage, LinkState, TelemetryEvent};
 use hubtui::client::service::amqp::{FeedbackRecord, FeedbackStatus};
@@ -174,21 +175,13 @@ fn app<'a>(e: &'a TelemetryEvent, name: &str) -> Option<&'a str> {
 
 /// Waits until the hub has stored `n` telemetry records in total.
 async fn stored(hub: &RunningHub, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut total = 0;
-        for p in 0..hub.state.settings.partitions {
-            total += hub.state.store.telemetry_read(p, 0, 10_000).unwrap().len();
-        }
-        if total >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{total} of {n} stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, &format!("{n} telemetry records stored"), || async {
+        let total: usize = (0..hub.state.settings.partitions)
+            .map(|p| hub.state.store.telemetry_read(p, 0, 10_000).unwrap().len())
+            .sum();
+        (total >= n).then_some(())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -271,9 +264,8 @@ async fn start_positions_from_a_time_and_from_retention_on_the_event_hubs_string
             .unwrap();
     }
     stored(hub, 3).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let between = chrono::Utc::now();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let between = common::wait::next_millisecond();
+    common::wait::next_millisecond();
     for i in 0..2 {
         d.client
             .send_telemetry(format!("late-{i}"), PropertyBag::default())
@@ -552,12 +544,20 @@ async fn feedback_arrives_for_positive_negative_and_full() {
             None => panic!("feedback receiver ended"),
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(Some(StreamUpdate::Item(r))) =
-        timeout(Duration::from_millis(10), feedback.recv()).await
-    {
-        records.push(r);
-    }
+    assert_nothing_within(
+        Duration::from_millis(300),
+        "feedback beyond the four records arrived",
+        async {
+            loop {
+                match feedback.recv().await {
+                    Some(StreamUpdate::Item(r)) => return r,
+                    Some(_) => {}
+                    None => std::future::pending().await,
+                }
+            }
+        },
+    )
+    .await;
     let mut got: Vec<(String, FeedbackStatus, String)> = records
         .iter()
         .map(|r| {
@@ -591,8 +591,7 @@ async fn feedback_arrives_for_positive_negative_and_full() {
         ]
     );
     // Completed feedback is gone from the hub.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(hub.state.feedback_take().unwrap().is_empty());
+    common::feedback_settled(&hub.state).await;
     fb.close().await;
     sender.close().await;
 }

@@ -1,8 +1,9 @@
 //! The explorer's command line with the real binary: bad input gets one sentence on stderr
 //! and exit status 2 before any terminal escape code is written; hub profiles.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
 const GOOD: &str = "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0LWtleS1ieXRlcw==";
@@ -11,6 +12,24 @@ const KEY: &str = "c2VjcmV0LWtleS1ieXRlcw==";
 /// Runs the binary with `args`, XDG dirs and HOME in `home`, and no hub in the environment.
 fn hubtui(home: &Path, args: &[&str]) -> Output {
     command(home).args(args).output().unwrap()
+}
+
+/// As `hubtui`, with `input` on stdin.
+fn hubtui_with_stdin(home: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = command(home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn command(home: &Path) -> Command {
@@ -40,6 +59,15 @@ fn refused(out: &Output) -> String {
         .strip_prefix("hubtui: ")
         .unwrap_or_else(|| panic!("{stderr}"))
         .to_string()
+}
+
+/// Exit status 0; stderr shown otherwise.
+fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -126,11 +154,7 @@ fn profiles_remember_websockets_and_a_proxy() {
             "http://me:s3cret@proxy.corp:3128",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let config = home.path().join("config/hubtui/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("amqp_websockets = true"), "{text}");
@@ -179,11 +203,7 @@ fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
 fn hubs_add_list_remove() {
     let home = tempfile::tempdir().unwrap();
     let out = hubtui(home.path(), &["hubs", "add", "prod", GOOD]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let config = home.path().join("config/hubtui/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("[hubs.prod]") && text.contains(KEY), "{text}");
@@ -230,4 +250,197 @@ fn hubs_add_list_remove() {
     assert!(refused(&out).starts_with("there is no hub profile named \"prod\""));
     let out = hubtui(home.path(), &["hubs", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("no saved hubs"));
+}
+
+#[test]
+fn hubs_add_takes_the_connection_string_from_stdin_or_the_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config/hubtui/config.toml");
+    succeeded(&hubtui_with_stdin(
+        home.path(),
+        &["hubs", "add", "piped", "-"],
+        &format!("{GOOD}\n"),
+    ));
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("[hubs.piped]") && text.contains(KEY),
+        "{text}"
+    );
+
+    let eventhub = "Endpoint=sb://eh.servicebus.windows.net/;SharedAccessKeyName=p;SharedAccessKey=a2V5;EntityPath=e";
+    succeeded(&hubtui_with_stdin(
+        home.path(),
+        &["hubs", "add", "both", "-", "--eventhub", "-"],
+        &format!("{GOOD}\n{eventhub}\n"),
+    ));
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&format!("eventhub = \"{eventhub}\"")),
+        "{text}"
+    );
+
+    let out = command(home.path())
+        .env("IOTHUB_CONNECTION_STRING", GOOD)
+        .args(["hubs", "add", "from-env"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[hubs.from-env]"), "{text}");
+
+    assert_eq!(
+        refused(&hubtui(home.path(), &["hubs", "add", "none"])),
+        "hubs add needs the connection string: give it as CONNSTR, as - to read it from stdin, or in IOTHUB_CONNECTION_STRING"
+    );
+    assert_eq!(
+        refused(&hubtui_with_stdin(
+            home.path(),
+            &["hubs", "add", "empty", "-"],
+            ""
+        )),
+        "CONNSTR -: stdin held no connection string; pipe one line per `-`"
+    );
+    assert_eq!(
+        refused(&hubtui_with_stdin(
+            home.path(),
+            &["hubs", "add", "bad", "-"],
+            "HostName=h;SharedAccessKey=a2V5\n"
+        )),
+        "stdin: the connection string has no SharedAccessKeyName"
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(!text.contains("[hubs.none]") && !text.contains("[hubs.bad]"));
+}
+
+/// clap's usage error for `args`: exit status 2, naming `flag`.
+fn misplaced(home: &Path, args: &[&str], flag: &str) {
+    let out = hubtui(home, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && first.contains(flag),
+        "{args:?}: {stderr}"
+    );
+}
+
+#[test]
+fn explorer_flags_are_refused_by_the_hub_and_hubs_commands() {
+    let home = tempfile::tempdir().unwrap();
+    // `--partitions 0` keeps a hub from starting should a misplaced flag be let through.
+    let cases: [(&[&str], &str); 8] = [
+        (&["hub", "--theme", "x", "--partitions", "0"], "--theme"),
+        (&["hub", "--hub", "prod", "--partitions", "0"], "--hub"),
+        (&["--theme", "x", "hub", "--partitions", "0"], "--theme"),
+        (&["--hub", "prod", "hub", "--partitions", "0"], "--hub"),
+        (&["hubs", "list", "--mouse"], "--mouse"),
+        (&["hubs", "list", "--log-level", "debug"], "--log-level"),
+        (&["hubs", "list", "--hub", "prod"], "--hub"),
+        (&["--mouse", "hubs", "list"], "--mouse"),
+    ];
+    for (args, flag) in cases {
+        misplaced(home.path(), args, flag);
+    }
+    assert!(!home.path().join("config").exists());
+}
+
+#[test]
+fn flags_are_accepted_where_they_belong() {
+    let home = tempfile::tempdir().unwrap();
+    // `--help` answers only once every argument before it has parsed.
+    for args in [
+        &[
+            "--log-level",
+            "debug",
+            "--theme",
+            "light",
+            "--mouse",
+            "--help",
+        ][..],
+        &["hub", "--log-level", "debug", "--help"],
+        &[
+            "hubs",
+            "add",
+            "p",
+            "-",
+            "--eventhub",
+            "-",
+            "--ca",
+            "ca.pem",
+            "--help",
+        ],
+    ] {
+        succeeded(&hubtui(home.path(), args));
+    }
+    let out = hubtui(home.path(), &["hub", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--log-level") && !help.contains("--hub "),
+        "{help}"
+    );
+    // The explorer's environment variables do not count as flags given to a subcommand.
+    let out = command(home.path())
+        .env("IOTHUB_CONNECTION_STRING", GOOD)
+        .env("HUBTUI_THEME", "light")
+        .env("HUBTUI_LOG_LEVEL", "debug")
+        .args(["hubs", "list"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+}
+
+/// Every `hubtui …` command line the README shows, in `sh` blocks and in inline code, as
+/// the words after `hubtui`: optional parts (`[--json]`) taken as given, up to a
+/// redirection or the end of the line.
+fn readme_commands() -> Vec<Vec<String>> {
+    let readme = include_str!("../README.md");
+    let mut texts = Vec::new();
+    let mut block: Option<&str> = None;
+    for line in readme.lines() {
+        if let Some(lang) = line.strip_prefix("```") {
+            block = if block.is_some() { None } else { Some(lang) };
+        } else if block == Some("sh") {
+            texts.push(line.to_string());
+        } else if block.is_none() {
+            texts.extend(line.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+    }
+    texts
+        .iter()
+        .filter_map(|text| shlex::split(&text.replace(['[', ']'], " ")))
+        .filter_map(|words| {
+            let mut words = words.into_iter().skip_while(|w| w.contains('='));
+            (words.next()? == "hubtui").then(|| {
+                words
+                    .take_while(|w| !["<", ">", "|", "&&", ";"].contains(&w.as_str()))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_command_in_the_readme_parses() {
+    let commands = readme_commands();
+    for expected in [&[][..], &["hub"], &["hubs", "list"]] {
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.len() >= expected.len() && c.iter().zip(expected).all(|(a, b)| a == b)),
+            "no `hubtui {}` found in the README: {commands:?}",
+            expected.join(" ")
+        );
+    }
+    let home = tempfile::tempdir().unwrap();
+    for args in &commands {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = hubtui(home.path(), &args);
+        assert!(
+            out.status.success(),
+            "the README shows `hubtui {}`, which does not parse: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use common::wait::{assert_nothing_within, eventually};
 use common::{TestHub, client_tls, now};
 use hubtui::hub::telemetry::StoredProperties;
 use hubtui::iothub::property_bag::PropertyBag;
-use hubtui::iothub::sas::generate_token;
 use hubtui::iothub::topic::{DevicePublish, HubPublish, Subscription, parse_hub_publish};
 use reqwest::{Method, StatusCode};
 use rumqttc::mqttbytes::Protocol;
@@ -163,10 +163,6 @@ async fn connack_code(opts: MqttOptions) -> Result<ConnectReturnCode, Connection
     }
 }
 
-fn device_token(hub: &TestHub, resource: &str, key: &str, expiry: u64) -> String {
-    generate_token(&format!("{}/{resource}", hub.host()), key, None, expiry).unwrap()
-}
-
 fn telemetry_topic(device: &str, module: Option<&str>, bag: &str) -> String {
     DevicePublish::Telemetry {
         device_id: device.into(),
@@ -184,15 +180,11 @@ async fn device_json(hub: &TestHub, id: &str) -> Value {
 
 /// Polls until `check` holds for the device's registry JSON.
 async fn wait_device(hub: &TestHub, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = device_json(hub, id).await;
-        if check(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "device never matched: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let check = &check;
+    eventually(WAIT, "the device to match", || async move {
+        Some(device_json(hub, id).await).filter(check)
+    })
+    .await
 }
 
 /// A raw TLS connection to the hub's MQTT port, for packets rumqttc won't send.
@@ -236,7 +228,7 @@ fn raw_connect(hub: &TestHub, device: &str, key: &str, keep_alive: u16) -> Conne
     c.clean_session = false;
     c.set_login(
         format!("{}/{device}/?api-version=2021-04-12", hub.host()),
-        device_token(hub, &format!("devices/{device}"), key, now() + 3600),
+        hub.device_token(&format!("devices/{device}"), key, now() + 3600),
     );
     c
 }
@@ -294,7 +286,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d1", &other_key, exp),
+                &hub_ref.device_token("devices/d1", &other_key, exp),
             ),
         ),
         (
@@ -302,7 +294,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d1", &key, now() - 10),
+                &hub_ref.device_token("devices/d1", &key, now() - 10),
             ),
         ),
         (
@@ -310,7 +302,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "d1",
                 "d1",
-                &device_token(hub_ref, "devices/d2", &other_key, exp),
+                &hub_ref.device_token("devices/d2", &other_key, exp),
             ),
         ),
         (
@@ -318,7 +310,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "ghost",
                 "ghost",
-                &device_token(hub_ref, "devices/ghost", &key, exp),
+                &hub_ref.device_token("devices/ghost", &key, exp),
             ),
         ),
         (
@@ -326,7 +318,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
             hub.mqtt_options_with(
                 "off",
                 "off",
-                &device_token(hub_ref, "devices/off", &off_key, exp),
+                &hub_ref.device_token("devices/off", &off_key, exp),
             ),
         ),
         ("missing password", hub.mqtt_options_with("d1", "d1", "")),
@@ -339,7 +331,7 @@ async fn bad_credentials_are_refused_with_the_right_code() {
         );
     }
 
-    let token = device_token(hub_ref, "devices/d1", &key, exp);
+    let token = hub_ref.device_token("devices/d1", &key, exp);
     let mut wrong_host = hub.mqtt_options_with("d1", "d1", &token);
     wrong_host.set_credentials(
         "otherhub.azure-devices.net/d1/?api-version=2021-04-12",
@@ -915,14 +907,15 @@ async fn c2d_is_delivered_after_subscribe_and_removed_only_on_puback() {
     assert_eq!(&p.payload[..], b"hello");
     assert_eq!(state.store.c2d_queue("d1").unwrap()[0].delivery_count, 2);
     dev.client.ack(&p).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !state.store.c2d_queue("d1").unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "PUBACK did not complete the message"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(WAIT, "the PUBACK to complete the message", || async move {
+        state
+            .store
+            .c2d_queue("d1")
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     // New messages reach the connected device at once.
     state
         .enqueue_c2d("d1", c2d_bag("m2"), b"again".to_vec(), None)
@@ -976,11 +969,12 @@ async fn a_second_connection_closes_the_first() {
         .publish_acked(telemetry_topic("d1", None, ""), b"still here".to_vec())
         .await;
     // The first connection's end does not mark the device disconnected.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        device_json(&hub, "d1").await["connectionState"],
-        "Connected"
-    );
+    assert_nothing_within(
+        Duration::from_millis(200),
+        "the device was marked disconnected",
+        wait_device(&hub, "d1", |d| d["connectionState"] != "Connected"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -988,7 +982,7 @@ async fn modules_connect_and_send_telemetry() {
     let hub = TestHub::start().await;
     hub.create_device("d1").await;
     let key = hub.create_module("d1", "m1").await;
-    let token = device_token(&hub, "devices/d1/modules/m1", &key, now() + 3600);
+    let token = hub.device_token("devices/d1/modules/m1", &key, now() + 3600);
     let mut dev = Device::connect(hub.mqtt_options_with("d1/m1", "d1/m1", &token)).await;
     dev.publish_acked(
         telemetry_topic("d1", Some("m1"), "%24.on=out1"),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hubtui::hub::HubInfo;
 use hubtui::iothub::sas::generate_token;
@@ -28,21 +28,18 @@ fn spawn_hub(dir: &Path, extra: &[&str]) -> Child {
         .expect("hubtui starts")
 }
 
-/// Waits for a hub.json newer than `after` (a restarted hub rewrites it).
-fn wait_for_info(dir: &Path, after: Option<std::time::SystemTime>) -> HubInfo {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let path = dir.join("hub.json");
-        let fresh = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map(|t| after.is_none_or(|a| t > a))
-            .unwrap_or(false);
-        if fresh && let Ok(info) = HubInfo::read(dir) {
-            return info;
-        }
-        assert!(Instant::now() < deadline, "hub.json did not appear");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits for the hub.json a starting hub writes once its ports are bound.
+fn wait_for_info(dir: &Path) -> HubInfo {
+    common::wait::wait_until(Duration::from_secs(30), "hub.json to appear", || {
+        HubInfo::read(dir).ok()
+    })
+}
+
+/// Stops a hub with kill -9 and removes its hub.json, so that the next hub's can be waited for.
+fn kill_hub(child: &mut Child, dir: &Path) {
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::fs::remove_file(dir.join("hub.json")).unwrap();
 }
 
 #[test]
@@ -97,7 +94,7 @@ fn a_taken_port_fails_with_a_sentence_naming_the_flag() {
 fn a_second_hub_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = spawn_hub(dir.path(), &[]);
-    wait_for_info(dir.path(), None);
+    wait_for_info(dir.path());
     let out = Command::new(BIN)
         .args(["hub", "--data-dir", dir.path().to_str().unwrap()])
         .args(["--mqtt-port", "0", "--https-port", "0", "--amqp-port", "0"])
@@ -115,29 +112,27 @@ fn a_second_hub_on_the_same_data_dir_is_refused() {
 fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_hub(dir.path(), &[]);
-    let info = wait_for_info(dir.path(), None);
+    let info = wait_for_info(dir.path());
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let acked: (Vec<(String, i64)>, usize) = rt.block_on(async {
         let http = common::https_client(&ca);
-        let key = service_key(&info);
+        let token = owner_token(&info);
         let base = format!("https://localhost:{}", info.ports.https);
         let stop = Arc::new(AtomicBool::new(false));
         // Four writers create devices and patch their twins as fast as the hub answers;
         // each records only what the hub acknowledged.
         let mut writers = Vec::new();
         for w in 0..4 {
-            let (http, key, base, stop) = (http.clone(), key.clone(), base.clone(), stop.clone());
+            let (http, token, base, stop) =
+                (http.clone(), token.clone(), base.clone(), stop.clone());
             writers.push(tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let id = format!("w{w}-{i}");
                     i += 1;
-                    let token =
-                        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600)
-                            .unwrap();
                     let ok = http
                         .put(format!("{base}/devices/{id}?{}", common::API))
                         .header("Authorization", &token)
@@ -168,8 +163,7 @@ fn acknowledged_writes_survive_kill_9() {
         ));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // kill -9 while the writers are mid-request.
-        child.kill().unwrap();
-        let _ = child.wait();
+        kill_hub(&mut child, dir.path());
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for w in writers {
@@ -188,18 +182,11 @@ fn acknowledged_writes_survive_kill_9() {
         acked.len()
     );
 
-    let before = std::fs::metadata(dir.path().join("hub.json"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
     let mut child = spawn_hub(dir.path(), &[]);
-    let info = wait_for_info(dir.path(), Some(before));
+    let info = wait_for_info(dir.path());
     rt.block_on(async {
         let http = common::https_client(&ca);
-        let key = service_key(&info);
-        let token =
-            generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+        let token = owner_token(&info);
         let base = format!("https://localhost:{}", info.ports.https);
         for (id, n) in &acked {
             let r = http
@@ -250,6 +237,43 @@ fn acknowledged_writes_survive_kill_9() {
     }
 }
 
+/// A hub restarted with a new `--host-name` serves a certificate for that name, issued by
+/// the CA clients already trust.
+#[test]
+fn a_new_host_name_gets_a_certificate_from_the_same_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_hub(dir.path(), &[]);
+    wait_for_info(dir.path());
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    kill_hub(&mut child, dir.path());
+
+    let mut child = spawn_hub(dir.path(), &["--host-name", "myhub.local"]);
+    let info = wait_for_info(dir.path());
+    let served = tls_handshake(info.ports.https, "myhub.local", &ca);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(info.host_name, "myhub.local");
+    served.expect("the certificate is valid for myhub.local under the hub's CA");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.pem")).unwrap(),
+        ca,
+        "the CA must not change"
+    );
+}
+
+/// A TLS handshake with the hub on 127.0.0.1:`port`, asking for `name`, trusting `ca_pem` only.
+fn tls_handshake(port: u16, name: &str, ca_pem: &str) -> std::io::Result<()> {
+    let server = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let mut tls =
+        rustls::ClientConnection::new(Arc::new(common::client_tls(ca_pem)), server).unwrap();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)?;
+    }
+    Ok(())
+}
+
 const MQTT_DEVICE: &str = "mqtt-load";
 
 /// A device that publishes numbered telemetry at QoS 1 until `stop`; returns how
@@ -261,9 +285,7 @@ async fn mqtt_load(
     stop: Arc<AtomicBool>,
 ) -> usize {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
-    let key = service_key(&info);
-    let token =
-        generate_token("localhost", &key, Some("iothubowner"), common::now() + 600).unwrap();
+    let token = owner_token(&info);
     let r = http
         .put(format!(
             "https://localhost:{}/devices/{MQTT_DEVICE}?{}",
@@ -321,10 +343,17 @@ async fn mqtt_load(
     acked
 }
 
-fn service_key(info: &HubInfo) -> String {
+/// A service token for the hub's owner policy, from hub.json's connection string.
+fn owner_token(info: &HubInfo) -> String {
     let cs = hubtui::iothub::connection_string::ServiceConnectionString::parse(
         &info.service_connection_string,
     )
     .unwrap();
-    cs.key
+    generate_token(
+        "localhost",
+        &cs.key,
+        Some("iothubowner"),
+        common::now() + 600,
+    )
+    .unwrap()
 }

@@ -128,16 +128,6 @@ impl MqttWs {
     }
 }
 
-fn device_token(hub: &TestHub, device: &str, key: &str) -> String {
-    generate_token(
-        &format!("{}/devices/{device}", hub.host()),
-        key,
-        None,
-        now() + 3600,
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_device_speaks_mqtt_over_websockets() {
     let hub = TestHub::start().await;
@@ -145,8 +135,12 @@ async fn a_device_speaks_mqtt_over_websockets() {
     // The C SDK's spelling of the subprotocol.
     let mut dev = MqttWs::open(&hub, "MQTT").await;
     assert_eq!(
-        dev.connect(&hub, "wsdev", &device_token(&hub, "wsdev", &key))
-            .await,
+        dev.connect(
+            &hub,
+            "wsdev",
+            &hub.device_token("devices/wsdev", &key, now() + 3600)
+        )
+        .await,
         ConnectReturnCode::Success
     );
 
@@ -214,7 +208,9 @@ async fn mqtt_over_websockets_checks_credentials() {
     let hub = TestHub::start().await;
     let key = hub.create_device("wsbad").await;
     let mut dev = MqttWs::open(&hub, "mqtt").await;
-    let bad = device_token(&hub, "wsbad", &key).replace("sig=", "sig=AA");
+    let bad = hub
+        .device_token("devices/wsbad", &key, now() + 3600)
+        .replace("sig=", "sig=AA");
     assert_eq!(
         dev.connect(&hub, "wsbad", &bad).await,
         ConnectReturnCode::NotAuthorized
@@ -399,8 +395,12 @@ async fn websocket_connections_end_with_the_hub() {
     let key = hub.create_device("wsstop").await;
     let mut dev = MqttWs::open(&hub, "mqtt").await;
     assert_eq!(
-        dev.connect(&hub, "wsstop", &device_token(&hub, "wsstop", &key))
-            .await,
+        dev.connect(
+            &hub,
+            "wsstop",
+            &hub.device_token("devices/wsstop", &key, now() + 3600)
+        )
+        .await,
         ConnectReturnCode::Success
     );
     let TestHub { hub: running, .. } = hub;

@@ -35,10 +35,12 @@ pub struct HubArgs {
     /// Event Hubs-compatible partitions for telemetry.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub partitions: u32,
+    #[command(flatten)]
+    pub log: super::logging::LogLevel,
 }
 
-pub async fn run(args: HubArgs, log_level: &str) -> Result<(), String> {
-    super::logging::init_stderr_logging(log_level);
+pub async fn run(args: HubArgs) -> Result<(), String> {
+    super::logging::init_stderr_logging(&args.log.level);
     let data_dir = args
         .data_dir
         .clone()

@@ -1,5 +1,6 @@
 //! `hubtui hubs add|list|remove`: named hub profiles in the config file.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -22,9 +23,13 @@ pub enum HubsCommand {
     Add {
         /// Profile name, used as `hubtui --hub NAME`.
         name: String,
-        /// The hub's service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…).
-        connection_string: String,
-        /// Event Hubs-compatible connection string for telemetry.
+        /// The hub's service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…);
+        /// `-` reads it from stdin; without it, IOTHUB_CONNECTION_STRING is used. Both keep
+        /// the key out of shell history.
+        #[arg(value_name = "CONNSTR")]
+        connection_string: Option<String>,
+        /// Event Hubs-compatible connection string for telemetry; `-` reads it from stdin
+        /// (the line after CONNSTR's when both are `-`).
         #[arg(long)]
         eventhub: Option<String>,
         /// CA certificate (PEM) to trust instead of the system's roots, e.g. a local hub's ca.pem.
@@ -72,7 +77,13 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
                     "the profile name \"{name}\" may use only letters, digits, '-', '_' and '.' (at most 64)"
                 )));
             }
-            let cs = parse_service(&connection_string, "CONNSTR").map_err(Failure::usage)?;
+            let mut stdin = std::io::stdin().lock();
+            let (connection_string, source) = service_input(connection_string, &mut stdin)?;
+            let cs = parse_service(&connection_string, source).map_err(Failure::usage)?;
+            let eventhub = match eventhub.as_deref() {
+                Some("-") => Some(stdin_line(&mut stdin, "--eventhub -")?),
+                _ => eventhub,
+            };
             if let Some(eh) = &eventhub {
                 parse_eventhub(eh, "--eventhub").map_err(Failure::usage)?;
             }
@@ -124,6 +135,40 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The connection string for `hubs add` and what to call it in messages: the argument,
+/// a line of stdin for `-`, or IOTHUB_CONNECTION_STRING when the argument is left out.
+fn service_input(
+    arg: Option<String>,
+    stdin: &mut impl BufRead,
+) -> Result<(String, &'static str), Failure> {
+    match arg {
+        Some(text) if text == "-" => Ok((stdin_line(stdin, "CONNSTR -")?, "stdin")),
+        Some(text) => Ok((text, "CONNSTR")),
+        None => match std::env::var("IOTHUB_CONNECTION_STRING") {
+            Ok(text) if !text.trim().is_empty() => Ok((text, "IOTHUB_CONNECTION_STRING")),
+            _ => Err(Failure::usage(
+                "hubs add needs the connection string: give it as CONNSTR, as - to read it \
+                 from stdin, or in IOTHUB_CONNECTION_STRING",
+            )),
+        },
+    }
+}
+
+/// One line of stdin, trimmed; `what` names the argument that asked for it.
+fn stdin_line(stdin: &mut impl BufRead, what: &str) -> Result<String, Failure> {
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|e| Failure::usage(format!("{what}: cannot read stdin: {e}")))?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(Failure::usage(format!(
+            "{what}: stdin held no connection string; pipe one line per `-`"
+        )));
+    }
+    Ok(line.to_string())
 }
 
 fn masked_service(text: &str) -> String {

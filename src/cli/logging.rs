@@ -6,9 +6,19 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 pub const LOG_FILE: &str = "hubtui.log";
+
+/// `--log-level`, declared by each command that logs (the explorer to its file, the hub to
+/// stderr), so it is accepted only where it does something.
+#[derive(Args, Debug)]
+pub struct LogLevel {
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log-level", env = "HUBTUI_LOG_LEVEL", default_value = "info")]
+    pub level: String,
+}
 
 fn filter(level: &str) -> EnvFilter {
     let quiet =

@@ -26,21 +26,18 @@ static STARTED: OnceLock<Instant> = OnceLock::new();
     long_about = "A terminal explorer for Azure IoT Hub that carries its own local IoT Hub.\n\n\
                   With no subcommand, hubtui explores the hub named by --hub (a connection \
                   string or a saved profile) or IOTHUB_CONNECTION_STRING; with neither, it \
-                  starts a local hub with simulated devices and explores that."
+                  starts a local hub with simulated devices and explores that.",
+    // The explorer's flags belong to the explorer: `hubtui --theme x hub` is an error, not a
+    // flag silently ignored. Environment variables do not count as given flags here.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Hub to explore: a service connection string, or the name of a profile saved with
     /// `hubtui hubs add`.
-    #[arg(
-        long,
-        env = "IOTHUB_CONNECTION_STRING",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "IOTHUB_CONNECTION_STRING", hide_env_values = true)]
     pub hub: Option<String>,
-    /// Log level for the log file (error, warn, info, debug, trace).
-    #[arg(long, env = "HUBTUI_LOG_LEVEL", default_value = "info", global = true)]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: logging::LogLevel,
     #[command(flatten)]
     pub explorer: explorer::ExplorerArgs,
     #[command(subcommand)]
@@ -90,11 +87,10 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Hubs(args)) => hubs_cmd::run(args),
-        Some(Command::Hub(args)) => with_runtime(|rt| {
-            rt.block_on(hub_cmd::run(args, &cli.log_level))
-                .map_err(Failure::runtime)
-        }),
-        None => explorer::run(cli.hub, hub_from_env, &cli.log_level, cli.explorer),
+        Some(Command::Hub(args)) => {
+            with_runtime(|rt| rt.block_on(hub_cmd::run(args)).map_err(Failure::runtime))
+        }
+        None => explorer::run(cli.hub, hub_from_env, &cli.log.level, cli.explorer),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod amqp;
+pub mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,14 +140,13 @@ impl TestHub {
     /// MQTT options for a device as the Azure SDKs connect: TLS, client id = device id,
     /// username with api-version, SAS token as password, clean session off.
     pub fn mqtt_options(&self, device_id: &str, key: &str) -> MqttOptions {
-        let token = generate_token(
-            &format!("{}/devices/{device_id}", self.host()),
-            key,
-            None,
-            now() + 3600,
-        )
-        .unwrap();
+        let token = self.device_token(&format!("devices/{device_id}"), key, now() + 3600);
         self.mqtt_options_with(device_id, device_id, &token)
+    }
+
+    /// A device or module token for `resource` (`devices/ID[/modules/M]`) signed with `key`.
+    pub fn device_token(&self, resource: &str, key: &str, expiry: u64) -> String {
+        generate_token(&format!("{}/{resource}", self.host()), key, None, expiry).unwrap()
     }
 
     pub fn mqtt_options_with(
@@ -168,6 +168,22 @@ impl TestHub {
         )));
         o
     }
+}
+
+/// Waits until the hub holds no C2D feedback: every batch was delivered and settled.
+pub async fn feedback_settled(state: &hub::HubState) {
+    wait::eventually(
+        Duration::from_secs(10),
+        "the feedback to be settled",
+        || async {
+            let left = state
+                .store
+                .feedback_pending(usize::MAX, &Default::default())
+                .unwrap();
+            left.is_empty().then_some(())
+        },
+    )
+    .await
 }
 
 pub fn client_tls(ca_pem: &str) -> rustls::ClientConfig {
