@@ -3,7 +3,7 @@
 //! session per connection and receive `SessionCommand`s; the service side sends
 //! commands through here and never talks to a connection directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -63,6 +63,8 @@ struct Entry {
 struct Inner {
     next_id: u64,
     live: HashMap<IdentityKey, Entry>,
+    /// Sessions ended because their connection fell behind (see `send`), until they detach.
+    overflowed: HashSet<u64>,
     methods: HashMap<String, (IdentityKey, oneshot::Sender<MethodAnswer>)>,
 }
 
@@ -93,6 +95,7 @@ impl Sessions {
             inner: Mutex::new(Inner {
                 next_id: 1,
                 live: HashMap::new(),
+                overflowed: HashSet::new(),
                 methods: HashMap::new(),
             }),
             changed: watch::channel(0).0,
@@ -135,25 +138,31 @@ impl Sessions {
     }
 
     /// Detaches a connection; a newer session of the same identity is left alone.
-    /// Returns true if this was the identity's current session.
+    /// Returns true if this was the identity's current session (or one that `send` ended
+    /// and that no newer connection has replaced yet).
     pub fn detach(&self, key: &IdentityKey, session_id: u64) -> bool {
         let current = {
             let mut inner = self.lock();
-            let current = inner
-                .live
-                .get(key)
-                .is_some_and(|e| e.session_id == session_id);
-            if current {
-                inner.live.remove(key);
-                // Calls in flight to this identity can no longer be answered.
-                inner.methods.retain(|_, (k, _)| k != key);
+            let overflowed = inner.overflowed.remove(&session_id);
+            match inner.live.get(key) {
+                Some(e) if e.session_id == session_id => {
+                    Self::end(&mut inner, key);
+                    true
+                }
+                Some(_) => false,
+                None => overflowed,
             }
-            current
         };
         if current {
             self.bump();
         }
         current
+    }
+
+    fn end(inner: &mut Inner, key: &IdentityKey) {
+        inner.live.remove(key);
+        // Calls in flight to this identity can no longer be answered.
+        inner.methods.retain(|_, (k, _)| k != key);
     }
 
     pub fn set_subscribed(&self, key: &IdentityKey, session_id: u64, subscribed: Subscribed) {
@@ -176,11 +185,27 @@ impl Sessions {
     }
 
     /// Sends a command to the identity's live connection; false if none.
+    /// A connection whose queue is full has fallen behind and would miss what it must not
+    /// (a desired patch, a close): its session ends instead. The connection closes once it
+    /// has drained the queue, and the device reconnects and reads its twin again, as the
+    /// Azure SDKs do after a reconnect.
     pub fn send(&self, key: &IdentityKey, cmd: SessionCommand) -> bool {
-        let tx = self.lock().live.get(key).map(|e| e.tx.clone());
-        match tx {
-            Some(tx) => tx.try_send(cmd).is_ok(),
-            None => false,
+        let mut inner = self.lock();
+        let Some(entry) = inner.live.get(key) else {
+            return false;
+        };
+        match entry.tx.try_send(cmd) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(device = %key.0, module = ?key.1, "a connection fell behind its commands; ending its session");
+                let id = entry.session_id;
+                inner.overflowed.insert(id);
+                Self::end(&mut inner, key);
+                drop(inner);
+                self.bump();
+                false
+            }
         }
     }
 
@@ -277,6 +302,42 @@ mod tests {
         assert!(s.is_connected(&key("d")));
         assert!(s.detach(&key("d"), second.session_id));
         assert!(!s.is_connected(&key("d")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_falls_behind_is_ended_not_silently_skipped() {
+        let s = Sessions::new();
+        let mut t = s.attach(key("d"));
+        let patch = |version| SessionCommand::DesiredPatch {
+            version,
+            body: Vec::new(),
+        };
+        for v in 0..QUEUE as u64 {
+            assert!(s.send(&key("d"), patch(v)));
+        }
+        assert!(
+            !s.send(&key("d"), patch(999)),
+            "a full queue is not a delivery"
+        );
+        assert!(!s.is_connected(&key("d")));
+        // The connection drains what was queued, in order, then sees its session end.
+        for v in 0..QUEUE as u64 {
+            match t.rx.recv().await {
+                Some(SessionCommand::DesiredPatch { version, .. }) => assert_eq!(version, v),
+                _ => panic!("expected desired patch {v}"),
+            }
+        }
+        assert!(t.rx.recv().await.is_none());
+        // Its detach still records the disconnect...
+        assert!(s.detach(&key("d"), t.session_id));
+        // ...unless the device has reconnected meanwhile.
+        let t1 = s.attach(key("e"));
+        for _ in 0..=QUEUE {
+            s.send(&key("e"), patch(0));
+        }
+        let _t2 = s.attach(key("e"));
+        assert!(!s.detach(&key("e"), t1.session_id));
+        assert!(s.is_connected(&key("e")));
     }
 
     #[tokio::test]
