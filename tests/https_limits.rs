@@ -187,6 +187,27 @@ async fn one_address_cannot_hold_more_than_its_connections() {
 }
 
 #[tokio::test]
+async fn a_websocket_keeps_the_place_of_the_connection_it_upgraded() {
+    let hub = hub_with(ConnectionLimits {
+        max_connections_per_address: 2,
+        ..ConnectionLimits::default()
+    })
+    .await;
+    let port = hub.hub.info.ports.https;
+    let mut ws = https(&hub).await;
+    let upgrade = "GET /$iothub/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+    ws.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    ws.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // The upgraded connection (waiting for MQTT CONNECT) still counts: one more fits.
+    let _second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(refused(port).await, "a third connection was admitted");
+}
+
+#[tokio::test]
 async fn the_hub_raises_its_descriptor_limit_to_the_hard_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

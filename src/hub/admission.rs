@@ -81,6 +81,10 @@ impl ConnectionSlot {
     }
 }
 
+/// A slot shared by the tasks serving one connection (an HTTPS connection and the
+/// WebSocket it upgrades to): freed when the last of them ends.
+pub type SharedSlot = Arc<ConnectionSlot>;
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut held = self.counter.held();

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::admission::SharedSlot;
 use super::limits::ConnectionLimits;
 use super::listen;
 use super::rest;
@@ -75,7 +76,11 @@ pub async fn serve(
         let builder = builder.clone();
         let limits = limits.clone();
         let mut conn_shutdown = shutdown.clone();
-        tokio::spawn(slot.hold(async move {
+        // Shared with the WebSocket endpoints: an upgraded connection keeps its place.
+        let slot: SharedSlot = Arc::new(slot);
+        let place = slot.clone();
+        tokio::spawn(async move {
+            let _place = place;
             let deadline = Instant::now() + listen::HANDSHAKE_TIMEOUT;
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "https").await else {
                 return;
@@ -84,8 +89,10 @@ pub async fn serve(
             let in_flight = requests.clone();
             let (rate, grace) = (limits.min_body_bytes_per_second, limits.body_grace);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                // Every request learns the client's address (for the WebSocket endpoints' logs).
+                // Every request learns the client's address (for the WebSocket endpoints' logs)
+                // and the connection's place.
                 req.extensions_mut().insert(Peer(peer));
+                req.extensions_mut().insert(slot.clone());
                 let request = in_flight.start();
                 let req = req.map(|b| axum::body::Body::new(MinRateBody::new(b, rate, grace)));
                 let response = router.clone().oneshot(req);
@@ -114,7 +121,7 @@ pub async fn serve(
                 }
                 _ = conn_shutdown.changed() => {}
             }
-        }));
+        });
     }
     // Upgraded connections see the same shutdown signal; let them record it.
     ws.drain().await;
