@@ -31,6 +31,15 @@ async fn hub_with(limits: ConnectionLimits) -> TestHub {
     TestHub::start_with(|o| o.limits = limits).await
 }
 
+/// A hub whose listeners admit `n` connections per address, with the default timeouts.
+async fn hub_with_per_address_cap(n: usize) -> TestHub {
+    hub_with(ConnectionLimits {
+        max_connections_per_address: n,
+        ..ConnectionLimits::default()
+    })
+    .await
+}
+
 /// Everything the hub sends until it closes the connection, or None if it is still open
 /// after `T`.
 async fn read_until_closed(s: &mut (impl AsyncRead + Unpin)) -> Option<String> {
@@ -159,11 +168,7 @@ async fn refused(port: u16) -> bool {
 
 #[tokio::test]
 async fn one_address_cannot_hold_more_than_its_connections() {
-    let hub = hub_with(ConnectionLimits {
-        max_connections_per_address: 3,
-        ..ConnectionLimits::default()
-    })
-    .await;
+    let hub = hub_with_per_address_cap(3).await;
     let ports = &hub.hub.info.ports;
     for port in [ports.https, ports.mqtt, ports.amqp.unwrap()] {
         let mut held = Vec::new();
@@ -188,11 +193,7 @@ async fn one_address_cannot_hold_more_than_its_connections() {
 
 #[tokio::test]
 async fn a_websocket_keeps_the_place_of_the_connection_it_upgraded() {
-    let hub = hub_with(ConnectionLimits {
-        max_connections_per_address: 2,
-        ..ConnectionLimits::default()
-    })
-    .await;
+    let hub = hub_with_per_address_cap(2).await;
     let port = hub.hub.info.ports.https;
     let mut ws = https(&hub).await;
     let upgrade = "GET /$iothub/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\

@@ -92,3 +92,60 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc;
+
+    type Chunks = mpsc::UnboundedSender<Result<Bytes, std::io::Error>>;
+
+    fn chunked(bytes_per_second: u64) -> (Chunks, MinRateBody<axum::body::Body>) {
+        let (tx, rx) = mpsc::unbounded();
+        let inner = axum::body::Body::from_stream(rx);
+        (
+            tx,
+            MinRateBody::new(inner, bytes_per_second, Duration::from_secs(1)),
+        )
+    }
+
+    /// The next frame's data length, the error's text, or None while nothing is ready.
+    fn poll_next(body: &mut MinRateBody<axum::body::Body>) -> Option<Result<usize, String>> {
+        let waker = futures::task::noop_waker();
+        match Pin::new(body).poll_frame(&mut Context::from_waker(&waker)) {
+            Poll::Pending => None,
+            Poll::Ready(None) => Some(Ok(0)),
+            Poll::Ready(Some(Ok(f))) => Some(Ok(f.data_ref().map_or(0, |d| d.len()))),
+            Poll::Ready(Some(Err(e))) => Some(Err(e.to_string())),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_is_cut_off_once_its_allowance_is_spent() {
+        let (tx, mut body) = chunked(100);
+        tx.unbounded_send(Ok(Bytes::from(vec![0u8; 50]))).unwrap();
+        assert_eq!(poll_next(&mut body), Some(Ok(50)));
+        // Allowed until 1 s of grace plus 50 bytes at 100 a second: 1.5 s.
+        tokio::time::advance(Duration::from_millis(1400)).await;
+        assert_eq!(poll_next(&mut body), None);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let err = poll_next(&mut body).unwrap().unwrap_err();
+        assert!(err.contains("slower than 100 bytes a second"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_up_arrives_whole_and_no_minimum_never_cuts() {
+        let (tx, mut body) = chunked(100);
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_millis(900)).await;
+            tx.unbounded_send(Ok(Bytes::from(vec![0u8; 100]))).unwrap();
+            assert_eq!(poll_next(&mut body), Some(Ok(100)));
+        }
+        drop(tx);
+        assert_eq!(poll_next(&mut body), Some(Ok(0)));
+
+        let (_tx, mut body) = chunked(0);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(poll_next(&mut body), None);
+    }
+}
