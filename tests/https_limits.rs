@@ -43,6 +43,11 @@ async fn hub_with_per_address_cap(n: usize) -> TestHub {
 /// Everything the hub sends until it closes the connection, or None if it is still open
 /// after `T`.
 async fn read_until_closed(s: &mut (impl AsyncRead + Unpin)) -> Option<String> {
+    let bytes = bytes_until_closed(s).await?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn bytes_until_closed(s: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let read_all = async {
@@ -54,7 +59,19 @@ async fn read_until_closed(s: &mut (impl AsyncRead + Unpin)) -> Option<String> {
         }
     };
     tokio::time::timeout(T, read_all).await.ok()?;
-    Some(String::from_utf8_lossy(&got).into_owned())
+    Some(got)
+}
+
+/// The (type, stream) of each HTTP/2 frame in `bytes`.
+fn h2_frames(mut bytes: &[u8]) -> Vec<(u8, u32)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        frames.push((bytes[3], stream));
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    frames
 }
 
 async fn https(hub: &TestHub) -> tokio_rustls::client::TlsStream<TcpStream> {
@@ -129,6 +146,30 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let got = read_until_closed(&mut s).await.expect("closed while idle");
     assert!(got.starts_with("HTTP/1.1 401"), "{got}");
     assert_eq!(got.matches("HTTP/1.1").count(), 1, "{got}");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let hub = hub_with(short_timeouts()).await;
+    let mut s = tls_connect(hub.hub.info.ports.https, &hub.hub.ca_pem, &[b"h2"])
+        .await
+        .unwrap();
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // Preface, empty SETTINGS, then GET / on stream 1 (HPACK static entries and a literal
+    // :authority), END_STREAM | END_HEADERS.
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    let block = [&[0x82, 0x87, 0x84, 0x41, 9][..], b"localhost"].concat();
+    out.extend_from_slice(&[0, 0, block.len() as u8, 0x1, 0x5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    s.write_all(&out).await.unwrap();
+    // The answer (HEADERS on stream 1), then the hub closes the idle connection.
+    let got = bytes_until_closed(&mut s).await.expect("closed while idle");
+    let frames = h2_frames(&got);
+    assert!(
+        frames.contains(&(0x1, 1)),
+        "no answer before the close: {frames:?}"
+    );
 }
 
 #[tokio::test]
