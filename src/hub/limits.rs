@@ -77,3 +77,19 @@ pub fn raise_descriptor_limit() -> Option<u64> {
     }
     Some(lim.rlim_cur)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_listener_gets_at_most_a_quarter_of_the_descriptors() {
+        let limits = ConnectionLimits::default();
+        assert_eq!(limits.clone().within_descriptors(1024).max_connections, 256);
+        assert_eq!(
+            limits.clone().within_descriptors(1 << 20).max_connections,
+            limits.max_connections
+        );
+        assert_eq!(limits.within_descriptors(2).max_connections, 1);
+    }
+}
