@@ -516,6 +516,27 @@ async fn oversized_telemetry_closes_the_connection() {
 }
 
 #[tokio::test]
+async fn properties_count_toward_the_message_size() {
+    let hub = TestHub::start_with(|o| o.settings.max_d2c_bytes = 1024).await;
+    let key = hub.create_device("d1").await;
+    let mut dev = Device::connect(hub.mqtt_options("d1", &key)).await;
+    // 1000 body bytes + "$.mid" value (4) + "k" and its value (19) = 1024: at the limit.
+    let at_limit = format!("%24.mid=m-01&k={}", "v".repeat(19));
+    dev.publish_acked(telemetry_topic("d1", None, &at_limit), vec![1u8; 1000])
+        .await;
+    // One byte more in a property name: over it, though the body alone is well within.
+    let over = format!("%24.mid=m-01&kk={}", "v".repeat(19));
+    dev.publish_refused(
+        telemetry_topic("d1", None, &over),
+        QoS::AtLeastOnce,
+        vec![1u8; 1000],
+    )
+    .await;
+    let recs = hub.stored_telemetry("d1");
+    assert_eq!(recs.len(), 1, "only the message within the limit is stored");
+}
+
+#[tokio::test]
 async fn publishing_for_another_device_disconnects() {
     let hub = TestHub::start().await;
     let key = hub.create_device("d1").await;

@@ -1,12 +1,14 @@
 //! The local IoT Hub: MQTT, HTTPS (REST, MQTT and AMQP over WebSockets) and AMQP
 //! servers over one persistent state. Uses `iothub` only, never `client`, `app` or `ui`.
 
+pub mod admission;
 pub mod amqp;
 pub mod c2d;
 pub mod feedback;
 pub mod fsutil;
 pub mod https;
 pub mod info;
+pub mod limits;
 pub mod listen;
 pub mod mqtt;
 pub mod policies;
@@ -29,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use info::HubInfo;
+pub use limits::ConnectionLimits;
 pub use state::{HubSettings, HubState};
 
 /// Installs the process-wide rustls crypto provider once. Both ring and aws-lc-rs
@@ -49,6 +52,7 @@ pub struct HubOptions {
     pub amqp_port: u16,
     pub host_name: String,
     pub settings: HubSettings,
+    pub limits: ConnectionLimits,
 }
 
 impl HubOptions {
@@ -61,6 +65,7 @@ impl HubOptions {
             amqp_port: 5671,
             host_name: "localhost".to_string(),
             settings: HubSettings::default(),
+            limits: ConnectionLimits::default(),
         }
     }
 
@@ -151,6 +156,10 @@ async fn bind(
 /// then writes hub.json, so that a reader of hub.json can connect at once.
 pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     install_crypto_provider();
+    let limits = match limits::raise_descriptor_limit() {
+        Some(descriptors) => opts.limits.clone().within_descriptors(descriptors),
+        None => opts.limits.clone(),
+    };
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| HubError::DataDir {
         path: opts.data_dir.clone(),
         source,
@@ -194,6 +203,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             mqtt_tls,
             state.clone(),
             sessions,
+            limits.clone(),
             shutdown_rx.clone(),
         )),
         tokio::spawn(https::serve(
@@ -201,6 +211,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             https_tls,
             state.clone(),
             ws,
+            limits.clone(),
             shutdown_rx.clone(),
         )),
         tokio::spawn(amqp::serve(
@@ -208,6 +219,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             amqp_tls,
             state.clone(),
             amqp_endpoint.clone(),
+            limits,
             shutdown_rx.clone(),
         )),
         tokio::spawn(retention(state.clone(), shutdown_rx)),

@@ -27,7 +27,7 @@ pub struct HubSettings {
     pub c2d_max_delivery_count: u32,
     pub telemetry_max_age: Duration,
     pub telemetry_max_count: u64,
-    /// Largest device-to-cloud message accepted (256 KiB, as Azure).
+    /// Largest device-to-cloud message accepted, properties included (256 KiB, as Azure).
     pub max_d2c_bytes: usize,
 }
 

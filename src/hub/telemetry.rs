@@ -44,12 +44,13 @@ impl HubState {
         bag: &PropertyBag,
         body: &[u8],
     ) -> Result<Arc<TelemetryRecord>, ServiceError> {
-        if body.len() > self.settings.max_d2c_bytes {
+        // Azure counts the properties toward the size, not only the body.
+        let size = body.len() + bag.counted_bytes();
+        if size > self.settings.max_d2c_bytes {
             return Err(ServiceError::new(
                 ErrorCode::MessageTooLarge,
                 format!(
-                    "The message is {} bytes; the limit is {} bytes.",
-                    body.len(),
+                    "The message is {size} bytes with its properties; the limit is {} bytes.",
                     self.settings.max_d2c_bytes
                 ),
             ));

@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::admission::SharedSlot;
 use super::amqp::{self, AmqpEndpoint};
 use super::mqtt::{self, SessionMemory};
 use super::rest::ApiError;
@@ -208,9 +209,12 @@ fn upgrade(ep: Arc<WsEndpoints>, mut req: Request, mqtt_allowed: bool) -> Respon
         .extensions()
         .get::<Peer>()
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
+    // The upgraded connection keeps the HTTPS connection's place in the connection limits.
+    let place = req.extensions_mut().remove::<SharedSlot>();
 
     let task_ep = ep.clone();
     ep.spawn(async move {
+        let _place = place;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {

@@ -130,6 +130,22 @@ impl PropertyBag {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// What the properties add to a message's size as Azure counts it: the values of system
+    /// properties, the names and values of application properties (decoded bytes).
+    pub fn counted_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(k, v)| {
+                let value = v.as_deref().map_or(0, str::len);
+                if k.starts_with(SYSTEM_PREFIX) {
+                    value
+                } else {
+                    k.len() + value
+                }
+            })
+            .sum()
+    }
 }
 
 /// The C SDK sends user values unencoded by default, so "50%" is a value, not an error.
@@ -139,6 +155,14 @@ fn lenient_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counted_bytes_are_system_values_and_application_names_and_values() {
+        let bag = PropertyBag::parse("%24.mid=abc&%24.ct=application%2Fjson&k=v%20w&flag").unwrap();
+        // "abc" + "application/json" + "k" + "v w" + "flag"
+        assert_eq!(bag.counted_bytes(), 3 + 16 + 1 + 3 + 4);
+        assert_eq!(PropertyBag::default().counted_bytes(), 0);
+    }
+
     use super::*;
     use crate::iothub::test_rng::XorShift;
 

@@ -7,6 +7,10 @@
 //! between different JSON types are plainly false/true; the first path segment (`deviceId`,
 //! `status`, ...) matches case-insensitively when no exact key exists, the rest is exact.
 //! Error positions are 1-based character columns.
+//!
+//! Nothing a client sends can exhaust the stack: a query is at most [`MAX_QUERY_CHARS`]
+//! long (Azure's documented limit), `AND`/`OR` chains are flat lists that parse, evaluate
+//! and drop in loops, and only parentheses and `NOT` nest, at most [`MAX_NESTING`] deep.
 
 use lexer::{Token, tokenize};
 use serde_json::Value;
@@ -43,8 +47,10 @@ pub enum Condition {
     IsDefined(Vec<String>),
     IsNull(Vec<String>),
     Not(Box<Condition>),
-    And(Box<Condition>, Box<Condition>),
-    Or(Box<Condition>, Box<Condition>),
+    /// Two or more conditions that must all hold.
+    And(Vec<Condition>),
+    /// Two or more conditions of which one must hold.
+    Or(Vec<Condition>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +96,10 @@ pub enum QueryErrorKind {
     UnsupportedSource(String),
     #[error("a comparison needs a property path on one side and a constant on the other")]
     BadComparison,
-    #[error("the condition nests too deeply")]
+    #[error("the condition nests parentheses or NOT more than {MAX_NESTING} deep")]
     TooDeep,
+    #[error("the query is longer than the {MAX_QUERY_CHARS} characters allowed; shorten it")]
+    TooLong,
 }
 
 /// A query error: one sentence ending with the 1-based character position.
@@ -103,7 +111,11 @@ pub struct QueryError {
 }
 
 /// Nesting limit for parentheses and NOT, so garbage cannot overflow the stack.
-const MAX_NESTING: usize = 64;
+pub const MAX_NESTING: usize = 64;
+
+/// Longest query Azure accepts ("Query expressions can have a maximum length of 8192
+/// characters").
+pub const MAX_QUERY_CHARS: usize = 8192;
 
 fn error(position: usize, kind: QueryErrorKind) -> QueryError {
     QueryError { position, kind }
@@ -236,21 +248,19 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Condition, QueryError> {
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.eat_keyword("OR") {
-            let right = self.and()?;
-            left = Condition::Or(Box::new(left), Box::new(right));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(chain(terms, Condition::Or))
     }
 
     fn and(&mut self) -> Result<Condition, QueryError> {
-        let mut left = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.eat_keyword("AND") {
-            let right = self.not()?;
-            left = Condition::And(Box::new(left), Box::new(right));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(chain(terms, Condition::And))
     }
 
     fn nest(&mut self) -> Result<(), QueryError> {
@@ -382,8 +392,20 @@ impl Parser {
     }
 }
 
+/// One term alone, or the flat chain of several.
+fn chain(mut terms: Vec<Condition>, join: fn(Vec<Condition>) -> Condition) -> Condition {
+    if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        join(terms)
+    }
+}
+
 /// Parses a query; total on any input.
 pub fn parse_query(sql: &str) -> Result<Query, QueryError> {
+    if sql.chars().nth(MAX_QUERY_CHARS).is_some() {
+        return Err(error(MAX_QUERY_CHARS + 1, QueryErrorKind::TooLong));
+    }
     let tokens = tokenize(sql)?;
     Parser {
         tokens,
@@ -482,18 +504,24 @@ impl Condition {
                 Truth::False => Truth::True,
                 Truth::Undefined => Truth::Undefined,
             },
-            Condition::And(a, b) => match (a.eval(twin), b.eval(twin)) {
-                (Truth::False, _) | (_, Truth::False) => Truth::False,
-                (Truth::True, Truth::True) => Truth::True,
-                _ => Truth::Undefined,
-            },
-            Condition::Or(a, b) => match (a.eval(twin), b.eval(twin)) {
-                (Truth::True, _) | (_, Truth::True) => Truth::True,
-                (Truth::False, Truth::False) => Truth::False,
-                _ => Truth::Undefined,
-            },
+            Condition::And(terms) => all_or_any(terms, twin, Truth::False, Truth::True),
+            Condition::Or(terms) => all_or_any(terms, twin, Truth::True, Truth::False),
         }
     }
+}
+
+/// AND (`decisive` False, `otherwise` True) or OR (the other way round) over a chain:
+/// the first decisive term decides; else any undefined term leaves the whole undefined.
+fn all_or_any(terms: &[Condition], twin: &Value, decisive: Truth, otherwise: Truth) -> Truth {
+    let mut result = otherwise;
+    for term in terms {
+        match term.eval(twin) {
+            t if t == decisive => return decisive,
+            Truth::Undefined => result = Truth::Undefined,
+            _ => {}
+        }
+    }
+    result
 }
 
 impl Query {

@@ -217,3 +217,18 @@ pub fn https_client(ca_pem: &str) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A TLS connection to one of the hub's ports, offering `alpn` (empty: none).
+pub async fn tls_connect(
+    port: u16,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut config = client_tls(ca_pem);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}

@@ -45,6 +45,7 @@ use crate::iothub::amqp_model::{
 };
 use fe2o3_amqp::types::definitions::Error as AmqpError;
 
+use super::limits::ConnectionLimits;
 use super::listen::{self, HANDSHAKE_TIMEOUT};
 /// Links per session.
 const HANDLE_MAX: u32 = 4095;
@@ -163,19 +164,21 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
     endpoint: AmqpEndpoint,
+    limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let endpoint = Arc::new(endpoint);
-    while let Some((tcp, peer)) = listen::next_connection(&listener, &mut shutdown, "amqp").await {
-        tokio::spawn(connection(
+    let mut listener = listen::Listener::new(listener, "amqp", &limits);
+    while let Some((tcp, peer, slot)) = listener.next(&mut shutdown).await {
+        tokio::spawn(slot.hold(connection(
             tcp,
             peer,
             acceptor.clone(),
             state.clone(),
             endpoint.clone(),
             shutdown.clone(),
-        ));
+        )));
     }
 }
 

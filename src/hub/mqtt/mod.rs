@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 pub use connect::{KEEP_ALIVE_CAP, idle_timeout};
 pub use subscriptions::SessionMemory;
 
+use super::limits::ConnectionLimits;
 use super::listen;
 use super::state::HubState;
 
@@ -58,17 +59,19 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
+    limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut listener = listen::Listener::new(listener, "mqtt", &limits);
     let mut connections = JoinSet::new();
-    while let Some((tcp, peer)) = listen::next_connection(&listener, &mut shutdown, "mqtt").await {
+    while let Some((tcp, peer, slot)) = listener.next(&mut shutdown).await {
         while connections.try_join_next().is_some() {}
         let acceptor = acceptor.clone();
         let state = state.clone();
         let memory = memory.clone();
         let conn_shutdown = shutdown.clone();
-        connections.spawn(async move {
+        connections.spawn(slot.hold(async move {
             let deadline = Instant::now() + CONNECT_TIMEOUT;
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "mqtt").await else {
                 return;
@@ -76,7 +79,7 @@ pub async fn serve(
             if let Err(e) = connection::serve(tls, state, memory, deadline, conn_shutdown).await {
                 tracing::debug!(%peer, reason = %e, "mqtt connection closed");
             }
-        });
+        }));
     }
     // Connections see the same shutdown signal; give them a moment to record it.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {

@@ -141,26 +141,78 @@ fn precedence_and_parentheses() {
         parse_query("SELECT * FROM devices WHERE a = 1 OR b = 2 AND NOT c = 3")
             .unwrap()
             .condition,
-        Some(Condition::Or(
-            Box::new(Condition::Compare {
+        Some(Condition::Or(vec![
+            Condition::Compare {
                 path: path("a"),
                 op: CompareOp::Eq,
                 value: json!(1)
-            }),
-            Box::new(Condition::And(
-                Box::new(Condition::Compare {
+            },
+            Condition::And(vec![
+                Condition::Compare {
                     path: path("b"),
                     op: CompareOp::Eq,
                     value: json!(2)
-                }),
-                Box::new(Condition::Not(Box::new(Condition::Compare {
+                },
+                Condition::Not(Box::new(Condition::Compare {
                     path: path("c"),
                     op: CompareOp::Eq,
                     value: json!(3)
-                })))
-            ))
-        ))
+                }))
+            ])
+        ]))
     );
+}
+
+#[test]
+fn and_or_chains_are_flat() {
+    let q = parse_query("SELECT * FROM devices WHERE a = 1 OR b = 2 OR c = 3 OR d = 4").unwrap();
+    let Some(Condition::Or(terms)) = q.condition else {
+        panic!("not an OR chain: {:?}", q.condition);
+    };
+    assert_eq!(terms.len(), 4);
+    assert!(terms.iter().all(|t| matches!(t, Condition::Compare { .. })));
+    // Three-valued over the chain: a false term decides AND, an undefined one leaves it
+    // undefined (so NOT of it is no match either).
+    assert!(!w("tags.floor = 3 AND tags.missing = 1 AND tags.floor = 3"));
+    assert!(!w("NOT (tags.floor = 3 AND tags.missing = 1)"));
+    assert!(w(
+        "NOT (tags.floor = 3 AND tags.missing = 1 AND tags.floor = 4)"
+    ));
+    assert!(w("tags.missing = 1 OR tags.floor = 9 OR tags.floor = 3"));
+    assert!(!w("NOT (tags.missing = 1 OR tags.floor = 9)"));
+}
+
+#[test]
+fn the_longest_chain_that_fits_evaluates_and_a_longer_query_is_refused() {
+    let prefix = "SELECT * FROM devices WHERE ";
+    let tail = "tags.floor = 3";
+    // As many copies of `term` as fit before `tail`.
+    let longest = |term: &str| {
+        let n = (MAX_QUERY_CHARS - prefix.len() - tail.len()) / term.len();
+        let sql = format!("{prefix}{}{tail}", term.repeat(n));
+        assert!(sql.len() <= MAX_QUERY_CHARS && n > 200);
+        sql
+    };
+    assert!(m(&longest("tags.floor = 9 OR ")));
+    assert!(!m(&longest("tags.floor = 3 AND tags.floor = 9 AND ")));
+    assert!(m(&longest("tags.floor = 3 AND ")));
+    // The 20,000-term chain that once overflowed the stack, and one character too many.
+    let huge = format!("{prefix}{}{tail}", "tags.floor = 9 OR ".repeat(20_000));
+    let e = err(&huge);
+    assert_eq!(e.kind, QueryErrorKind::TooLong);
+    assert_eq!(
+        e.to_string(),
+        "the query is longer than the 8192 characters allowed; shorten it at position 8193"
+    );
+    let just_over = format!("{prefix}{}", "a".repeat(MAX_QUERY_CHARS + 1 - prefix.len()));
+    assert_eq!(err(&just_over).kind, QueryErrorKind::TooLong);
+    // Characters, not bytes: 8192 two-byte characters still fit.
+    let wide = format!(
+        "{prefix}tags.floor = '{}'",
+        "é".repeat(8192 - prefix.len() - 15)
+    );
+    assert_eq!(wide.chars().count(), MAX_QUERY_CHARS);
+    assert!(parse_query(&wide).is_ok());
 }
 
 #[test]
@@ -334,20 +386,28 @@ fn error_positions_and_messages() {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
-    let sql = format!(
-        "SELECT * FROM devices WHERE {}a = 1{}",
-        "(".repeat(10_000),
-        ")".repeat(10_000)
-    );
-    assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep);
-    let sql = format!("SELECT * FROM devices WHERE {}a = 1", "NOT ".repeat(10_000));
-    assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep);
-    let sql = format!(
-        "SELECT * FROM devices WHERE {}a = 1{}",
-        "(".repeat(64),
-        ")".repeat(64)
-    );
-    assert!(parse_query(&sql).is_ok());
+    // As deep as fits in a query: refused at the limit, long before the stack is at risk.
+    for depth in [MAX_NESTING + 1, 1900] {
+        let sql = format!(
+            "SELECT * FROM devices WHERE {}a = 1{}",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        );
+        assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep, "depth {depth}");
+        let sql = format!("SELECT * FROM devices WHERE {}a = 1", "NOT ".repeat(depth));
+        assert_eq!(err(&sql).kind, QueryErrorKind::TooDeep, "depth {depth}");
+    }
+    // At the limit it parses and evaluates: chains inside every level, parentheses and NOT
+    // alternating, 32 of each (an even number of NOTs: the innermost truth survives).
+    let mut cond = "tags.floor = 3".to_string();
+    for level in 0..MAX_NESTING {
+        cond = if level % 2 == 0 {
+            format!("(tags.floor = 9 OR {cond} OR tags.floor = 8)")
+        } else {
+            format!("NOT {cond}")
+        };
+    }
+    assert!(w(&cond));
 }
 
 /// xorshift64: deterministic, no dependency.
@@ -429,4 +489,51 @@ fn garbage_never_panics() {
             .collect();
         let _ = parse_query(&text);
     }
+}
+
+/// Mutations of queries at the edges of the limits (the longest chain, the deepest nesting,
+/// one past each): parsing and evaluation never panic or overflow, and the limits hold.
+#[test]
+fn queries_at_the_limits_never_crash() {
+    let prefix = "SELECT * FROM devices WHERE ";
+    let chain = |term: &str, tail: &str| {
+        let n = (MAX_QUERY_CHARS - prefix.len() - tail.len()) / term.len();
+        format!("{prefix}{}{tail}", term.repeat(n))
+    };
+    let nested = |depth: usize| {
+        format!(
+            "{prefix}{}tags.floor = 3{}",
+            "NOT (tags.a = 1 OR ".repeat(depth / 2),
+            ")".repeat(depth / 2)
+        )
+    };
+    let seeds = [
+        chain("tags.floor = 9 OR ", "tags.floor = 3"),
+        chain("NOT tags.x IN [1, 'a'] AND ", "IS_DEFINED(tags.floor)"),
+        nested(MAX_NESTING),
+        nested(MAX_NESTING + 2),
+        format!("{}{}", "a = 1 OR ".repeat(3), chain("a = 1 OR ", "b = 2")),
+    ];
+    let alphabet: Vec<char> = "()[]' NOTANDOR=<>1a.,\u{e9}".chars().collect();
+    let doc = twin();
+    let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
+    let (mut parsed, mut refused) = (0, 0);
+    for _ in 0..1000 {
+        let s = rng.mutate(&seeds, &alphabet, 4);
+        match parse_query(&s) {
+            Ok(q) => {
+                parsed += 1;
+                assert!(s.chars().count() <= MAX_QUERY_CHARS);
+                let _ = q.matches(&doc);
+            }
+            Err(e) if matches!(e.kind, QueryErrorKind::TooDeep | QueryErrorKind::TooLong) => {
+                refused += 1
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        parsed > 50 && refused > 50,
+        "parsed {parsed}, refused {refused}"
+    );
 }
