@@ -31,6 +31,10 @@ pub enum FrameError {
     FrameTooLarge { size: u32, max: u32 },
     #[error("A frame's data offset ({0} words) does not fit its header and size.")]
     BadDataOffset(u8),
+    #[error("A frame uses channel {channel}, above the announced channel-max of {max}.")]
+    ChannelOverMax { channel: u16, max: u16 },
+    #[error("A link is attached with handle {handle}, above the announced handle-max of {max}.")]
+    HandleOverMax { handle: u32, max: u32 },
     #[error("A value is nested more than {MAX_DEPTH} levels deep; send flatter data.")]
     TooDeep,
     #[error("Byte 0x{0:02x} is not an AMQP type constructor.")]
@@ -53,13 +57,25 @@ impl FrameError {
         match self {
             FrameError::FrameTooSmall(_)
             | FrameError::FrameTooLarge { .. }
-            | FrameError::BadDataOffset(_) => condition::FRAMING_ERROR,
+            | FrameError::BadDataOffset(_)
+            | FrameError::ChannelOverMax { .. }
+            | FrameError::HandleOverMax { .. } => condition::FRAMING_ERROR,
             FrameError::TooManyDeliveries => condition::RESOURCE_LIMIT,
             _ => condition::DECODE_ERROR,
         }
     }
 }
 
+/// What the server announced and the client must keep to (AMQP requires a
+/// framing error for a channel or handle beyond it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_frame: u32,
+    pub channel_max: u16,
+    pub handle_max: u32,
+}
+
+const ATTACH: u64 = 0x12;
 const TRANSFER: u64 = 0x14;
 const END: u64 = 0x17;
 const CLOSE: u64 = 0x18;
@@ -253,13 +269,11 @@ impl ValueScan {
         let p = self.performative?;
         match self.stack.as_slice() {
             [Level::Values { taken: 1, .. }] => Some(Field::Code),
-            [Level::Values { taken: 2, .. }, Level::Values { taken, .. }]
-                if p.code == Some(TRANSFER) =>
-            {
-                match taken {
-                    1 => Some(Field::Handle),
-                    6 => Some(Field::More),
-                    10 => Some(Field::Aborted),
+            [Level::Values { taken: 2, .. }, Level::Values { taken, .. }] => {
+                match (p.code, taken) {
+                    (Some(TRANSFER), 1) | (Some(ATTACH), 2) => Some(Field::Handle),
+                    (Some(TRANSFER), 6) => Some(Field::More),
+                    (Some(TRANSFER), 10) => Some(Field::Aborted),
                     _ => None,
                 }
             }
@@ -424,7 +438,7 @@ struct Partial {
 /// Frame boundaries and value depth over the bytes a client sends.
 #[derive(Debug)]
 pub struct FrameScanner {
-    max_frame: u32,
+    limits: Limits,
     at: At,
     channel: u16,
     performative: ValueScan,
@@ -434,10 +448,10 @@ pub struct FrameScanner {
 }
 
 impl FrameScanner {
-    /// A scanner for a connection whose frames may be up to `max_frame` bytes.
-    pub fn new(max_frame: u32) -> FrameScanner {
+    /// A scanner for a connection that announced `limits`.
+    pub fn new(limits: Limits) -> FrameScanner {
         FrameScanner {
-            max_frame,
+            limits,
             at: At::Header {
                 got: 0,
                 buf: [0; 8],
@@ -518,11 +532,9 @@ impl FrameScanner {
         if size < 8 {
             return Err(FrameError::FrameTooSmall(size));
         }
-        if size > self.max_frame {
-            return Err(FrameError::FrameTooLarge {
-                size,
-                max: self.max_frame,
-            });
+        let max = self.limits.max_frame;
+        if size > max {
+            return Err(FrameError::FrameTooLarge { size, max });
         }
         let doff = buf[4];
         let header = u32::from(doff) * 4;
@@ -530,6 +542,12 @@ impl FrameScanner {
             return Err(FrameError::BadDataOffset(doff));
         }
         self.channel = u16::from_be_bytes([buf[6], buf[7]]);
+        let max = self.limits.channel_max;
+        // SASL frames (type 1) ignore their channel.
+        if buf[5] == 0 && self.channel > max {
+            let channel = self.channel;
+            return Err(FrameError::ChannelOverMax { channel, max });
+        }
         let body = size - header;
         if body == 0 {
             return Ok(()); // a heartbeat
@@ -547,6 +565,11 @@ impl FrameScanner {
 
     fn after_performative(&mut self, left: u32) -> Result<(), FrameError> {
         let p = self.performative.performative();
+        let max = self.limits.handle_max;
+        if p.code == Some(ATTACH) && p.handle > max {
+            let handle = p.handle;
+            return Err(FrameError::HandleOverMax { handle, max });
+        }
         match p.code {
             Some(END) => self.partial.retain(|d| d.channel != self.channel),
             Some(CLOSE) => self.partial.clear(),

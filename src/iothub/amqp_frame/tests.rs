@@ -1,7 +1,11 @@
 use super::*;
 use crate::iothub::test_rng::XorShift;
 
-const MAX: u32 = 256 * 1024;
+const LIMITS: Limits = Limits {
+    max_frame: 256 * 1024,
+    channel_max: 15,
+    handle_max: 63,
+};
 
 /// A frame on `channel` with `body` (performative and payload).
 fn frame(channel: u16, body: &[u8]) -> Vec<u8> {
@@ -74,12 +78,12 @@ fn stream(frames: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn scan(bytes: &[u8]) -> Result<(), FrameError> {
-    FrameScanner::new(MAX).scan(bytes)
+    FrameScanner::new(LIMITS).scan(bytes)
 }
 
 /// The same bytes fed one at a time.
 fn scan_bytewise(bytes: &[u8]) -> Result<(), FrameError> {
-    let mut s = FrameScanner::new(MAX);
+    let mut s = FrameScanner::new(LIMITS);
     bytes
         .iter()
         .try_for_each(|b| s.scan(std::slice::from_ref(b)))
@@ -188,7 +192,7 @@ fn a_deep_body_split_over_transfers_is_seen_whole_even_when_interleaved() {
 
 #[test]
 fn finished_deliveries_release_their_state() {
-    let mut s = FrameScanner::new(MAX);
+    let mut s = FrameScanner::new(LIMITS);
     s.scan(b"AMQP\x00\x01\x00\x00").unwrap();
     for handle in 0..=255u8 {
         let part = amqp_value(&[0xa0, 1]);
@@ -264,7 +268,7 @@ fn mutated_streams_never_panic_and_do_not_depend_on_how_they_are_split() {
         let input = rng.mutate_bytes(&seeds, &alphabet, 6);
         let whole = scan(&input);
         let cut = rng.below(input.len() + 1);
-        let mut s = FrameScanner::new(MAX);
+        let mut s = FrameScanner::new(LIMITS);
         let split = s.scan(&input[..cut]).and_then(|()| s.scan(&input[cut..]));
         assert_eq!(whole, split, "{input:02x?} cut at {cut}");
     }
