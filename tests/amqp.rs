@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::amqp::{Cbs, Sess};
-use common::{TestHub, client_tls, now};
+use common::{TestHub, now, tls_to};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::types::messaging::message::Body;
@@ -22,29 +21,15 @@ use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 use hubtui::hub::registry::AuthMethod;
 use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::{generate_event_hubs_token, generate_token};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const T: Duration = Duration::from_secs(10);
-
-async fn tls_stream(port: u16, ca_pem: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let connector = TlsConnector::from(Arc::new(client_tls(ca_pem)));
-    connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap()
-}
 
 async fn connect_with(
     hub: &TestHub,
     sasl: SaslProfile,
 ) -> Result<ConnectionHandle<()>, fe2o3_amqp::connection::OpenError> {
     let port = hub.hub.info.ports.amqp.expect("amqp served");
-    let tls = tls_stream(port, &hub.hub.ca_pem).await;
+    let tls = tls_to(port, &hub.hub.ca_pem).await;
     Connection::builder()
         .container_id("test-client")
         .hostname("localhost")
@@ -183,7 +168,7 @@ async fn a_connection_without_sasl_authorizes_with_cbs() {
     let mut conn = Connection::builder()
         .container_id("no-sasl-client")
         .hostname("localhost")
-        .open_with_stream(tls_stream(port, &hub.hub.ca_pem).await)
+        .open_with_stream(tls_to(port, &hub.hub.ca_pem).await)
         .await
         .unwrap();
     let mut session = Session::begin(&mut conn).await.unwrap();

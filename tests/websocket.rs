@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::amqp::Cbs;
-use common::{TestHub, client_tls, now};
+use common::{TestHub, now, tls_to};
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
@@ -39,12 +39,7 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
 /// TLS to the HTTPS port as the SDKs open it: no ALPN, so HTTP/1.1.
 async fn tls(hub: &TestHub) -> TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", hub.hub.info.ports.https))
-        .await
-        .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&hub.hub.ca_pem)));
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    connector.connect(name, tcp).await.unwrap()
+    tls_to(hub.hub.info.ports.https, &hub.hub.ca_pem).await
 }
 
 fn url(hub: &TestHub, path: &str) -> String {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod amqp;
+pub mod amqp_raw;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +169,19 @@ impl TestHub {
         )));
         o
     }
+}
+
+/// A TLS connection to the hub's `port` on loopback, trusting its CA.
+pub async fn tls_to(
+    port: u16,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(ca_pem)));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
 }
 
 pub fn client_tls(ca_pem: &str) -> rustls::ClientConfig {

@@ -1,23 +1,18 @@
 //! Checks every frame a client sends before the AMQP engine reads it
 //! ([`FrameScanner`]: frame headers, value nesting depth). A refused frame never
-//! reaches the engine: the reader stops there, the connection's owner is told why
-//! (so it can close the connection with that AMQP error), and after a short grace
-//! for that CLOSE to go out the stream ends.
+//! reaches the engine: reading stops there and the connection's owner is told why,
+//! so it can close the connection with that AMQP error. When the owner lets go
+//! (after its CLOSE, answered or not), reads fail and the engine ends, so a
+//! client that never answers a CLOSE cannot keep the connection.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
-
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
-use tokio::time::Sleep;
+use tokio::sync::{oneshot, watch};
 
 use crate::iothub::amqp_frame::{FrameError, FrameScanner, Limits};
-
-/// How long a refused connection stays open for its CLOSE to be written.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A stream whose incoming frames are checked before they are read.
 #[derive(Debug)]
@@ -25,23 +20,27 @@ pub struct FrameGuard<Io> {
     inner: Io,
     scanner: FrameScanner,
     refusal: watch::Sender<Option<FrameError>>,
-    /// Set once a frame is refused: when it fires, reads fail.
-    grace: Option<Pin<Box<Sleep>>>,
+    refused: bool,
+    /// Completes when the connection's owner lets go.
+    owner: oneshot::Receiver<()>,
 }
 
 impl<Io> FrameGuard<Io> {
     /// Guards `inner`, a connection that announced `limits`; the first refused
-    /// frame's error is published on `refusal`.
+    /// frame's error is published on `refusal`; reads end once `owner`'s sender
+    /// is dropped.
     pub fn new(
         inner: Io,
         limits: Limits,
         refusal: watch::Sender<Option<FrameError>>,
+        owner: oneshot::Receiver<()>,
     ) -> FrameGuard<Io> {
         FrameGuard {
             inner,
             scanner: FrameScanner::new(limits),
             refusal,
-            grace: None,
+            refused: false,
+            owner,
         }
     }
 }
@@ -53,12 +52,14 @@ impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(grace) = &mut this.grace {
-            ready!(grace.as_mut().poll(cx));
+        if Pin::new(&mut this.owner).poll(cx).is_ready() {
             return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the client sent a frame the hub refused",
+                io::ErrorKind::ConnectionAborted,
+                "the hub closed the connection",
             )));
+        }
+        if this.refused {
+            return Poll::Pending;
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
@@ -67,10 +68,8 @@ impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
             Err(e) => {
                 buf.set_filled(before);
                 this.refusal.send_replace(Some(e));
-                let mut grace = Box::pin(tokio::time::sleep(CLOSE_GRACE));
-                // Registers the waker; a fresh timer is not yet due.
-                let _ = grace.as_mut().poll(cx);
-                this.grace = Some(grace);
+                this.refused = true;
+                // The owner's end wakes this read.
                 Poll::Pending
             }
         }
@@ -100,8 +99,8 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test(start_paused = true)]
-    async fn a_refused_frame_is_withheld_reported_and_ends_the_stream() {
+    #[tokio::test]
+    async fn a_refused_frame_is_withheld_and_reported_until_the_owner_lets_go() {
         let (mut client, server) = tokio::io::duplex(64);
         let (refusal, mut refused) = watch::channel(None);
         let limits = Limits {
@@ -109,16 +108,20 @@ mod tests {
             channel_max: 0,
             handle_max: 0,
         };
-        let mut guard = FrameGuard::new(server, limits, refusal);
+        let (owner, owned) = oneshot::channel();
+        let mut guard = FrameGuard::new(server, limits, refusal, owned);
         client.write_all(b"AMQP\x00\x01\x00\x00").await.unwrap();
         let mut header = [0u8; 8];
         guard.read_exact(&mut header).await.unwrap();
         // A frame that declares 4 bytes.
         client.write_all(&[0, 0, 0, 4, 2, 0, 0, 0]).await.unwrap();
         let mut rest = [0u8; 8];
-        let read = guard.read(&mut rest).await;
-        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let read = tokio::spawn(async move { guard.read(&mut rest).await });
         refused.changed().await.unwrap();
         assert_eq!(*refused.borrow(), Some(FrameError::FrameTooSmall(4)));
+        assert!(!read.is_finished(), "nothing of the refused frame is read");
+        drop(owner);
+        let read = read.await.unwrap();
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
     }
 }

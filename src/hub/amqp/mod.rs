@@ -197,9 +197,11 @@ pub(crate) async fn serve_stream<Io>(
     let sasl = sasl::HubSasl::new(state.clone());
     let login = sasl.login.clone();
     let (refusal, mut refused) = watch::channel(None);
+    // Held until this function returns: then the stream ends under the engine.
+    let (_owner, owned) = tokio::sync::oneshot::channel::<()>();
     let open = async {
         let (layer, io) = header::read(io).await?;
-        let io = frame_guard::FrameGuard::new(io, limits::announced(), refusal);
+        let io = frame_guard::FrameGuard::new(io, limits::announced(), refusal, owned);
         let io = full_lists::FullLists::new(io);
         let builder = ConnectionAcceptor::builder()
             .container_id(state.host_name.clone())
@@ -267,6 +269,7 @@ pub(crate) async fn serve_stream<Io>(
                     continue;
                 }
                 tracing::info!(%peer, "amqp connection closed: no token in time");
+
                 break Some(unauthenticated(ctx.state.settings.amqp_auth_window));
             }
             _ = shutdown.changed() => None,
