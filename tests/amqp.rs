@@ -160,6 +160,47 @@ async fn c2d_send_is_queued_with_every_property() {
 }
 
 #[tokio::test]
+async fn c2d_messages_over_64_kib_are_rejected_and_the_link_stays_open() {
+    let hub = TestHub::start().await;
+    hub.create_device("big").await;
+    let (mut conn, mut session, _cbs) = service_session(&hub, "service").await;
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let outcome = sender
+        .send(c2d_message("big", &"x".repeat(64 * 1024)))
+        .await
+        .unwrap();
+    match outcome {
+        Outcome::Rejected(r) => {
+            let e = r.error.unwrap();
+            assert_eq!(
+                format!("{:?}", e.condition),
+                "LinkError(MessageSizeExceeded)"
+            );
+            let why = e.description.unwrap();
+            assert!(
+                why.contains("greater than the max size 65536 bytes"),
+                "{why}"
+            );
+        }
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    let outcome = sender.send(c2d_message("big", "small")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    let queued = hub
+        .hub
+        .state
+        .c2d_deliverable("big", &HashSet::new())
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].body, b"small");
+    sender.close().await.unwrap();
+    session.end().await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_connection_without_sasl_authorizes_with_cbs() {
     // azure-iothub (JavaScript) opens with the plain AMQP header, no SASL layer.
     let hub = TestHub::start().await;

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -310,6 +309,21 @@ async fn amqp_over_websockets_sends_c2d() {
     sender.close().await.unwrap();
     session.end().await.unwrap();
     conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn deep_amqp_frames_over_websockets_close_the_connection() {
+    use common::amqp_raw::{RawAmqp, begin, described_bomb, frame, map_of};
+    let hub = TestHub::start().await;
+    for path in ["/$iothub/websocket", "/$servicebus/websocket"] {
+        let (ws, _) = ws_connect(&hub, path, Some("AMQPWSB10")).await.unwrap();
+        let mut c = RawAmqp::start(WsIo::new(ws), None).await;
+        let deep = map_of("deep", &described_bomb(5000));
+        c.send(&frame(0, &begin(&deep))).await;
+        c.closed_with("amqp:decode-error").await;
+    }
+    let r = hub.call(reqwest::Method::GET, "/devices", None).await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
