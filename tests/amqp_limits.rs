@@ -42,6 +42,16 @@ async fn still_serving(hub: &TestHub) {
     raw_session(hub).await;
 }
 
+/// Sends `bytes` on a fresh session and expects a CLOSE with `condition` whose
+/// description says `says`; then the hub must still serve others.
+async fn refused(hub: &TestHub, bytes: &[u8], condition: &str, says: &str) {
+    let mut c = raw_session(hub).await;
+    c.send(bytes).await;
+    let close = c.closed_with(condition).await;
+    assert!(close.contains(says), "{close}");
+    still_serving(hub).await;
+}
+
 fn deep_properties() -> Vec<u8> {
     map_of("deep", &described_bomb(5000))
 }
@@ -74,70 +84,55 @@ async fn deep_values_in_begin_attach_flow_and_filters_close_the_connection() {
         ),
     ];
     for (what, bomb) in bombs {
-        let mut c = raw_session(&hub).await;
-        c.send(&bomb).await;
-        let close = c.closed_with(DECODE_ERROR).await;
-        assert!(close.contains("nested"), "{what}: {close}");
-        still_serving(&hub).await;
+        eprintln!("{what}");
+        refused(&hub, &bomb, DECODE_ERROR, "nested").await;
     }
 }
 
-/// Attaches a sending link to `address` on channel 0 and waits for the hub's credit.
-async fn sending_link(c: &mut Raw, address: &str) {
+/// Sends a message nested `depth` deep on a link to `address` (channel 0, once
+/// the hub gave credit) and expects the hub to close the connection.
+async fn send_deep_message(hub: &TestHub, mut c: Raw, address: &str, depth: usize) {
     c.send(&frame(0, &attach(0, true, address, &[], &[]))).await;
     c.wait_for(ATTACH).await;
     c.wait_for(FLOW).await;
+    c.send(&frame(0, &transfer(0, &described_bomb(depth))))
+        .await;
+    c.closed_with(DECODE_ERROR).await;
+    still_serving(hub).await;
 }
 
 #[tokio::test]
 async fn a_deep_cbs_body_closes_the_connection() {
     let hub = TestHub::start().await;
-    let mut c = raw_session(&hub).await;
-    sending_link(&mut c, "$cbs").await;
-    c.send(&frame(0, &transfer(0, &described_bomb(3000)))).await;
-    c.closed_with(DECODE_ERROR).await;
-    still_serving(&hub).await;
+    let c = raw_session(&hub).await;
+    send_deep_message(&hub, c, "$cbs", 3000).await;
 }
 
 #[tokio::test]
 async fn a_deep_c2d_body_from_an_authenticated_service_closes_the_connection() {
     let hub = TestHub::start().await;
-    hub.create_device("deep").await;
     let user = format!("iothubowner@sas.root.{}", hub.hub.state.hub_name());
     let token = hub.token("iothubowner");
     let mut c = RawAmqp::start(tls(&hub).await, Some((&user, &token))).await;
     c.send(&frame(0, &begin(&[]))).await;
     c.wait_for(BEGIN).await;
-    sending_link(&mut c, "/messages/devicebound").await;
-    c.send(&frame(0, &transfer(0, &described_bomb(5000)))).await;
-    c.closed_with(DECODE_ERROR).await;
-    still_serving(&hub).await;
+    send_deep_message(&hub, c, "/messages/devicebound", 5000).await;
 }
 
 #[tokio::test]
 async fn a_frame_smaller_than_its_header_is_a_framing_error() {
     let hub = TestHub::start().await;
-    let mut c = raw_session(&hub).await;
-    c.send(&[0, 0, 0, 4, 2, 0, 0, 0]).await;
-    let close = c.closed_with(FRAMING_ERROR).await;
-    assert!(close.contains("at least its 8-byte header"), "{close}");
-    still_serving(&hub).await;
+    let tiny = [0, 0, 0, 4, 2, 0, 0, 0];
+    refused(&hub, &tiny, FRAMING_ERROR, "at least its 8-byte header").await;
 }
 
 #[tokio::test]
 async fn channels_and_handles_beyond_the_announced_maximum_are_framing_errors() {
     let hub = TestHub::start().await;
-    let mut c = raw_session(&hub).await;
-    c.send(&frame(256, &begin(&[]))).await;
-    let close = c.closed_with(FRAMING_ERROR).await;
-    assert!(close.contains("channel-max of 255"), "{close}");
-
-    let mut c = raw_session(&hub).await;
-    c.send(&frame(0, &attach(64, false, "$cbs", &[], &[])))
-        .await;
-    let close = c.closed_with(FRAMING_ERROR).await;
-    assert!(close.contains("handle-max of 63"), "{close}");
-    still_serving(&hub).await;
+    let session = frame(256, &begin(&[]));
+    refused(&hub, &session, FRAMING_ERROR, "channel-max of 255").await;
+    let link = frame(0, &attach(64, false, "$cbs", &[], &[]));
+    refused(&hub, &link, FRAMING_ERROR, "handle-max of 63").await;
 }
 
 #[tokio::test]

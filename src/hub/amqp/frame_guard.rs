@@ -9,12 +9,12 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{oneshot, watch};
 
 use crate::iothub::amqp_frame::{FrameError, FrameScanner, Limits};
 
-/// A stream whose incoming frames are checked before they are read.
+/// The read side of a connection, its frames checked before they are read.
 #[derive(Debug)]
 pub struct FrameGuard<Io> {
     inner: Io,
@@ -73,24 +73,6 @@ impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
                 Poll::Pending
             }
         }
-    }
-}
-
-impl<Io: AsyncWrite + Unpin> AsyncWrite for FrameGuard<Io> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

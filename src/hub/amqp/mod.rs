@@ -201,8 +201,9 @@ pub(crate) async fn serve_stream<Io>(
     let (_owner, owned) = tokio::sync::oneshot::channel::<()>();
     let open = async {
         let (layer, io) = header::read(io).await?;
-        let io = frame_guard::FrameGuard::new(io, limits::announced(), refusal, owned);
-        let io = full_lists::FullLists::new(io);
+        let (read, write) = tokio::io::split(io);
+        let read = frame_guard::FrameGuard::new(read, limits::announced(), refusal, owned);
+        let io = full_lists::FullLists::new(tokio::io::join(read, write));
         let builder = ConnectionAcceptor::builder()
             .container_id(state.host_name.clone())
             .max_frame_size(limits::MAX_FRAME_SIZE)
