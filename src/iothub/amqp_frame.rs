@@ -292,7 +292,7 @@ impl ValueScan {
                 Ok(Step::Next)
             }
             // Constants that carry their value in the constructor.
-            0x41 | 0x42 | 0x43 | 0x44 => {
+            0x41..=0x44 => {
                 self.keep(field, u64::from(code == 0x41));
                 Ok(Step::Next)
             }
