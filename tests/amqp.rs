@@ -5,12 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::amqp::{Cbs, Sess};
 use common::wait::assert_nothing_within;
-use common::{TestHub, client_tls, now};
+use common::{TestHub, now, tls_to};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::types::messaging::message::Body;
@@ -23,29 +22,15 @@ use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 use hubtui::hub::registry::AuthMethod;
 use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::{generate_event_hubs_token, generate_token};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const T: Duration = Duration::from_secs(10);
-
-async fn tls_stream(port: u16, ca_pem: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let connector = TlsConnector::from(Arc::new(client_tls(ca_pem)));
-    connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap()
-}
 
 async fn connect_with(
     hub: &TestHub,
     sasl: SaslProfile,
 ) -> Result<ConnectionHandle<()>, fe2o3_amqp::connection::OpenError> {
     let port = hub.hub.info.ports.amqp.expect("amqp served");
-    let tls = tls_stream(port, &hub.hub.ca_pem).await;
+    let tls = tls_to(port, &hub.hub.ca_pem).await;
     Connection::builder()
         .container_id("test-client")
         .hostname("localhost")
@@ -176,6 +161,47 @@ async fn c2d_send_is_queued_with_every_property() {
 }
 
 #[tokio::test]
+async fn c2d_messages_over_64_kib_are_rejected_and_the_link_stays_open() {
+    let hub = TestHub::start().await;
+    hub.create_device("big").await;
+    let (mut conn, mut session, _cbs) = service_session(&hub, "service").await;
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let outcome = sender
+        .send(c2d_message("big", &"x".repeat(64 * 1024)))
+        .await
+        .unwrap();
+    match outcome {
+        Outcome::Rejected(r) => {
+            let e = r.error.unwrap();
+            assert_eq!(
+                format!("{:?}", e.condition),
+                "LinkError(MessageSizeExceeded)"
+            );
+            let why = e.description.unwrap();
+            assert!(
+                why.contains("greater than the max size 65536 bytes"),
+                "{why}"
+            );
+        }
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    let outcome = sender.send(c2d_message("big", "small")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    let queued = hub
+        .hub
+        .state
+        .c2d_deliverable("big", &HashSet::new())
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].body, b"small");
+    sender.close().await.unwrap();
+    session.end().await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_connection_without_sasl_authorizes_with_cbs() {
     // azure-iothub (JavaScript) opens with the plain AMQP header, no SASL layer.
     let hub = TestHub::start().await;
@@ -184,7 +210,7 @@ async fn a_connection_without_sasl_authorizes_with_cbs() {
     let mut conn = Connection::builder()
         .container_id("no-sasl-client")
         .hostname("localhost")
-        .open_with_stream(tls_stream(port, &hub.hub.ca_pem).await)
+        .open_with_stream(tls_to(port, &hub.hub.ca_pem).await)
         .await
         .unwrap();
     let mut session = Session::begin(&mut conn).await.unwrap();

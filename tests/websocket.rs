@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use common::amqp::Cbs;
-use common::{TestHub, client_tls, now};
+use common::{TestHub, now, tls_to};
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
@@ -39,12 +38,7 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
 /// TLS to the HTTPS port as the SDKs open it: no ALPN, so HTTP/1.1.
 async fn tls(hub: &TestHub) -> TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", hub.hub.info.ports.https))
-        .await
-        .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&hub.hub.ca_pem)));
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    connector.connect(name, tcp).await.unwrap()
+    tls_to(hub.hub.info.ports.https, &hub.hub.ca_pem).await
 }
 
 fn url(hub: &TestHub, path: &str) -> String {
@@ -311,6 +305,21 @@ async fn amqp_over_websockets_sends_c2d() {
     sender.close().await.unwrap();
     session.end().await.unwrap();
     conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn deep_amqp_frames_over_websockets_close_the_connection() {
+    use common::amqp_raw::{RawAmqp, begin, described_bomb, frame, map_of};
+    let hub = TestHub::start().await;
+    for path in ["/$iothub/websocket", "/$servicebus/websocket"] {
+        let (ws, _) = ws_connect(&hub, path, Some("AMQPWSB10")).await.unwrap();
+        let mut c = RawAmqp::start(WsIo::new(ws), None).await;
+        let deep = map_of("deep", &described_bomb(5000));
+        c.send(&frame(0, &begin(&deep))).await;
+        c.closed_with("amqp:decode-error").await;
+    }
+    let r = hub.call(reqwest::Method::GET, "/devices", None).await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]

@@ -29,6 +29,11 @@ pub struct HubSettings {
     pub telemetry_max_count: u64,
     /// Largest device-to-cloud message accepted, properties included (256 KiB, as Azure).
     pub max_d2c_bytes: usize,
+    /// Largest cloud-to-device message accepted (64 KiB, as Azure).
+    pub max_c2d_bytes: usize,
+    /// Time an AMQP client has to authenticate (SASL PLAIN or a $cbs token)
+    /// before its connection is closed.
+    pub amqp_auth_window: Duration,
 }
 
 impl Default for HubSettings {
@@ -41,6 +46,8 @@ impl Default for HubSettings {
             telemetry_max_age: Duration::from_secs(24 * 3600),
             telemetry_max_count: 100_000,
             max_d2c_bytes: 256 * 1024,
+            max_c2d_bytes: 64 * 1024,
+            amqp_auth_window: Duration::from_secs(60),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The IoT Hub protocol model: every wire string is built and parsed here, once.
 //! Pure: no sockets, no tokio.
 
+pub mod amqp_frame;
 pub mod amqp_model;
 pub mod connection_string;
 pub mod device;

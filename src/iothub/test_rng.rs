@@ -24,7 +24,22 @@ impl XorShift {
         alphabet: &[char],
         max_edits: usize,
     ) -> String {
-        let mut s: Vec<char> = seeds[self.below(seeds.len())].as_ref().chars().collect();
+        let s = seeds[self.below(seeds.len())].as_ref().chars().collect();
+        self.edit(s, alphabet, max_edits).into_iter().collect()
+    }
+
+    /// [`XorShift::mutate`] for binary inputs.
+    pub fn mutate_bytes<S: AsRef<[u8]>>(
+        &mut self,
+        seeds: &[S],
+        alphabet: &[u8],
+        max_edits: usize,
+    ) -> Vec<u8> {
+        let s = seeds[self.below(seeds.len())].as_ref().to_vec();
+        self.edit(s, alphabet, max_edits)
+    }
+
+    fn edit<T: Copy>(&mut self, mut s: Vec<T>, alphabet: &[T], max_edits: usize) -> Vec<T> {
         for _ in 0..1 + self.below(max_edits) {
             let at = self.below(s.len() + 1);
             match self.below(3) {
@@ -35,6 +50,6 @@ impl XorShift {
                 _ => s.truncate(at),
             }
         }
-        s.into_iter().collect()
+        s
     }
 }

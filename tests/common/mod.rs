@@ -5,6 +5,7 @@
 
 pub mod amqp;
 pub mod wait;
+pub mod amqp_raw;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,6 +185,14 @@ pub async fn feedback_settled(state: &hub::HubState) {
         },
     )
     .await
+}
+
+/// A TLS connection to the hub's `port` on loopback, trusting its CA.
+pub async fn tls_to(
+    port: u16,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_connect(port, ca_pem, &[]).await.unwrap()
 }
 
 pub fn client_tls(ca_pem: &str) -> rustls::ClientConfig {

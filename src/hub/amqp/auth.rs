@@ -99,6 +99,11 @@ impl ConnAuth {
         self.grants.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a token was ever accepted on this connection.
+    pub fn authenticated(&self) -> bool {
+        !self.grants().is_empty()
+    }
+
     /// Records a token; a newer token for the same scope and policy replaces the old one.
     pub fn add(&self, grant: Grant) {
         let mut grants = self.grants();

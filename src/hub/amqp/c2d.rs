@@ -8,9 +8,9 @@ use fe2o3_amqp::types::definitions::Error as AmqpError;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::primitives::Value;
 
-use super::convert::{AmqpMessage, c2d_request, error};
+use super::convert::{AmqpMessage, c2d_request, error, message_size};
 use super::{ConnCtx, token_lapsed};
-use crate::iothub::amqp_model::condition_for;
+use crate::iothub::amqp_model::{condition, condition_for};
 
 const NODE: &str = "messages/devicebound";
 
@@ -49,6 +49,18 @@ pub(super) async fn serve(mut r: Receiver, ctx: Arc<ConnCtx>) {
 }
 
 fn enqueue(ctx: &ConnCtx, msg: &AmqpMessage) -> Result<(), AmqpError> {
+    // IoT Hub counts the whole AMQP message (sections and properties) and rejects
+    // the delivery, leaving the link open.
+    let size = message_size(msg);
+    let max = ctx.state.settings.max_c2d_bytes;
+    if size > max {
+        return Err(error(
+            condition::MESSAGE_SIZE,
+            format!(
+                "Message size is {size} bytes which is greater than the max size {max} bytes allowed."
+            ),
+        ));
+    }
     let req = c2d_request(msg).map_err(|(cond, why)| error(cond, why))?;
     ctx.state
         .enqueue_c2d(&req.device_id, req.bag, req.body, req.expiry_ms)

@@ -23,6 +23,26 @@ use crate::iothub::property_bag::{
 
 pub type AmqpMessage = Message<Body<Value>>;
 
+/// Bytes the message takes encoded: the sum of its sections.
+pub fn message_size(msg: &AmqpMessage) -> usize {
+    fn size<T: serde::Serialize>(section: &Option<T>) -> usize {
+        section
+            .as_ref()
+            .map_or(0, |s| serde_amqp::serialized_size(s).unwrap_or(usize::MAX))
+    }
+    [
+        size(&msg.header),
+        size(&msg.delivery_annotations),
+        size(&msg.message_annotations),
+        size(&msg.properties),
+        size(&msg.application_properties),
+        serde_amqp::serialized_size(&msg.body).unwrap_or(usize::MAX),
+        size(&msg.footer),
+    ]
+    .into_iter()
+    .fold(0, usize::saturating_add)
+}
+
 pub fn error(cond: &str, description: impl Into<String>) -> AmqpError {
     AmqpError::new(
         ErrorCondition::Custom(Symbol::from(cond)),

@@ -13,8 +13,10 @@ mod convert;
 mod epoch;
 mod eventhub;
 mod feedback;
+mod frame_guard;
 mod full_lists;
 mod header;
+mod limits;
 mod redirect;
 mod sasl;
 
@@ -47,8 +49,6 @@ use fe2o3_amqp::types::definitions::Error as AmqpError;
 
 use super::limits::ConnectionLimits;
 use super::listen::{self, HANDSHAKE_TIMEOUT};
-/// Links per session.
-const HANDLE_MAX: u32 = 4095;
 /// Largest message on a link, as an Event Hubs namespace announces it (1 MiB).
 const MAX_LINK_MESSAGE: u64 = 1024 * 1024;
 /// Idle timeout announced in Open (Event Hubs announces 4 minutes).
@@ -63,6 +63,8 @@ fn token_lapsed() -> AmqpError {
 
 /// How long a response waits for its reply link to be attached.
 const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
+/// How long the hub waits for a client to answer its CLOSE (or a refused session's END).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the endpoint needs to know about itself.
 #[derive(Clone, Debug)]
@@ -90,6 +92,8 @@ pub(crate) struct ConnCtx {
     pub state: Arc<HubState>,
     pub endpoint: Arc<AmqpEndpoint>,
     pub auth: ConnAuth,
+    /// Sessions and links open on this connection.
+    occupancy: limits::Occupancy,
     /// Reply links ($cbs, $management) by node name and by their target address.
     replies: Mutex<HashMap<String, mpsc::Sender<AmqpMessage>>>,
     /// Signalled whenever a reply link is registered.
@@ -195,11 +199,18 @@ pub(crate) async fn serve_stream<Io>(
 {
     let sasl = sasl::HubSasl::new(state.clone());
     let login = sasl.login.clone();
+    let (refusal, mut refused) = watch::channel(None);
+    // Held until this function returns: then the stream ends under the engine.
+    let (_owner, owned) = tokio::sync::oneshot::channel::<()>();
     let open = async {
         let (layer, io) = header::read(io).await?;
-        let io = full_lists::FullLists::new(io);
+        let (read, write) = tokio::io::split(io);
+        let read = frame_guard::FrameGuard::new(read, limits::announced(), refusal, owned);
+        let io = full_lists::FullLists::new(tokio::io::join(read, write));
         let builder = ConnectionAcceptor::builder()
             .container_id(state.host_name.clone())
+            .max_frame_size(limits::MAX_FRAME_SIZE)
+            .channel_max(limits::CHANNEL_MAX)
             // Also keeps the Open frame's field list long enough for pyamqp, which
             // indexes idle-time-out without checking the list's length.
             .idle_time_out(IDLE_TIMEOUT_MS);
@@ -210,7 +221,15 @@ pub(crate) async fn serve_stream<Io>(
             }
         }
     };
-    let mut conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, open).await {
+    let opened = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, open) => r,
+        Ok(()) = refused.changed() => {
+            // Before the connection is open there is no CLOSE to send: drop it.
+            tracing::info!(%peer, error = ?*refused.borrow(), "amqp frame refused");
+            return;
+        }
+    };
+    let mut conn = match opened {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "amqp open failed");
@@ -225,6 +244,7 @@ pub(crate) async fn serve_stream<Io>(
         state,
         endpoint,
         auth: ConnAuth::default(),
+        occupancy: limits::Occupancy::default(),
         replies: Mutex::new(HashMap::new()),
         reply_attached: tokio::sync::Notify::new(),
     });
@@ -233,27 +253,73 @@ pub(crate) async fn serve_stream<Io>(
     }
     // A handle-max equal to AMQP's default is encoded as null, which pyamqp reads
     // as None and then compares with an int: announce an explicit limit.
-    let session_acceptor = SessionAcceptor::builder().handle_max(HANDLE_MAX).build();
-    loop {
+    let session_acceptor = SessionAcceptor::builder()
+        .handle_max(limits::HANDLE_MAX)
+        .build();
+    let auth_deadline = tokio::time::sleep(ctx.state.settings.amqp_auth_window);
+    tokio::pin!(auth_deadline);
+    let mut authenticated = ctx.auth.authenticated();
+    let refusal = loop {
         let incoming = tokio::select! {
             s = conn.next_incoming_session() => s,
+            Ok(()) = refused.changed() => {
+                let why = refused.borrow().clone();
+                tracing::info!(%peer, error = ?why, "amqp frame refused");
+                break why.map(|e| error(e.condition(), e.to_string()));
+            }
+            _ = &mut auth_deadline, if !authenticated => {
+                authenticated = ctx.auth.authenticated();
+                if authenticated {
+                    continue;
+                }
+                tracing::info!(%peer, "amqp connection closed: no token in time");
+
+                break Some(unauthenticated(ctx.state.settings.amqp_auth_window));
+            }
             _ = shutdown.changed() => None,
         };
-        let Some(incoming) = incoming else { break };
+        let Some(incoming) = incoming else { break None };
         match session_acceptor
             .accept_incoming_session(incoming, &mut conn)
             .await
         {
-            Ok(session) => {
-                tokio::spawn(session_loop(session, ctx.clone()));
-            }
+            Ok(session) => match ctx.occupancy.session(ctx.auth.authenticated()) {
+                Ok(slot) => {
+                    tokio::spawn(session_loop(session, ctx.clone(), slot));
+                }
+                Err(e) => {
+                    tokio::spawn(refuse_session(session, e));
+                }
+            },
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "amqp begin failed");
-                break;
+                break None;
             }
         }
-    }
-    let _ = conn.close().await;
+    };
+    let close = async {
+        match refusal {
+            Some(e) => conn.close_with_error(e).await,
+            None => conn.close().await,
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+}
+
+/// Why a connection that never authenticated is closed.
+fn unauthenticated(window: Duration) -> AmqpError {
+    error(
+        condition::UNAUTHORIZED,
+        format!(
+            "No token was put on $cbs (or given with SASL PLAIN) within {} seconds of connecting.",
+            window.as_secs()
+        ),
+    )
+}
+
+/// Ends a session the connection has no room for.
+async fn refuse_session(mut session: ListenerSessionHandle, why: AmqpError) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, session.end_with_error(why)).await;
 }
 
 async fn connection(
@@ -294,7 +360,7 @@ fn reply_address(attach: &Attach) -> Option<String> {
     }
 }
 
-async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>) {
+async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>, _slot: limits::Slot) {
     // The hub settles what it receives at once (receiver-settle-mode first), as
     // IoT Hub does: uamqp asks for "second" on its C2D link but completes a send
     // only on a settled disposition.
@@ -306,17 +372,34 @@ async fn session_loop(mut session: ListenerSessionHandle, ctx: Arc<ConnCtx>) {
         .build();
     while let Some(attach) = session.next_incoming_attach().await {
         let link = LinkRequest::new(&attach, &ctx.endpoint.entity);
-        match link_acceptor
+        let accepted = link_acceptor
             .accept_incoming_attach(attach, &mut session)
-            .await
-        {
-            Ok(LinkEndpoint::Receiver(r)) => {
-                tokio::spawn(serve_receiver(r, link.node, ctx.clone()));
+            .await;
+        let slot = ctx.occupancy.link(ctx.auth.authenticated());
+        match (accepted, slot) {
+            (Ok(LinkEndpoint::Receiver(r)), Ok(slot)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    serve_receiver(r, link.node, ctx).await;
+                    drop(slot);
+                });
             }
-            Ok(LinkEndpoint::Sender(s)) => {
-                tokio::spawn(serve_sender(s, link, ctx.clone()));
+            (Ok(LinkEndpoint::Sender(s)), Ok(slot)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    serve_sender(s, link, ctx).await;
+                    drop(slot);
+                });
             }
-            Err(e) => tracing::debug!(error = %e, address = %link.address, "amqp attach failed"),
+            (Ok(LinkEndpoint::Receiver(r)), Err(e)) => {
+                tokio::spawn(r.close_with_error(e));
+            }
+            (Ok(LinkEndpoint::Sender(s)), Err(e)) => {
+                tokio::spawn(s.close_with_error(e));
+            }
+            (Err(e), _) => {
+                tracing::debug!(error = %e, address = %link.address, "amqp attach failed")
+            }
         }
     }
     let _ = session.end().await;

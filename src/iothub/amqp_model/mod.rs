@@ -94,6 +94,10 @@ pub mod condition {
     pub const DETACH_FORCED: &str = "amqp:link:detach-forced";
     /// A receiver lost (or may not take) its partition to an epoch receiver.
     pub const LINK_STOLEN: &str = "amqp:link:stolen";
+    /// A frame's values could not be decoded (or are nested too deep to try).
+    pub const DECODE_ERROR: &str = "amqp:decode-error";
+    /// A frame's header is invalid; the byte stream cannot be followed.
+    pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 }
 
 /// Keys of the redirect error's `info` map.
