@@ -47,9 +47,12 @@ impl Requests {
                 continue;
             }
             let limit = if now.served_any { between } else { first };
+            // A change that came with the deadline is looked at first: a request that
+            // started meanwhile means the connection is not idle.
             tokio::select! {
-                _ = tokio::time::sleep_until(now.since + limit) => return,
+                biased;
                 _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(now.since + limit) => return,
             }
         }
     }
