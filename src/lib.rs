@@ -5,10 +5,16 @@
 //! model; `hub` is the local IoT Hub and uses `iothub` only. `ws_io` (a WebSocket as
 //! a byte stream) sits beside `iothub`: protocol-neutral, used by `client` and `hub`.
 
+//!
+//! `iothub`, `hub`, `client` and `ws_io` are crates of their own (crates/), so the
+//! compiler keeps those arrows; this package holds `app`, `ui` and `cli` on top and
+//! re-exports the layers below for tests, benches and the fuzz targets.
+
 pub mod app;
 pub mod cli;
-pub mod client;
-pub mod hub;
-pub mod iothub;
 pub mod ui;
-pub mod ws_io;
+
+pub use ::client;
+pub use ::hub;
+pub use ::iothub;
+pub use ::ws_io;

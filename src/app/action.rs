@@ -3,7 +3,7 @@
 
 use ratatui::crossterm::event::KeyEvent;
 
-use crate::client::events::HubEvent;
+use client::events::HubEvent;
 
 /// The explorer's tabs, in key order (1..=5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

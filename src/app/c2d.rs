@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::KeyCode;
 
-use crate::client::events::{AckMode, C2dMessage, HubCommand, HubEvent};
+use client::events::{AckMode, C2dMessage, HubCommand, HubEvent};
 
 use super::body::{escape, preview_of};
 use super::input::{JsonEditor, TextField};

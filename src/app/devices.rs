@@ -3,9 +3,9 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-use crate::client::events::{HubCommand, HubEvent, NewDeviceAuth};
-use crate::iothub::connection_string::{DeviceAuth, DeviceConnectionString};
-use crate::iothub::device::{AuthType, DeviceIdentity, DeviceStatus, validate_device_id};
+use client::events::{HubCommand, HubEvent, NewDeviceAuth};
+use iothub::connection_string::{DeviceAuth, DeviceConnectionString};
+use iothub::device::{AuthType, DeviceIdentity, DeviceStatus, validate_device_id};
 
 use super::input::TextField;
 use super::{Action, App, Confirm, ConfirmAction, Prompt, PromptKind};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use ratatui::crossterm::event::KeyCode;
 use serde_json::Value;
 
-use crate::client::events::{HubCommand, HubEvent, MethodFailure};
-use crate::iothub::method::{
+use client::events::{HubCommand, HubEvent, MethodFailure};
+use iothub::method::{
     DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_RESPONSE_TIMEOUT_SECS, MethodInvocation,
 };
 

@@ -22,7 +22,7 @@ mod tests;
 pub use action::{Action, Mode, Tab};
 pub use update::update;
 
-use crate::client::events::{Backend, HubCommand, LinkState, StartFrom};
+use client::events::{Backend, HubCommand, LinkState, StartFrom};
 
 use input::TextField;
 use keymap::KeyContext;

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::client::events::{HubCommand, HubEvent, StartFrom, TelemetryEvent};
+use client::events::{HubCommand, HubEvent, StartFrom, TelemetryEvent};
 
 use super::body::{DecodedBody, decode, escape};
 use super::chart::{ChartSeries, numeric_fields};

@@ -5,11 +5,11 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 
 use super::*;
-use crate::client::events::{
+use client::events::{
     AckMode, HubEvent, LinkState, MethodFailure, MethodResponse, NewDeviceAuth, TelemetryEvent,
 };
-use crate::iothub::device::{DeviceIdentity, DeviceStatus, SymmetricKey};
-use crate::iothub::twin::Section;
+use iothub::device::{DeviceIdentity, DeviceStatus, SymmetricKey};
+use iothub::twin::Section;
 
 fn device(id: &str) -> DeviceIdentity {
     let mut d: DeviceIdentity = serde_json::from_value(json!({"deviceId": id})).unwrap();
@@ -346,7 +346,7 @@ fn telemetry_prompts_make_commands() {
     assert_eq!(
         cmds,
         vec![HubCommand::StartTelemetry {
-            from: crate::client::events::StartFrom::Ago(std::time::Duration::from_secs(600)),
+            from: client::events::StartFrom::Ago(std::time::Duration::from_secs(600)),
             consumer_group: "$Default".into()
         }]
     );
@@ -572,7 +572,7 @@ fn status_bar_tracks_links_and_errors() {
     let mut app = App::new(Config::default());
     app.mark_drawn();
     let ev = Action::Hub(HubEvent::ConnectionState {
-        backend: crate::client::events::Backend::Telemetry,
+        backend: client::events::Backend::Telemetry,
         state: LinkState::Connected,
         detail: None,
     });

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::client::events::{HubCommand, HubEvent};
-use crate::iothub::service_twin::{ServiceTwin, merge_patch};
-use crate::iothub::twin::Section;
-use crate::iothub::twin_diff::{DiffEntry, diff};
+use client::events::{HubCommand, HubEvent};
+use iothub::service_twin::{ServiceTwin, merge_patch};
+use iothub::twin::Section;
+use iothub::twin_diff::{DiffEntry, diff};
 
 use super::input::JsonEditor;
 use super::jsonview::{JsonLine, leaves, lines};
@@ -283,9 +283,6 @@ mod tests {
             ["reported.t", "tags.x"]
         );
         assert_eq!(second.diff.len(), 1);
-        assert_eq!(
-            second.diff[0].state,
-            crate::iothub::twin_diff::LeafState::InSync
-        );
+        assert_eq!(second.diff[0].state, iothub::twin_diff::LeafState::InSync);
     }
 }

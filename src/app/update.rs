@@ -1,7 +1,7 @@
 //! `update`: the one function that changes `App`. Global keys and overlays are handled here,
 //! the rest goes to the tab's module. Side effects leave only as returned `HubCommand`s.
 
-use crate::client::events::{HubCommand, HubEvent};
+use client::events::{HubCommand, HubEvent};
 
 use super::{Action, App, ConfirmAction, PromptKind, Tab};
 use super::{c2d, devices, methods, telemetry, twin};

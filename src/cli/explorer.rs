@@ -13,17 +13,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::{App, Config};
-use crate::client::backend::{self, BackendConfig};
-use crate::client::events::{Backend, HubCommand, HubEvent, LinkState};
-use crate::client::service::{AmqpTransport, Proxy, ServiceClient};
-use crate::client::simulator::Simulator;
-use crate::client::tls::Trust;
-use crate::hub::store::StoreError;
-use crate::hub::{self, HubError, HubOptions, RunningHub};
-use crate::iothub::connection_string::{EventHubConnectionString, ServiceConnectionString};
 use crate::ui::Theme;
 use crate::ui::event_loop::{self, Channels};
 use crate::ui::terminal::{TerminalGuard, TerminalOptions};
+use client::backend::{self, BackendConfig};
+use client::events::{Backend, HubCommand, HubEvent, LinkState};
+use client::service::{AmqpTransport, Proxy, ServiceClient};
+use client::simulator::Simulator;
+use client::tls::Trust;
+use hub::store::StoreError;
+use hub::{self, HubError, HubOptions, RunningHub};
+use iothub::connection_string::{EventHubConnectionString, ServiceConnectionString};
 
 use super::Failure;
 use super::profiles::{ConfigFile, config_path, parse_eventhub, parse_service};

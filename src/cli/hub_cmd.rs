@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::hub::{self, HubOptions};
+use hub::{self, HubOptions};
 
 use super::simulated::{start_simulators, stop_all};
 

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::Failure;
 use super::profiles::{ConfigFile, Profile, config_path, parse_eventhub, parse_service};
-use crate::client::service::Proxy;
-use crate::client::service::proxy::masked as masked_proxy;
+use client::service::Proxy;
+use client::service::proxy::masked as masked_proxy;
 
 #[derive(Args, Debug)]
 pub struct HubsArgs {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::iothub::connection_string::{
+use iothub::connection_string::{
     ConnectionString, EventHubConnectionString, ServiceConnectionString,
 };
 
@@ -75,7 +75,7 @@ impl ConfigFile {
         create_private_dir(dir)
             .map_err(|e| format!("cannot create the config directory {}: {e}", dir.display()))?;
         let text = toml::to_string(self).map_err(|e| format!("cannot write the config: {e}"))?;
-        crate::hub::fsutil::write_atomic(path, text.as_bytes(), true)
+        hub::fsutil::write_atomic(path, text.as_bytes(), true)
             .map_err(|e| format!("cannot write the config file {}: {e}", path.display()))
     }
 

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use crate::client::device::{DeviceClientOptions, Trust};
-use crate::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
-use crate::hub::RunningHub;
-use crate::iothub::connection_string::{DeviceAuth, DeviceConnectionString};
-use crate::iothub::error::ErrorCode;
+use client::device::{DeviceClientOptions, Trust};
+use client::simulator::{DeviceKind, Simulator, SimulatorOptions};
+use hub::RunningHub;
+use iothub::connection_string::{DeviceAuth, DeviceConnectionString};
+use iothub::error::ErrorCode;
 
 /// Registers `sim-1`..`sim-N` (kinds in turn: thermostat, air-quality, door-lock; existing
 /// devices keep their keys) and starts a simulator for each against the hub's own MQTT port,

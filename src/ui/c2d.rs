@@ -72,11 +72,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let inner = b.inner(sent_area);
     frame.render_widget(b, sent_area);
     if c.sent.is_empty() {
-        let text =
-            match super::widgets::link_problem(app, crate::client::events::Backend::Messaging) {
-                Some(p) => format!("Nothing sent yet: {p}."),
-                None => "Nothing sent yet.".into(),
-            };
+        let text = match super::widgets::link_problem(app, client::events::Backend::Messaging) {
+            Some(p) => format!("Nothing sent yet: {p}."),
+            None => "Nothing sent yet.".into(),
+        };
         frame.render_widget(
             Paragraph::new(text)
                 .style(theme.style(Role::Muted))

@@ -9,7 +9,7 @@ use ratatui::widgets::{Clear, Paragraph, Row, Table, Wrap};
 use crate::app::App;
 use crate::app::body::escape;
 use crate::app::devices::{CreateDeviceForm, connection_string};
-use crate::iothub::device::{AuthType, ConnectionState, DeviceStatus, NEVER};
+use iothub::device::{AuthType, ConnectionState, DeviceStatus, NEVER};
 
 use super::theme::{Role, Theme};
 use super::widgets::{block, centered, field_line, row_style, window_start};
@@ -55,7 +55,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     if visible.is_empty() {
-        let problem = super::widgets::link_problem(app, crate::client::events::Backend::Service);
+        let problem = super::widgets::link_problem(app, client::events::Backend::Service);
         let text = match problem {
             Some(p) => format!("No devices: {p}. r retries."),
             None if d.loading => "Loading the device registry…".into(),

@@ -12,7 +12,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModif
 use tokio::sync::mpsc;
 
 use crate::app::{Action, App, Mode, keymap, update};
-use crate::client::events::{HubCommand, HubEvent};
+use client::events::{HubCommand, HubEvent};
 
 use super::Theme;
 use super::terminal::Screen;

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::app::body::escape;
 use crate::app::msgdiff::Change;
 use crate::app::telemetry::{Detail, TelemetryRow, TelemetryState};
-use crate::client::events::StartFrom;
+use client::events::StartFrom;
 
 use super::theme::{Role, Theme};
 use super::widgets::{block, clip, row_style, window_start};
@@ -77,7 +77,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     let [list, chart] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(chart_height)]).areas(body);
-    let problem = super::widgets::link_problem(app, crate::client::events::Backend::Telemetry);
+    let problem = super::widgets::link_problem(app, client::events::Backend::Telemetry);
     render_list(frame, list, t, problem, theme);
     if chart_height > 0 {
         render_chart(frame, chart, t, theme);

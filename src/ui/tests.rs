@@ -12,10 +12,8 @@ use serde_json::json;
 use super::render;
 use super::theme::Theme;
 use crate::app::{Action, App, Config, Tab, update};
-use crate::client::events::{
-    Backend, HubEvent, LinkState, MethodFailure, MethodResponse, TelemetryEvent,
-};
-use crate::iothub::device::DeviceIdentity;
+use client::events::{Backend, HubEvent, LinkState, MethodFailure, MethodResponse, TelemetryEvent};
+use iothub::device::DeviceIdentity;
 
 fn device(id: &str, connected: bool, activity: &str) -> DeviceIdentity {
     serde_json::from_value(json!({
@@ -114,7 +112,7 @@ fn sample_app(tab: Tab) -> App {
     }
     let (_, cmds) = update(&mut app, Action::Submit);
     let first_call = match &cmds[..] {
-        [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] => *call_id,
+        [client::events::HubCommand::InvokeMethod { call_id, .. }] => *call_id,
         other => panic!("{other:?}"),
     };
     update(
@@ -128,7 +126,7 @@ fn sample_app(tab: Tab) -> App {
         }),
     );
     let (_, cmds) = update(&mut app, Action::Rerun);
-    if let [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] {
+    if let [client::events::HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] {
         update(
             &mut app,
             Action::Hub(HubEvent::MethodResult {
@@ -143,7 +141,7 @@ fn sample_app(tab: Tab) -> App {
     update(&mut app, Action::SelectTab(Tab::C2d));
     update(&mut app, Action::CycleAck);
     let (_, cmds) = update(&mut app, Action::SendC2d);
-    if let [crate::client::events::HubCommand::SendC2d(m)] = &cmds[..] {
+    if let [client::events::HubCommand::SendC2d(m)] = &cmds[..] {
         update(
             &mut app,
             Action::Hub(HubEvent::C2dFeedback {

@@ -9,8 +9,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use crate::app::App;
 use crate::app::body::escape;
 use crate::app::twin::{TwinEdit, TwinView};
-use crate::iothub::twin::Section;
-use crate::iothub::twin_diff::LeafState;
+use iothub::twin::Section;
+use iothub::twin_diff::LeafState;
 
 use super::theme::{Role, Theme};
 use super::widgets::{block, json_lines};

@@ -13,7 +13,7 @@ use crate::app::body::escape;
 use crate::app::jsonview::JsonLine;
 use crate::app::keymap::{self, Binding};
 use crate::app::{App, Tab};
-use crate::client::events::{Backend, LinkState};
+use client::events::{Backend, LinkState};
 
 use super::theme::{Role, Theme};
 

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod amqp;
-pub mod wait;
 pub mod amqp_raw;
+pub mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;

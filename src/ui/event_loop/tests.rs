@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::app::{Config, Tab};
-use crate::client::events::TelemetryEvent;
+use client::events::TelemetryEvent;
 
 struct TestScreen {
     terminal: Terminal<TestBackend>,

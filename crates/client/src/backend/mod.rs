@@ -1,0 +1,276 @@
+//! The explorer's backend: tokio tasks that carry out `HubCommand`s against a hub and report
+//! `HubEvent`s. REST work (registry, twins, methods, purge) goes through `ServiceClient`;
+//! telemetry (`telemetry`) and C2D sends and feedback (`c2d`) go through the AMQP service
+//! client, on the same connection string.
+//!
+//! Each command runs in its own task, so a slow method call never holds up a twin read, and a
+//! failure (even a panic) ends only that command with an error event. Slow reads that a newer
+//! request makes pointless (the device list, a twin) are latest-wins: the newer request
+//! replaces the one in flight.
+
+mod c2d;
+mod link;
+mod methods;
+mod registry;
+mod telemetry;
+mod twin;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::events::{HubCommand, HubEvent};
+use crate::service::{AmqpOptions, AmqpTransport, Proxy, ServiceClient};
+use crate::tls::Trust;
+use iothub::connection_string::EventHubConnectionString;
+
+pub use link::describe_error;
+pub use registry::devices_query;
+
+/// What the backend connects to.
+#[derive(Clone)]
+pub struct BackendConfig {
+    pub service: ServiceClient,
+    /// Event Hubs-compatible endpoint for telemetry (`--eventhub`, the profile, or hub.json).
+    pub eventhub: Option<EventHubConnectionString>,
+    /// Trust for the AMQP connections (the local hub's CA, or the platform's roots).
+    pub trust: Trust,
+    /// AMQP port when it is not Azure's 5671 (the local hub's, from hub.json).
+    pub amqp_port: Option<u16>,
+    /// TLS on 5671, or WebSockets on 443 for networks that block 5671 (`--amqp-websockets`).
+    pub amqp_transport: AmqpTransport,
+    /// WebSocket port when it is not Azure's 443 (the local hub's HTTPS port).
+    pub websocket_port: Option<u16>,
+    /// The proxy AMQP over WebSockets tunnels through.
+    pub proxy: Proxy,
+    /// Devices per query page.
+    pub page_size: u32,
+    /// How often the twin last asked for is read again, so changes show up highlighted.
+    pub twin_poll: Duration,
+    /// How often a device list that fits in one page is read again (connection states).
+    pub devices_poll: Duration,
+}
+
+impl BackendConfig {
+    pub fn new(service: ServiceClient, trust: Trust) -> BackendConfig {
+        BackendConfig {
+            service,
+            eventhub: None,
+            trust,
+            amqp_port: None,
+            amqp_transport: AmqpTransport::Tcp,
+            websocket_port: None,
+            proxy: Proxy::FromEnvironment,
+            page_size: 100,
+            twin_poll: Duration::from_secs(3),
+            devices_poll: Duration::from_secs(5),
+        }
+    }
+
+    /// How the AMQP clients connect.
+    fn amqp_options(&self) -> AmqpOptions {
+        AmqpOptions {
+            trust: self.trust.clone(),
+            transport: self.amqp_transport,
+            port: match self.amqp_transport {
+                AmqpTransport::Tcp => self.amqp_port,
+                AmqpTransport::WebSockets => self.websocket_port,
+            },
+            proxy: self.proxy.clone(),
+            ..AmqpOptions::default()
+        }
+    }
+}
+
+/// Shared by the backend's tasks.
+struct Ctx {
+    config: BackendConfig,
+    events: mpsc::Sender<HubEvent>,
+    link: link::ServiceLink,
+    devices: registry::ListWatch,
+    messaging: c2d::Messaging,
+}
+
+impl Ctx {
+    async fn send(&self, event: HubEvent) {
+        // The explorer is gone only while it shuts down; nothing is left to tell.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// A job slot where a newer request replaces the one in flight (style pattern 9).
+#[derive(Default)]
+struct LatestWins(Option<JoinHandle<()>>);
+
+impl LatestWins {
+    fn replace(&mut self, job: impl Future<Output = ()> + Send + 'static) {
+        if let Some(old) = self.0.take() {
+            old.abort();
+        }
+        self.0 = Some(tokio::spawn(job));
+    }
+}
+
+/// The job still in flight when the backend ends (a telemetry reader) stops with it.
+impl Drop for LatestWins {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.abort();
+        }
+    }
+}
+
+/// Starts the backend: it reads `commands` until the sender is dropped and reports on `events`.
+/// Returns the dispatcher task; dropping the command sender ends it.
+pub fn spawn(
+    config: BackendConfig,
+    commands: mpsc::UnboundedReceiver<HubCommand>,
+    events: mpsc::Sender<HubEvent>,
+) -> JoinHandle<()> {
+    let ctx = Arc::new(Ctx {
+        link: link::ServiceLink::default(),
+        devices: registry::ListWatch::default(),
+        messaging: c2d::Messaging::default(),
+        config,
+        events,
+    });
+    tokio::spawn(run(ctx, commands))
+}
+
+async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
+    ctx.link.connecting(&ctx).await;
+    let messaging = AbortOnDrop(tokio::spawn(c2d::run(ctx.clone())));
+    let mut devices = LatestWins::default();
+    let mut twin_read = LatestWins::default();
+    let poller = twin::Poller::spawn(ctx.clone());
+    let refresh = AbortOnDrop(tokio::spawn(registry::refresh_loop(ctx.clone())));
+    let mut telemetry_reader = LatestWins::default();
+    while let Some(cmd) = commands.recv().await {
+        tracing::debug!(command = command_name(&cmd), "command");
+        match cmd {
+            HubCommand::LoadDevices {
+                continuation,
+                filter,
+            } => devices.replace(guarded(
+                ctx.clone(),
+                registry::load_devices(ctx.clone(), continuation, filter),
+            )),
+            HubCommand::GetTwin { device_id } => {
+                poller.watch(device_id.clone());
+                twin_read.replace(guarded(
+                    ctx.clone(),
+                    twin::get(ctx.clone(), device_id, poller.clone()),
+                ));
+            }
+            HubCommand::GetDevice { device_id } => {
+                spawn_guarded(&ctx, registry::get_device(ctx.clone(), device_id))
+            }
+            HubCommand::CreateDevice { device_id, auth } => {
+                spawn_guarded(&ctx, registry::create(ctx.clone(), device_id, auth))
+            }
+            HubCommand::SetDeviceStatus { device_id, status } => {
+                spawn_guarded(&ctx, registry::set_status(ctx.clone(), device_id, status))
+            }
+            HubCommand::DeleteDevice { device_id } => {
+                spawn_guarded(&ctx, registry::delete(ctx.clone(), device_id))
+            }
+            HubCommand::PatchTwin {
+                device_id,
+                section,
+                patch,
+                etag,
+            } => spawn_guarded(
+                &ctx,
+                twin::patch(ctx.clone(), device_id, section, patch, etag, poller.clone()),
+            ),
+            HubCommand::InvokeMethod {
+                call_id,
+                device_id,
+                name,
+                payload,
+                response_timeout,
+                connect_timeout,
+            } => spawn_guarded(
+                &ctx,
+                methods::invoke(
+                    ctx.clone(),
+                    call_id,
+                    device_id,
+                    name,
+                    payload,
+                    response_timeout,
+                    connect_timeout,
+                ),
+            ),
+            HubCommand::PurgeC2d { device_id } => {
+                spawn_guarded(&ctx, c2d::purge(ctx.clone(), device_id))
+            }
+            HubCommand::SendC2d(message) => spawn_guarded(&ctx, c2d::send(ctx.clone(), message)),
+            HubCommand::StartTelemetry {
+                from,
+                consumer_group,
+            } => telemetry_reader.replace(guarded(
+                ctx.clone(),
+                telemetry::read(ctx.clone(), from, consumer_group),
+            )),
+            HubCommand::ExportTelemetry { path, .. } => {
+                // The terminal loop writes exports itself; one reaching here is a wiring bug.
+                ctx.send(HubEvent::Error(format!(
+                    "the export to {} was sent to the backend, which does not write files",
+                    path.display()
+                )))
+                .await;
+            }
+        }
+    }
+    poller.stop();
+    drop(refresh);
+    drop(messaging);
+}
+
+/// Aborts the task when dropped, so a replaced latest-wins job really stops.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `job`; if it panics, reports one sentence instead of ending the explorer.
+async fn guarded(ctx: Arc<Ctx>, job: impl Future<Output = ()> + Send + 'static) {
+    let mut task = AbortOnDrop(tokio::spawn(job));
+    if let Err(e) = (&mut task.0).await
+        && e.is_panic()
+    {
+        ctx.send(HubEvent::Error(
+            "an internal error stopped that request; the log file has the details".into(),
+        ))
+        .await;
+    }
+}
+
+fn spawn_guarded(ctx: &Arc<Ctx>, job: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(guarded(ctx.clone(), job));
+}
+
+/// For the log: what kind of command, never its contents (payloads may hold secrets).
+fn command_name(cmd: &HubCommand) -> &'static str {
+    match cmd {
+        HubCommand::LoadDevices { .. } => "load devices",
+        HubCommand::GetDevice { .. } => "get device",
+        HubCommand::CreateDevice { .. } => "create device",
+        HubCommand::SetDeviceStatus { .. } => "set device status",
+        HubCommand::DeleteDevice { .. } => "delete device",
+        HubCommand::GetTwin { .. } => "get twin",
+        HubCommand::PatchTwin { .. } => "patch twin",
+        HubCommand::InvokeMethod { .. } => "invoke method",
+        HubCommand::SendC2d(_) => "send c2d",
+        HubCommand::PurgeC2d { .. } => "purge c2d",
+        HubCommand::StartTelemetry { .. } => "start telemetry",
+        HubCommand::ExportTelemetry { .. } => "export telemetry",
+    }
+}

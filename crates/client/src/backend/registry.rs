@@ -1,0 +1,249 @@
+//! Registry commands: the device list through the query API (pages with continuation
+//! tokens; the filter becomes a WHERE clause), one entry with its keys, create, enable or
+//! disable, delete.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::events::{HubEvent, NewDeviceAuth};
+use crate::service::ServiceClientError;
+use iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
+
+use super::Ctx;
+use super::link::describe_error;
+
+/// A query string literal: single quotes, a quote inside doubled.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The devices query for a filter typed in the Devices tab. The filter matches the start of
+/// the device id, as a range that both Azure and the local hub evaluate
+/// (`deviceId >= 'abc' AND deviceId < 'abc\u{ffff}'`); device ids are ASCII, so every id
+/// starting with the filter sorts inside it.
+pub fn devices_query(filter: Option<&str>) -> String {
+    match filter.map(str::trim).filter(|f| !f.is_empty()) {
+        None => "SELECT * FROM devices".to_string(),
+        Some(prefix) => format!(
+            "SELECT * FROM devices WHERE deviceId >= {} AND deviceId < {}",
+            literal(prefix),
+            literal(&format!("{prefix}\u{ffff}"))
+        ),
+    }
+}
+
+/// A query item (a device twin) as a registry entry: the twin has the same status and
+/// connection fields, `authenticationType` instead of `authentication`, and no keys.
+fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
+    let auth_type = match item.get("authenticationType").and_then(Value::as_str) {
+        Some("selfSigned") => AuthType::SelfSigned,
+        Some("certificateAuthority") => AuthType::CertificateAuthority,
+        Some("none") => AuthType::None,
+        _ => AuthType::Sas,
+    };
+    let mut identity: DeviceIdentity = serde_json::from_value(item).ok()?;
+    identity.authentication.auth_type = auth_type;
+    Some(identity)
+}
+
+/// The device list the app shows, when it fits in one page: the backend reads it again every
+/// `devices_poll` and reports it when it changed, so connection states and activity stay
+/// live. A list of several pages is left alone (re-reading it would reset the paging).
+#[derive(Default)]
+pub(super) struct ListWatch(Mutex<Option<(Option<String>, Vec<DeviceIdentity>)>>);
+
+impl ListWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Vec<DeviceIdentity>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(super) async fn load_devices(
+    ctx: Arc<Ctx>,
+    continuation: Option<String>,
+    filter: Option<String>,
+) {
+    let sql = devices_query(filter.as_deref());
+    let result = ctx
+        .config
+        .service
+        .query(&sql, continuation.as_deref(), Some(ctx.config.page_size))
+        .await;
+    ctx.link.record(&ctx, &result).await;
+    let event = match result {
+        Ok(page) => {
+            let items: Vec<DeviceIdentity> = page
+                .items
+                .into_iter()
+                .filter_map(identity_from_twin)
+                .collect();
+            *ctx.devices.lock() = (continuation.is_none() && page.continuation.is_none())
+                .then(|| (filter.clone(), items.clone()));
+            HubEvent::DevicesPage {
+                items,
+                continuation: page.continuation,
+                replace: continuation.is_none(),
+            }
+        }
+        Err(e) => HubEvent::Error(format!("cannot list devices: {}", describe_error(&e))),
+    };
+    ctx.send(event).await;
+}
+
+/// Re-reads a one-page device list every `devices_poll`; reports it when it changed.
+pub(super) async fn refresh_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(ctx.config.devices_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some((filter, _)) = ctx.devices.lock().clone() else {
+            continue;
+        };
+        let sql = devices_query(filter.as_deref());
+        let Ok(page) = ctx
+            .config
+            .service
+            .query(&sql, None, Some(ctx.config.page_size))
+            .await
+        else {
+            continue;
+        };
+        if page.continuation.is_some() {
+            continue;
+        }
+        let items: Vec<DeviceIdentity> = page
+            .items
+            .into_iter()
+            .filter_map(identity_from_twin)
+            .collect();
+        let changed = {
+            let mut watch = ctx.devices.lock();
+            match watch.as_mut() {
+                // Still the list the app shows (no new filter meanwhile), and different.
+                Some((f, last)) if *f == filter && *last != items => {
+                    *last = items.clone();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            ctx.send(HubEvent::DevicesPage {
+                items,
+                continuation: None,
+                replace: true,
+            })
+            .await;
+        }
+    }
+}
+
+async fn report<T>(
+    ctx: &Ctx,
+    result: Result<T, ServiceClientError>,
+    what: impl FnOnce() -> String,
+    ok: impl FnOnce(T) -> HubEvent,
+) {
+    ctx.link.record(ctx, &result).await;
+    let event = match result {
+        Ok(v) => ok(v),
+        Err(e) => HubEvent::Error(format!("{}: {}", what(), describe_error(&e))),
+    };
+    ctx.send(event).await;
+}
+
+pub(super) async fn get_device(ctx: Arc<Ctx>, device_id: String) {
+    let result = ctx.config.service.get_device(&device_id).await;
+    report(
+        &ctx,
+        result,
+        || format!("cannot read device {device_id}"),
+        HubEvent::DeviceLoaded,
+    )
+    .await;
+}
+
+pub(super) async fn create(ctx: Arc<Ctx>, device_id: String, auth: NewDeviceAuth) {
+    let result = ctx.config.service.create_device(&device_id, &auth).await;
+    report(
+        &ctx,
+        result,
+        || format!("cannot create device {device_id}"),
+        HubEvent::DeviceChanged,
+    )
+    .await;
+}
+
+pub(super) async fn set_status(ctx: Arc<Ctx>, device_id: String, status: DeviceStatus) {
+    let service = &ctx.config.service;
+    let result = match service.get_device(&device_id).await {
+        Ok(mut device) => {
+            device.status = status;
+            service.update_device(&device).await
+        }
+        Err(e) => Err(e),
+    };
+    let verb = match status {
+        DeviceStatus::Enabled => "enable",
+        DeviceStatus::Disabled => "disable",
+    };
+    report(
+        &ctx,
+        result,
+        || format!("cannot {verb} device {device_id}"),
+        HubEvent::DeviceChanged,
+    )
+    .await;
+}
+
+pub(super) async fn delete(ctx: Arc<Ctx>, device_id: String) {
+    let result = ctx.config.service.delete_device(&device_id).await;
+    let id = device_id.clone();
+    report(
+        &ctx,
+        result,
+        || format!("cannot delete device {id}"),
+        |()| HubEvent::DeviceDeleted { device_id },
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iothub::query::parse_query;
+    use serde_json::json;
+
+    #[test]
+    fn filters_become_a_prefix_range_with_quotes_escaped() {
+        assert_eq!(devices_query(None), "SELECT * FROM devices");
+        assert_eq!(devices_query(Some("  ")), "SELECT * FROM devices");
+        let q = devices_query(Some("o'hara"));
+        assert_eq!(
+            q,
+            "SELECT * FROM devices WHERE deviceId >= 'o''hara' AND deviceId < 'o''hara\u{ffff}'"
+        );
+        let parsed = parse_query(&q).unwrap();
+        for (id, hit) in [
+            ("o'hara", true),
+            ("o'hara-2", true),
+            ("o'har", false),
+            ("p", false),
+        ] {
+            assert_eq!(parsed.matches(&json!({ "deviceId": id })), hit, "{id}");
+        }
+    }
+
+    #[test]
+    fn twins_become_identities_with_their_auth_type() {
+        let d = identity_from_twin(json!({"deviceId": "x", "status": "disabled",
+            "authenticationType": "selfSigned", "connectionState": "Connected"}))
+        .unwrap();
+        assert_eq!(d.device_id, "x");
+        assert_eq!(d.status, DeviceStatus::Disabled);
+        assert_eq!(d.authentication.auth_type, AuthType::SelfSigned);
+        assert!(d.authentication.symmetric_key.is_none());
+    }
+}

@@ -1,0 +1,521 @@
+//! The IoT Hub service REST API: identities, twins, direct methods, queries and
+//! C2D purge, authorised by SAS against the hub's shared access policies.
+//! Errors use Azure's JSON error shape and codes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::policies::Permission;
+use super::registry::{Identity, identity_json, service_twin};
+use super::sessions::MethodCallError;
+use super::state::HubState;
+use iothub::error::{ErrorCode, ServiceError};
+use iothub::method::MethodInvocation;
+use iothub::query::{Projection, parse_query};
+use iothub::sas::{SasToken, resource_covers, verify_token};
+
+type Shared = Arc<HubState>;
+
+/// An error on its way to the client in Azure's shape.
+pub struct ApiError(pub ServiceError);
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let tracking = uuid::Uuid::new_v4().simple().to_string();
+        let status =
+            StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = self.0.to_rest_body(&tracking, chrono::Utc::now());
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(self.0.code.name()) {
+            resp.headers_mut().insert("iothub-errorcode", v);
+        }
+        resp
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError(ServiceError::new(code, message))
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/devices", get(list_devices))
+        // azure-iothub (JavaScript) lists with a trailing slash; IoT Hub accepts it.
+        .route("/devices/", get(list_devices))
+        .route("/devices/query", post(query))
+        .route(
+            "/devices/{id}",
+            put(put_identity).get(get_identity).delete(delete_identity),
+        )
+        .route("/devices/{id}/commands", axum::routing::delete(purge_c2d))
+        .route("/devices/{id}/modules", get(list_modules))
+        .route(
+            "/devices/{id}/modules/{mid}",
+            put(put_identity).get(get_identity).delete(delete_identity),
+        )
+        .route(
+            "/twins/{id}",
+            get(get_twin).patch(patch_twin).put(replace_twin),
+        )
+        .route("/twins/{id}/methods", post(invoke_method))
+        .route(
+            "/twins/{id}/modules/{mid}",
+            get(get_twin).patch(patch_twin).put(replace_twin),
+        )
+        .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
+        .route("/statistics/devices", get(statistics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    err(
+        ErrorCode::InvalidOperation,
+        "The requested resource does not exist on this IoT hub.",
+    )
+}
+
+#[derive(Deserialize)]
+struct ApiVersion {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+    top: Option<usize>,
+}
+
+/// Checks the api-version and the Authorization header against the hub's policies.
+fn authorize(
+    state: &HubState,
+    headers: &HeaderMap,
+    q: &ApiVersion,
+    needs: &[Permission],
+) -> ApiResult<()> {
+    if q.api_version.as_deref().is_none_or(str::is_empty) {
+        return Err(err(
+            ErrorCode::InvalidProtocolVersion,
+            "The api-version query parameter is missing; add ?api-version=2021-04-12.",
+        ));
+    }
+    let unauthorized = |why: String| err(ErrorCode::IotHubUnauthorizedAccess, why);
+    let header = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            unauthorized("The Authorization header with a SharedAccessSignature is missing.".into())
+        })?;
+    let token = SasToken::parse(header)
+        .map_err(|e| unauthorized(format!("The SAS token is invalid: {e}.")))?;
+    let name = token
+        .key_name
+        .as_deref()
+        .ok_or_else(|| unauthorized("The SAS token names no shared access policy (skn).".into()))?;
+    let policy = state.policy(name).ok_or_else(|| {
+        unauthorized(format!(
+            "The shared access policy '{name}' does not exist on this hub."
+        ))
+    })?;
+    if !resource_covers(&token.resource, &state.host_name) {
+        return Err(unauthorized(format!(
+            "The SAS token is scoped to '{}', not to this hub '{}'.",
+            token.resource, state.host_name
+        )));
+    }
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    verify_token(&token, &policy.primary_key, now)
+        .or_else(|_| verify_token(&token, &policy.secondary_key, now))
+        .map_err(|e| unauthorized(format!("The SAS token was refused: {e}.")))?;
+    if !needs.iter().any(|p| policy.allows(*p)) {
+        return Err(unauthorized(format!(
+            "The shared access policy '{name}' does not grant {needs:?}."
+        )));
+    }
+    Ok(())
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get("if-match").and_then(|v| v.to_str().ok())
+}
+
+fn parse_json(body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(err(ErrorCode::ArgumentNull, "The request body is empty."));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        err(
+            ErrorCode::IotHubFormatError,
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })
+}
+
+fn json_with_etag(value: Value, etag: &str) -> Response {
+    let mut resp = axum::Json(value).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        resp.headers_mut().insert("etag", v);
+    }
+    resp
+}
+
+fn identity_response(id: &Identity) -> Response {
+    json_with_etag(identity_json(id), &id.device.etag)
+}
+
+const READ: &[Permission] = &[Permission::RegistryRead];
+const WRITE: &[Permission] = &[Permission::RegistryWrite];
+const SERVICE: &[Permission] = &[Permission::ServiceConnect];
+const SERVICE_OR_READ: &[Permission] = &[Permission::ServiceConnect, Permission::RegistryRead];
+
+async fn list_devices(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, READ)?;
+    let top = q.top.unwrap_or(1000).min(1000);
+    let devices = s.devices()?;
+    let mut out = Vec::with_capacity(devices.len().min(top));
+    for d in devices.iter().take(top) {
+        out.push(identity_json(d));
+    }
+    Ok(axum::Json(Value::Array(out)).into_response())
+}
+
+/// The identity a route names: `{id}` or `{id}/modules/{mid}`.
+#[derive(Deserialize)]
+struct Target {
+    id: String,
+    mid: Option<String>,
+}
+
+async fn put_identity(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, WRITE)?;
+    let body = parse_json(&body)?;
+    let identity = s.put_identity(&t.id, t.mid.as_deref(), &body, if_match(&h))?;
+    Ok(identity_response(&identity))
+}
+
+async fn get_identity(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, READ)?;
+    let identity = s.identity(&t.id, t.mid.as_deref())?;
+    Ok(identity_response(&identity))
+}
+
+async fn delete_identity(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<StatusCode> {
+    authorize(&s, &h, &q, WRITE)?;
+    s.delete_identity(&t.id, t.mid.as_deref(), if_match(&h))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_modules(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, READ)?;
+    let modules = s.modules(&id)?;
+    let out: Vec<Value> = modules.iter().map(identity_json).collect();
+    Ok(axum::Json(Value::Array(out)).into_response())
+}
+
+fn twin_response(twin: Value) -> Response {
+    let etag = twin
+        .get("etag")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    json_with_etag(twin, &etag)
+}
+
+async fn get_twin(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, SERVICE_OR_READ)?;
+    Ok(twin_response(s.twin_json(&t.id, t.mid.as_deref())?))
+}
+
+async fn update_twin(
+    s: &HubState,
+    h: &HeaderMap,
+    q: &ApiVersion,
+    t: &Target,
+    body: &Bytes,
+    replace: bool,
+) -> ApiResult<Response> {
+    authorize(s, h, q, SERVICE)?;
+    let body = parse_json(body)?;
+    Ok(twin_response(s.update_twin(
+        &t.id,
+        t.mid.as_deref(),
+        &body,
+        if_match(h),
+        replace,
+    )?))
+}
+
+async fn patch_twin(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    update_twin(&s, &h, &q, &t, &body, false).await
+}
+
+async fn replace_twin(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    update_twin(&s, &h, &q, &t, &body, true).await
+}
+
+async fn invoke(
+    s: &HubState,
+    h: &HeaderMap,
+    q: &ApiVersion,
+    id: &str,
+    mid: Option<&str>,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    authorize(s, h, q, SERVICE)?;
+    let body = parse_json(body)?;
+    let invocation: MethodInvocation = serde_json::from_value(body).map_err(|e| {
+        err(
+            ErrorCode::ArgumentInvalid,
+            format!("The method invocation is not valid: {e}."),
+        )
+    })?;
+    let call = invocation
+        .validate()
+        .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
+    // The identity must exist before we wait for it to come online.
+    s.identity(id, mid)?;
+    let key = (id.to_string(), mid.map(str::to_string));
+    let payload = serde_json::to_vec(&call.payload).unwrap_or_default();
+    let answer = s
+        .sessions
+        .call_method(
+            &key,
+            &call.method_name,
+            payload,
+            call.connect_timeout,
+            call.response_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            MethodCallError::NotOnline => err(
+                ErrorCode::DeviceNotOnline,
+                format!("Timed out waiting for device {id} to connect."),
+            ),
+            MethodCallError::Timeout => err(
+                ErrorCode::GatewayTimeout,
+                format!(
+                    "Timed out waiting for the response from device {id} after {} seconds.",
+                    call.response_timeout.as_secs()
+                ),
+            ),
+            MethodCallError::ConnectionClosed => err(
+                ErrorCode::DeviceConnectionClosedRemotely,
+                format!("The connection of device {id} closed before it answered."),
+            ),
+        })?;
+    let payload = if answer.payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
+        })
+    };
+    Ok(axum::Json(json!({"status": answer.status, "payload": payload})).into_response())
+}
+
+async fn invoke_method(
+    State(s): State<Shared>,
+    Path(t): Path<Target>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    invoke(&s, &h, &q, &t.id, t.mid.as_deref(), &body).await
+}
+
+async fn purge_c2d(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, SERVICE)?;
+    let n = s.c2d_purge(&id)?;
+    Ok(
+        axum::Json(json!({"totalMessagesPurged": n, "deviceId": id, "moduleId": null}))
+            .into_response(),
+    )
+}
+
+async fn statistics(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, READ)?;
+    let devices = s.devices()?;
+    let enabled = devices
+        .iter()
+        .filter(|d| d.device.status == iothub::device::DeviceStatus::Enabled)
+        .count();
+    Ok(axum::Json(json!({
+        "totalDeviceCount": devices.len(),
+        "enabledDeviceCount": enabled,
+        "disabledDeviceCount": devices.len() - enabled,
+    }))
+    .into_response())
+}
+
+/// Largest page a query returns, whatever x-ms-max-item-count asks (Azure's cap).
+const MAX_PAGE: usize = 1000;
+
+async fn query(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&s, &h, &q, SERVICE_OR_READ)?;
+    let body = parse_json(&body)?;
+    let sql = body.get("query").and_then(Value::as_str).ok_or_else(|| {
+        err(
+            ErrorCode::ArgumentNull,
+            "The request body has no \"query\" string.",
+        )
+    })?;
+    let parsed = parse_query(sql).map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
+    let page = match h.get("x-ms-max-item-count").and_then(|v| v.to_str().ok()) {
+        None => 100,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::ArgumentInvalid,
+                    format!("x-ms-max-item-count '{v}' is not a positive number."),
+                )
+            })?
+            .min(MAX_PAGE),
+    };
+    let after = match h
+        .get("x-ms-continuation")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(tok) => Some(decode_continuation(tok).ok_or_else(|| {
+            err(
+                ErrorCode::ArgumentInvalid,
+                "The continuation token is not one this hub issued.",
+            )
+        })?),
+    };
+    let twins: Vec<Value> = s
+        .devices()?
+        .iter()
+        .map(service_twin)
+        .filter(|t| parsed.matches(t))
+        .collect();
+    let (items, item_type, next) = match &parsed.projection {
+        Projection::Count { alias } => {
+            let mut row = serde_json::Map::new();
+            row.insert(alias.clone(), json!(twins.len()));
+            (vec![Value::Object(row)], "raw", None)
+        }
+        Projection::All => {
+            // Keyset pagination on deviceId (the list is ordered by it), so devices
+            // added or removed between pages never shift or repeat results.
+            let rest: Vec<Value> = twins
+                .into_iter()
+                .filter(|t| match &after {
+                    None => true,
+                    Some(a) => t
+                        .get("deviceId")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| d > a.as_str()),
+                })
+                .collect();
+            let more = rest.len() > page;
+            let items: Vec<Value> = rest.into_iter().take(page).collect();
+            let next = if more {
+                items
+                    .last()
+                    .and_then(|t| t.get("deviceId"))
+                    .and_then(Value::as_str)
+                    .map(encode_continuation)
+            } else {
+                None
+            };
+            (items, "twin", next)
+        }
+    };
+    let mut resp = axum::Json(Value::Array(items)).into_response();
+    resp.headers_mut()
+        .insert("x-ms-item-type", HeaderValue::from_static(item_type));
+    if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        resp.headers_mut().insert("x-ms-continuation", n);
+    }
+    Ok(resp)
+}
+
+fn encode_continuation(last_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{last_id}"))
+}
+
+fn decode_continuation(token: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("after:")
+        .map(str::to_string)
+}
