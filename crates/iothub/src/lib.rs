@@ -3,6 +3,7 @@
 
 pub mod amqp_frame;
 pub mod amqp_model;
+pub mod amqp_value;
 pub mod connection_string;
 pub mod device;
 pub mod encoding;

@@ -1,7 +1,7 @@
 //! Conversions between AMQP messages and the hub's records: C2D messages into a
 //! property bag, telemetry records into Event Hubs events, request/response helpers.
 
-use chrono::{SecondsFormat, TimeZone, Utc};
+use chrono::Utc;
 use fe2o3_amqp::types::definitions::{Error as AmqpError, ErrorCondition, Fields};
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{
@@ -10,6 +10,9 @@ use fe2o3_amqp::types::messaging::{
 };
 use fe2o3_amqp::types::primitives::OrderedMap;
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Symbol, Timestamp, Value};
+
+pub use iothub::amqp_value::{body_bytes, value_text};
+use iothub::amqp_value::{iso_millis as iso, message_id_text, simple_text};
 
 use crate::store::TelemetryRecord;
 use crate::telemetry::StoredProperties;
@@ -57,71 +60,6 @@ pub fn error_with_info(cond: &str, description: impl Into<String>, info: Fields)
         Some(description.into()),
         Some(info),
     )
-}
-
-pub fn message_id_text(id: &MessageId) -> String {
-    match id {
-        MessageId::String(s) => s.clone(),
-        MessageId::Ulong(n) => n.to_string(),
-        MessageId::Uuid(u) => uuid::Uuid::from_bytes(u.clone().into_inner())
-            .hyphenated()
-            .to_string(),
-        MessageId::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-    }
-}
-
-pub fn simple_text(v: &SimpleValue) -> Option<String> {
-    Some(match v {
-        SimpleValue::Null => return None,
-        SimpleValue::String(s) => s.clone(),
-        SimpleValue::Symbol(s) => s.as_str().to_string(),
-        SimpleValue::Bool(b) => b.to_string(),
-        SimpleValue::Ubyte(n) => n.to_string(),
-        SimpleValue::Ushort(n) => n.to_string(),
-        SimpleValue::Uint(n) => n.to_string(),
-        SimpleValue::Ulong(n) => n.to_string(),
-        SimpleValue::Byte(n) => n.to_string(),
-        SimpleValue::Short(n) => n.to_string(),
-        SimpleValue::Int(n) => n.to_string(),
-        SimpleValue::Long(n) => n.to_string(),
-        SimpleValue::Float(n) => n.to_string(),
-        SimpleValue::Double(n) => n.to_string(),
-        SimpleValue::Char(c) => c.to_string(),
-        SimpleValue::Timestamp(t) => iso(t.milliseconds()),
-        SimpleValue::Uuid(u) => uuid::Uuid::from_bytes(u.clone().into_inner())
-            .hyphenated()
-            .to_string(),
-        SimpleValue::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => return None,
-    })
-}
-
-pub fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Symbol(s) => Some(s.as_str().to_string()),
-        Value::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    }
-}
-
-fn iso(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-/// The body's bytes: data sections concatenated, or a string/binary value.
-pub fn body_bytes(body: &Body<Value>) -> Vec<u8> {
-    match body {
-        Body::Data(batch) => batch.iter().flat_map(|d| d.0.iter().copied()).collect(),
-        Body::Value(AmqpValue(v)) => match v {
-            Value::Binary(b) => b.to_vec(),
-            other => value_text(other).unwrap_or_default().into_bytes(),
-        },
-        _ => Vec::new(),
-    }
 }
 
 /// An application property as text.

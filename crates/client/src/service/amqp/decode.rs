@@ -2,91 +2,35 @@
 //! annotations (device, module, sequence number, enqueued time, auth method...),
 //! properties, application properties and the body.
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use fe2o3_amqp::types::messaging::Message;
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
 use fe2o3_amqp::types::messaging::message::Body;
-use fe2o3_amqp::types::messaging::{AmqpValue, Message, MessageId};
 use fe2o3_amqp::types::primitives::{SimpleValue, Value};
 
 use crate::events::TelemetryEvent;
 use iothub::amqp_model::{annotation, system_property as sp};
+pub(crate) use iothub::amqp_value::body_bytes;
+use iothub::amqp_value::{
+    iso_millis as iso, message_id_text, simple_text as scalar_text, value_text as scalar_value_text,
+};
 
 pub(crate) type AmqpMessage = Message<Body<Value>>;
 
-fn iso(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-fn uuid_text(bytes: [u8; 16]) -> String {
-    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
-}
-
-pub(crate) fn message_id_text(id: &MessageId) -> String {
-    match id {
-        MessageId::String(s) => s.clone(),
-        MessageId::Ulong(n) => n.to_string(),
-        MessageId::Uuid(u) => uuid_text(u.clone().into_inner()),
-        MessageId::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-    }
-}
-
-pub(crate) fn simple_text(v: &SimpleValue) -> String {
-    match v {
+/// A property value for display: composites in their debug form, null empty.
+fn simple_text(v: &SimpleValue) -> String {
+    scalar_text(v).unwrap_or_else(|| match v {
         SimpleValue::Null => String::new(),
-        SimpleValue::String(s) => s.clone(),
-        SimpleValue::Symbol(s) => s.as_str().to_string(),
-        SimpleValue::Bool(b) => b.to_string(),
-        SimpleValue::Ubyte(n) => n.to_string(),
-        SimpleValue::Ushort(n) => n.to_string(),
-        SimpleValue::Uint(n) => n.to_string(),
-        SimpleValue::Ulong(n) => n.to_string(),
-        SimpleValue::Byte(n) => n.to_string(),
-        SimpleValue::Short(n) => n.to_string(),
-        SimpleValue::Int(n) => n.to_string(),
-        SimpleValue::Long(n) => n.to_string(),
-        SimpleValue::Float(n) => n.to_string(),
-        SimpleValue::Double(n) => n.to_string(),
-        SimpleValue::Char(c) => c.to_string(),
-        SimpleValue::Timestamp(t) => iso(t.milliseconds()),
-        SimpleValue::Uuid(u) => uuid_text(u.clone().into_inner()),
-        SimpleValue::Binary(b) => String::from_utf8_lossy(b).into_owned(),
         other => format!("{other:?}"),
-    }
+    })
 }
 
+/// An annotation value for display, likewise.
 fn value_text(v: &Value) -> String {
-    match v {
+    scalar_value_text(v).unwrap_or_else(|| match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Symbol(s) => s.as_str().to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::Long(n) => n.to_string(),
-        Value::Uint(n) => n.to_string(),
-        Value::Ulong(n) => n.to_string(),
-        Value::Short(n) => n.to_string(),
-        Value::Ushort(n) => n.to_string(),
-        Value::Double(n) => n.to_string(),
-        Value::Float(n) => n.to_string(),
-        Value::Timestamp(t) => iso(t.milliseconds()),
-        Value::Uuid(u) => uuid_text(u.clone().into_inner()),
-        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
         other => format!("{other:?}"),
-    }
-}
-
-/// The body's bytes: data sections concatenated, or a string or binary value.
-pub(crate) fn body_bytes(body: &Body<Value>) -> Vec<u8> {
-    match body {
-        Body::Data(batch) => batch.iter().flat_map(|d| d.0.iter().copied()).collect(),
-        Body::Value(AmqpValue(Value::Binary(b))) => b.to_vec(),
-        Body::Value(AmqpValue(Value::Null)) => Vec::new(),
-        Body::Value(AmqpValue(v)) => value_text(v).into_bytes(),
-        _ => Vec::new(),
-    }
+    })
 }
 
 /// One Event Hubs event as a telemetry event. Annotations that have no field of their
@@ -185,7 +129,7 @@ pub(crate) fn telemetry_event(partition: u32, m: &AmqpMessage) -> TelemetryEvent
 mod tests {
     use super::*;
     use fe2o3_amqp::types::messaging::{
-        ApplicationProperties, Data, MessageAnnotations, Properties,
+        ApplicationProperties, Data, MessageAnnotations, MessageId, Properties,
     };
     use fe2o3_amqp::types::primitives::{Binary, OrderedMap, Symbol, Timestamp};
 
