@@ -7,9 +7,10 @@ use std::time::Duration;
 use common::TestHub;
 use hubtui::client::backend::{self, BackendConfig};
 use hubtui::client::events::{
-    AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
+    AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, OnScreen,
+    StartFrom,
 };
-use hubtui::client::service::{AmqpTransport, ServiceClient};
+use hubtui::client::service::{AmqpTransport, CallLog, ServiceClient};
 use hubtui::client::tls::Trust;
 use hubtui::iothub::connection_string::ServiceConnectionString;
 use hubtui::iothub::device::DeviceStatus;
@@ -22,7 +23,11 @@ use tokio::sync::mpsc;
 struct Explorer {
     commands: mpsc::UnboundedSender<HubCommand>,
     events: mpsc::Receiver<HubEvent>,
+    calls: CallLog,
 }
+
+/// The re-read interval of `start`.
+const POLL: Duration = Duration::from_millis(200);
 
 fn start(hub: &TestHub) -> Explorer {
     start_with(hub, AmqpTransport::Tcp)
@@ -37,17 +42,22 @@ fn start_with(hub: &TestHub, transport: AmqpTransport) -> Explorer {
     let cs = ServiceConnectionString::parse(&cs).unwrap();
     let trust = Trust::CaPem(hub.hub.ca_pem.clone());
     let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
+    let calls = client.calls().clone();
     let mut config = BackendConfig::new(client, trust);
     config.page_size = 2;
-    config.twin_poll = Duration::from_millis(200);
-    config.devices_poll = Duration::from_millis(200);
+    config.twin_poll = POLL;
+    config.devices_poll = POLL;
     config.amqp_port = hub.hub.info.ports.amqp;
     config.websocket_port = Some(hub.hub.info.ports.https);
     config.amqp_transport = transport;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
-    Explorer { commands, events }
+    Explorer {
+        commands,
+        events,
+        calls,
+    }
 }
 
 impl Explorer {
@@ -154,6 +164,10 @@ async fn a_one_page_list_is_read_again_when_it_changes() {
         continuation: None,
         filter: None,
     });
+    ex.send(HubCommand::Visible(OnScreen {
+        device_list: true,
+        twin: None,
+    }));
     assert_eq!(ex.page().await.0, ["r-1"]);
     hub.create_device("r-2").await;
     let (items, continuation, replace) = ex.page().await;
@@ -288,6 +302,10 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
     ex.send(HubCommand::GetTwin {
         device_id: "p-1".into(),
     });
+    ex.send(HubCommand::Visible(OnScreen {
+        device_list: false,
+        twin: Some("p-1".into()),
+    }));
     ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
         .await;
     // A change made elsewhere shows up without asking.
@@ -306,6 +324,65 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
         })
         .await;
     assert_eq!(desired(&twin)["fan"], "on");
+}
+
+/// An idle explorer spends the hub's quota only on what is on screen. The window is ten
+/// re-read intervals (a scaled-down minute); each tab's count is checked against it.
+#[tokio::test]
+async fn an_idle_explorer_rereads_only_what_is_on_screen() {
+    let hub = TestHub::start().await;
+    hub.create_device("i-1").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: None,
+    });
+    ex.page().await;
+    ex.send(HubCommand::GetTwin {
+        device_id: "i-1".into(),
+    });
+    ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
+        .await;
+    let intervals = 10;
+    let window = POLL * intervals;
+    let tabs = [
+        ("Telemetry, Methods, C2D", OnScreen::default(), 0..=0),
+        (
+            "Devices",
+            OnScreen {
+                device_list: true,
+                twin: None,
+            },
+            // Loaded machines run late; at least a third of the reads must happen.
+            intervals / 3..=intervals + 1,
+        ),
+        (
+            "Twin",
+            OnScreen {
+                device_list: false,
+                twin: Some("i-1".into()),
+            },
+            intervals / 3..=intervals + 1,
+        ),
+    ];
+    for (tab, screen, allowed) in tabs {
+        ex.send(HubCommand::Visible(screen));
+        let before = ex.calls.total();
+        tokio::time::sleep(window).await;
+        let calls = ex.calls.total() - before;
+        assert!(
+            allowed.contains(&(calls as u32)),
+            "{tab}: {calls} calls in {window:?} with a {POLL:?} interval, want {allowed:?}"
+        );
+    }
+    // The count of the last minute reaches the app.
+    let per_minute = ex
+        .expect("call count", |e| match e {
+            HubEvent::ServiceCalls { per_minute } => Some(*per_minute),
+            _ => None,
+        })
+        .await;
+    assert!(per_minute >= 2, "{per_minute}");
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@ mod tests;
 pub use action::{Action, Mode, Tab};
 pub use update::update;
 
-use crate::client::events::{Backend, HubCommand, LinkState, StartFrom};
+use std::time::Duration;
+
+use crate::client::events::{Backend, HubCommand, LinkState, OnScreen, StartFrom};
 
 use input::TextField;
 use keymap::KeyContext;
@@ -114,6 +116,10 @@ pub struct StatusBar {
     pub last_error: Option<String>,
     /// Latest information message ("copied", "3 messages purged").
     pub notice: Option<String>,
+    /// The hub throttles: polling waits this long (as of when it was reported).
+    pub throttled: Option<Duration>,
+    /// Service REST calls in the last minute, once the backend made any.
+    pub calls_per_minute: Option<usize>,
 }
 
 impl Default for StatusBar {
@@ -129,6 +135,8 @@ impl Default for StatusBar {
                 .collect(),
             last_error: None,
             notice: None,
+            throttled: None,
+            calls_per_minute: None,
         }
     }
 }
@@ -150,6 +158,8 @@ pub struct App {
     pub prompt: Option<Prompt>,
     pub status: StatusBar,
     pub should_quit: bool,
+    /// What the backend was last told is on screen.
+    on_screen_sent: Option<OnScreen>,
     needs_redraw: bool,
     clipboard: Option<String>,
     next_id: u64,
@@ -157,7 +167,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> Self {
-        Self {
+        let mut app = Self {
             tab: Tab::Devices,
             selected_device: None,
             devices: devices::DevicesState::default(),
@@ -173,17 +183,22 @@ impl App {
             prompt: None,
             status: StatusBar::default(),
             should_quit: false,
+            on_screen_sent: None,
             needs_redraw: true,
             clipboard: None,
             next_id: 1,
             config,
-        }
+        };
+        // `start` tells the backend; from then on `update` does when it changes.
+        app.on_screen_sent = Some(app.on_screen());
+        app
     }
 
-    /// Commands to send once the backend is up: the first device page and live telemetry.
+    /// Commands to send once the backend is up: the first device page, live telemetry, and
+    /// what is on screen.
     pub fn start(&mut self) -> Vec<HubCommand> {
         self.devices.loading = true;
-        vec![
+        let mut cmds = vec![
             HubCommand::LoadDevices {
                 continuation: None,
                 filter: None,
@@ -192,7 +207,29 @@ impl App {
                 from: StartFrom::Now,
                 consumer_group: self.config.consumer_group.clone(),
             },
-        ]
+        ];
+        cmds.push(HubCommand::Visible(self.on_screen()));
+        cmds
+    }
+
+    /// What the backend should keep fresh: only what the current tab shows.
+    pub fn on_screen(&self) -> OnScreen {
+        OnScreen {
+            device_list: self.tab == Tab::Devices,
+            twin: (self.tab == Tab::Twin)
+                .then(|| self.twin.device_id.clone())
+                .flatten(),
+        }
+    }
+
+    /// `Visible` when what is on screen changed since the backend was last told.
+    fn screen_change(&mut self) -> Option<HubCommand> {
+        let now = self.on_screen();
+        if self.on_screen_sent.as_ref() == Some(&now) {
+            return None;
+        }
+        self.on_screen_sent = Some(now.clone());
+        Some(HubCommand::Visible(now))
     }
 
     /// Which layer keys go to now.

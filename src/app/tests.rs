@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::*;
 use crate::client::events::{
-    AckMode, HubEvent, LinkState, MethodFailure, MethodResponse, NewDeviceAuth, TelemetryEvent,
+    AckMode, HubEvent, LinkState, MethodFailure, MethodResponse, NewDeviceAuth, OnScreen,
+    TelemetryEvent,
 };
 use crate::iothub::device::{DeviceIdentity, DeviceStatus, SymmetricKey};
 use crate::iothub::twin::Section;
@@ -67,7 +68,14 @@ fn twin_json(desired_t: i64, etag: &str) -> serde_json::Value {
 fn start_loads_devices_and_telemetry() {
     let mut app = App::new(Config::default());
     let cmds = app.start();
-    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds.len(), 3);
+    assert_eq!(
+        cmds[2],
+        HubCommand::Visible(OnScreen {
+            device_list: true,
+            twin: None
+        })
+    );
     assert!(app.devices.loading);
     assert!(app.needs_redraw());
     app.mark_drawn();
@@ -107,10 +115,87 @@ fn first_page_selects_and_carries_device() {
     let (_, cmds) = update(&mut app, Action::SelectTab(Tab::Twin));
     assert_eq!(
         cmds,
-        vec![HubCommand::GetTwin {
-            device_id: "dev-b".into()
+        vec![
+            HubCommand::GetTwin {
+                device_id: "dev-b".into()
+            },
+            HubCommand::Visible(OnScreen {
+                device_list: false,
+                twin: Some("dev-b".into())
+            })
+        ]
+    );
+}
+
+/// The backend re-reads only what is on screen, so every change of it is sent once.
+#[test]
+fn the_backend_is_told_what_is_on_screen() {
+    let mut app = app_with_devices();
+    let visible = |cmds: Vec<HubCommand>| -> Vec<OnScreen> {
+        cmds.into_iter()
+            .filter_map(|c| match c {
+                HubCommand::Visible(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    };
+    let twin_of = |id: &str| OnScreen {
+        device_list: false,
+        twin: Some(id.into()),
+    };
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Telemetry)).1),
+        [OnScreen::default()]
+    );
+    assert!(visible(update(&mut app, Action::Down).1).is_empty());
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Twin)).1),
+        [twin_of("dev-a")]
+    );
+    assert!(
+        visible(update(&mut app, Action::Down).1).is_empty(),
+        "scrolling the twin"
+    );
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Methods)).1),
+        [OnScreen::default()]
+    );
+    update(&mut app, Action::SelectTab(Tab::Devices));
+    update(&mut app, Action::Down);
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Twin)).1),
+        [twin_of("dev-b")]
+    );
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Devices)).1),
+        [OnScreen {
+            device_list: true,
+            twin: None
         }]
     );
+}
+
+#[test]
+fn throttling_and_the_call_rate_reach_the_status_bar() {
+    let mut app = App::new(Config::default());
+    update(
+        &mut app,
+        Action::Hub(HubEvent::ServiceCalls { per_minute: 12 }),
+    );
+    assert_eq!(app.status.calls_per_minute, Some(12));
+    let pause = std::time::Duration::from_secs(20);
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Throttled {
+            retry_in: Some(pause),
+        }),
+    );
+    assert_eq!(app.status.throttled, Some(pause));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Throttled { retry_in: None }),
+    );
+    assert_eq!(app.status.throttled, None);
 }
 
 #[test]

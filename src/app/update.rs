@@ -14,6 +14,7 @@ pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
         Action::Resize => true,
         action => on_key_action(app, action, &mut cmds),
     };
+    cmds.extend(app.screen_change());
     if changed {
         app.mark_dirty();
     }
@@ -124,6 +125,14 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
             link.state = *state;
             link.detail = detail.clone();
             changed
+        }
+        HubEvent::Throttled { retry_in } => {
+            app.status.throttled = *retry_in;
+            true
+        }
+        HubEvent::ServiceCalls { per_minute } => {
+            app.status.calls_per_minute = Some(*per_minute);
+            true
         }
         HubEvent::Error(message) => {
             app.error(super::body::escape(message).into_owned());

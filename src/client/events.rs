@@ -160,6 +160,16 @@ pub enum NewDeviceAuth {
     },
 }
 
+/// What the explorer shows now: the backend re-reads only this, so an idle explorer costs a
+/// hub's quota only for what is on screen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OnScreen {
+    /// The Devices tab shows the device list.
+    pub device_list: bool,
+    /// The Twin tab shows this device's twin.
+    pub twin: Option<String>,
+}
+
 /// Backend → app.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubEvent {
@@ -222,6 +232,15 @@ pub enum HubEvent {
         state: LinkState,
         detail: Option<String>,
     },
+    /// The hub throttled a request (429, quota exceeded): polling waits `retry_in`. None: a
+    /// request went through again, the throttling is over.
+    Throttled {
+        retry_in: Option<Duration>,
+    },
+    /// Service REST calls made in the last minute.
+    ServiceCalls {
+        per_minute: usize,
+    },
     /// A failure worth one sentence in the status bar.
     Error(String),
 }
@@ -273,6 +292,8 @@ pub enum HubCommand {
     PurgeC2d {
         device_id: String,
     },
+    /// What is on screen now; sent when it changes.
+    Visible(OnScreen),
     /// (Re)start reading telemetry.
     StartTelemetry {
         from: StartFrom,

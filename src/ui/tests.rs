@@ -340,6 +340,24 @@ fn the_status_bar_names_amqp_over_websockets() {
 }
 
 #[test]
+fn the_status_bar_counts_calls_and_says_when_the_hub_throttles() {
+    let mut app = sample_app(Tab::Devices);
+    app.status.calls_per_minute = Some(14);
+    app.status.throttled = Some(std::time::Duration::from_millis(19_400));
+    let theme = Theme::default_dark();
+    let wide = text(&draw(&app, &theme, 120, 40));
+    assert!(
+        wide.contains("│ 14 calls/min │ throttled by the hub; retrying in 20 s"),
+        "{wide}"
+    );
+    let narrow = text(&draw(&app, &theme, 80, 24));
+    assert!(
+        narrow.contains("│ 14 calls/min │ throttled, 20 s"),
+        "{narrow}"
+    );
+}
+
+#[test]
 fn untrusted_ids_render_escaped() {
     let app = sample_app(Tab::Devices);
     let t = text(&draw(&app, &Theme::default_dark(), 120, 40));

@@ -103,7 +103,9 @@ fn link_symbol(state: LinkState) -> (&'static str, Role) {
 
 pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let bar = theme.style(Role::StatusBar);
-    let compact = area.width < 100;
+    let narrow = area.width < 100;
+    // A throttled hub's note matters more than the links' state words.
+    let compact = narrow || app.status.throttled.is_some();
     let mut spans = vec![Span::styled(
         format!(" {} ", escape(&app.config.hub_host)),
         bar,
@@ -130,7 +132,24 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         };
         spans.push(Span::styled(text, bar));
     }
-    if let Some(e) = &app.status.last_error {
+    if let Some(n) = app.status.calls_per_minute {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(format!("{n} calls/min "), bar));
+    }
+    if let Some(pause) = app.status.throttled {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(
+            if narrow {
+                format!("throttled, {} s", pause.as_secs_f64().ceil())
+            } else {
+                format!(
+                    "throttled by the hub; retrying in {} s",
+                    pause.as_secs_f64().ceil()
+                )
+            },
+            bar.patch(theme.style(Role::Error)),
+        ));
+    } else if let Some(e) = &app.status.last_error {
         spans.push(Span::styled("│ ", bar));
         spans.push(Span::styled(
             format!("error: {e}"),

@@ -32,10 +32,7 @@ pub(super) fn failure(
             ),
         },
         _ => MethodFailure {
-            http_status: match e {
-                ServiceClientError::Service(s) => Some(s.code.http_status()),
-                _ => None,
-            },
+            http_status: e.service_error().map(|s| s.code.http_status()),
             message: describe_error(e),
         },
     }

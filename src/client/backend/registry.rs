@@ -47,16 +47,30 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
     Some(identity)
 }
 
-/// The device list the app shows, when it fits in one page: the backend reads it again every
-/// `devices_poll` and reports it when it changed, so connection states and activity stay
-/// live. A list of several pages is left alone (re-reading it would reset the paging).
+/// The device list the app shows, as far as a re-read needs to know.
+#[derive(Clone)]
+enum Listed {
+    /// All of it, in one page: a re-read reports it when it changed, so connection states and
+    /// activity stay live.
+    OnePage(Vec<DeviceIdentity>),
+    /// Several pages: left alone (re-reading would reset the paging).
+    Pages,
+    /// The load failed: a re-read loads it again.
+    Failed,
+}
+
+/// The filter and state of the list the app shows; None before the first load.
 #[derive(Default)]
-pub(super) struct ListWatch(Mutex<Option<(Option<String>, Vec<DeviceIdentity>)>>);
+pub(super) struct ListWatch(Mutex<Option<(Option<String>, Listed)>>);
 
 impl ListWatch {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Vec<DeviceIdentity>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Listed)>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn identities(items: Vec<Value>) -> Vec<DeviceIdentity> {
+    items.into_iter().filter_map(identity_from_twin).collect()
 }
 
 pub(super) async fn load_devices(
@@ -71,72 +85,83 @@ pub(super) async fn load_devices(
         .query(&sql, continuation.as_deref(), Some(ctx.config.page_size))
         .await;
     ctx.link.record(&ctx, &result).await;
+    let first_page = continuation.is_none();
     let event = match result {
         Ok(page) => {
-            let items: Vec<DeviceIdentity> = page
-                .items
-                .into_iter()
-                .filter_map(identity_from_twin)
-                .collect();
-            *ctx.devices.lock() = (continuation.is_none() && page.continuation.is_none())
-                .then(|| (filter.clone(), items.clone()));
+            let items = identities(page.items);
+            if first_page {
+                let listed = match page.continuation {
+                    None => Listed::OnePage(items.clone()),
+                    Some(_) => Listed::Pages,
+                };
+                *ctx.devices.lock() = Some((filter, listed));
+                ctx.poller.devices_read();
+            }
             HubEvent::DevicesPage {
                 items,
                 continuation: page.continuation,
-                replace: continuation.is_none(),
+                replace: first_page,
             }
         }
-        Err(e) => HubEvent::Error(format!("cannot list devices: {}", describe_error(&e))),
+        Err(e) => {
+            if first_page {
+                *ctx.devices.lock() = Some((filter, Listed::Failed));
+            }
+            HubEvent::Error(format!("cannot list devices: {}", describe_error(&e)))
+        }
     };
     ctx.send(event).await;
 }
 
-/// Re-reads a one-page device list every `devices_poll`; reports it when it changed.
-pub(super) async fn refresh_loop(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(ctx.config.devices_poll);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some((filter, _)) = ctx.devices.lock().clone() else {
-            continue;
-        };
-        let sql = devices_query(filter.as_deref());
-        let Ok(page) = ctx
-            .config
-            .service
-            .query(&sql, None, Some(ctx.config.page_size))
-            .await
-        else {
-            continue;
-        };
-        if page.continuation.is_some() {
-            continue;
-        }
-        let items: Vec<DeviceIdentity> = page
-            .items
-            .into_iter()
-            .filter_map(identity_from_twin)
-            .collect();
-        let changed = {
-            let mut watch = ctx.devices.lock();
-            match watch.as_mut() {
-                // Still the list the app shows (no new filter meanwhile), and different.
-                Some((f, last)) if *f == filter && *last != items => {
-                    *last = items.clone();
+/// A re-read of the device list on screen (see `polling`): reported when it changed, or
+/// when it could not be loaded before.
+pub(super) async fn reread(ctx: &Ctx) {
+    let Some((filter, listed)) = ctx.devices.lock().clone() else {
+        return;
+    };
+    if matches!(listed, Listed::Pages) {
+        return;
+    }
+    let sql = devices_query(filter.as_deref());
+    let result = ctx
+        .config
+        .service
+        .query(&sql, None, Some(ctx.config.page_size))
+        .await;
+    ctx.link.record(ctx, &result).await;
+    let Ok(page) = result else {
+        return;
+    };
+    let items = identities(page.items);
+    let report = {
+        let mut watch = ctx.devices.lock();
+        match watch.as_mut() {
+            // Still the list the app shows (no new filter meanwhile).
+            Some((f, shown)) if *f == filter => match (&*shown, &page.continuation) {
+                (Listed::Failed, None) => {
+                    *shown = Listed::OnePage(items.clone());
+                    true
+                }
+                (Listed::Failed, Some(_)) => {
+                    *shown = Listed::Pages;
+                    true
+                }
+                (Listed::OnePage(last), None) if *last != items => {
+                    *shown = Listed::OnePage(items.clone());
                     true
                 }
                 _ => false,
-            }
-        };
-        if changed {
-            ctx.send(HubEvent::DevicesPage {
-                items,
-                continuation: None,
-                replace: true,
-            })
-            .await;
+            },
+            _ => false,
         }
+    };
+    if report {
+        ctx.send(HubEvent::DevicesPage {
+            items,
+            continuation: page.continuation,
+            replace: true,
+        })
+        .await;
     }
 }
 
