@@ -173,15 +173,23 @@ pub static TWIN: &[Binding] = &[
 ];
 
 pub static METHODS: &[Binding] = &[
-    foot(&[key('e')], Action::EditForm, "edit call"),
-    foot(&[key('x'), code(KeyCode::Enter)], Action::Invoke, "invoke"),
+    foot(
+        &[key('e'), code(KeyCode::Enter)],
+        Action::EditForm,
+        "edit call",
+    ),
+    foot(&[key('x')], Action::Invoke, "invoke"),
     foot(&[key('r')], Action::Rerun, "re-run selected"),
     foot(&[key('y')], Action::Copy, "copy result"),
 ];
 
 pub static C2D: &[Binding] = &[
-    foot(&[key('e')], Action::EditForm, "edit message"),
-    foot(&[key('s'), code(KeyCode::Enter)], Action::SendC2d, "send"),
+    foot(
+        &[key('e'), code(KeyCode::Enter)],
+        Action::EditForm,
+        "edit message",
+    ),
+    foot(&[key('s')], Action::SendC2d, "send"),
     bind(&[key('a')], Action::CycleAck, "ack mode"),
     danger(&[key('P')], Action::PurgeQueue, "purge queue"),
 ];
@@ -392,7 +400,11 @@ mod tests {
             (Tab::Twin, ch('e'), Some(Action::EditDesired)),
             (Tab::Twin, ch('a'), Some(Action::Reapply)),
             (Tab::Methods, ch('e'), Some(Action::EditForm)),
-            (Tab::Methods, k(KeyCode::Enter), Some(Action::Invoke)),
+            // Enter opens (as everywhere); only x and s act.
+            (Tab::Methods, k(KeyCode::Enter), Some(Action::EditForm)),
+            (Tab::Methods, ch('x'), Some(Action::Invoke)),
+            (Tab::C2d, k(KeyCode::Enter), Some(Action::EditForm)),
+            (Tab::C2d, ch('s'), Some(Action::SendC2d)),
             (Tab::C2d, ch('P'), Some(Action::PurgeQueue)),
             (Tab::C2d, ch('a'), Some(Action::CycleAck)),
             (Tab::C2d, ch('z'), None),

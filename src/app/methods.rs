@@ -14,7 +14,7 @@ use crate::iothub::method::{
 
 use super::body::{escape, pretty_lines};
 use super::input::{JsonEditor, TextField};
-use super::{Action, App};
+use super::{Action, App, Confirm, ConfirmAction};
 
 /// Calls kept per device.
 const MAX_HISTORY: usize = 50;
@@ -99,6 +99,19 @@ pub struct MethodsState {
     pub selected: usize,
     /// Why the form could not be sent.
     pub form_error: Option<String>,
+    /// A call that restarts or wipes the device, waiting for yes.
+    pub awaiting_yes: Option<MethodCall>,
+}
+
+/// Methods that restart or wipe a device by convention: reboot, reset, factory-reset, in
+/// any case and with `-`, `_` or nothing between the words.
+pub fn is_drastic(name: &str) -> bool {
+    let word: String = name
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_'))
+        .collect::<String>()
+        .to_lowercase();
+    matches!(word.as_str(), "reboot" | "reset" | "factoryreset")
 }
 
 impl MethodsState {
@@ -164,7 +177,31 @@ fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<Method
     })
 }
 
-fn send(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
+/// Sends the call, after one yes when it would restart or wipe the device.
+fn send(app: &mut App, call: MethodCall, cmds: &mut Vec<HubCommand>) {
+    if is_drastic(&call.name) {
+        app.confirm = Some(Confirm {
+            question: format!(
+                "Call {} on {}? It may restart or wipe the device.",
+                escape(&call.name),
+                escape(&call.device_id)
+            ),
+            on_yes: ConfirmAction::InvokeMethod,
+        });
+        app.methods.awaiting_yes = Some(call);
+        return;
+    }
+    send_now(app, call, cmds);
+}
+
+/// Yes to the question `send` asked.
+pub(super) fn confirmed(app: &mut App, cmds: &mut Vec<HubCommand>) {
+    if let Some(call) = app.methods.awaiting_yes.take() {
+        send_now(app, call, cmds);
+    }
+}
+
+fn send_now(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
     call.call_id = app.fresh_id();
     cmds.push(HubCommand::InvokeMethod {
         call_id: call.call_id,

@@ -63,6 +63,8 @@ impl Default for Config {
 pub enum ConfirmAction {
     DeleteDevice(String),
     PurgeQueue(String),
+    /// The method call waiting in `MethodsState::awaiting_yes`.
+    InvokeMethod,
 }
 
 /// A pending yes/no question.

@@ -543,20 +543,67 @@ fn twin_editor_shows_json_errors_and_refuses_to_send() {
 }
 
 #[test]
+fn drastic_method_names_are_recognised() {
+    for name in [
+        "reboot",
+        "Reboot",
+        "RESET",
+        "factory-reset",
+        "factory_reset",
+        "FactoryReset",
+    ] {
+        assert!(methods::is_drastic(name), "{name}");
+    }
+    for name in ["rebootLater", "setInterval", "", "re-boot-now", "factory"] {
+        assert!(!methods::is_drastic(name), "{name}");
+    }
+}
+
+#[test]
+fn a_reboot_asks_once_and_no_sends_nothing() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    update(&mut app, Action::EditForm);
+    typed(&mut app, "Factory_Reset");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(app.mode(), Mode::Confirm);
+    assert!(
+        app.confirm
+            .as_ref()
+            .unwrap()
+            .question
+            .contains("Factory_Reset on dev-a")
+    );
+    let (_, cmds) = update(&mut app, Action::ConfirmNo);
+    assert!(cmds.is_empty());
+    assert!(app.methods.calls(Some("dev-a")).is_empty());
+    // Yes sends it, once, without a second question.
+    update(&mut app, Action::Invoke);
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
+    assert!(
+        matches!(&cmds[..], [HubCommand::InvokeMethod { name, .. }] if name == "Factory_Reset"),
+        "{cmds:?}"
+    );
+    assert!(app.confirm.is_none());
+    assert_eq!(app.methods.calls(Some("dev-a")).len(), 1);
+}
+
+#[test]
 fn method_call_result_history_and_rerun() {
     let mut app = app_with_devices();
     update(&mut app, Action::SelectTab(Tab::Methods));
     update(&mut app, Action::EditForm);
-    typed(&mut app, "reboot");
+    typed(&mut app, "setInterval");
     let (_, cmds) = update(&mut app, Action::Submit);
     let [HubCommand::InvokeMethod { call_id, name, .. }] = &cmds[..] else {
         panic!("{cmds:?}")
     };
-    assert_eq!(name, "reboot");
+    assert_eq!(name, "setInterval");
     let first = *call_id;
     assert_eq!(
         app.methods.form.name.value(),
-        "reboot",
+        "setInterval",
         "form keeps its contents"
     );
     update(

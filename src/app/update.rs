@@ -45,11 +45,16 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     }
     if let Some(confirm) = app.confirm.take() {
         match action {
-            Action::ConfirmYes => cmds.push(match confirm.on_yes {
-                ConfirmAction::DeleteDevice(device_id) => HubCommand::DeleteDevice { device_id },
-                ConfirmAction::PurgeQueue(device_id) => HubCommand::PurgeC2d { device_id },
-            }),
-            Action::ConfirmNo | Action::Back => {}
+            Action::ConfirmYes => match confirm.on_yes {
+                ConfirmAction::DeleteDevice(device_id) => {
+                    cmds.push(HubCommand::DeleteDevice { device_id })
+                }
+                ConfirmAction::PurgeQueue(device_id) => {
+                    cmds.push(HubCommand::PurgeC2d { device_id })
+                }
+                ConfirmAction::InvokeMethod => methods::confirmed(app, cmds),
+            },
+            Action::ConfirmNo | Action::Back => app.methods.awaiting_yes = None,
             _ => {
                 app.confirm = Some(confirm);
                 return false;

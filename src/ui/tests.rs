@@ -112,7 +112,9 @@ fn sample_app(tab: Tab) -> App {
             )),
         );
     }
-    let (_, cmds) = update(&mut app, Action::Submit);
+    update(&mut app, Action::Submit);
+    // reboot asks first.
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
     let first_call = match &cmds[..] {
         [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] => *call_id,
         other => panic!("{other:?}"),
@@ -127,7 +129,8 @@ fn sample_app(tab: Tab) -> App {
             }),
         }),
     );
-    let (_, cmds) = update(&mut app, Action::Rerun);
+    update(&mut app, Action::Rerun);
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
     if let [crate::client::events::HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] {
         update(
             &mut app,
