@@ -126,6 +126,9 @@ pub enum Action {
     EditTags,
     ToggleTwinView,
     Reapply,
+    /// Focus the next / previous pane (twin sections).
+    NextPane,
+    PrevPane,
     // Methods and C2D.
     EditForm,
     Invoke,

@@ -158,6 +158,18 @@ pub static DETAIL: &[Binding] = &[
         Action::Up,
         "previous message",
     ),
+    foot(
+        &[code(KeyCode::PageDown), ctrl('d')],
+        Action::PageDown,
+        "scroll body",
+    ),
+    bind(
+        &[code(KeyCode::PageUp), ctrl('u')],
+        Action::PageUp,
+        "scroll body up",
+    ),
+    bind(&[code(KeyCode::Home)], Action::Top, "body top"),
+    bind(&[code(KeyCode::End)], Action::Bottom, "body end"),
 ];
 
 pub static TWIN: &[Binding] = &[
@@ -165,6 +177,16 @@ pub static TWIN: &[Binding] = &[
     foot(&[key('t')], Action::EditTags, "edit tags"),
     foot(&[key('v')], Action::ToggleTwinView, "sections / diff"),
     foot(&[key('a')], Action::Reapply, "re-apply after conflict"),
+    bind(
+        &[key('l'), code(KeyCode::Right)],
+        Action::NextPane,
+        "next pane (scrolls)",
+    ),
+    bind(
+        &[key('h'), code(KeyCode::Left)],
+        Action::PrevPane,
+        "previous pane",
+    ),
     bind(
         &[key('r'), code(KeyCode::F(5))],
         Action::Refresh,
@@ -478,6 +500,22 @@ mod tests {
         assert_eq!(
             resolve(ch('2'), Mode::Detail, ctx(Tab::Telemetry)),
             Some(Action::SelectTab(Tab::Telemetry))
+        );
+        assert_eq!(
+            resolve(k(KeyCode::PageDown), Mode::Detail, ctx(Tab::Telemetry)),
+            Some(Action::PageDown)
+        );
+        assert_eq!(
+            resolve(k(KeyCode::Home), Mode::Detail, ctx(Tab::Telemetry)),
+            Some(Action::Top)
+        );
+        assert_eq!(
+            resolve(ch('l'), Mode::Normal, ctx(Tab::Twin)),
+            Some(Action::NextPane)
+        );
+        assert_eq!(
+            resolve(k(KeyCode::Left), Mode::Normal, ctx(Tab::Twin)),
+            Some(Action::PrevPane)
         );
         assert_eq!(resolve(ch('r'), Mode::Secret, c), Some(Action::RevealKeys));
         let mut release = ch('q');

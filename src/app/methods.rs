@@ -14,6 +14,7 @@ use crate::iothub::method::{
 
 use super::body::{escape, pretty_lines};
 use super::input::{JsonEditor, TextField};
+use super::scroll::PAGE;
 use super::{Action, App, Confirm, ConfirmAction};
 
 /// Calls kept per device.
@@ -297,6 +298,12 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
         // History runs newest first on screen: Down goes to older calls.
         Action::Down if app.methods.selected + 1 < count => app.methods.selected += 1,
         Action::Up if app.methods.selected > 0 => app.methods.selected -= 1,
+        Action::PageDown if app.methods.selected + 1 < count => {
+            app.methods.selected = (app.methods.selected + PAGE).min(count - 1)
+        }
+        Action::PageUp if app.methods.selected > 0 => {
+            app.methods.selected = app.methods.selected.saturating_sub(PAGE)
+        }
         Action::Top => app.methods.selected = 0,
         Action::Bottom => app.methods.selected = count.saturating_sub(1),
         _ => return false,

@@ -12,6 +12,7 @@ pub mod keymap;
 pub mod methods;
 pub mod msgdiff;
 pub mod ring;
+pub mod scroll;
 pub mod telemetry;
 pub mod twin;
 mod update;

@@ -745,3 +745,72 @@ fn a_flood_of_messages_marks_one_redraw() {
     assert_eq!(app.telemetry.ring.dropped(), 900);
     assert_eq!(app.telemetry.view.len(), 100);
 }
+
+/// A twin whose reported section is `n` leaves long.
+fn long_twin(n: usize, etag: &str) -> serde_json::Value {
+    let reported: serde_json::Map<String, serde_json::Value> =
+        (0..n).map(|i| (format!("r{i:02}"), json!(i))).collect();
+    json!({"deviceId": "dev-a", "etag": etag, "version": 3, "tags": {},
+        "properties": {"desired": {"t": 1, "$version": 2}, "reported": reported}})
+}
+
+#[test]
+fn twin_panes_scroll_one_at_a_time_and_stay_inside_their_content() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "dev-a".into(),
+            twin: long_twin(40, "e1"),
+        }),
+    );
+    assert_eq!(app.twin.pane, twin::TwinPane::Desired);
+    // Desired is three lines: it does not scroll past its end.
+    for _ in 0..5 {
+        update(&mut app, Action::PageDown);
+    }
+    assert_eq!(app.twin.scroll[1].first_visible(3, 1), 2);
+    update(&mut app, Action::NextPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Reported);
+    for _ in 0..10 {
+        update(&mut app, Action::PageDown);
+    }
+    // 42 lines ({, 40 leaves, }): the offset stops at the last line, the others kept theirs.
+    assert_eq!(app.twin.scroll[2].first_visible(42, 1), 41);
+    assert_eq!(app.twin.scroll[0], scroll::Scroll::default());
+    assert!(update(&mut app, Action::Up).0, "one key up moves at once");
+    update(&mut app, Action::NextPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Tags);
+    update(&mut app, Action::PrevPane);
+    update(&mut app, Action::PrevPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Desired);
+}
+
+#[test]
+fn the_message_detail_scrolls_its_body() {
+    let mut app = App::new(Config::default());
+    let body: String = format!(
+        "{{{}}}",
+        (0..60)
+            .map(|i| format!("\"k{i}\": {i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    update(&mut app, msg("dev-a", &body, 1));
+    update(&mut app, Action::SelectTab(Tab::Telemetry));
+    update(&mut app, Action::OpenDetail);
+    assert_eq!(app.mode(), Mode::Detail);
+    assert!(update(&mut app, Action::PageDown).0);
+    let scroll = app.telemetry.detail.as_ref().unwrap().scroll;
+    assert_eq!(scroll.first_visible(1000, 1), 10);
+    update(&mut app, Action::Bottom);
+    let end = app.telemetry.detail.as_ref().unwrap().scroll;
+    assert!(end.first_visible(1000, 1) >= 60, "{end:?}");
+    assert!(!update(&mut app, Action::PageDown).0, "already at the end");
+    update(&mut app, Action::Top);
+    assert_eq!(
+        app.telemetry.detail.as_ref().unwrap().scroll,
+        scroll::Scroll::default()
+    );
+}

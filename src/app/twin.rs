@@ -12,6 +12,7 @@ use crate::iothub::twin_diff::{DiffEntry, diff};
 
 use super::input::JsonEditor;
 use super::jsonview::{JsonLine, leaves, lines};
+use super::scroll::Scroll;
 use super::{Action, App};
 
 /// A twin ready to draw: parsed, pretty-printed and diffed when it arrived.
@@ -65,6 +66,35 @@ fn changed_leaves(old: &ServiceTwin, new: &ServiceTwin) -> BTreeSet<String> {
         .collect()
 }
 
+/// The three section panes; one has the focus and scrolls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TwinPane {
+    Tags,
+    #[default]
+    Desired,
+    Reported,
+}
+
+impl TwinPane {
+    pub const ALL: [TwinPane; 3] = [TwinPane::Tags, TwinPane::Desired, TwinPane::Reported];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn step(self, by: isize) -> TwinPane {
+        Self::ALL[(self.index() as isize + by).rem_euclid(3) as usize]
+    }
+
+    pub fn lines(self, view: &TwinView) -> &[JsonLine] {
+        match self {
+            TwinPane::Tags => &view.tags,
+            TwinPane::Desired => &view.desired,
+            TwinPane::Reported => &view.reported,
+        }
+    }
+}
+
 /// An edit of tags or desired, kept until it is applied.
 #[derive(Clone, Debug)]
 pub struct TwinEdit {
@@ -83,7 +113,11 @@ pub struct TwinState {
     pub view: Option<TwinView>,
     /// Diff view instead of the three sections.
     pub show_diff: bool,
-    pub scroll: usize,
+    /// The section pane that scrolls.
+    pub pane: TwinPane,
+    /// Per pane, in `TwinPane::ALL` order.
+    pub scroll: [Scroll; 3],
+    pub diff_scroll: Scroll,
     pub edit: Option<TwinEdit>,
     /// Keys go to the editor.
     pub editing: bool,
@@ -200,7 +234,11 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
         Action::EditTags => start_edit(app, Section::Tags),
         Action::ToggleTwinView => {
             app.twin.show_diff = !app.twin.show_diff;
-            app.twin.scroll = 0;
+            true
+        }
+        Action::NextPane | Action::PrevPane if !app.twin.show_diff => {
+            let by = if *action == Action::NextPane { 1 } else { -1 };
+            app.twin.pane = app.twin.pane.step(by);
             true
         }
         Action::Reapply => reapply(app, cmds),
@@ -210,24 +248,18 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
             ensure_loaded(app, cmds);
             true
         }
-        Action::Down => {
-            app.twin.scroll += 1;
-            true
-        }
-        Action::Up | Action::PageUp | Action::Top => {
-            let before = app.twin.scroll;
-            app.twin.scroll = match action {
-                Action::Up => before.saturating_sub(1),
-                Action::PageUp => before.saturating_sub(10),
-                _ => 0,
+        _ => {
+            let tw = &mut app.twin;
+            let Some(view) = &tw.view else {
+                return false;
             };
-            before != app.twin.scroll
+            if tw.show_diff {
+                tw.diff_scroll.apply(action, view.diff.len())
+            } else {
+                let pane = tw.pane;
+                tw.scroll[pane.index()].apply(action, pane.lines(view).len())
+            }
         }
-        Action::PageDown => {
-            app.twin.scroll += 10;
-            true
-        }
-        _ => false,
     }
 }
 

@@ -252,6 +252,71 @@ fn twin_tab_sections_diff_and_editor() {
     snapshot("twin_editor", &app);
 }
 
+/// Scrolled far down, then a shorter twin arrives (as after a PATCH): every pane still shows
+/// its content, and the focused pane says which lines it shows.
+#[test]
+fn twin_panes_never_scroll_into_emptiness() {
+    let mut app = sample_app(Tab::Twin);
+    let long: serde_json::Map<String, serde_json::Value> =
+        (0..40).map(|i| (format!("r{i:02}"), json!(i))).collect();
+    let device = app.twin.device_id.clone().unwrap();
+    let twin = |reported: serde_json::Value| {
+        json!({"deviceId": device, "etag": "e", "version": 3, "tags": {"site": "x"},
+            "properties": {"desired": {"t": 1, "$version": 2}, "reported": reported}})
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: device.clone(),
+            twin: twin(serde_json::Value::Object(long)),
+        }),
+    );
+    update(&mut app, Action::NextPane);
+    for _ in 0..10 {
+        update(&mut app, Action::PageDown);
+        update(&mut app, Action::PageDown);
+    }
+    let theme = Theme::default_dark();
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"r39\": 39"), "{t}");
+    assert!(t.contains("reported 32-42/42"), "{t}");
+    assert!(t.contains("\"t\": 1"), "desired keeps its own offset:\n{t}");
+    update(
+        &mut app,
+        Action::Hub(HubEvent::TwinUpdated {
+            device_id: device.clone(),
+            twin: twin(json!({"t": 1})),
+        }),
+    );
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"site\": \"x\""), "{t}");
+    assert_eq!(
+        t.matches("\"t\": 1").count(),
+        2,
+        "desired and reported:\n{t}"
+    );
+}
+
+#[test]
+fn the_message_detail_shows_the_rest_of_a_long_body() {
+    let mut app = sample_app(Tab::Telemetry);
+    let body = format!(
+        "{{{}}}",
+        (0..60)
+            .map(|i| format!("\"k{i:02}\": {i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    update(&mut app, telemetry("dev-z", 59, body.as_bytes()));
+    update(&mut app, Action::Bottom);
+    update(&mut app, Action::OpenDetail);
+    let theme = Theme::default_dark();
+    assert!(!text(&draw(&app, &theme, 80, 24)).contains("\"k59\""));
+    update(&mut app, Action::Bottom);
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"k59\": 59"), "{t}");
+}
+
 #[test]
 fn methods_tab() {
     snapshot("methods", &sample_app(Tab::Methods));
