@@ -140,6 +140,8 @@ pub enum Action {
     Hub(HubEvent),
     /// Terminal size changed: redraw.
     Resize,
+    /// The clock reached a notice's end (the terminal loop sends it then).
+    Tick(std::time::Instant),
 }
 
 #[cfg(test)]

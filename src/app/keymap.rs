@@ -116,10 +116,10 @@ pub static NAVIGATION: &[Binding] = &[
 ];
 
 pub static DEVICES: &[Binding] = &[
-    foot(&[key('/')], Action::StartFilter, "filter by id"),
-    foot(&[key('n')], Action::NewDevice, "new device"),
+    foot(&[key('/')], Action::StartFilter, "filter"),
+    foot(&[key('n')], Action::NewDevice, "new"),
     foot(&[key('e')], Action::ToggleDeviceStatus, "enable/disable"),
-    danger(&[key('d')], Action::DeleteDevice, "delete device"),
+    danger(&[key('d')], Action::DeleteDevice, "delete"),
     foot(
         &[key('c'), code(KeyCode::Enter)],
         Action::ShowConnectionString,
@@ -133,21 +133,21 @@ pub static DEVICES: &[Binding] = &[
 ];
 
 pub static TELEMETRY: &[Binding] = &[
-    foot(&[key('p')], Action::TogglePause, "pause/resume"),
-    foot(&[code(KeyCode::Enter)], Action::OpenDetail, "open message"),
-    foot(&[key('a')], Action::ToggleScope, "all / selected device"),
-    foot(&[key('/')], Action::StartFilter, "filter device or text"),
-    bind(&[key('c')], Action::ToggleChart, "chart on/off"),
+    foot(&[key('p')], Action::TogglePause, "pause"),
+    foot(&[code(KeyCode::Enter)], Action::OpenDetail, "open"),
+    foot(&[key('a')], Action::ToggleScope, "all/one device"),
+    foot(&[key('/')], Action::StartFilter, "filter"),
+    foot(&[key('c')], Action::ToggleChart, "chart"),
+    foot(&[key('s')], Action::StartFrom, "start from"),
     bind(&[key('f')], Action::NextChartField, "next chart field"),
     bind(&[key('x')], Action::Export, "export JSON lines"),
-    bind(&[key('s')], Action::StartFrom, "start from now / time"),
     bind(&[key('C')], Action::ConsumerGroup, "consumer group"),
     bind(&[key('X')], Action::ClearTelemetry, "clear buffer"),
 ];
 
 pub static DETAIL: &[Binding] = &[
     foot(&[key('d')], Action::ToggleDiff, "diff to previous"),
-    foot(&[key('y')], Action::Copy, "copy body"),
+    foot(&[key('y')], Action::Copy, "copy"),
     bind(
         &[key('j'), code(KeyCode::Down)],
         Action::Down,
@@ -161,7 +161,7 @@ pub static DETAIL: &[Binding] = &[
     foot(
         &[code(KeyCode::PageDown), ctrl('d')],
         Action::PageDown,
-        "scroll body",
+        "scroll",
     ),
     bind(
         &[code(KeyCode::PageUp), ctrl('u')],
@@ -175,8 +175,8 @@ pub static DETAIL: &[Binding] = &[
 pub static TWIN: &[Binding] = &[
     foot(&[key('e')], Action::EditDesired, "edit desired"),
     foot(&[key('t')], Action::EditTags, "edit tags"),
-    foot(&[key('v')], Action::ToggleTwinView, "sections / diff"),
-    foot(&[key('a')], Action::Reapply, "re-apply after conflict"),
+    foot(&[key('v')], Action::ToggleTwinView, "sections/diff"),
+    foot(&[key('a')], Action::Reapply, "re-apply"),
     bind(
         &[key('l'), code(KeyCode::Right)],
         Action::NextPane,
@@ -201,7 +201,7 @@ pub static METHODS: &[Binding] = &[
         "edit call",
     ),
     foot(&[key('x')], Action::Invoke, "invoke"),
-    foot(&[key('r')], Action::Rerun, "re-run selected"),
+    foot(&[key('r')], Action::Rerun, "re-run"),
     foot(&[key('y')], Action::Copy, "copy result"),
 ];
 
@@ -212,7 +212,7 @@ pub static C2D: &[Binding] = &[
         "edit message",
     ),
     foot(&[key('s')], Action::SendC2d, "send"),
-    bind(&[key('a')], Action::CycleAck, "ack mode"),
+    foot(&[key('a')], Action::CycleAck, "ack mode"),
     danger(&[key('P')], Action::PurgeQueue, "purge queue"),
 ];
 

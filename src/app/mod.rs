@@ -23,7 +23,10 @@ mod tests;
 pub use action::{Action, Mode, Tab};
 pub use update::update;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a notice stays in the status bar.
+pub const NOTICE_LIFETIME: Duration = Duration::from_secs(5);
 
 use crate::client::events::{Backend, HubCommand, LinkState, OnScreen, StartFrom};
 
@@ -117,8 +120,10 @@ pub struct Link {
 pub struct StatusBar {
     pub links: Vec<Link>,
     pub last_error: Option<String>,
-    /// Latest information message ("copied", "3 messages purged").
+    /// Latest information message ("copied", "3 messages purged"), and when it came: it
+    /// goes after `NOTICE_LIFETIME`.
     pub notice: Option<String>,
+    pub notice_since: Option<Instant>,
     /// The hub throttles: polling waits this long (as of when it was reported).
     pub throttled: Option<Duration>,
     /// Service REST calls in the last minute, once the backend made any.
@@ -138,6 +143,7 @@ impl Default for StatusBar {
                 .collect(),
             last_error: None,
             notice: None,
+            notice_since: None,
             throttled: None,
             calls_per_minute: None,
         }
@@ -280,7 +286,7 @@ impl App {
     }
 
     fn copy(&mut self, what: &str, text: String) {
-        self.status.notice = Some(format!(
+        self.notice(format!(
             "copied {what} ({} bytes) with OSC 52; if nothing arrived, the terminal may not allow it",
             text.len()
         ));
@@ -299,5 +305,11 @@ impl App {
 
     fn notice(&mut self, message: impl Into<String>) {
         self.status.notice = Some(message.into());
+        self.status.notice_since = Some(Instant::now());
+    }
+
+    /// When the notice shown now goes away; the terminal loop sends `Tick` then.
+    pub fn notice_expires(&self) -> Option<Instant> {
+        self.status.notice_since.map(|t| t + NOTICE_LIFETIME)
     }
 }

@@ -814,3 +814,24 @@ fn the_message_detail_scrolls_its_body() {
         scroll::Scroll::default()
     );
 }
+
+#[test]
+fn notices_expire_errors_stay() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::ShowConnectionString);
+    update(&mut app, Action::Copy);
+    let until = app.notice_expires().expect("a notice with an end");
+    app.status.last_error = Some("boom".into());
+    assert!(
+        !update(
+            &mut app,
+            Action::Tick(until - std::time::Duration::from_millis(1))
+        )
+        .0
+    );
+    assert!(app.status.notice.is_some());
+    assert!(update(&mut app, Action::Tick(until)).0);
+    assert_eq!(app.status.notice, None);
+    assert_eq!(app.notice_expires(), None);
+    assert_eq!(app.status.last_error.as_deref(), Some("boom"));
+}

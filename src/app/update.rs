@@ -12,6 +12,7 @@ pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
     let changed = match action {
         Action::Hub(event) => on_event(app, event, &mut cmds),
         Action::Resize => true,
+        Action::Tick(now) => expire_notice(app, now),
         action => on_key_action(app, action, &mut cmds),
     };
     cmds.extend(app.screen_change());
@@ -19,6 +20,15 @@ pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
         app.mark_dirty();
     }
     (changed, cmds)
+}
+
+fn expire_notice(app: &mut App, now: std::time::Instant) -> bool {
+    if app.notice_expires().is_some_and(|at| at <= now) {
+        app.status.notice = None;
+        app.status.notice_since = None;
+        return true;
+    }
+    false
 }
 
 fn switch_tab(app: &mut App, tab: Tab, cmds: &mut Vec<HubCommand>) -> bool {
@@ -111,6 +121,7 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     if action == Action::Back && (app.status.last_error.is_some() || app.status.notice.is_some()) {
         app.status.last_error = None;
         app.status.notice = None;
+        app.status.notice_since = None;
         return true;
     }
     false

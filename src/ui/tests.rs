@@ -317,6 +317,50 @@ fn the_message_detail_shows_the_rest_of_a_long_body() {
     assert!(t.contains("\"k59\": 59"), "{t}");
 }
 
+/// At 80 columns every tab's footer shows whole hints only, ends with "? more", and keeps
+/// the tab's own keys that used to fall off the end.
+#[test]
+fn footers_fit_80_columns_with_whole_hints() {
+    let theme = Theme::default_dark();
+    let cases: &[(Tab, &[&str])] = &[
+        (Tab::Devices, &["/ filter", "n new", "c connection string"]),
+        (Tab::Telemetry, &["a all/one device", "c chart"]),
+        (Tab::Twin, &["e edit desired", "a re-apply"]),
+        (Tab::Methods, &["e edit call", "x invoke"]),
+        (Tab::C2d, &["s send", "a ack mode"]),
+    ];
+    for (tab, wanted) in cases {
+        let app = sample_app(*tab);
+        let t = text(&draw(&app, &theme, 80, 24));
+        let footer = t.lines().nth(22).unwrap().trim_end();
+        assert!(footer.ends_with(" · ? more"), "{tab:?}: {footer}");
+        for hint in footer.trim_end_matches(" · ? more").split(" · ") {
+            let (key, desc) = hint.split_once(' ').unwrap();
+            let known = crate::app::keymap::tab_table(*tab)
+                .iter()
+                .chain(crate::app::keymap::GLOBAL)
+                .any(|b| b.desc == desc && crate::app::keymap::keys_label(b).starts_with(key));
+            assert!(known, "{tab:?}: {hint:?} is not a whole hint in {footer}");
+        }
+        for w in *wanted {
+            assert!(footer.contains(w), "{tab:?}: {w} missing from {footer}");
+        }
+        // At 120 columns every footer key of the tab fits.
+        let wide = text(&draw(&app, &theme, 120, 40));
+        let footer = wide.lines().nth(38).unwrap();
+        for b in crate::app::keymap::tab_table(*tab)
+            .iter()
+            .filter(|b| b.footer)
+        {
+            let hint = format!("{} {}", crate::app::keymap::chord_label(&b.keys[0]), b.desc);
+            assert!(
+                footer.contains(&hint),
+                "{tab:?}: {hint} missing from {footer}"
+            );
+        }
+    }
+}
+
 #[test]
 fn methods_tab() {
     snapshot("methods", &sample_app(Tab::Methods));
