@@ -153,6 +153,22 @@ async fn devices_come_in_pages_and_the_filter_is_a_where_clause() {
         filter: Some("o'".into()),
     });
     assert_eq!(ex.page().await.0, ["o'x"]);
+    // A query condition, with or without WHERE.
+    let r = hub
+        .call(
+            Method::PATCH,
+            "/twins/b-1",
+            Some(json!({"tags": {"site": "lab"}})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    for filter in ["WHERE tags.site = 'lab'", "tags.site = 'lab'"] {
+        ex.send(HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some(filter.into()),
+        });
+        assert_eq!(ex.page().await.0, ["b-1"], "{filter}");
+    }
 }
 
 #[tokio::test]

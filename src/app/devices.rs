@@ -3,6 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
+use crate::client::backend::filter_condition;
 use crate::client::events::{HubCommand, HubEvent, NewDeviceAuth};
 use crate::iothub::connection_string::{DeviceAuth, DeviceConnectionString};
 use crate::iothub::device::{AuthType, DeviceIdentity, DeviceStatus, validate_device_id};
@@ -93,8 +94,12 @@ pub struct DevicesState {
 }
 
 impl DevicesState {
-    /// Devices matching the filter, in registry order.
+    /// Devices matching the filter, in registry order. A query condition was applied by the
+    /// hub; an id prefix is also matched here, so a list loaded before it narrows at once.
     pub fn visible(&self) -> Vec<&DeviceIdentity> {
+        if filter_condition(&self.filter).is_some() {
+            return self.items.iter().collect();
+        }
         let needle = self.filter.to_lowercase();
         self.items
             .iter()

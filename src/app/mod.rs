@@ -91,7 +91,7 @@ pub enum PromptKind {
 impl PromptKind {
     pub fn label(self) -> &'static str {
         match self {
-            PromptKind::DeviceFilter => "filter devices: ",
+            PromptKind::DeviceFilter => "filter: id prefix, or a condition (tags.site = 'x'): ",
             PromptKind::TelemetryFilter => "filter device or text: ",
             PromptKind::ExportPath => "export to file: ",
             PromptKind::StartFrom => "start from (now, -10m, -2h, RFC 3339): ",

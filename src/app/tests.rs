@@ -835,3 +835,30 @@ fn notices_expire_errors_stay() {
     assert_eq!(app.notice_expires(), None);
     assert_eq!(app.status.last_error.as_deref(), Some("boom"));
 }
+
+#[test]
+fn a_query_condition_filters_on_the_hub_not_by_id() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::StartFilter);
+    typed(&mut app, "tags.site = 'lab'");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some("tags.site = 'lab'".into())
+        }]
+    );
+    update(&mut app, page(&["dev-b"], None, true));
+    let shown: Vec<_> = app
+        .devices
+        .visible()
+        .iter()
+        .map(|d| d.device_id.clone())
+        .collect();
+    assert_eq!(
+        shown,
+        ["dev-b"],
+        "the hub's answer is not filtered again by id"
+    );
+}

@@ -31,7 +31,7 @@ use crate::client::tls::Trust;
 use crate::iothub::connection_string::EventHubConnectionString;
 
 pub use link::describe_error;
-pub use registry::devices_query;
+pub use registry::{devices_query, filter_condition};
 
 /// What the backend connects to.
 #[derive(Clone)]

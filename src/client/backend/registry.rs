@@ -18,18 +18,33 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The devices query for a filter typed in the Devices tab. The filter matches the start of
-/// the device id, as a range that both Azure and the local hub evaluate
-/// (`deviceId >= 'abc' AND deviceId < 'abc\u{ffff}'`); device ids are ASCII, so every id
-/// starting with the filter sorts inside it.
+/// The query condition in a filter typed in the Devices tab, if it is one: text after
+/// `WHERE`, or any text with a space (device ids have none), such as `tags.site = 'x'`.
+pub fn filter_condition(filter: &str) -> Option<&str> {
+    let filter = filter.trim();
+    let head = filter.get(..6).unwrap_or_default();
+    if head.eq_ignore_ascii_case("where ") {
+        return Some(filter[6..].trim());
+    }
+    filter.contains(char::is_whitespace).then_some(filter)
+}
+
+/// The devices query for a filter typed in the Devices tab: a query condition (see
+/// `filter_condition`) as the WHERE clause, else the start of the device id, as a range that
+/// both Azure and the local hub evaluate (`deviceId >= 'abc' AND deviceId < 'abc\u{ffff}'`);
+/// device ids are ASCII, so every id starting with the filter sorts inside it.
 pub fn devices_query(filter: Option<&str>) -> String {
-    match filter.map(str::trim).filter(|f| !f.is_empty()) {
+    let filter = filter.map(str::trim).filter(|f| !f.is_empty());
+    match filter {
         None => "SELECT * FROM devices".to_string(),
-        Some(prefix) => format!(
-            "SELECT * FROM devices WHERE deviceId >= {} AND deviceId < {}",
-            literal(prefix),
-            literal(&format!("{prefix}\u{ffff}"))
-        ),
+        Some(f) => match filter_condition(f) {
+            Some(condition) => format!("SELECT * FROM devices WHERE {condition}"),
+            None => format!(
+                "SELECT * FROM devices WHERE deviceId >= {} AND deviceId < {}",
+                literal(f),
+                literal(&format!("{f}\u{ffff}"))
+            ),
+        },
     }
 }
 
@@ -259,6 +274,30 @@ mod tests {
         ] {
             assert_eq!(parsed.matches(&json!({ "deviceId": id })), hit, "{id}");
         }
+    }
+
+    #[test]
+    fn a_filter_with_a_space_or_where_is_a_query_condition() {
+        let cases = [
+            ("WHERE tags.site = 'x'", Some("tags.site = 'x'")),
+            ("  where  tags.site = 'x' ", Some("tags.site = 'x'")),
+            ("tags.site = 'x'", Some("tags.site = 'x'")),
+            (
+                "status = 'disabled' AND tags.floor > 2",
+                Some("status = 'disabled' AND tags.floor > 2"),
+            ),
+            ("sim-", None),
+            ("whereabouts", None),
+            ("", None),
+        ];
+        for (filter, want) in cases {
+            assert_eq!(filter_condition(filter), want, "{filter}");
+        }
+        let q = devices_query(Some("WHERE tags.site = 'x'"));
+        assert_eq!(q, "SELECT * FROM devices WHERE tags.site = 'x'");
+        let parsed = parse_query(&q).unwrap();
+        assert!(parsed.matches(&json!({"deviceId": "a", "tags": {"site": "x"}})));
+        assert!(!parsed.matches(&json!({"deviceId": "b", "tags": {"site": "y"}})));
     }
 
     #[test]
