@@ -85,6 +85,7 @@ impl Explorer {
                 items,
                 continuation,
                 replace,
+                ..
             } => Some((
                 items.iter().map(|d| d.device_id.clone()).collect(),
                 continuation.clone(),
@@ -169,6 +170,19 @@ async fn devices_come_in_pages_and_the_filter_is_a_where_clause() {
         });
         assert_eq!(ex.page().await.0, ["b-1"], "{filter}");
     }
+    // The list carries each twin's tags (and model id) for its columns.
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: Some("b-".into()),
+    });
+    let twins = ex
+        .expect("devices page", |e| match e {
+            HubEvent::DevicesPage { twins, .. } => Some(twins.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(twins["b-1"].tags["site"], "lab");
+    assert_eq!(twins["b-1"].model_id, "");
 }
 
 #[tokio::test]

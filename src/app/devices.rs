@@ -4,7 +4,9 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use crate::client::backend::filter_condition;
-use crate::client::events::{HubCommand, HubEvent, NewDeviceAuth};
+use std::collections::BTreeMap;
+
+use crate::client::events::{HubCommand, HubEvent, NewDeviceAuth, TwinSummary};
 use crate::iothub::connection_string::{DeviceAuth, DeviceConnectionString};
 use crate::iothub::device::{AuthType, DeviceIdentity, DeviceStatus, validate_device_id};
 
@@ -91,6 +93,8 @@ pub struct DevicesState {
     pub filter: String,
     pub create: Option<CreateDeviceForm>,
     pub secret: Option<SecretPanel>,
+    /// Model id and tags of the listed devices, by id.
+    pub twins: BTreeMap<String, TwinSummary>,
 }
 
 impl DevicesState {
@@ -144,6 +148,34 @@ pub fn connection_string(host: &str, device: &DeviceIdentity, revealed: bool) ->
     } else {
         cs.masked()
     })
+}
+
+/// Shown instead of a key.
+pub const MASK: &str = "••••••••";
+
+/// The registry entry as JSON with its keys masked, for the detail pane.
+pub fn masked_identity(device: &DeviceIdentity) -> serde_json::Value {
+    let mut value = serde_json::to_value(device).unwrap_or_default();
+    if let Some(keys) = value
+        .pointer_mut("/authentication/symmetricKey")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for key in keys.values_mut().filter(|k| k.is_string()) {
+            *key = MASK.into();
+        }
+    }
+    value
+}
+
+/// Top-level tags as `name=value`, values compact, for a column.
+pub fn tags_summary(tags: &serde_json::Map<String, serde_json::Value>) -> String {
+    tags.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Selection moved: carry it to every tab, and fetch the next page near the end.
@@ -310,13 +342,18 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent, cmds: &mut Vec<HubComman
     match event {
         HubEvent::DevicesPage {
             items,
+            twins,
             continuation,
             replace,
         } => {
             if *replace {
                 app.devices.items.clear();
+                app.devices.twins.clear();
             }
             app.devices.items.extend(items.iter().cloned());
+            app.devices
+                .twins
+                .extend(twins.iter().map(|(k, v)| (k.clone(), v.clone())));
             app.devices.continuation = continuation.clone();
             app.devices.loading = false;
             // Keep the chosen device chosen when the list reloads.

@@ -34,6 +34,7 @@ fn typed(app: &mut App, text: &str) {
 fn page(ids: &[&str], continuation: Option<&str>, replace: bool) -> Action {
     Action::Hub(HubEvent::DevicesPage {
         items: ids.iter().map(|i| device(i)).collect(),
+        twins: Default::default(),
         continuation: continuation.map(str::to_owned),
         replace,
     })
@@ -860,5 +861,41 @@ fn a_query_condition_filters_on_the_hub_not_by_id() {
         shown,
         ["dev-b"],
         "the hub's answer is not filtered again by id"
+    );
+}
+
+#[test]
+fn the_identity_detail_masks_keys_and_tags_read_as_pairs() {
+    let shown = devices::masked_identity(&device("dev-a")).to_string();
+    assert!(!shown.contains("cHJpbWFyeWtleQ=="), "{shown}");
+    assert!(shown.contains(devices::MASK), "{shown}");
+    let tags = json!({"site": "lab", "floor": 2, "owner": {"team": "x"}});
+    assert_eq!(
+        devices::tags_summary(tags.as_object().unwrap()),
+        r#"site=lab floor=2 owner={"team":"x"}"#
+    );
+}
+
+#[test]
+fn model_ids_and_tags_of_a_page_are_kept_by_device() {
+    let mut app = App::new(Config::default());
+    let summary = crate::client::events::TwinSummary {
+        model_id: "dtmi:x;1".into(),
+        tags: json!({"site": "lab"}).as_object().unwrap().clone(),
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::DevicesPage {
+            items: vec![device("a")],
+            twins: [("a".to_string(), summary.clone())].into(),
+            continuation: None,
+            replace: true,
+        }),
+    );
+    assert_eq!(app.devices.twins.get("a"), Some(&summary));
+    update(&mut app, page(&["b"], None, true));
+    assert!(
+        app.devices.twins.is_empty(),
+        "a new list forgets the old twins"
     );
 }

@@ -2,6 +2,7 @@
 //! (backend → app) and `HubCommand` (app → backend). Pure data: no I/O, no tokio.
 //! Wire formats stay in `iothub`; these types carry already-parsed values.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -170,12 +171,23 @@ pub struct OnScreen {
     pub twin: Option<String>,
 }
 
+/// What the device list shows from a device's twin beside its identity (the query answers
+/// with twins).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TwinSummary {
+    /// The Plug and Play model the device announced; empty when none.
+    pub model_id: String,
+    pub tags: Map<String, Value>,
+}
+
 /// Backend → app.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubEvent {
     /// A page of the device registry. `replace` starts a new list (first page, new filter).
     DevicesPage {
         items: Vec<DeviceIdentity>,
+        /// By device id, for the devices in `items`.
+        twins: BTreeMap<String, TwinSummary>,
         continuation: Option<String>,
         replace: bool,
     },

@@ -53,6 +53,17 @@ fn sample_app(tab: Tab) -> App {
                 device("sensor-b", false, "0001-01-01T00:00:00Z"),
                 device("evil\u{1b}[31m-c", false, "2024-04-30T08:15:00.000Z"),
             ],
+            twins: [(
+                "thermostat-a".to_string(),
+                crate::client::events::TwinSummary {
+                    model_id: "dtmi:com:example:Thermostat;1".into(),
+                    tags: json!({"site": "lab", "floor": 2})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                },
+            )]
+            .into(),
             continuation: Some("token".into()),
             replace: true,
         }),

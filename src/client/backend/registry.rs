@@ -2,11 +2,12 @@
 //! tokens; the filter becomes a WHERE clause), one entry with its keys, create, enable or
 //! disable, delete.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::client::events::{HubEvent, NewDeviceAuth};
+use crate::client::events::{HubEvent, NewDeviceAuth, TwinSummary};
 use crate::client::service::ServiceClientError;
 use crate::iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
 
@@ -67,7 +68,7 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
 enum Listed {
     /// All of it, in one page: a re-read reports it when it changed, so connection states and
     /// activity stay live.
-    OnePage(Vec<DeviceIdentity>),
+    OnePage(Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>),
     /// Several pages: left alone (re-reading would reset the paging).
     Pages,
     /// The load failed: a re-read loads it again.
@@ -84,8 +85,29 @@ impl ListWatch {
     }
 }
 
-fn identities(items: Vec<Value>) -> Vec<DeviceIdentity> {
-    items.into_iter().filter_map(identity_from_twin).collect()
+/// A query page's twins as registry entries and what the list shows of each twin.
+fn identities(items: Vec<Value>) -> (Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>) {
+    let twins = items
+        .iter()
+        .filter_map(|t| {
+            let id = t.get("deviceId")?.as_str()?.to_string();
+            let summary = TwinSummary {
+                model_id: t
+                    .get("modelId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                tags: t
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            Some((id, summary))
+        })
+        .collect();
+    let identities = items.into_iter().filter_map(identity_from_twin).collect();
+    (identities, twins)
 }
 
 pub(super) async fn load_devices(
@@ -103,10 +125,10 @@ pub(super) async fn load_devices(
     let first_page = continuation.is_none();
     let event = match result {
         Ok(page) => {
-            let items = identities(page.items);
+            let (items, twins) = identities(page.items);
             if first_page {
                 let listed = match page.continuation {
-                    None => Listed::OnePage(items.clone()),
+                    None => Listed::OnePage(items.clone(), twins.clone()),
                     Some(_) => Listed::Pages,
                 };
                 *ctx.devices.lock() = Some((filter, listed));
@@ -114,6 +136,7 @@ pub(super) async fn load_devices(
             }
             HubEvent::DevicesPage {
                 items,
+                twins,
                 continuation: page.continuation,
                 replace: first_page,
             }
@@ -147,22 +170,24 @@ pub(super) async fn reread(ctx: &Ctx) {
     let Ok(page) = result else {
         return;
     };
-    let items = identities(page.items);
+    let (items, twins) = identities(page.items);
     let report = {
         let mut watch = ctx.devices.lock();
         match watch.as_mut() {
             // Still the list the app shows (no new filter meanwhile).
             Some((f, shown)) if *f == filter => match (&*shown, &page.continuation) {
                 (Listed::Failed, None) => {
-                    *shown = Listed::OnePage(items.clone());
+                    *shown = Listed::OnePage(items.clone(), twins.clone());
                     true
                 }
                 (Listed::Failed, Some(_)) => {
                     *shown = Listed::Pages;
                     true
                 }
-                (Listed::OnePage(last), None) if *last != items => {
-                    *shown = Listed::OnePage(items.clone());
+                (Listed::OnePage(last, last_twins), None)
+                    if *last != items || *last_twins != twins =>
+                {
+                    *shown = Listed::OnePage(items.clone(), twins.clone());
                     true
                 }
                 _ => false,
@@ -173,6 +198,7 @@ pub(super) async fn reread(ctx: &Ctx) {
     if report {
         ctx.send(HubEvent::DevicesPage {
             items,
+            twins,
             continuation: page.continuation,
             replace: true,
         })
