@@ -104,8 +104,8 @@ fn link_symbol(state: LinkState) -> (&'static str, Role) {
 pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let bar = theme.style(Role::StatusBar);
     let narrow = area.width < 100;
-    // A throttled hub's note matters more than the links' state words.
-    let compact = narrow || app.status.throttled.is_some();
+    // A throttled hub's note or an error matters more than the links' state words.
+    let compact = narrow || app.status.throttled.is_some() || app.status.last_error.is_some();
     let mut spans = vec![Span::styled(
         format!(" {} ", escape(&app.config.hub_host)),
         bar,

@@ -143,7 +143,10 @@ pub(super) async fn load_devices(
         }
         Err(e) => {
             if first_page {
-                *ctx.devices.lock() = Some((filter, Listed::Failed));
+                // A refused query (a bad filter) would fail again; anything else may pass later.
+                let refused =
+                    matches!(&e, ServiceClientError::Service(s) if s.code.http_status() < 500);
+                *ctx.devices.lock() = (!refused).then_some((filter, Listed::Failed));
             }
             HubEvent::Error(format!("cannot list devices: {}", describe_error(&e)))
         }
