@@ -59,6 +59,20 @@ fn app_with_devices() -> App {
     app
 }
 
+/// On the Twin tab with this twin of dev-a loaded.
+fn app_showing_twin(twin: serde_json::Value) -> App {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "dev-a".into(),
+            twin,
+        }),
+    );
+    app
+}
+
 fn twin_json(desired_t: i64, etag: &str) -> serde_json::Value {
     json!({"deviceId": "dev-a", "etag": etag, "version": 3, "tags": {"site": "x"},
         "properties": {"desired": {"t": desired_t, "$version": 2},
@@ -445,15 +459,7 @@ fn telemetry_prompts_make_commands() {
 
 #[test]
 fn twin_edit_patch_conflict_and_reapply() {
-    let mut app = app_with_devices();
-    update(&mut app, Action::SelectTab(Tab::Twin));
-    update(
-        &mut app,
-        Action::Hub(HubEvent::Twin {
-            device_id: "dev-a".into(),
-            twin: twin_json(5, "etag1"),
-        }),
-    );
+    let mut app = app_showing_twin(twin_json(5, "etag1"));
     assert!(app.twin.view.is_some());
     update(&mut app, Action::EditDesired);
     assert_eq!(app.mode(), Mode::Editor);
@@ -512,15 +518,7 @@ fn twin_edit_patch_conflict_and_reapply() {
 
 #[test]
 fn twin_editor_shows_json_errors_and_refuses_to_send() {
-    let mut app = app_with_devices();
-    update(&mut app, Action::SelectTab(Tab::Twin));
-    update(
-        &mut app,
-        Action::Hub(HubEvent::Twin {
-            device_id: "dev-a".into(),
-            twin: twin_json(5, "e"),
-        }),
-    );
+    let mut app = app_showing_twin(twin_json(5, "e"));
     update(&mut app, Action::EditTags);
     assert!(update(&mut app, key('x')).0);
     let status = &app.twin.edit.as_ref().unwrap().editor.status;
@@ -757,15 +755,7 @@ fn long_twin(n: usize, etag: &str) -> serde_json::Value {
 
 #[test]
 fn twin_panes_scroll_one_at_a_time_and_stay_inside_their_content() {
-    let mut app = app_with_devices();
-    update(&mut app, Action::SelectTab(Tab::Twin));
-    update(
-        &mut app,
-        Action::Hub(HubEvent::Twin {
-            device_id: "dev-a".into(),
-            twin: long_twin(40, "e1"),
-        }),
-    );
+    let mut app = app_showing_twin(long_twin(40, "e1"));
     assert_eq!(app.twin.pane, twin::TwinPane::Desired);
     // Desired is three lines: it does not scroll past its end.
     for _ in 0..5 {

@@ -9,6 +9,7 @@ use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table, Wrap};
 use crate::app::App;
 use crate::app::body::escape;
 use crate::app::devices::{CreateDeviceForm, connection_string, masked_identity, tags_summary};
+use crate::app::jsonview::leaves;
 use crate::client::events::TwinSummary;
 use crate::iothub::device::{AuthType, ConnectionState, DeviceIdentity, DeviceStatus, NEVER};
 
@@ -222,8 +223,15 @@ fn device_detail(
     );
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    let mut fields = Vec::new();
-    leaves("", &masked_identity(device), &mut fields);
+    let identity = match masked_identity(device) {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    // Every leaf that says something, by dotted path.
+    let mut fields: Vec<(String, String)> = leaves(&identity, "")
+        .into_iter()
+        .filter(|(_, v)| v != "null")
+        .collect();
     if let Some(t) = twin {
         fields.push(("modelId".into(), format!("{:?}", t.model_id)));
         fields.push((
@@ -248,24 +256,6 @@ fn device_detail(
         Paragraph::new(fields[split..].iter().map(line).collect::<Vec<_>>()),
         right,
     );
-}
-
-/// `a.b.c: value` for every leaf that says something (nulls left out).
-fn leaves(path: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                leaves(&child, v, out);
-            }
-        }
-        serde_json::Value::Null => {}
-        leaf => out.push((path.to_string(), leaf.to_string())),
-    }
 }
 
 fn create_form(frame: &mut Frame, area: Rect, form: &CreateDeviceForm, theme: &Theme) {
