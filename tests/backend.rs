@@ -197,6 +197,7 @@ async fn a_one_page_list_is_read_again_when_it_changes() {
     ex.send(HubCommand::Visible(OnScreen {
         device_list: true,
         twin: None,
+        module: None,
     }));
     assert_eq!(ex.page().await.0, ["r-1"]);
     hub.create_device("r-2").await;
@@ -281,6 +282,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     let mut ex = start(&hub);
     ex.send(HubCommand::GetTwin {
         device_id: "t-1".into(),
+        module_id: None,
     });
     let twin = ex
         .expect("twin", |e| match e {
@@ -293,6 +295,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     patch.insert("interval".into(), json!(5));
     ex.send(HubCommand::PatchTwin {
         device_id: "t-1".into(),
+        module_id: None,
         section: Section::Desired,
         patch: patch.clone(),
         etag: etag.clone(),
@@ -309,6 +312,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     patch.insert("interval".into(), json!(9));
     ex.send(HubCommand::PatchTwin {
         device_id: "t-1".into(),
+        module_id: None,
         section: Section::Desired,
         patch,
         etag,
@@ -331,10 +335,12 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
     let mut ex = start(&hub);
     ex.send(HubCommand::GetTwin {
         device_id: "p-1".into(),
+        module_id: None,
     });
     ex.send(HubCommand::Visible(OnScreen {
         device_list: false,
         twin: Some("p-1".into()),
+        module: None,
     }));
     ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
         .await;
@@ -370,6 +376,7 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
     ex.page().await;
     ex.send(HubCommand::GetTwin {
         device_id: "i-1".into(),
+        module_id: None,
     });
     ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
         .await;
@@ -382,6 +389,7 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
             OnScreen {
                 device_list: true,
                 twin: None,
+                module: None,
             },
             // Loaded machines run late; at least a third of the reads must happen.
             intervals / 3..=intervals + 1,
@@ -391,6 +399,7 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
             OnScreen {
                 device_list: false,
                 twin: Some("i-1".into()),
+                module: None,
             },
             intervals / 3..=intervals + 1,
         ),
@@ -416,6 +425,59 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
 }
 
 #[tokio::test]
+async fn modules_are_listed_and_their_twins_read_and_patched() {
+    let hub = TestHub::start().await;
+    hub.create_device("md-1").await;
+    hub.create_module("md-1", "edge-a").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::ListModules {
+        device_id: "md-1".into(),
+    });
+    let ids = ex
+        .expect("modules", |e| match e {
+            HubEvent::Modules { module_ids, .. } => Some(module_ids.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ids, ["edge-a"]);
+    ex.send(HubCommand::GetTwin {
+        device_id: "md-1".into(),
+        module_id: Some("edge-a".into()),
+    });
+    let twin = ex
+        .expect("module twin", |e| match e {
+            HubEvent::Twin { twin, .. } => Some(twin.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(twin["moduleId"], "edge-a");
+    let mut patch = Map::new();
+    patch.insert("level".into(), json!(3));
+    ex.send(HubCommand::PatchTwin {
+        device_id: "md-1".into(),
+        module_id: Some("edge-a".into()),
+        section: Section::Desired,
+        patch,
+        etag: twin["etag"].as_str().unwrap().into(),
+    });
+    let updated = ex
+        .expect("patched module twin", |e| match e {
+            HubEvent::TwinUpdated { twin, .. } => Some(twin.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(desired(&updated)["level"], 3);
+    let r = hub.call(Method::GET, "/twins/md-1", None).await;
+    assert!(
+        r.body["properties"]["desired"].get("level").is_none(),
+        "the device twin is untouched"
+    );
+}
+
+#[tokio::test]
 async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
     let hub = TestHub::start().await;
     let key = hub.create_device("m-1").await;
@@ -423,6 +485,7 @@ async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
     let call = |call_id: u64| HubCommand::InvokeMethod {
         call_id,
         device_id: "m-1".into(),
+        module_id: None,
         name: "reboot".into(),
         payload: json!({}),
         response_timeout: Duration::from_secs(5),

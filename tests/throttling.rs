@@ -94,7 +94,7 @@ fn client(hub: &ThrottlingHub) -> ServiceClient {
 async fn the_client_reads_retry_after_and_the_quota_error() {
     let hub = throttling_hub().await;
     let c = client(&hub);
-    match c.get_twin("d").await {
+    match c.get_twin("d", None).await {
         Err(
             e @ ServiceClientError::Throttled {
                 retry_after: Some(after),
@@ -106,7 +106,7 @@ async fn the_client_reads_retry_after_and_the_quota_error() {
         }
         other => panic!("{other:?}"),
     }
-    match c.get_twin("quota").await {
+    match c.get_twin("quota", None).await {
         Err(
             e @ ServiceClientError::Throttled {
                 retry_after: None, ..
@@ -132,6 +132,7 @@ async fn the_backend_pauses_its_rereads_while_the_hub_throttles() {
         .send(HubCommand::Visible(OnScreen {
             device_list: false,
             twin: Some("d".into()),
+            module: None,
         }))
         .unwrap();
     let retry_in = tokio::time::timeout(Duration::from_secs(15), async {

@@ -80,6 +80,8 @@ pub enum Action {
     ToggleHelp,
     /// Esc: close the top layer.
     Back,
+    /// `m`: the next module of the selected device (then the device again).
+    NextModule,
     /// Ctrl-Z: the terminal loop suspends the process (listed here for `?`; `update` ignores it).
     Suspend,
     // Lists.

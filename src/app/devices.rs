@@ -185,6 +185,7 @@ fn selection_moved(app: &mut App, cmds: &mut Vec<HubCommand>) {
     let id = app.devices.selected_device().map(|d| d.device_id.clone());
     if id.is_some() && id != app.selected_device {
         app.selected_device = id;
+        super::modules::device_changed(app);
         super::twin::device_changed(app);
         super::telemetry::device_changed(app);
     }

@@ -192,7 +192,10 @@ pub static TWIN: &[Binding] = &[
         Action::Refresh,
         "reload twin",
     ),
+    bind(&[key('m')], Action::NextModule, MODULE_DESC),
 ];
+
+const MODULE_DESC: &str = "next module / the device";
 
 pub static METHODS: &[Binding] = &[
     foot(
@@ -203,6 +206,7 @@ pub static METHODS: &[Binding] = &[
     foot(&[key('x')], Action::Invoke, "invoke"),
     foot(&[key('r')], Action::Rerun, "re-run"),
     foot(&[key('y')], Action::Copy, "copy result"),
+    bind(&[key('m')], Action::NextModule, MODULE_DESC),
 ];
 
 pub static C2D: &[Binding] = &[
@@ -430,6 +434,8 @@ mod tests {
             (Tab::C2d, ch('P'), Some(Action::PurgeQueue)),
             (Tab::C2d, ch('a'), Some(Action::CycleAck)),
             (Tab::C2d, ch('z'), None),
+            (Tab::Twin, ch('m'), Some(Action::NextModule)),
+            (Tab::Methods, ch('m'), Some(Action::NextModule)),
             (Tab::Devices, k(KeyCode::Esc), Some(Action::Back)),
         ];
         for (tab, key, want) in cases {

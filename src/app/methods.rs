@@ -83,6 +83,8 @@ pub enum CallOutcome {
 pub struct MethodCall {
     pub call_id: u64,
     pub device_id: String,
+    /// The module called, if a module's method.
+    pub module_id: Option<String>,
     pub name: String,
     pub payload: Value,
     pub response_timeout: u64,
@@ -155,7 +157,12 @@ fn parse_secs(field: &TextField, what: &str) -> Result<u64, String> {
 }
 
 /// Validates the form into a call (timeouts and name by `iothub::method` rules).
-fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<MethodCall, String> {
+fn build_call(
+    form: &MethodForm,
+    device_id: &str,
+    module_id: Option<&str>,
+    call_id: u64,
+) -> Result<MethodCall, String> {
     let payload = match &form.payload.status {
         Ok(v) => v.clone(),
         Err(p) => return Err(format!("the payload is not valid JSON: {p}")),
@@ -170,6 +177,7 @@ fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<Method
     Ok(MethodCall {
         call_id,
         device_id: device_id.to_string(),
+        module_id: module_id.map(str::to_string),
         name: valid.method_name,
         payload: valid.payload,
         response_timeout: valid.response_timeout.as_secs(),
@@ -207,6 +215,7 @@ fn send_now(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
     cmds.push(HubCommand::InvokeMethod {
         call_id: call.call_id,
         device_id: call.device_id.clone(),
+        module_id: call.module_id.clone(),
         name: call.name.clone(),
         payload: call.payload.clone(),
         response_timeout: Duration::from_secs(call.response_timeout),
@@ -230,7 +239,8 @@ fn invoke(app: &mut App, cmds: &mut Vec<HubCommand>) {
         app.methods.form_error = Some("pick a device in Devices first".into());
         return;
     };
-    match build_call(&app.methods.form, &device, 0) {
+    let module = app.selected_module.clone();
+    match build_call(&app.methods.form, &device, module.as_deref(), 0) {
         Ok(call) => {
             app.methods.editing = false;
             send(app, call, cmds);
@@ -276,6 +286,7 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
     let count = app.methods.calls(device.as_deref()).len();
     match action {
         Action::EditForm => app.methods.editing = true,
+        Action::NextModule => return super::modules::next(app, cmds),
         Action::Invoke => invoke(app, cmds),
         Action::Rerun => {
             let Some(call) = app.methods.shown_call(device.as_deref()).cloned() else {

@@ -10,6 +10,7 @@ pub mod input;
 pub mod jsonview;
 pub mod keymap;
 pub mod methods;
+pub mod modules;
 pub mod msgdiff;
 pub mod ring;
 pub mod scroll;
@@ -157,6 +158,10 @@ pub struct App {
     pub tab: Tab,
     /// The device chosen in Devices; every tab works on it.
     pub selected_device: Option<String>,
+    /// A module of that device chosen with `m`: the Twin and Methods tabs work on it.
+    pub selected_module: Option<String>,
+    /// The module ids of a device, once read (`m` reads them).
+    pub modules: Option<(String, Vec<String>)>,
     pub devices: devices::DevicesState,
     pub telemetry: telemetry::TelemetryState,
     pub twin: twin::TwinState,
@@ -179,6 +184,8 @@ impl App {
         let mut app = Self {
             tab: Tab::Devices,
             selected_device: None,
+            selected_module: None,
+            modules: None,
             devices: devices::DevicesState::default(),
             telemetry: telemetry::TelemetryState::new(
                 config.telemetry_capacity,
@@ -221,12 +228,24 @@ impl App {
         cmds
     }
 
+    /// What the Twin and Methods tabs work on: "device" or "device/module".
+    pub fn target_label(&self) -> Option<String> {
+        let device = self.selected_device.as_deref()?;
+        Some(match &self.selected_module {
+            None => device.to_string(),
+            Some(m) => format!("{device}/{m}"),
+        })
+    }
+
     /// What the backend should keep fresh: only what the current tab shows.
     pub fn on_screen(&self) -> OnScreen {
         OnScreen {
             device_list: self.tab == Tab::Devices,
             twin: (self.tab == Tab::Twin)
                 .then(|| self.twin.device_id.clone())
+                .flatten(),
+            module: (self.tab == Tab::Twin)
+                .then(|| self.twin.module_id.clone())
                 .flatten(),
         }
     }

@@ -88,7 +88,8 @@ fn start_loads_devices_and_telemetry() {
         cmds[2],
         HubCommand::Visible(OnScreen {
             device_list: true,
-            twin: None
+            twin: None,
+            module: None
         })
     );
     assert!(app.devices.loading);
@@ -132,11 +133,13 @@ fn first_page_selects_and_carries_device() {
         cmds,
         vec![
             HubCommand::GetTwin {
-                device_id: "dev-b".into()
+                device_id: "dev-b".into(),
+                module_id: None
             },
             HubCommand::Visible(OnScreen {
                 device_list: false,
-                twin: Some("dev-b".into())
+                twin: Some("dev-b".into()),
+                module: None
             })
         ]
     );
@@ -157,6 +160,7 @@ fn the_backend_is_told_what_is_on_screen() {
     let twin_of = |id: &str| OnScreen {
         device_list: false,
         twin: Some(id.into()),
+        module: None,
     };
     assert_eq!(
         visible(update(&mut app, Action::SelectTab(Tab::Telemetry)).1),
@@ -185,7 +189,8 @@ fn the_backend_is_told_what_is_on_screen() {
         visible(update(&mut app, Action::SelectTab(Tab::Devices)).1),
         [OnScreen {
             device_list: true,
-            twin: None
+            twin: None,
+            module: None
         }]
     );
 }
@@ -473,6 +478,7 @@ fn twin_edit_patch_conflict_and_reapply() {
         cmds,
         vec![HubCommand::PatchTwin {
             device_id: "dev-a".into(),
+            module_id: None,
             section: Section::Desired,
             patch: expected_patch.clone(),
             etag: "etag1".into()
@@ -500,6 +506,7 @@ fn twin_edit_patch_conflict_and_reapply() {
         cmds,
         vec![HubCommand::PatchTwin {
             device_id: "dev-a".into(),
+            module_id: None,
             section: Section::Desired,
             patch: expected_patch,
             etag: "etag2".into()
@@ -888,4 +895,76 @@ fn model_ids_and_tags_of_a_page_are_kept_by_device() {
         app.devices.twins.is_empty(),
         "a new list forgets the old twins"
     );
+}
+
+#[test]
+fn m_walks_through_the_modules_and_twin_and_methods_follow() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    let (_, cmds) = update(&mut app, Action::NextModule);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::ListModules {
+            device_id: "dev-a".into()
+        }]
+    );
+    let (_, cmds) = update(
+        &mut app,
+        Action::Hub(HubEvent::Modules {
+            device_id: "dev-a".into(),
+            module_ids: vec!["m1".into(), "m2".into()],
+        }),
+    );
+    assert_eq!(app.selected_module.as_deref(), Some("m1"));
+    assert!(cmds.contains(&HubCommand::GetTwin {
+        device_id: "dev-a".into(),
+        module_id: Some("m1".into())
+    }));
+    assert!(cmds.contains(&HubCommand::Visible(OnScreen {
+        device_list: false,
+        twin: Some("dev-a".into()),
+        module: Some("m1".into())
+    })));
+    // The device's own twin arriving late is not the module's.
+    assert!(
+        !update(
+            &mut app,
+            Action::Hub(HubEvent::Twin {
+                device_id: "dev-a".into(),
+                twin: twin_json(5, "e"),
+            })
+        )
+        .0
+    );
+    let mut module_twin = twin_json(5, "e");
+    module_twin["moduleId"] = json!("m1");
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "dev-a".into(),
+            twin: module_twin,
+        }),
+    );
+    assert!(app.twin.view.is_some());
+    assert_eq!(app.target_label().as_deref(), Some("dev-a/m1"));
+    // Methods call the module.
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    update(&mut app, Action::EditForm);
+    typed(&mut app, "ping");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert!(
+        matches!(&cmds[..], [HubCommand::InvokeMethod { module_id: Some(m), .. }] if m == "m1"),
+        "{cmds:?}"
+    );
+    update(&mut app, Action::Back);
+    // m2, then the device again, without reading the list again.
+    let (_, cmds) = update(&mut app, Action::NextModule);
+    assert!(cmds.is_empty());
+    assert_eq!(app.selected_module.as_deref(), Some("m2"));
+    update(&mut app, Action::NextModule);
+    assert_eq!(app.selected_module, None);
+    // Another device: its modules are not known.
+    update(&mut app, Action::SelectTab(Tab::Devices));
+    update(&mut app, Action::Down);
+    assert_eq!(app.modules, None);
 }

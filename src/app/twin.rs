@@ -107,8 +107,9 @@ pub struct TwinEdit {
 
 #[derive(Clone, Debug, Default)]
 pub struct TwinState {
-    /// Device the shown twin belongs to.
+    /// Device the shown twin belongs to, and the module when it is a module's twin.
     pub device_id: Option<String>,
+    pub module_id: Option<String>,
     pub loading: bool,
     pub view: Option<TwinView>,
     /// Diff view instead of the three sections.
@@ -126,21 +127,30 @@ pub struct TwinState {
     pub submitting: bool,
 }
 
-/// Requests the twin of the selected device if the tab shows another.
+/// True when the tab shows the twin of the selected device (or module).
+fn shows_selected(app: &App) -> bool {
+    app.twin.device_id == app.selected_device && app.twin.module_id == app.selected_module
+}
+
+/// Requests the twin of the selected device (or module) if the tab shows another.
 pub(super) fn ensure_loaded(app: &mut App, cmds: &mut Vec<HubCommand>) {
     let Some(id) = app.selected_device.clone() else {
         return;
     };
-    if app.twin.device_id.as_ref() != Some(&id) || (app.twin.view.is_none() && !app.twin.loading) {
+    if !shows_selected(app) || (app.twin.view.is_none() && !app.twin.loading) {
         app.twin.device_id = Some(id.clone());
+        app.twin.module_id = app.selected_module.clone();
         app.twin.loading = true;
-        cmds.push(HubCommand::GetTwin { device_id: id });
+        cmds.push(HubCommand::GetTwin {
+            device_id: id,
+            module_id: app.selected_module.clone(),
+        });
     }
 }
 
-/// The selected device changed: drop the other device's twin (its edit too, unless open).
+/// The selected device or module changed: drop the other twin (its edit too, unless open).
 pub(super) fn device_changed(app: &mut App) {
-    if app.twin.device_id != app.selected_device && !app.twin.editing {
+    if !shows_selected(app) && !app.twin.editing {
         let keep_edit = app.twin.edit.is_some() && app.twin.conflict;
         if !keep_edit {
             app.twin = TwinState {
@@ -187,6 +197,7 @@ fn submit(app: &mut App, cmds: &mut Vec<HubCommand>) {
     }
     cmds.push(HubCommand::PatchTwin {
         device_id,
+        module_id: app.twin.module_id.clone(),
         section: edit.section,
         patch,
         etag: edit.etag.clone(),
@@ -242,6 +253,11 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
             true
         }
         Action::Reapply => reapply(app, cmds),
+        Action::NextModule => {
+            let changed = super::modules::next(app, cmds);
+            ensure_loaded(app, cmds);
+            changed
+        }
         Action::Refresh => {
             app.twin.view = None;
             app.twin.loading = false;
@@ -271,7 +287,8 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
         HubEvent::TwinConflict { device_id, current } => (device_id, current),
         _ => return false,
     };
-    if app.twin.device_id.as_ref() != Some(device_id) {
+    let module = value.get("moduleId").and_then(Value::as_str);
+    if app.twin.device_id.as_ref() != Some(device_id) || app.twin.module_id.as_deref() != module {
         return false;
     }
     let view = TwinView::new(value, app.twin.view.as_ref());

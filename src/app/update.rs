@@ -160,6 +160,7 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
         }
         _ => {
             let handled = devices::on_event(app, &event, cmds)
+                || super::modules::on_event(app, &event, cmds)
                 || telemetry::on_event(app, &event)
                 || twin::on_event(app, &event)
                 || methods::on_event(app, &event)

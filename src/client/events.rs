@@ -167,8 +167,9 @@ pub enum NewDeviceAuth {
 pub struct OnScreen {
     /// The Devices tab shows the device list.
     pub device_list: bool,
-    /// The Twin tab shows this device's twin.
+    /// The Twin tab shows this device's twin (or its module's, with `module`).
     pub twin: Option<String>,
+    pub module: Option<String>,
 }
 
 /// What the device list shows from a device's twin beside its identity (the query answers
@@ -202,6 +203,11 @@ pub enum HubEvent {
     Twin {
         device_id: String,
         twin: Value,
+    },
+    /// The module ids of a device, as `ListModules` read them.
+    Modules {
+        device_id: String,
+        module_ids: Vec<String>,
     },
     /// A PATCH succeeded; `twin` is the document after it.
     TwinUpdated {
@@ -281,13 +287,20 @@ pub enum HubCommand {
     DeleteDevice {
         device_id: String,
     },
+    /// The device's twin, or its module's.
     GetTwin {
+        device_id: String,
+        module_id: Option<String>,
+    },
+    /// The module ids of a device.
+    ListModules {
         device_id: String,
     },
     /// PATCH one section with If-Match `etag`; the backend builds the body with
     /// `iothub::service_twin::patch_body`.
     PatchTwin {
         device_id: String,
+        module_id: Option<String>,
         section: Section,
         patch: Map<String, Value>,
         etag: String,
@@ -295,6 +308,7 @@ pub enum HubCommand {
     InvokeMethod {
         call_id: u64,
         device_id: String,
+        module_id: Option<String>,
         name: String,
         payload: Value,
         response_timeout: Duration,

@@ -47,7 +47,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     .areas(area);
     let header = vec![
         Line::from(vec![
-            Span::styled(escape(&t.device_id).into_owned(), theme.style(Role::Title)),
+            Span::styled(
+                match &t.module_id {
+                    None => escape(&t.device_id).into_owned(),
+                    Some(m) => format!("{}/{}", escape(&t.device_id), escape(m)),
+                },
+                theme.style(Role::Title),
+            ),
             Span::styled(
                 format!(" · twin v{} · etag {}", t.version, escape(&t.etag)),
                 theme.style(Role::Muted),

@@ -67,9 +67,10 @@ pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ));
         spans.push(Span::raw(" "));
     }
-    let device = match &app.selected_device {
-        Some(d) => format!("device: {}", escape(d)),
-        None => "no device selected".into(),
+    let device = match (&app.selected_device, &app.selected_module) {
+        (Some(d), None) => format!("device: {}", escape(d)),
+        (Some(d), Some(m)) => format!("device: {} · module: {}", escape(d), escape(m)),
+        (None, _) => "no device selected".into(),
     };
     spans.push(Span::styled(device, theme.style(Role::Muted)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);

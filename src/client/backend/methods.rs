@@ -42,6 +42,7 @@ pub(super) async fn invoke(
     ctx: Arc<Ctx>,
     call_id: u64,
     device_id: String,
+    module_id: Option<String>,
     name: String,
     payload: Value,
     response_timeout: Duration,
@@ -56,7 +57,7 @@ pub(super) async fn invoke(
     let result = ctx
         .config
         .service
-        .invoke_method(&device_id, None, &call)
+        .invoke_method(&device_id, module_id.as_deref(), &call)
         .await;
     ctx.link.record(&ctx, &result).await;
     let result = match result {

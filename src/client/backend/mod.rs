@@ -197,9 +197,19 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                     registry::load_devices(ctx.clone(), continuation, filter),
                 ))
             }
-            HubCommand::GetTwin { device_id } => {
+            HubCommand::GetTwin {
+                device_id,
+                module_id,
+            } => {
                 ctx.poller.twin_asked();
-                twin_read.replace(guarded(ctx.clone(), twin::get(ctx.clone(), device_id)))
+                let target = twin::Target {
+                    device_id,
+                    module_id,
+                };
+                twin_read.replace(guarded(ctx.clone(), twin::get(ctx.clone(), target)))
+            }
+            HubCommand::ListModules { device_id } => {
+                spawn_guarded(&ctx, twin::list_modules(ctx.clone(), device_id))
             }
             HubCommand::Visible(screen) => ctx.poller.show(screen),
             HubCommand::GetDevice { device_id } => {
@@ -216,16 +226,21 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             }
             HubCommand::PatchTwin {
                 device_id,
+                module_id,
                 section,
                 patch,
                 etag,
-            } => spawn_guarded(
-                &ctx,
-                twin::patch(ctx.clone(), device_id, section, patch, etag),
-            ),
+            } => {
+                let target = twin::Target {
+                    device_id,
+                    module_id,
+                };
+                spawn_guarded(&ctx, twin::patch(ctx.clone(), target, section, patch, etag))
+            }
             HubCommand::InvokeMethod {
                 call_id,
                 device_id,
+                module_id,
                 name,
                 payload,
                 response_timeout,
@@ -236,6 +251,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                     ctx.clone(),
                     call_id,
                     device_id,
+                    module_id,
                     name,
                     payload,
                     response_timeout,
@@ -303,6 +319,7 @@ fn command_name(cmd: &HubCommand) -> &'static str {
         HubCommand::SetDeviceStatus { .. } => "set device status",
         HubCommand::DeleteDevice { .. } => "delete device",
         HubCommand::GetTwin { .. } => "get twin",
+        HubCommand::ListModules { .. } => "list modules",
         HubCommand::Visible(_) => "visible",
         HubCommand::PatchTwin { .. } => "patch twin",
         HubCommand::InvokeMethod { .. } => "invoke method",

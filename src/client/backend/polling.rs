@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::client::events::OnScreen;
 
+use super::twin::Target;
 use super::{Ctx, registry, twin};
 
 /// Intervals for a hub on this machine: reads cost nothing but a little CPU.
@@ -32,7 +33,7 @@ pub(super) fn intervals_for(host: &str) -> (Duration, Duration) {
 
 /// One read the poller makes.
 enum Read {
-    Twin(String),
+    Twin(Target),
     Devices,
     Probe,
 }
@@ -40,10 +41,10 @@ enum Read {
 #[derive(Default)]
 struct State {
     screen: OnScreen,
-    /// The twin the app has: device and etag (a re-read is reported only when it moved).
-    twin_seen: Option<(String, Option<String>)>,
-    /// A shown device that no longer exists is not read again until the screen changes.
-    twin_gone: Option<String>,
+    /// The twin the app has, and its etag (a re-read is reported only when it moved).
+    twin_seen: Option<(Target, Option<String>)>,
+    /// A shown twin that no longer exists is not read again until the screen changes.
+    twin_gone: Option<Target>,
     next_twin: Option<Instant>,
     next_devices: Option<Instant>,
     next_probe: Option<Instant>,
@@ -77,7 +78,7 @@ impl Poller {
     /// The app shows this now.
     pub(super) fn show(&self, screen: OnScreen) {
         let mut s = self.lock();
-        if s.twin_gone != screen.twin {
+        if s.twin_gone != shown_twin(&screen) {
             s.twin_gone = None;
         }
         s.screen = screen;
@@ -92,31 +93,31 @@ impl Poller {
 
     /// The app got this version of the twin (a read it asked for, a PATCH): the next
     /// re-read is an interval from now.
-    pub(super) fn twin_read(&self, device_id: &str, etag: Option<String>) {
+    pub(super) fn twin_read(&self, target: &Target, etag: Option<String>) {
         let mut s = self.lock();
-        s.twin_seen = Some((device_id.to_string(), etag));
+        s.twin_seen = Some((target.clone(), etag));
         s.twin_gone = None;
         s.next_twin = Some(Instant::now() + self.twin_every);
     }
 
-    /// A re-read of `device_id` found this etag: true when the app should get the twin.
-    pub(super) fn twin_moved(&self, device_id: &str, etag: Option<String>) -> bool {
+    /// A re-read of `target` found this etag: true when the app should get the twin.
+    pub(super) fn twin_moved(&self, target: &Target, etag: Option<String>) -> bool {
         let mut s = self.lock();
-        if s.screen.twin.as_deref() != Some(device_id) {
+        if shown_twin(&s.screen).as_ref() != Some(target) {
             return false;
         }
         let fresh = match &s.twin_seen {
-            Some((id, seen)) => id != device_id || *seen != etag,
+            Some((seen_target, seen)) => seen_target != target || *seen != etag,
             None => true,
         };
         if fresh {
-            s.twin_seen = Some((device_id.to_string(), etag));
+            s.twin_seen = Some((target.clone(), etag));
         }
         fresh
     }
 
-    pub(super) fn twin_gone(&self, device_id: &str) {
-        self.lock().twin_gone = Some(device_id.to_string());
+    pub(super) fn twin_gone(&self, target: &Target) {
+        self.lock().twin_gone = Some(target.clone());
     }
 
     /// The app asked for the first page of the device list, or got it: the re-read of it
@@ -130,12 +131,12 @@ impl Poller {
         let now = Instant::now();
         let mut s = self.lock();
         let mut reads = Vec::new();
-        if let Some(id) = s.screen.twin.clone()
-            && s.twin_gone.as_ref() != Some(&id)
+        if let Some(target) = shown_twin(&s.screen)
+            && s.twin_gone.as_ref() != Some(&target)
             && due(s.next_twin, now)
         {
             s.next_twin = Some(now + self.twin_every);
-            reads.push(Read::Twin(id));
+            reads.push(Read::Twin(target));
         }
         if s.screen.device_list && due(s.next_devices, now) {
             s.next_devices = Some(now + self.devices_every);
@@ -153,11 +154,8 @@ impl Poller {
     fn until_next(&self, connected: bool) -> Option<Duration> {
         let now = Instant::now();
         let s = self.lock();
-        let twin = s
-            .screen
-            .twin
-            .as_ref()
-            .filter(|id| s.twin_gone.as_ref() != Some(*id))
+        let twin = shown_twin(&s.screen)
+            .filter(|target| s.twin_gone.as_ref() != Some(target))
             .map(|_| s.next_twin);
         let devices = s.screen.device_list.then_some(s.next_devices);
         let probe = (!s.screen.device_list && s.screen.twin.is_none() && !connected)
@@ -170,6 +168,13 @@ impl Poller {
     }
 }
 
+fn shown_twin(screen: &OnScreen) -> Option<Target> {
+    Some(Target {
+        device_id: screen.twin.clone()?,
+        module_id: screen.module.clone(),
+    })
+}
+
 /// The poller's task: sleeps until a read is due, the screen changes, or the hub's pause ends.
 pub(super) async fn run(ctx: Arc<Ctx>) {
     loop {
@@ -178,7 +183,7 @@ pub(super) async fn run(ctx: Arc<Ctx>) {
             None => {
                 for read in ctx.poller.take_due(ctx.link.is_connected()) {
                     match read {
-                        Read::Twin(device_id) => twin::reread(&ctx, device_id).await,
+                        Read::Twin(target) => twin::reread(&ctx, target).await,
                         Read::Devices => registry::reread(&ctx).await,
                         Read::Probe => {
                             let probe = ctx
@@ -235,7 +240,7 @@ mod tests {
         reads
             .iter()
             .map(|r| match r {
-                Read::Twin(id) => format!("twin {id}"),
+                Read::Twin(target) => format!("twin {target}"),
                 Read::Devices => "devices".into(),
                 Read::Probe => "probe".into(),
             })
@@ -251,6 +256,7 @@ mod tests {
         p.show(OnScreen {
             device_list: true,
             twin: None,
+            module: None,
         });
         p.devices_read();
         assert!(p.take_due(true).is_empty(), "the list was just read");
@@ -260,10 +266,14 @@ mod tests {
         p.show(OnScreen {
             device_list: false,
             twin: Some("d".into()),
+            module: None,
         });
         assert_eq!(names(&p.take_due(true)), ["twin d"]);
         assert!(p.take_due(true).is_empty());
-        p.twin_gone("d");
+        p.twin_gone(&Target {
+            device_id: "d".into(),
+            module_id: None,
+        });
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(
             p.take_due(true).is_empty(),
@@ -272,6 +282,7 @@ mod tests {
         p.show(OnScreen {
             device_list: false,
             twin: Some("e".into()),
+            module: None,
         });
         assert_eq!(names(&p.take_due(true)), ["twin e"]);
     }
@@ -279,14 +290,22 @@ mod tests {
     #[test]
     fn a_reread_is_reported_only_when_the_etag_moved() {
         let p = poller();
+        let target = |id: &str| Target {
+            device_id: id.into(),
+            module_id: None,
+        };
         p.show(OnScreen {
             device_list: false,
             twin: Some("d".into()),
+            module: None,
         });
-        p.twin_read("d", Some("1".into()));
-        assert!(!p.twin_moved("d", Some("1".into())));
-        assert!(p.twin_moved("d", Some("2".into())));
-        assert!(!p.twin_moved("d", Some("2".into())));
-        assert!(!p.twin_moved("other", Some("3".into())), "not on screen");
+        p.twin_read(&target("d"), Some("1".into()));
+        assert!(!p.twin_moved(&target("d"), Some("1".into())));
+        assert!(p.twin_moved(&target("d"), Some("2".into())));
+        assert!(!p.twin_moved(&target("d"), Some("2".into())));
+        assert!(
+            !p.twin_moved(&target("other"), Some("3".into())),
+            "not on screen"
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::call_log::CallLog;
 use super::proxy::Proxy;
 use crate::client::tls::{TlsError, Trust};
 use crate::iothub::connection_string::ServiceConnectionString;
-use crate::iothub::device::DeviceIdentity;
+use crate::iothub::device::{DeviceIdentity, ModuleIdentity};
 use crate::iothub::error::{ErrorCode, ServiceError};
 use crate::iothub::method::{MethodInvocation, MethodResult};
 use crate::iothub::sas::generate_token;
@@ -302,14 +302,23 @@ impl ServiceClient {
         Ok(())
     }
 
-    pub async fn get_twin(&self, device_id: &str) -> Result<Value> {
-        self.json(
-            Method::GET,
-            &format!("/twins/{}", enc(device_id)),
-            None,
-            &[],
-        )
-        .await
+    /// The module identities of a device.
+    pub async fn list_modules(&self, device_id: &str) -> Result<Vec<ModuleIdentity>> {
+        let v = self
+            .json(
+                Method::GET,
+                &format!("/devices/{}/modules", enc(device_id)),
+                None,
+                &[],
+            )
+            .await?;
+        parse(v)
+    }
+
+    /// A device's twin, or with `module_id` its module's.
+    pub async fn get_twin(&self, device_id: &str, module_id: Option<&str>) -> Result<Value> {
+        self.json(Method::GET, &twin_path(device_id, module_id), None, &[])
+            .await
     }
 
     /// PATCHes tags and/or desired properties; with an etag, a concurrent change
@@ -317,13 +326,14 @@ impl ServiceClient {
     pub async fn patch_twin(
         &self,
         device_id: &str,
+        module_id: Option<&str>,
         patch: &Value,
         etag: Option<&str>,
     ) -> Result<Value> {
         let if_match = format!("\"{}\"", etag.unwrap_or("*"));
         self.json(
             Method::PATCH,
-            &format!("/twins/{}", enc(device_id)),
+            &twin_path(device_id, module_id),
             Some(patch),
             &[("If-Match", if_match)],
         )
@@ -337,10 +347,7 @@ impl ServiceClient {
         module_id: Option<&str>,
         call: &MethodInvocation,
     ) -> Result<MethodResult> {
-        let path = match module_id {
-            None => format!("/twins/{}/methods", enc(device_id)),
-            Some(m) => format!("/twins/{}/modules/{}/methods", enc(device_id), enc(m)),
-        };
+        let path = format!("{}/methods", twin_path(device_id, module_id));
         let wait = call.response_timeout_in_seconds.unwrap_or(30)
             + call.connect_timeout_in_seconds.unwrap_or(0)
             + 10;
@@ -429,6 +436,13 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
+}
+
+fn twin_path(device_id: &str, module_id: Option<&str>) -> String {
+    match module_id {
+        None => format!("/twins/{}", enc(device_id)),
+        Some(m) => format!("/twins/{}/modules/{}", enc(device_id), enc(m)),
+    }
 }
 
 fn enc(id: &str) -> String {
