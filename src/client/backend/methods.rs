@@ -11,8 +11,8 @@ use crate::client::service::ServiceClientError;
 use crate::iothub::error::ErrorCode;
 use crate::iothub::method::MethodInvocation;
 
-use super::Ctx;
 use super::link::describe_error;
+use super::{Ctx, Target};
 
 /// The failure the Methods tab shows for a refused call.
 pub(super) fn failure(
@@ -41,8 +41,7 @@ pub(super) fn failure(
 pub(super) async fn invoke(
     ctx: Arc<Ctx>,
     call_id: u64,
-    device_id: String,
-    module_id: Option<String>,
+    target: Target,
     name: String,
     payload: Value,
     response_timeout: Duration,
@@ -57,7 +56,7 @@ pub(super) async fn invoke(
     let result = ctx
         .config
         .service
-        .invoke_method(&device_id, module_id.as_deref(), &call)
+        .invoke_method(&target.device_id, target.module(), &call)
         .await;
     ctx.link.record(&ctx, &result).await;
     let result = match result {
@@ -65,7 +64,7 @@ pub(super) async fn invoke(
             status: r.status,
             payload: r.payload,
         }),
-        Err(e) => Err(failure(&e, &device_id, response_timeout.as_secs())),
+        Err(e) => Err(failure(&e, &target.to_string(), response_timeout.as_secs())),
     };
     ctx.send(HubEvent::MethodResult { call_id, result }).await;
 }

@@ -96,6 +96,29 @@ impl BackendConfig {
     }
 }
 
+/// Whose twin or method: a device's, or one of its modules'.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Target {
+    pub(super) device_id: String,
+    pub(super) module_id: Option<String>,
+}
+
+impl Target {
+    pub(super) fn module(&self) -> Option<&str> {
+        self.module_id.as_deref()
+    }
+}
+
+/// "dev" or "dev/module", for messages.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.module_id {
+            None => f.write_str(&self.device_id),
+            Some(m) => write!(f, "{}/{m}", self.device_id),
+        }
+    }
+}
+
 /// Shared by the backend's tasks.
 struct Ctx {
     config: BackendConfig,
@@ -202,7 +225,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                 module_id,
             } => {
                 ctx.poller.twin_asked();
-                let target = twin::Target {
+                let target = Target {
                     device_id,
                     module_id,
                 };
@@ -231,7 +254,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                 patch,
                 etag,
             } => {
-                let target = twin::Target {
+                let target = Target {
                     device_id,
                     module_id,
                 };
@@ -245,19 +268,24 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                 payload,
                 response_timeout,
                 connect_timeout,
-            } => spawn_guarded(
-                &ctx,
-                methods::invoke(
-                    ctx.clone(),
-                    call_id,
+            } => {
+                let target = Target {
                     device_id,
                     module_id,
-                    name,
-                    payload,
-                    response_timeout,
-                    connect_timeout,
-                ),
-            ),
+                };
+                spawn_guarded(
+                    &ctx,
+                    methods::invoke(
+                        ctx.clone(),
+                        call_id,
+                        target,
+                        name,
+                        payload,
+                        response_timeout,
+                        connect_timeout,
+                    ),
+                )
+            }
             HubCommand::PurgeC2d { device_id } => {
                 spawn_guarded(&ctx, c2d::purge(ctx.clone(), device_id))
             }

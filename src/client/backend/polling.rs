@@ -12,8 +12,7 @@ use tokio::time::Instant;
 
 use crate::client::events::OnScreen;
 
-use super::twin::Target;
-use super::{Ctx, registry, twin};
+use super::{Ctx, Target, registry, twin};
 
 /// Intervals for a hub on this machine: reads cost nothing but a little CPU.
 const LOCAL: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(5));

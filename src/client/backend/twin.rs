@@ -11,34 +11,11 @@ use crate::iothub::error::ErrorCode;
 use crate::iothub::service_twin::patch_body;
 use crate::iothub::twin::Section;
 
-use super::Ctx;
 use super::link::describe_error;
+use super::{Ctx, Target};
 
 fn etag_of(twin: &Value) -> Option<String> {
     twin.get("etag").and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Whose twin: a device's, or one of its modules'.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Target {
-    pub(super) device_id: String,
-    pub(super) module_id: Option<String>,
-}
-
-impl Target {
-    fn module(&self) -> Option<&str> {
-        self.module_id.as_deref()
-    }
-}
-
-/// "dev" or "dev/module", for messages.
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.module_id {
-            None => f.write_str(&self.device_id),
-            Some(m) => write!(f, "{}/{m}", self.device_id),
-        }
-    }
 }
 
 pub(super) async fn get(ctx: Arc<Ctx>, target: Target) {
