@@ -195,7 +195,7 @@ pub static TWIN: &[Binding] = &[
     bind(&[key('m')], Action::NextModule, MODULE_DESC),
 ];
 
-const MODULE_DESC: &str = "next module / the device";
+const MODULE_DESC: &str = "next module";
 
 pub static METHODS: &[Binding] = &[
     foot(
