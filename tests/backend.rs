@@ -7,9 +7,10 @@ use std::time::Duration;
 use common::TestHub;
 use hubtui::client::backend::{self, BackendConfig};
 use hubtui::client::events::{
-    AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, StartFrom,
+    AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, OnScreen,
+    StartFrom,
 };
-use hubtui::client::service::{AmqpTransport, ServiceClient};
+use hubtui::client::service::{AmqpTransport, CallLog, ServiceClient};
 use hubtui::client::tls::Trust;
 use hubtui::iothub::connection_string::ServiceConnectionString;
 use hubtui::iothub::device::DeviceStatus;
@@ -22,7 +23,11 @@ use tokio::sync::mpsc;
 struct Explorer {
     commands: mpsc::UnboundedSender<HubCommand>,
     events: mpsc::Receiver<HubEvent>,
+    calls: CallLog,
 }
+
+/// The re-read interval of `start`.
+const POLL: Duration = Duration::from_millis(200);
 
 fn start(hub: &TestHub) -> Explorer {
     start_with(hub, AmqpTransport::Tcp)
@@ -37,17 +42,22 @@ fn start_with(hub: &TestHub, transport: AmqpTransport) -> Explorer {
     let cs = ServiceConnectionString::parse(&cs).unwrap();
     let trust = Trust::CaPem(hub.hub.ca_pem.clone());
     let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
+    let calls = client.calls().clone();
     let mut config = BackendConfig::new(client, trust);
     config.page_size = 2;
-    config.twin_poll = Duration::from_millis(200);
-    config.devices_poll = Duration::from_millis(200);
+    config.twin_poll = POLL;
+    config.devices_poll = POLL;
     config.amqp_port = hub.hub.info.ports.amqp;
     config.websocket_port = Some(hub.hub.info.ports.https);
     config.amqp_transport = transport;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
-    Explorer { commands, events }
+    Explorer {
+        commands,
+        events,
+        calls,
+    }
 }
 
 impl Explorer {
@@ -75,6 +85,7 @@ impl Explorer {
                 items,
                 continuation,
                 replace,
+                ..
             } => Some((
                 items.iter().map(|d| d.device_id.clone()).collect(),
                 continuation.clone(),
@@ -143,6 +154,35 @@ async fn devices_come_in_pages_and_the_filter_is_a_where_clause() {
         filter: Some("o'".into()),
     });
     assert_eq!(ex.page().await.0, ["o'x"]);
+    // A query condition, with or without WHERE.
+    let r = hub
+        .call(
+            Method::PATCH,
+            "/twins/b-1",
+            Some(json!({"tags": {"site": "lab"}})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    for filter in ["WHERE tags.site = 'lab'", "tags.site = 'lab'"] {
+        ex.send(HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some(filter.into()),
+        });
+        assert_eq!(ex.page().await.0, ["b-1"], "{filter}");
+    }
+    // The list carries each twin's tags (and model id) for its columns.
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: Some("b-".into()),
+    });
+    let twins = ex
+        .expect("devices page", |e| match e {
+            HubEvent::DevicesPage { twins, .. } => Some(twins.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(twins["b-1"].tags["site"], "lab");
+    assert_eq!(twins["b-1"].model_id, "");
 }
 
 #[tokio::test]
@@ -154,6 +194,11 @@ async fn a_one_page_list_is_read_again_when_it_changes() {
         continuation: None,
         filter: None,
     });
+    ex.send(HubCommand::Visible(OnScreen {
+        device_list: true,
+        twin: None,
+        module: None,
+    }));
     assert_eq!(ex.page().await.0, ["r-1"]);
     hub.create_device("r-2").await;
     let (items, continuation, replace) = ex.page().await;
@@ -237,6 +282,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     let mut ex = start(&hub);
     ex.send(HubCommand::GetTwin {
         device_id: "t-1".into(),
+        module_id: None,
     });
     let twin = ex
         .expect("twin", |e| match e {
@@ -249,6 +295,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     patch.insert("interval".into(), json!(5));
     ex.send(HubCommand::PatchTwin {
         device_id: "t-1".into(),
+        module_id: None,
         section: Section::Desired,
         patch: patch.clone(),
         etag: etag.clone(),
@@ -265,6 +312,7 @@ async fn a_stale_etag_is_a_conflict_carrying_the_current_twin() {
     patch.insert("interval".into(), json!(9));
     ex.send(HubCommand::PatchTwin {
         device_id: "t-1".into(),
+        module_id: None,
         section: Section::Desired,
         patch,
         etag,
@@ -287,7 +335,13 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
     let mut ex = start(&hub);
     ex.send(HubCommand::GetTwin {
         device_id: "p-1".into(),
+        module_id: None,
     });
+    ex.send(HubCommand::Visible(OnScreen {
+        device_list: false,
+        twin: Some("p-1".into()),
+        module: None,
+    }));
     ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
         .await;
     // A change made elsewhere shows up without asking.
@@ -308,6 +362,121 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
     assert_eq!(desired(&twin)["fan"], "on");
 }
 
+/// An idle explorer spends the hub's quota only on what is on screen. The window is ten
+/// re-read intervals (a scaled-down minute); each tab's count is checked against it.
+#[tokio::test]
+async fn an_idle_explorer_rereads_only_what_is_on_screen() {
+    let hub = TestHub::start().await;
+    hub.create_device("i-1").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::LoadDevices {
+        continuation: None,
+        filter: None,
+    });
+    ex.page().await;
+    ex.send(HubCommand::GetTwin {
+        device_id: "i-1".into(),
+        module_id: None,
+    });
+    ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
+        .await;
+    let intervals = 10;
+    let window = POLL * intervals;
+    let tabs = [
+        ("Telemetry, Methods, C2D", OnScreen::default(), 0..=0),
+        (
+            "Devices",
+            OnScreen {
+                device_list: true,
+                twin: None,
+                module: None,
+            },
+            // Loaded machines run late; at least a third of the reads must happen.
+            intervals / 3..=intervals + 1,
+        ),
+        (
+            "Twin",
+            OnScreen {
+                device_list: false,
+                twin: Some("i-1".into()),
+                module: None,
+            },
+            intervals / 3..=intervals + 1,
+        ),
+    ];
+    for (tab, screen, allowed) in tabs {
+        ex.send(HubCommand::Visible(screen));
+        let before = ex.calls.total();
+        tokio::time::sleep(window).await;
+        let calls = ex.calls.total() - before;
+        assert!(
+            allowed.contains(&(calls as u32)),
+            "{tab}: {calls} calls in {window:?} with a {POLL:?} interval, want {allowed:?}"
+        );
+    }
+    // The count of the last minute reaches the app.
+    let per_minute = ex
+        .expect("call count", |e| match e {
+            HubEvent::ServiceCalls { per_minute } => Some(*per_minute),
+            _ => None,
+        })
+        .await;
+    assert!(per_minute >= 2, "{per_minute}");
+}
+
+#[tokio::test]
+async fn modules_are_listed_and_their_twins_read_and_patched() {
+    let hub = TestHub::start().await;
+    hub.create_device("md-1").await;
+    hub.create_module("md-1", "edge-a").await;
+    let mut ex = start(&hub);
+    ex.send(HubCommand::ListModules {
+        device_id: "md-1".into(),
+    });
+    let ids = ex
+        .expect("modules", |e| match e {
+            HubEvent::Modules { module_ids, .. } => Some(module_ids.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ids, ["edge-a"]);
+    ex.send(HubCommand::GetTwin {
+        device_id: "md-1".into(),
+        module_id: Some("edge-a".into()),
+    });
+    let twin = ex
+        .expect("module twin", |e| match e {
+            HubEvent::Twin { twin, .. } => Some(twin.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(twin["moduleId"], "edge-a");
+    let mut patch = Map::new();
+    patch.insert("level".into(), json!(3));
+    ex.send(HubCommand::PatchTwin {
+        device_id: "md-1".into(),
+        module_id: Some("edge-a".into()),
+        section: Section::Desired,
+        patch,
+        etag: twin["etag"].as_str().unwrap().into(),
+    });
+    let updated = ex
+        .expect("patched module twin", |e| match e {
+            HubEvent::TwinUpdated { twin, .. } => Some(twin.clone()),
+            HubEvent::Error(e) => panic!("{e}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(desired(&updated)["level"], 3);
+    let r = hub.call(Method::GET, "/twins/md-1", None).await;
+    assert!(
+        r.body["properties"]["desired"].get("level").is_none(),
+        "the device twin is untouched"
+    );
+}
+
 #[tokio::test]
 async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
     let hub = TestHub::start().await;
@@ -316,6 +485,7 @@ async fn method_calls_on_offline_and_silent_devices_are_clear_results() {
     let call = |call_id: u64| HubCommand::InvokeMethod {
         call_id,
         device_id: "m-1".into(),
+        module_id: None,
         name: "reboot".into(),
         payload: json!({}),
         response_timeout: Duration::from_secs(5),

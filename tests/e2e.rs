@@ -197,12 +197,14 @@ fn a_user_session_on_the_embedded_hub() {
     let twin = rest_get(&s.data_dir(), "/twins/sim-1");
     assert_eq!(twin["properties"]["desired"]["targetTemperature"], 23.5);
 
-    // Methods: call reboot on sim-1 and see its answer.
+    // Methods: call reboot on sim-1, confirm, and see its answer.
     s.keys("4");
     s.wait_for(&["Call on sim-1"]);
     s.keys("e");
     s.keys("reboot");
     s.keys(CTRL_S);
+    s.wait_for(&["Call reboot on sim-1? It may restart or wipe the device."]);
+    s.keys("y");
     s.wait_for(&["200 reboot", "rebooted"]);
 
     // C2D: send the default message to sim-1; the hub takes it and the simulated device

@@ -73,11 +73,12 @@ async fn registry_twin_query_and_purge_round_trip() {
     let e = c.update_device(&stale).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::PreconditionFailed));
 
-    let twin = c.get_twin("sc-1").await.unwrap();
+    let twin = c.get_twin("sc-1", None).await.unwrap();
     let etag = twin["etag"].as_str().unwrap().to_string();
     let t = c
         .patch_twin(
             "sc-1",
+            None,
             &json!({"properties": {"desired": {"interval": 5}}}),
             Some(&etag),
         )
@@ -87,6 +88,7 @@ async fn registry_twin_query_and_purge_round_trip() {
     let e = c
         .patch_twin(
             "sc-1",
+            None,
             &json!({"properties": {"desired": {"interval": 6}}}),
             Some(&etag),
         )

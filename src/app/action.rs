@@ -80,6 +80,8 @@ pub enum Action {
     ToggleHelp,
     /// Esc: close the top layer.
     Back,
+    /// `m`: the next module of the selected device (then the device again).
+    NextModule,
     /// Ctrl-Z: the terminal loop suspends the process (listed here for `?`; `update` ignores it).
     Suspend,
     // Lists.
@@ -126,6 +128,9 @@ pub enum Action {
     EditTags,
     ToggleTwinView,
     Reapply,
+    /// Focus the next / previous pane (twin sections).
+    NextPane,
+    PrevPane,
     // Methods and C2D.
     EditForm,
     Invoke,
@@ -137,6 +142,8 @@ pub enum Action {
     Hub(HubEvent),
     /// Terminal size changed: redraw.
     Resize,
+    /// The clock reached a notice's end (the terminal loop sends it then).
+    Tick(std::time::Instant),
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-use client::events::{HubCommand, HubEvent, NewDeviceAuth};
+use client::backend::filter_condition;
+use std::collections::BTreeMap;
+
+use client::events::{HubCommand, HubEvent, NewDeviceAuth, TwinSummary};
 use iothub::connection_string::{DeviceAuth, DeviceConnectionString};
 use iothub::device::{AuthType, DeviceIdentity, DeviceStatus, validate_device_id};
 
@@ -90,11 +93,17 @@ pub struct DevicesState {
     pub filter: String,
     pub create: Option<CreateDeviceForm>,
     pub secret: Option<SecretPanel>,
+    /// Model id and tags of the listed devices, by id.
+    pub twins: BTreeMap<String, TwinSummary>,
 }
 
 impl DevicesState {
-    /// Devices matching the filter, in registry order.
+    /// Devices matching the filter, in registry order. A query condition was applied by the
+    /// hub; an id prefix is also matched here, so a list loaded before it narrows at once.
     pub fn visible(&self) -> Vec<&DeviceIdentity> {
+        if filter_condition(&self.filter).is_some() {
+            return self.items.iter().collect();
+        }
         let needle = self.filter.to_lowercase();
         self.items
             .iter()
@@ -141,6 +150,34 @@ pub fn connection_string(host: &str, device: &DeviceIdentity, revealed: bool) ->
     })
 }
 
+/// Shown instead of a key.
+pub const MASK: &str = "••••••••";
+
+/// The registry entry as JSON with its keys masked, for the detail pane.
+pub fn masked_identity(device: &DeviceIdentity) -> serde_json::Value {
+    let mut value = serde_json::to_value(device).unwrap_or_default();
+    if let Some(keys) = value
+        .pointer_mut("/authentication/symmetricKey")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for key in keys.values_mut().filter(|k| k.is_string()) {
+            *key = MASK.into();
+        }
+    }
+    value
+}
+
+/// Top-level tags as `name=value`, values compact, for a column.
+pub fn tags_summary(tags: &serde_json::Map<String, serde_json::Value>) -> String {
+    tags.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Selection moved: carry it to every tab, and fetch the next page near the end.
 fn selection_moved(app: &mut App, cmds: &mut Vec<HubCommand>) {
     let visible = app.devices.visible().len();
@@ -148,6 +185,7 @@ fn selection_moved(app: &mut App, cmds: &mut Vec<HubCommand>) {
     let id = app.devices.selected_device().map(|d| d.device_id.clone());
     if id.is_some() && id != app.selected_device {
         app.selected_device = id;
+        super::modules::device_changed(app);
         super::twin::device_changed(app);
         super::telemetry::device_changed(app);
     }
@@ -305,13 +343,18 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent, cmds: &mut Vec<HubComman
     match event {
         HubEvent::DevicesPage {
             items,
+            twins,
             continuation,
             replace,
         } => {
             if *replace {
                 app.devices.items.clear();
+                app.devices.twins.clear();
             }
             app.devices.items.extend(items.iter().cloned());
+            app.devices
+                .twins
+                .extend(twins.iter().map(|(k, v)| (k.clone(), v.clone())));
             app.devices.continuation = continuation.clone();
             app.devices.loading = false;
             // Keep the chosen device chosen when the list reloads.

@@ -116,10 +116,10 @@ pub static NAVIGATION: &[Binding] = &[
 ];
 
 pub static DEVICES: &[Binding] = &[
-    foot(&[key('/')], Action::StartFilter, "filter by id"),
-    foot(&[key('n')], Action::NewDevice, "new device"),
+    foot(&[key('/')], Action::StartFilter, "filter"),
+    foot(&[key('n')], Action::NewDevice, "new"),
     foot(&[key('e')], Action::ToggleDeviceStatus, "enable/disable"),
-    danger(&[key('d')], Action::DeleteDevice, "delete device"),
+    danger(&[key('d')], Action::DeleteDevice, "delete"),
     foot(
         &[key('c'), code(KeyCode::Enter)],
         Action::ShowConnectionString,
@@ -133,21 +133,21 @@ pub static DEVICES: &[Binding] = &[
 ];
 
 pub static TELEMETRY: &[Binding] = &[
-    foot(&[key('p')], Action::TogglePause, "pause/resume"),
-    foot(&[code(KeyCode::Enter)], Action::OpenDetail, "open message"),
-    foot(&[key('a')], Action::ToggleScope, "all / selected device"),
-    foot(&[key('/')], Action::StartFilter, "filter device or text"),
-    bind(&[key('c')], Action::ToggleChart, "chart on/off"),
+    foot(&[key('p')], Action::TogglePause, "pause"),
+    foot(&[code(KeyCode::Enter)], Action::OpenDetail, "open"),
+    foot(&[key('a')], Action::ToggleScope, "all/one device"),
+    foot(&[key('/')], Action::StartFilter, "filter"),
+    foot(&[key('c')], Action::ToggleChart, "chart"),
+    foot(&[key('s')], Action::StartFrom, "start from"),
     bind(&[key('f')], Action::NextChartField, "next chart field"),
     bind(&[key('x')], Action::Export, "export JSON lines"),
-    bind(&[key('s')], Action::StartFrom, "start from now / time"),
     bind(&[key('C')], Action::ConsumerGroup, "consumer group"),
     bind(&[key('X')], Action::ClearTelemetry, "clear buffer"),
 ];
 
 pub static DETAIL: &[Binding] = &[
     foot(&[key('d')], Action::ToggleDiff, "diff to previous"),
-    foot(&[key('y')], Action::Copy, "copy body"),
+    foot(&[key('y')], Action::Copy, "copy"),
     bind(
         &[key('j'), code(KeyCode::Down)],
         Action::Down,
@@ -158,31 +158,65 @@ pub static DETAIL: &[Binding] = &[
         Action::Up,
         "previous message",
     ),
+    foot(
+        &[code(KeyCode::PageDown), ctrl('d')],
+        Action::PageDown,
+        "scroll",
+    ),
+    bind(
+        &[code(KeyCode::PageUp), ctrl('u')],
+        Action::PageUp,
+        "scroll body up",
+    ),
+    bind(&[code(KeyCode::Home)], Action::Top, "body top"),
+    bind(&[code(KeyCode::End)], Action::Bottom, "body end"),
 ];
 
 pub static TWIN: &[Binding] = &[
     foot(&[key('e')], Action::EditDesired, "edit desired"),
     foot(&[key('t')], Action::EditTags, "edit tags"),
-    foot(&[key('v')], Action::ToggleTwinView, "sections / diff"),
-    foot(&[key('a')], Action::Reapply, "re-apply after conflict"),
+    foot(&[key('v')], Action::ToggleTwinView, "sections/diff"),
+    foot(&[key('a')], Action::Reapply, "re-apply"),
+    bind(
+        &[key('l'), code(KeyCode::Right)],
+        Action::NextPane,
+        "next pane (scrolls)",
+    ),
+    bind(
+        &[key('h'), code(KeyCode::Left)],
+        Action::PrevPane,
+        "previous pane",
+    ),
     bind(
         &[key('r'), code(KeyCode::F(5))],
         Action::Refresh,
         "reload twin",
     ),
+    bind(&[key('m')], Action::NextModule, MODULE_DESC),
 ];
 
+const MODULE_DESC: &str = "next module";
+
 pub static METHODS: &[Binding] = &[
-    foot(&[key('e')], Action::EditForm, "edit call"),
-    foot(&[key('x'), code(KeyCode::Enter)], Action::Invoke, "invoke"),
-    foot(&[key('r')], Action::Rerun, "re-run selected"),
+    foot(
+        &[key('e'), code(KeyCode::Enter)],
+        Action::EditForm,
+        "edit call",
+    ),
+    foot(&[key('x')], Action::Invoke, "invoke"),
+    foot(&[key('r')], Action::Rerun, "re-run"),
     foot(&[key('y')], Action::Copy, "copy result"),
+    bind(&[key('m')], Action::NextModule, MODULE_DESC),
 ];
 
 pub static C2D: &[Binding] = &[
-    foot(&[key('e')], Action::EditForm, "edit message"),
-    foot(&[key('s'), code(KeyCode::Enter)], Action::SendC2d, "send"),
-    bind(&[key('a')], Action::CycleAck, "ack mode"),
+    foot(
+        &[key('e'), code(KeyCode::Enter)],
+        Action::EditForm,
+        "edit message",
+    ),
+    foot(&[key('s')], Action::SendC2d, "send"),
+    foot(&[key('a')], Action::CycleAck, "ack mode"),
     danger(&[key('P')], Action::PurgeQueue, "purge queue"),
 ];
 
@@ -392,10 +426,16 @@ mod tests {
             (Tab::Twin, ch('e'), Some(Action::EditDesired)),
             (Tab::Twin, ch('a'), Some(Action::Reapply)),
             (Tab::Methods, ch('e'), Some(Action::EditForm)),
-            (Tab::Methods, k(KeyCode::Enter), Some(Action::Invoke)),
+            // Enter opens (as everywhere); only x and s act.
+            (Tab::Methods, k(KeyCode::Enter), Some(Action::EditForm)),
+            (Tab::Methods, ch('x'), Some(Action::Invoke)),
+            (Tab::C2d, k(KeyCode::Enter), Some(Action::EditForm)),
+            (Tab::C2d, ch('s'), Some(Action::SendC2d)),
             (Tab::C2d, ch('P'), Some(Action::PurgeQueue)),
             (Tab::C2d, ch('a'), Some(Action::CycleAck)),
             (Tab::C2d, ch('z'), None),
+            (Tab::Twin, ch('m'), Some(Action::NextModule)),
+            (Tab::Methods, ch('m'), Some(Action::NextModule)),
             (Tab::Devices, k(KeyCode::Esc), Some(Action::Back)),
         ];
         for (tab, key, want) in cases {
@@ -466,6 +506,22 @@ mod tests {
         assert_eq!(
             resolve(ch('2'), Mode::Detail, ctx(Tab::Telemetry)),
             Some(Action::SelectTab(Tab::Telemetry))
+        );
+        assert_eq!(
+            resolve(k(KeyCode::PageDown), Mode::Detail, ctx(Tab::Telemetry)),
+            Some(Action::PageDown)
+        );
+        assert_eq!(
+            resolve(k(KeyCode::Home), Mode::Detail, ctx(Tab::Telemetry)),
+            Some(Action::Top)
+        );
+        assert_eq!(
+            resolve(ch('l'), Mode::Normal, ctx(Tab::Twin)),
+            Some(Action::NextPane)
+        );
+        assert_eq!(
+            resolve(k(KeyCode::Left), Mode::Normal, ctx(Tab::Twin)),
+            Some(Action::PrevPane)
         );
         assert_eq!(resolve(ch('r'), Mode::Secret, c), Some(Action::RevealKeys));
         let mut release = ch('q');

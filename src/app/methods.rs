@@ -14,7 +14,8 @@ use iothub::method::{
 
 use super::body::{escape, pretty_lines};
 use super::input::{JsonEditor, TextField};
-use super::{Action, App};
+use super::scroll::PAGE;
+use super::{Action, App, Confirm, ConfirmAction};
 
 /// Calls kept per device.
 const MAX_HISTORY: usize = 50;
@@ -82,6 +83,8 @@ pub enum CallOutcome {
 pub struct MethodCall {
     pub call_id: u64,
     pub device_id: String,
+    /// The module called, if a module's method.
+    pub module_id: Option<String>,
     pub name: String,
     pub payload: Value,
     pub response_timeout: u64,
@@ -99,6 +102,19 @@ pub struct MethodsState {
     pub selected: usize,
     /// Why the form could not be sent.
     pub form_error: Option<String>,
+    /// A call that restarts or wipes the device, waiting for yes.
+    pub awaiting_yes: Option<MethodCall>,
+}
+
+/// Methods that restart or wipe a device by convention: reboot, reset, factory-reset, in
+/// any case and with `-`, `_` or nothing between the words.
+pub fn is_drastic(name: &str) -> bool {
+    let word: String = name
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_'))
+        .collect::<String>()
+        .to_lowercase();
+    matches!(word.as_str(), "reboot" | "reset" | "factoryreset")
 }
 
 impl MethodsState {
@@ -141,7 +157,12 @@ fn parse_secs(field: &TextField, what: &str) -> Result<u64, String> {
 }
 
 /// Validates the form into a call (timeouts and name by `iothub::method` rules).
-fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<MethodCall, String> {
+fn build_call(
+    form: &MethodForm,
+    device_id: &str,
+    module_id: Option<&str>,
+    call_id: u64,
+) -> Result<MethodCall, String> {
     let payload = match &form.payload.status {
         Ok(v) => v.clone(),
         Err(p) => return Err(format!("the payload is not valid JSON: {p}")),
@@ -156,6 +177,7 @@ fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<Method
     Ok(MethodCall {
         call_id,
         device_id: device_id.to_string(),
+        module_id: module_id.map(str::to_string),
         name: valid.method_name,
         payload: valid.payload,
         response_timeout: valid.response_timeout.as_secs(),
@@ -164,11 +186,36 @@ fn build_call(form: &MethodForm, device_id: &str, call_id: u64) -> Result<Method
     })
 }
 
-fn send(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
+/// Sends the call, after one yes when it would restart or wipe the device.
+fn send(app: &mut App, call: MethodCall, cmds: &mut Vec<HubCommand>) {
+    if is_drastic(&call.name) {
+        app.confirm = Some(Confirm {
+            question: format!(
+                "Call {} on {}? It may restart or wipe the device.",
+                escape(&call.name),
+                escape(&call.device_id)
+            ),
+            on_yes: ConfirmAction::InvokeMethod,
+        });
+        app.methods.awaiting_yes = Some(call);
+        return;
+    }
+    send_now(app, call, cmds);
+}
+
+/// Yes to the question `send` asked.
+pub(super) fn confirmed(app: &mut App, cmds: &mut Vec<HubCommand>) {
+    if let Some(call) = app.methods.awaiting_yes.take() {
+        send_now(app, call, cmds);
+    }
+}
+
+fn send_now(app: &mut App, mut call: MethodCall, cmds: &mut Vec<HubCommand>) {
     call.call_id = app.fresh_id();
     cmds.push(HubCommand::InvokeMethod {
         call_id: call.call_id,
         device_id: call.device_id.clone(),
+        module_id: call.module_id.clone(),
         name: call.name.clone(),
         payload: call.payload.clone(),
         response_timeout: Duration::from_secs(call.response_timeout),
@@ -192,7 +239,8 @@ fn invoke(app: &mut App, cmds: &mut Vec<HubCommand>) {
         app.methods.form_error = Some("pick a device in Devices first".into());
         return;
     };
-    match build_call(&app.methods.form, &device, 0) {
+    let module = app.selected_module.clone();
+    match build_call(&app.methods.form, &device, module.as_deref(), 0) {
         Ok(call) => {
             app.methods.editing = false;
             send(app, call, cmds);
@@ -238,6 +286,7 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
     let count = app.methods.calls(device.as_deref()).len();
     match action {
         Action::EditForm => app.methods.editing = true,
+        Action::NextModule => return super::modules::next(app, cmds),
         Action::Invoke => invoke(app, cmds),
         Action::Rerun => {
             let Some(call) = app.methods.shown_call(device.as_deref()).cloned() else {
@@ -260,6 +309,12 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
         // History runs newest first on screen: Down goes to older calls.
         Action::Down if app.methods.selected + 1 < count => app.methods.selected += 1,
         Action::Up if app.methods.selected > 0 => app.methods.selected -= 1,
+        Action::PageDown if app.methods.selected + 1 < count => {
+            app.methods.selected = (app.methods.selected + PAGE).min(count - 1)
+        }
+        Action::PageUp if app.methods.selected > 0 => {
+            app.methods.selected = app.methods.selected.saturating_sub(PAGE)
+        }
         Action::Top => app.methods.selected = 0,
         Action::Bottom => app.methods.selected = count.saturating_sub(1),
         _ => return false,

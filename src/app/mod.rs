@@ -10,8 +10,10 @@ pub mod input;
 pub mod jsonview;
 pub mod keymap;
 pub mod methods;
+pub mod modules;
 pub mod msgdiff;
 pub mod ring;
+pub mod scroll;
 pub mod telemetry;
 pub mod twin;
 mod update;
@@ -22,7 +24,12 @@ mod tests;
 pub use action::{Action, Mode, Tab};
 pub use update::update;
 
-use client::events::{Backend, HubCommand, LinkState, StartFrom};
+use std::time::{Duration, Instant};
+
+/// How long a notice stays in the status bar.
+pub const NOTICE_LIFETIME: Duration = Duration::from_secs(5);
+
+use client::events::{Backend, HubCommand, LinkState, OnScreen, StartFrom};
 
 use input::TextField;
 use keymap::KeyContext;
@@ -61,6 +68,8 @@ impl Default for Config {
 pub enum ConfirmAction {
     DeleteDevice(String),
     PurgeQueue(String),
+    /// The method call waiting in `MethodsState::awaiting_yes`.
+    InvokeMethod,
 }
 
 /// A pending yes/no question.
@@ -83,7 +92,7 @@ pub enum PromptKind {
 impl PromptKind {
     pub fn label(self) -> &'static str {
         match self {
-            PromptKind::DeviceFilter => "filter devices: ",
+            PromptKind::DeviceFilter => "filter: id prefix, or a condition (tags.site = 'x'): ",
             PromptKind::TelemetryFilter => "filter device or text: ",
             PromptKind::ExportPath => "export to file: ",
             PromptKind::StartFrom => "start from (now, -10m, -2h, RFC 3339): ",
@@ -112,8 +121,14 @@ pub struct Link {
 pub struct StatusBar {
     pub links: Vec<Link>,
     pub last_error: Option<String>,
-    /// Latest information message ("copied", "3 messages purged").
+    /// Latest information message ("copied", "3 messages purged"), and when it came: it
+    /// goes after `NOTICE_LIFETIME`.
     pub notice: Option<String>,
+    pub notice_since: Option<Instant>,
+    /// The hub throttles: polling waits this long (as of when it was reported).
+    pub throttled: Option<Duration>,
+    /// Service REST calls in the last minute, once the backend made any.
+    pub calls_per_minute: Option<usize>,
 }
 
 impl Default for StatusBar {
@@ -129,6 +144,9 @@ impl Default for StatusBar {
                 .collect(),
             last_error: None,
             notice: None,
+            notice_since: None,
+            throttled: None,
+            calls_per_minute: None,
         }
     }
 }
@@ -140,6 +158,10 @@ pub struct App {
     pub tab: Tab,
     /// The device chosen in Devices; every tab works on it.
     pub selected_device: Option<String>,
+    /// A module of that device chosen with `m`: the Twin and Methods tabs work on it.
+    pub selected_module: Option<String>,
+    /// The module ids of a device, once read (`m` reads them).
+    pub modules: Option<(String, Vec<String>)>,
     pub devices: devices::DevicesState,
     pub telemetry: telemetry::TelemetryState,
     pub twin: twin::TwinState,
@@ -150,6 +172,8 @@ pub struct App {
     pub prompt: Option<Prompt>,
     pub status: StatusBar,
     pub should_quit: bool,
+    /// What the backend was last told is on screen.
+    on_screen_sent: Option<OnScreen>,
     needs_redraw: bool,
     clipboard: Option<String>,
     next_id: u64,
@@ -157,9 +181,11 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> Self {
-        Self {
+        let mut app = Self {
             tab: Tab::Devices,
             selected_device: None,
+            selected_module: None,
+            modules: None,
             devices: devices::DevicesState::default(),
             telemetry: telemetry::TelemetryState::new(
                 config.telemetry_capacity,
@@ -173,17 +199,22 @@ impl App {
             prompt: None,
             status: StatusBar::default(),
             should_quit: false,
+            on_screen_sent: None,
             needs_redraw: true,
             clipboard: None,
             next_id: 1,
             config,
-        }
+        };
+        // `start` tells the backend; from then on `update` does when it changes.
+        app.on_screen_sent = Some(app.on_screen());
+        app
     }
 
-    /// Commands to send once the backend is up: the first device page and live telemetry.
+    /// Commands to send once the backend is up: the first device page, live telemetry, and
+    /// what is on screen.
     pub fn start(&mut self) -> Vec<HubCommand> {
         self.devices.loading = true;
-        vec![
+        let mut cmds = vec![
             HubCommand::LoadDevices {
                 continuation: None,
                 filter: None,
@@ -192,7 +223,41 @@ impl App {
                 from: StartFrom::Now,
                 consumer_group: self.config.consumer_group.clone(),
             },
-        ]
+        ];
+        cmds.push(HubCommand::Visible(self.on_screen()));
+        cmds
+    }
+
+    /// What the Twin and Methods tabs work on: "device" or "device/module".
+    pub fn target_label(&self) -> Option<String> {
+        let device = self.selected_device.as_deref()?;
+        Some(match &self.selected_module {
+            None => device.to_string(),
+            Some(m) => format!("{device}/{m}"),
+        })
+    }
+
+    /// What the backend should keep fresh: only what the current tab shows.
+    pub fn on_screen(&self) -> OnScreen {
+        OnScreen {
+            device_list: self.tab == Tab::Devices,
+            twin: (self.tab == Tab::Twin)
+                .then(|| self.twin.device_id.clone())
+                .flatten(),
+            module: (self.tab == Tab::Twin)
+                .then(|| self.twin.module_id.clone())
+                .flatten(),
+        }
+    }
+
+    /// `Visible` when what is on screen changed since the backend was last told.
+    fn screen_change(&mut self) -> Option<HubCommand> {
+        let now = self.on_screen();
+        if self.on_screen_sent.as_ref() == Some(&now) {
+            return None;
+        }
+        self.on_screen_sent = Some(now.clone());
+        Some(HubCommand::Visible(now))
     }
 
     /// Which layer keys go to now.
@@ -240,7 +305,7 @@ impl App {
     }
 
     fn copy(&mut self, what: &str, text: String) {
-        self.status.notice = Some(format!(
+        self.notice(format!(
             "copied {what} ({} bytes) with OSC 52; if nothing arrived, the terminal may not allow it",
             text.len()
         ));
@@ -259,5 +324,11 @@ impl App {
 
     fn notice(&mut self, message: impl Into<String>) {
         self.status.notice = Some(message.into());
+        self.status.notice_since = Some(Instant::now());
+    }
+
+    /// When the notice shown now goes away; the terminal loop sends `Tick` then.
+    pub fn notice_expires(&self) -> Option<Instant> {
+        self.status.notice_since.map(|t| t + NOTICE_LIFETIME)
     }
 }

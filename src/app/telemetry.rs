@@ -13,6 +13,7 @@ use super::body::{DecodedBody, decode, escape};
 use super::chart::{ChartSeries, numeric_fields};
 use super::msgdiff::{DiffLine, diff};
 use super::ring::TelemetryRing;
+use super::scroll::Scroll;
 use super::{Action, App, Prompt, PromptKind, input::TextField};
 
 /// Bytes of a body kept in the ring (display and export); the original size is kept apart.
@@ -37,6 +38,8 @@ pub struct TelemetryRow {
 pub struct Detail {
     pub id: u64,
     pub show_diff: bool,
+    /// The body (or diff) scrolls; another message starts at its top.
+    pub scroll: Scroll,
     /// Against the previous message of the device; None when there is none in the buffer.
     pub diff: Option<Vec<DiffLine>>,
 }
@@ -301,12 +304,36 @@ fn open_detail(t: &mut TelemetryState, id: u64) {
     t.detail = Some(Detail {
         id,
         show_diff,
+        scroll: Scroll::default(),
         diff,
     });
 }
 
+/// At most the lines the detail view draws: a header, each property with a heading per
+/// kind, a blank line, a title or cut notice, and the body or the diff.
+fn detail_lines(t: &TelemetryState, d: &Detail) -> usize {
+    let Some(row) = t.ring.get(d.id) else {
+        return 0;
+    };
+    let e = &row.event;
+    let content = match (&d.diff, d.show_diff) {
+        (Some(diff), true) => diff.len(),
+        _ => row.body.lines.len(),
+    };
+    e.system_properties.len() + e.application_properties.len() + 5 + content
+}
+
 pub(super) fn on_action(app: &mut App, action: &Action) -> bool {
     let t = &mut app.telemetry;
+    if let (Some(detail), Action::PageDown | Action::PageUp | Action::Top | Action::Bottom) =
+        (&t.detail, action)
+    {
+        let len = detail_lines(t, detail);
+        return t
+            .detail
+            .as_mut()
+            .is_some_and(|d| d.scroll.apply(action, len));
+    }
     let (view, len) = t.shown();
     let current = t.selected_index();
     let step = |to: usize| view.get(to.min(len.saturating_sub(1))).copied();

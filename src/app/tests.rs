@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::*;
 use client::events::{
-    AckMode, HubEvent, LinkState, MethodFailure, MethodResponse, NewDeviceAuth, TelemetryEvent,
+    AckMode, HubEvent, LinkState, MethodFailure, MethodResponse, NewDeviceAuth, OnScreen,
+    TelemetryEvent,
 };
 use iothub::device::{DeviceIdentity, DeviceStatus, SymmetricKey};
 use iothub::twin::Section;
@@ -33,6 +34,7 @@ fn typed(app: &mut App, text: &str) {
 fn page(ids: &[&str], continuation: Option<&str>, replace: bool) -> Action {
     Action::Hub(HubEvent::DevicesPage {
         items: ids.iter().map(|i| device(i)).collect(),
+        twins: Default::default(),
         continuation: continuation.map(str::to_owned),
         replace,
     })
@@ -57,6 +59,20 @@ fn app_with_devices() -> App {
     app
 }
 
+/// On the Twin tab with this twin of dev-a loaded.
+fn app_showing_twin(twin: serde_json::Value) -> App {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "dev-a".into(),
+            twin,
+        }),
+    );
+    app
+}
+
 fn twin_json(desired_t: i64, etag: &str) -> serde_json::Value {
     json!({"deviceId": "dev-a", "etag": etag, "version": 3, "tags": {"site": "x"},
         "properties": {"desired": {"t": desired_t, "$version": 2},
@@ -67,7 +83,15 @@ fn twin_json(desired_t: i64, etag: &str) -> serde_json::Value {
 fn start_loads_devices_and_telemetry() {
     let mut app = App::new(Config::default());
     let cmds = app.start();
-    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds.len(), 3);
+    assert_eq!(
+        cmds[2],
+        HubCommand::Visible(OnScreen {
+            device_list: true,
+            twin: None,
+            module: None
+        })
+    );
     assert!(app.devices.loading);
     assert!(app.needs_redraw());
     app.mark_drawn();
@@ -107,10 +131,91 @@ fn first_page_selects_and_carries_device() {
     let (_, cmds) = update(&mut app, Action::SelectTab(Tab::Twin));
     assert_eq!(
         cmds,
-        vec![HubCommand::GetTwin {
-            device_id: "dev-b".into()
+        vec![
+            HubCommand::GetTwin {
+                device_id: "dev-b".into(),
+                module_id: None
+            },
+            HubCommand::Visible(OnScreen {
+                device_list: false,
+                twin: Some("dev-b".into()),
+                module: None
+            })
+        ]
+    );
+}
+
+/// The backend re-reads only what is on screen, so every change of it is sent once.
+#[test]
+fn the_backend_is_told_what_is_on_screen() {
+    let mut app = app_with_devices();
+    let visible = |cmds: Vec<HubCommand>| -> Vec<OnScreen> {
+        cmds.into_iter()
+            .filter_map(|c| match c {
+                HubCommand::Visible(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    };
+    let twin_of = |id: &str| OnScreen {
+        device_list: false,
+        twin: Some(id.into()),
+        module: None,
+    };
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Telemetry)).1),
+        [OnScreen::default()]
+    );
+    assert!(visible(update(&mut app, Action::Down).1).is_empty());
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Twin)).1),
+        [twin_of("dev-a")]
+    );
+    assert!(
+        visible(update(&mut app, Action::Down).1).is_empty(),
+        "scrolling the twin"
+    );
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Methods)).1),
+        [OnScreen::default()]
+    );
+    update(&mut app, Action::SelectTab(Tab::Devices));
+    update(&mut app, Action::Down);
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Twin)).1),
+        [twin_of("dev-b")]
+    );
+    assert_eq!(
+        visible(update(&mut app, Action::SelectTab(Tab::Devices)).1),
+        [OnScreen {
+            device_list: true,
+            twin: None,
+            module: None
         }]
     );
+}
+
+#[test]
+fn throttling_and_the_call_rate_reach_the_status_bar() {
+    let mut app = App::new(Config::default());
+    update(
+        &mut app,
+        Action::Hub(HubEvent::ServiceCalls { per_minute: 12 }),
+    );
+    assert_eq!(app.status.calls_per_minute, Some(12));
+    let pause = std::time::Duration::from_secs(20);
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Throttled {
+            retry_in: Some(pause),
+        }),
+    );
+    assert_eq!(app.status.throttled, Some(pause));
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Throttled { retry_in: None }),
+    );
+    assert_eq!(app.status.throttled, None);
 }
 
 #[test]
@@ -359,15 +464,7 @@ fn telemetry_prompts_make_commands() {
 
 #[test]
 fn twin_edit_patch_conflict_and_reapply() {
-    let mut app = app_with_devices();
-    update(&mut app, Action::SelectTab(Tab::Twin));
-    update(
-        &mut app,
-        Action::Hub(HubEvent::Twin {
-            device_id: "dev-a".into(),
-            twin: twin_json(5, "etag1"),
-        }),
-    );
+    let mut app = app_showing_twin(twin_json(5, "etag1"));
     assert!(app.twin.view.is_some());
     update(&mut app, Action::EditDesired);
     assert_eq!(app.mode(), Mode::Editor);
@@ -381,6 +478,7 @@ fn twin_edit_patch_conflict_and_reapply() {
         cmds,
         vec![HubCommand::PatchTwin {
             device_id: "dev-a".into(),
+            module_id: None,
             section: Section::Desired,
             patch: expected_patch.clone(),
             etag: "etag1".into()
@@ -408,6 +506,7 @@ fn twin_edit_patch_conflict_and_reapply() {
         cmds,
         vec![HubCommand::PatchTwin {
             device_id: "dev-a".into(),
+            module_id: None,
             section: Section::Desired,
             patch: expected_patch,
             etag: "etag2".into()
@@ -426,15 +525,7 @@ fn twin_edit_patch_conflict_and_reapply() {
 
 #[test]
 fn twin_editor_shows_json_errors_and_refuses_to_send() {
-    let mut app = app_with_devices();
-    update(&mut app, Action::SelectTab(Tab::Twin));
-    update(
-        &mut app,
-        Action::Hub(HubEvent::Twin {
-            device_id: "dev-a".into(),
-            twin: twin_json(5, "e"),
-        }),
-    );
+    let mut app = app_showing_twin(twin_json(5, "e"));
     update(&mut app, Action::EditTags);
     assert!(update(&mut app, key('x')).0);
     let status = &app.twin.edit.as_ref().unwrap().editor.status;
@@ -458,20 +549,67 @@ fn twin_editor_shows_json_errors_and_refuses_to_send() {
 }
 
 #[test]
+fn drastic_method_names_are_recognised() {
+    for name in [
+        "reboot",
+        "Reboot",
+        "RESET",
+        "factory-reset",
+        "factory_reset",
+        "FactoryReset",
+    ] {
+        assert!(methods::is_drastic(name), "{name}");
+    }
+    for name in ["rebootLater", "setInterval", "", "re-boot-now", "factory"] {
+        assert!(!methods::is_drastic(name), "{name}");
+    }
+}
+
+#[test]
+fn a_reboot_asks_once_and_no_sends_nothing() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    update(&mut app, Action::EditForm);
+    typed(&mut app, "Factory_Reset");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(app.mode(), Mode::Confirm);
+    assert!(
+        app.confirm
+            .as_ref()
+            .unwrap()
+            .question
+            .contains("Factory_Reset on dev-a")
+    );
+    let (_, cmds) = update(&mut app, Action::ConfirmNo);
+    assert!(cmds.is_empty());
+    assert!(app.methods.calls(Some("dev-a")).is_empty());
+    // Yes sends it, once, without a second question.
+    update(&mut app, Action::Invoke);
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
+    assert!(
+        matches!(&cmds[..], [HubCommand::InvokeMethod { name, .. }] if name == "Factory_Reset"),
+        "{cmds:?}"
+    );
+    assert!(app.confirm.is_none());
+    assert_eq!(app.methods.calls(Some("dev-a")).len(), 1);
+}
+
+#[test]
 fn method_call_result_history_and_rerun() {
     let mut app = app_with_devices();
     update(&mut app, Action::SelectTab(Tab::Methods));
     update(&mut app, Action::EditForm);
-    typed(&mut app, "reboot");
+    typed(&mut app, "setInterval");
     let (_, cmds) = update(&mut app, Action::Submit);
     let [HubCommand::InvokeMethod { call_id, name, .. }] = &cmds[..] else {
         panic!("{cmds:?}")
     };
-    assert_eq!(name, "reboot");
+    assert_eq!(name, "setInterval");
     let first = *call_id;
     assert_eq!(
         app.methods.form.name.value(),
-        "reboot",
+        "setInterval",
         "form keeps its contents"
     );
     update(
@@ -612,4 +750,221 @@ fn a_flood_of_messages_marks_one_redraw() {
     assert_eq!(app.telemetry.ring.len(), 100);
     assert_eq!(app.telemetry.ring.dropped(), 900);
     assert_eq!(app.telemetry.view.len(), 100);
+}
+
+/// A twin whose reported section is `n` leaves long.
+fn long_twin(n: usize, etag: &str) -> serde_json::Value {
+    let reported: serde_json::Map<String, serde_json::Value> =
+        (0..n).map(|i| (format!("r{i:02}"), json!(i))).collect();
+    json!({"deviceId": "dev-a", "etag": etag, "version": 3, "tags": {},
+        "properties": {"desired": {"t": 1, "$version": 2}, "reported": reported}})
+}
+
+#[test]
+fn twin_panes_scroll_one_at_a_time_and_stay_inside_their_content() {
+    let mut app = app_showing_twin(long_twin(40, "e1"));
+    assert_eq!(app.twin.pane, twin::TwinPane::Desired);
+    // Desired is three lines: it does not scroll past its end.
+    for _ in 0..5 {
+        update(&mut app, Action::PageDown);
+    }
+    assert_eq!(app.twin.scroll[1].first_visible(3, 1), 2);
+    update(&mut app, Action::NextPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Reported);
+    for _ in 0..10 {
+        update(&mut app, Action::PageDown);
+    }
+    // 42 lines ({, 40 leaves, }): the offset stops at the last line, the others kept theirs.
+    assert_eq!(app.twin.scroll[2].first_visible(42, 1), 41);
+    assert_eq!(app.twin.scroll[0], scroll::Scroll::default());
+    assert!(update(&mut app, Action::Up).0, "one key up moves at once");
+    update(&mut app, Action::NextPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Tags);
+    update(&mut app, Action::PrevPane);
+    update(&mut app, Action::PrevPane);
+    assert_eq!(app.twin.pane, twin::TwinPane::Desired);
+}
+
+#[test]
+fn the_message_detail_scrolls_its_body() {
+    let mut app = App::new(Config::default());
+    let body: String = format!(
+        "{{{}}}",
+        (0..60)
+            .map(|i| format!("\"k{i}\": {i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    update(&mut app, msg("dev-a", &body, 1));
+    update(&mut app, Action::SelectTab(Tab::Telemetry));
+    update(&mut app, Action::OpenDetail);
+    assert_eq!(app.mode(), Mode::Detail);
+    assert!(update(&mut app, Action::PageDown).0);
+    let scroll = app.telemetry.detail.as_ref().unwrap().scroll;
+    assert_eq!(scroll.first_visible(1000, 1), 10);
+    update(&mut app, Action::Bottom);
+    let end = app.telemetry.detail.as_ref().unwrap().scroll;
+    assert!(end.first_visible(1000, 1) >= 60, "{end:?}");
+    assert!(!update(&mut app, Action::PageDown).0, "already at the end");
+    update(&mut app, Action::Top);
+    assert_eq!(
+        app.telemetry.detail.as_ref().unwrap().scroll,
+        scroll::Scroll::default()
+    );
+}
+
+#[test]
+fn notices_expire_errors_stay() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::ShowConnectionString);
+    update(&mut app, Action::Copy);
+    let until = app.notice_expires().expect("a notice with an end");
+    app.status.last_error = Some("boom".into());
+    assert!(
+        !update(
+            &mut app,
+            Action::Tick(until - std::time::Duration::from_millis(1))
+        )
+        .0
+    );
+    assert!(app.status.notice.is_some());
+    assert!(update(&mut app, Action::Tick(until)).0);
+    assert_eq!(app.status.notice, None);
+    assert_eq!(app.notice_expires(), None);
+    assert_eq!(app.status.last_error.as_deref(), Some("boom"));
+}
+
+#[test]
+fn a_query_condition_filters_on_the_hub_not_by_id() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::StartFilter);
+    typed(&mut app, "tags.site = 'lab'");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some("tags.site = 'lab'".into())
+        }]
+    );
+    update(&mut app, page(&["dev-b"], None, true));
+    let shown: Vec<_> = app
+        .devices
+        .visible()
+        .iter()
+        .map(|d| d.device_id.clone())
+        .collect();
+    assert_eq!(
+        shown,
+        ["dev-b"],
+        "the hub's answer is not filtered again by id"
+    );
+}
+
+#[test]
+fn the_identity_detail_masks_keys_and_tags_read_as_pairs() {
+    let shown = devices::masked_identity(&device("dev-a")).to_string();
+    assert!(!shown.contains("cHJpbWFyeWtleQ=="), "{shown}");
+    assert!(shown.contains(devices::MASK), "{shown}");
+    let tags = json!({"site": "lab", "floor": 2, "owner": {"team": "x"}});
+    assert_eq!(
+        devices::tags_summary(tags.as_object().unwrap()),
+        r#"site=lab floor=2 owner={"team":"x"}"#
+    );
+}
+
+#[test]
+fn model_ids_and_tags_of_a_page_are_kept_by_device() {
+    let mut app = App::new(Config::default());
+    let summary = client::events::TwinSummary {
+        model_id: "dtmi:x;1".into(),
+        tags: json!({"site": "lab"}).as_object().unwrap().clone(),
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::DevicesPage {
+            items: vec![device("a")],
+            twins: [("a".to_string(), summary.clone())].into(),
+            continuation: None,
+            replace: true,
+        }),
+    );
+    assert_eq!(app.devices.twins.get("a"), Some(&summary));
+    update(&mut app, page(&["b"], None, true));
+    assert!(
+        app.devices.twins.is_empty(),
+        "a new list forgets the old twins"
+    );
+}
+
+#[test]
+fn m_walks_through_the_modules_and_twin_and_methods_follow() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::SelectTab(Tab::Twin));
+    let (_, cmds) = update(&mut app, Action::NextModule);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::ListModules {
+            device_id: "dev-a".into()
+        }]
+    );
+    let (_, cmds) = update(
+        &mut app,
+        Action::Hub(HubEvent::Modules {
+            device_id: "dev-a".into(),
+            module_ids: vec!["m1".into(), "m2".into()],
+        }),
+    );
+    assert_eq!(app.selected_module.as_deref(), Some("m1"));
+    assert!(cmds.contains(&HubCommand::GetTwin {
+        device_id: "dev-a".into(),
+        module_id: Some("m1".into())
+    }));
+    assert!(cmds.contains(&HubCommand::Visible(OnScreen {
+        device_list: false,
+        twin: Some("dev-a".into()),
+        module: Some("m1".into())
+    })));
+    // The device's own twin arriving late is not the module's.
+    assert!(
+        !update(
+            &mut app,
+            Action::Hub(HubEvent::Twin {
+                device_id: "dev-a".into(),
+                twin: twin_json(5, "e"),
+            })
+        )
+        .0
+    );
+    let mut module_twin = twin_json(5, "e");
+    module_twin["moduleId"] = json!("m1");
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: "dev-a".into(),
+            twin: module_twin,
+        }),
+    );
+    assert!(app.twin.view.is_some());
+    assert_eq!(app.target_label().as_deref(), Some("dev-a/m1"));
+    // Methods call the module.
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    update(&mut app, Action::EditForm);
+    typed(&mut app, "ping");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert!(
+        matches!(&cmds[..], [HubCommand::InvokeMethod { module_id: Some(m), .. }] if m == "m1"),
+        "{cmds:?}"
+    );
+    update(&mut app, Action::Back);
+    // m2, then the device again, without reading the list again.
+    let (_, cmds) = update(&mut app, Action::NextModule);
+    assert!(cmds.is_empty());
+    assert_eq!(app.selected_module.as_deref(), Some("m2"));
+    update(&mut app, Action::NextModule);
+    assert_eq!(app.selected_module, None);
+    // Another device: its modules are not known.
+    update(&mut app, Action::SelectTab(Tab::Devices));
+    update(&mut app, Action::Down);
+    assert_eq!(app.modules, None);
 }

@@ -12,6 +12,7 @@ use iothub::twin_diff::{DiffEntry, diff};
 
 use super::input::JsonEditor;
 use super::jsonview::{JsonLine, leaves, lines};
+use super::scroll::Scroll;
 use super::{Action, App};
 
 /// A twin ready to draw: parsed, pretty-printed and diffed when it arrived.
@@ -65,6 +66,35 @@ fn changed_leaves(old: &ServiceTwin, new: &ServiceTwin) -> BTreeSet<String> {
         .collect()
 }
 
+/// The three section panes; one has the focus and scrolls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TwinPane {
+    Tags,
+    #[default]
+    Desired,
+    Reported,
+}
+
+impl TwinPane {
+    pub const ALL: [TwinPane; 3] = [TwinPane::Tags, TwinPane::Desired, TwinPane::Reported];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn step(self, by: isize) -> TwinPane {
+        Self::ALL[(self.index() as isize + by).rem_euclid(3) as usize]
+    }
+
+    pub fn lines(self, view: &TwinView) -> &[JsonLine] {
+        match self {
+            TwinPane::Tags => &view.tags,
+            TwinPane::Desired => &view.desired,
+            TwinPane::Reported => &view.reported,
+        }
+    }
+}
+
 /// An edit of tags or desired, kept until it is applied.
 #[derive(Clone, Debug)]
 pub struct TwinEdit {
@@ -77,13 +107,18 @@ pub struct TwinEdit {
 
 #[derive(Clone, Debug, Default)]
 pub struct TwinState {
-    /// Device the shown twin belongs to.
+    /// Device the shown twin belongs to, and the module when it is a module's twin.
     pub device_id: Option<String>,
+    pub module_id: Option<String>,
     pub loading: bool,
     pub view: Option<TwinView>,
     /// Diff view instead of the three sections.
     pub show_diff: bool,
-    pub scroll: usize,
+    /// The section pane that scrolls.
+    pub pane: TwinPane,
+    /// Per pane, in `TwinPane::ALL` order.
+    pub scroll: [Scroll; 3],
+    pub diff_scroll: Scroll,
     pub edit: Option<TwinEdit>,
     /// Keys go to the editor.
     pub editing: bool,
@@ -92,21 +127,30 @@ pub struct TwinState {
     pub submitting: bool,
 }
 
-/// Requests the twin of the selected device if the tab shows another.
+/// True when the tab shows the twin of the selected device (or module).
+fn shows_selected(app: &App) -> bool {
+    app.twin.device_id == app.selected_device && app.twin.module_id == app.selected_module
+}
+
+/// Requests the twin of the selected device (or module) if the tab shows another.
 pub(super) fn ensure_loaded(app: &mut App, cmds: &mut Vec<HubCommand>) {
     let Some(id) = app.selected_device.clone() else {
         return;
     };
-    if app.twin.device_id.as_ref() != Some(&id) || (app.twin.view.is_none() && !app.twin.loading) {
+    if !shows_selected(app) || (app.twin.view.is_none() && !app.twin.loading) {
         app.twin.device_id = Some(id.clone());
+        app.twin.module_id = app.selected_module.clone();
         app.twin.loading = true;
-        cmds.push(HubCommand::GetTwin { device_id: id });
+        cmds.push(HubCommand::GetTwin {
+            device_id: id,
+            module_id: app.selected_module.clone(),
+        });
     }
 }
 
-/// The selected device changed: drop the other device's twin (its edit too, unless open).
+/// The selected device or module changed: drop the other twin (its edit too, unless open).
 pub(super) fn device_changed(app: &mut App) {
-    if app.twin.device_id != app.selected_device && !app.twin.editing {
+    if !shows_selected(app) && !app.twin.editing {
         let keep_edit = app.twin.edit.is_some() && app.twin.conflict;
         if !keep_edit {
             app.twin = TwinState {
@@ -153,6 +197,7 @@ fn submit(app: &mut App, cmds: &mut Vec<HubCommand>) {
     }
     cmds.push(HubCommand::PatchTwin {
         device_id,
+        module_id: app.twin.module_id.clone(),
         section: edit.section,
         patch,
         etag: edit.etag.clone(),
@@ -200,34 +245,37 @@ pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubComman
         Action::EditTags => start_edit(app, Section::Tags),
         Action::ToggleTwinView => {
             app.twin.show_diff = !app.twin.show_diff;
-            app.twin.scroll = 0;
+            true
+        }
+        Action::NextPane | Action::PrevPane if !app.twin.show_diff => {
+            let by = if *action == Action::NextPane { 1 } else { -1 };
+            app.twin.pane = app.twin.pane.step(by);
             true
         }
         Action::Reapply => reapply(app, cmds),
+        Action::NextModule => {
+            let changed = super::modules::next(app, cmds);
+            ensure_loaded(app, cmds);
+            changed
+        }
         Action::Refresh => {
             app.twin.view = None;
             app.twin.loading = false;
             ensure_loaded(app, cmds);
             true
         }
-        Action::Down => {
-            app.twin.scroll += 1;
-            true
-        }
-        Action::Up | Action::PageUp | Action::Top => {
-            let before = app.twin.scroll;
-            app.twin.scroll = match action {
-                Action::Up => before.saturating_sub(1),
-                Action::PageUp => before.saturating_sub(10),
-                _ => 0,
+        _ => {
+            let tw = &mut app.twin;
+            let Some(view) = &tw.view else {
+                return false;
             };
-            before != app.twin.scroll
+            if tw.show_diff {
+                tw.diff_scroll.apply(action, view.diff.len())
+            } else {
+                let pane = tw.pane;
+                tw.scroll[pane.index()].apply(action, pane.lines(view).len())
+            }
         }
-        Action::PageDown => {
-            app.twin.scroll += 10;
-            true
-        }
-        _ => false,
     }
 }
 
@@ -239,7 +287,8 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
         HubEvent::TwinConflict { device_id, current } => (device_id, current),
         _ => return false,
     };
-    if app.twin.device_id.as_ref() != Some(device_id) {
+    let module = value.get("moduleId").and_then(Value::as_str);
+    if app.twin.device_id.as_ref() != Some(device_id) || app.twin.module_id.as_deref() != module {
         return false;
     }
     let view = TwinView::new(value, app.twin.view.as_ref());

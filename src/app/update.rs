@@ -12,12 +12,23 @@ pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
     let changed = match action {
         Action::Hub(event) => on_event(app, event, &mut cmds),
         Action::Resize => true,
+        Action::Tick(now) => expire_notice(app, now),
         action => on_key_action(app, action, &mut cmds),
     };
+    cmds.extend(app.screen_change());
     if changed {
         app.mark_dirty();
     }
     (changed, cmds)
+}
+
+fn expire_notice(app: &mut App, now: std::time::Instant) -> bool {
+    if app.notice_expires().is_some_and(|at| at <= now) {
+        app.status.notice = None;
+        app.status.notice_since = None;
+        return true;
+    }
+    false
 }
 
 fn switch_tab(app: &mut App, tab: Tab, cmds: &mut Vec<HubCommand>) -> bool {
@@ -44,11 +55,16 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     }
     if let Some(confirm) = app.confirm.take() {
         match action {
-            Action::ConfirmYes => cmds.push(match confirm.on_yes {
-                ConfirmAction::DeleteDevice(device_id) => HubCommand::DeleteDevice { device_id },
-                ConfirmAction::PurgeQueue(device_id) => HubCommand::PurgeC2d { device_id },
-            }),
-            Action::ConfirmNo | Action::Back => {}
+            Action::ConfirmYes => match confirm.on_yes {
+                ConfirmAction::DeleteDevice(device_id) => {
+                    cmds.push(HubCommand::DeleteDevice { device_id })
+                }
+                ConfirmAction::PurgeQueue(device_id) => {
+                    cmds.push(HubCommand::PurgeC2d { device_id })
+                }
+                ConfirmAction::InvokeMethod => methods::confirmed(app, cmds),
+            },
+            Action::ConfirmNo | Action::Back => app.methods.awaiting_yes = None,
             _ => {
                 app.confirm = Some(confirm);
                 return false;
@@ -105,6 +121,7 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     if action == Action::Back && (app.status.last_error.is_some() || app.status.notice.is_some()) {
         app.status.last_error = None;
         app.status.notice = None;
+        app.status.notice_since = None;
         return true;
     }
     false
@@ -125,6 +142,14 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
             link.detail = detail.clone();
             changed
         }
+        HubEvent::Throttled { retry_in } => {
+            app.status.throttled = *retry_in;
+            true
+        }
+        HubEvent::ServiceCalls { per_minute } => {
+            app.status.calls_per_minute = Some(*per_minute);
+            true
+        }
         HubEvent::Error(message) => {
             app.error(super::body::escape(message).into_owned());
             // A failed load must not leave spinners behind.
@@ -135,6 +160,7 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
         }
         _ => {
             let handled = devices::on_event(app, &event, cmds)
+                || super::modules::on_event(app, &event, cmds)
                 || telemetry::on_event(app, &event)
                 || twin::on_event(app, &event)
                 || methods::on_event(app, &event)

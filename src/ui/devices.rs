@@ -2,14 +2,16 @@
 //! connection string panel.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Clear, Paragraph, Row, Table, Wrap};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table, Wrap};
 
 use crate::app::App;
 use crate::app::body::escape;
-use crate::app::devices::{CreateDeviceForm, connection_string};
-use iothub::device::{AuthType, ConnectionState, DeviceStatus, NEVER};
+use crate::app::devices::{CreateDeviceForm, connection_string, masked_identity, tags_summary};
+use crate::app::jsonview::leaves;
+use client::events::TwinSummary;
+use iothub::device::{AuthType, ConnectionState, DeviceIdentity, DeviceStatus, NEVER};
 
 use super::theme::{Role, Theme};
 use super::widgets::{block, centered, field_line, row_style, window_start};
@@ -67,55 +69,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
+    } else if inner.height >= TALL {
+        let [list, detail] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(DETAIL_HEIGHT)]).areas(inner);
+        device_table(frame, list, app, &visible, theme);
+        if let Some(device) = visible.get(d.selected) {
+            device_detail(frame, detail, device, d.twins.get(&device.device_id), theme);
+        }
     } else {
-        let height = inner.height.saturating_sub(1) as usize;
-        let start = window_start(Some(d.selected), visible.len(), height);
-        let rows = visible
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take(height)
-            .map(|(i, dev)| {
-                let (status, status_role) = match dev.status {
-                    DeviceStatus::Enabled => ("enabled", Role::Text),
-                    DeviceStatus::Disabled => ("disabled", Role::Warn),
-                };
-                let (conn, conn_role) = match dev.connection_state {
-                    ConnectionState::Connected => ("connected", Role::Ok),
-                    ConnectionState::Disconnected => ("disconnected", Role::Muted),
-                };
-                let selected = i == d.selected;
-                let cell = |text: String, role: Role| {
-                    ratatui::widgets::Cell::from(text).style(if selected {
-                        theme.style(Role::Selected)
-                    } else {
-                        theme.style(role)
-                    })
-                };
-                Row::new(vec![
-                    cell(escape(&dev.device_id).into_owned(), Role::Text),
-                    cell(status.into(), status_role),
-                    cell(conn.into(), conn_role),
-                    cell(short_time(&dev.last_activity_time), Role::Text),
-                    cell(auth_label(dev.authentication.auth_type).into(), Role::Text),
-                ])
-                .style(row_style(selected, theme))
-            });
-        let header = Row::new(["device id", "status", "connection", "last activity", "auth"])
-            .style(theme.style(Role::Title));
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Fill(1),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(19),
-                Constraint::Length(16),
-            ],
-        )
-        .header(header)
-        .column_spacing(1);
-        frame.render_widget(table, inner);
+        device_table(frame, inner, app, &visible, theme);
     }
     if let Some(form) = &d.create {
         create_form(frame, area, form, theme);
@@ -158,6 +120,142 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ];
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     }
+}
+
+/// Model id, C2D queue depth and tags columns appear from this inner width.
+const WIDE: u16 = 110;
+/// The detail pane appears from this inner height.
+const TALL: u16 = 28;
+const DETAIL_HEIGHT: u16 = 10;
+
+/// The registry table; only the visible window of rows is built.
+fn device_table(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    visible: &[&DeviceIdentity],
+    theme: &Theme,
+) {
+    let d = &app.devices;
+    let wide = area.width >= WIDE;
+    let height = area.height.saturating_sub(1) as usize;
+    let start = window_start(Some(d.selected), visible.len(), height);
+    let rows = visible
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, dev)| {
+            let (status, status_role) = match dev.status {
+                DeviceStatus::Enabled => ("enabled", Role::Text),
+                DeviceStatus::Disabled => ("disabled", Role::Warn),
+            };
+            let (conn, conn_role) = match dev.connection_state {
+                ConnectionState::Connected => ("connected", Role::Ok),
+                ConnectionState::Disconnected => ("disconnected", Role::Muted),
+            };
+            let selected = i == d.selected;
+            let cell = |text: String, role: Role| {
+                Cell::from(text).style(if selected {
+                    theme.style(Role::Selected)
+                } else {
+                    theme.style(role)
+                })
+            };
+            let mut cells = vec![
+                cell(escape(&dev.device_id).into_owned(), Role::Text),
+                cell(status.into(), status_role),
+                cell(conn.into(), conn_role),
+                cell(short_time(&dev.last_activity_time), Role::Text),
+                cell(auth_label(dev.authentication.auth_type).into(), Role::Text),
+            ];
+            if wide {
+                let twin = d.twins.get(&dev.device_id);
+                cells.extend([
+                    cell(dev.cloud_to_device_message_count.to_string(), Role::Text),
+                    cell(
+                        escape(twin.map_or("", |t| t.model_id.as_str())).into_owned(),
+                        Role::Text,
+                    ),
+                    cell(
+                        escape(&twin.map(|t| tags_summary(&t.tags)).unwrap_or_default())
+                            .into_owned(),
+                        Role::Muted,
+                    ),
+                ]);
+            }
+            Row::new(cells).style(row_style(selected, theme))
+        });
+    let mut header = vec!["device id", "status", "connection", "last activity", "auth"];
+    let mut widths = vec![
+        Constraint::Fill(2),
+        Constraint::Length(8),
+        Constraint::Length(12),
+        Constraint::Length(19),
+        Constraint::Length(16),
+    ];
+    if wide {
+        header.extend(["c2d", "model id", "tags"]);
+        widths.extend([
+            Constraint::Length(4),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+        ]);
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.style(Role::Title)))
+        .column_spacing(1);
+    frame.render_widget(table, area);
+}
+
+/// The selected registry entry, keys masked, as `name: value` lines in two columns.
+fn device_detail(
+    frame: &mut Frame,
+    area: Rect,
+    device: &DeviceIdentity,
+    twin: Option<&TwinSummary>,
+    theme: &Theme,
+) {
+    let b = block(
+        format!("Identity of {} (keys masked)", escape(&device.device_id)),
+        theme,
+        false,
+    );
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let identity = match masked_identity(device) {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    // Every leaf that says something, by dotted path.
+    let mut fields: Vec<(String, String)> = leaves(&identity, "")
+        .into_iter()
+        .filter(|(_, v)| v != "null")
+        .collect();
+    if let Some(t) = twin {
+        fields.push(("modelId".into(), format!("{:?}", t.model_id)));
+        fields.push((
+            "tags".into(),
+            serde_json::Value::Object(t.tags.clone()).to_string(),
+        ));
+    }
+    let line = |(k, v): &(String, String)| {
+        Line::from(vec![
+            Span::styled(format!("{}: ", escape(k)), theme.style(Role::Key)),
+            Span::styled(escape(v).into_owned(), theme.style(Role::Text)),
+        ])
+    };
+    let split = fields.len().div_ceil(2);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(fields[..split].iter().map(line).collect::<Vec<_>>()),
+        left,
+    );
+    frame.render_widget(
+        Paragraph::new(fields[split..].iter().map(line).collect::<Vec<_>>()),
+        right,
+    );
 }
 
 fn create_form(frame: &mut Frame, area: Rect, form: &CreateDeviceForm, theme: &Theme) {

@@ -92,6 +92,9 @@ where
                 }
             }
             _ = tokio::time::sleep_until(next_frame), if app.needs_redraw() => {}
+            _ = sleep_until_notice_ends(app.notice_expires()), if app.notice_expires().is_some() => {
+                apply(app, Action::Tick(Instant::now()), &channels);
+            }
         }
         if let Some(text) = app.take_clipboard()
             && let Err(e) = screen.set_clipboard(&text)
@@ -125,6 +128,12 @@ fn draw<S: Screen>(
     app.mark_drawn();
     stats.frames += 1;
     Ok(())
+}
+
+async fn sleep_until_notice_ends(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
 }
 
 fn apply(app: &mut App, action: Action, channels: &Channels) {

@@ -17,10 +17,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let [form_area, lower] =
         Layout::vertical([Constraint::Length(10), Constraint::Min(0)]).areas(area);
     let device = app
-        .selected_device
-        .as_deref()
-        .map(escape)
-        .unwrap_or("no device".into());
+        .target_label()
+        .map_or("no device".into(), |t| escape(&t).into_owned());
     let title = if m.editing {
         format!("Call on {device} · Ctrl-s invoke · Tab next · Esc leave")
     } else {

@@ -300,7 +300,11 @@ fn render_detail(
     } else {
         "Message (d: diff, y: copy)"
     };
-    frame.render_widget(Paragraph::new(lines).block(block(title, theme, true)), area);
+    let b = block(title, theme, true);
+    let height = usize::from(b.inner(area).height);
+    let first = detail.scroll.first_visible(lines.len(), height);
+    let first = u16::try_from(first).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(lines).scroll((first, 0)).block(b), area);
 }
 
 #[cfg(test)]

@@ -51,6 +51,17 @@ fn sample_app(tab: Tab) -> App {
                 device("sensor-b", false, "0001-01-01T00:00:00Z"),
                 device("evil\u{1b}[31m-c", false, "2024-04-30T08:15:00.000Z"),
             ],
+            twins: [(
+                "thermostat-a".to_string(),
+                client::events::TwinSummary {
+                    model_id: "dtmi:com:example:Thermostat;1".into(),
+                    tags: json!({"site": "lab", "floor": 2})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                },
+            )]
+            .into(),
             continuation: Some("token".into()),
             replace: true,
         }),
@@ -110,7 +121,9 @@ fn sample_app(tab: Tab) -> App {
             )),
         );
     }
-    let (_, cmds) = update(&mut app, Action::Submit);
+    update(&mut app, Action::Submit);
+    // reboot asks first.
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
     let first_call = match &cmds[..] {
         [client::events::HubCommand::InvokeMethod { call_id, .. }] => *call_id,
         other => panic!("{other:?}"),
@@ -125,7 +138,8 @@ fn sample_app(tab: Tab) -> App {
             }),
         }),
     );
-    let (_, cmds) = update(&mut app, Action::Rerun);
+    update(&mut app, Action::Rerun);
+    let (_, cmds) = update(&mut app, Action::ConfirmYes);
     if let [client::events::HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] {
         update(
             &mut app,
@@ -278,6 +292,115 @@ fn twin_diff_plug_and_play_states() {
     snapshot("twin_diff_pnp", &app);
 }
 
+/// Scrolled far down, then a shorter twin arrives (as after a PATCH): every pane still shows
+/// its content, and the focused pane says which lines it shows.
+#[test]
+fn twin_panes_never_scroll_into_emptiness() {
+    let mut app = sample_app(Tab::Twin);
+    let long: serde_json::Map<String, serde_json::Value> =
+        (0..40).map(|i| (format!("r{i:02}"), json!(i))).collect();
+    let device = app.twin.device_id.clone().unwrap();
+    let twin = |reported: serde_json::Value| {
+        json!({"deviceId": device, "etag": "e", "version": 3, "tags": {"site": "x"},
+            "properties": {"desired": {"t": 1, "$version": 2}, "reported": reported}})
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Twin {
+            device_id: device.clone(),
+            twin: twin(serde_json::Value::Object(long)),
+        }),
+    );
+    update(&mut app, Action::NextPane);
+    for _ in 0..10 {
+        update(&mut app, Action::PageDown);
+        update(&mut app, Action::PageDown);
+    }
+    let theme = Theme::default_dark();
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"r39\": 39"), "{t}");
+    assert!(t.contains("reported 32-42/42"), "{t}");
+    assert!(t.contains("\"t\": 1"), "desired keeps its own offset:\n{t}");
+    update(
+        &mut app,
+        Action::Hub(HubEvent::TwinUpdated {
+            device_id: device.clone(),
+            twin: twin(json!({"t": 1})),
+        }),
+    );
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"site\": \"x\""), "{t}");
+    assert_eq!(
+        t.matches("\"t\": 1").count(),
+        2,
+        "desired and reported:\n{t}"
+    );
+}
+
+#[test]
+fn the_message_detail_shows_the_rest_of_a_long_body() {
+    let mut app = sample_app(Tab::Telemetry);
+    let body = format!(
+        "{{{}}}",
+        (0..60)
+            .map(|i| format!("\"k{i:02}\": {i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    update(&mut app, telemetry("dev-z", 59, body.as_bytes()));
+    update(&mut app, Action::Bottom);
+    update(&mut app, Action::OpenDetail);
+    let theme = Theme::default_dark();
+    assert!(!text(&draw(&app, &theme, 80, 24)).contains("\"k59\""));
+    update(&mut app, Action::Bottom);
+    let t = text(&draw(&app, &theme, 80, 24));
+    assert!(t.contains("\"k59\": 59"), "{t}");
+}
+
+/// At 80 columns every tab's footer shows whole hints only, ends with "? more", and keeps
+/// the tab's own keys that used to fall off the end.
+#[test]
+fn footers_fit_80_columns_with_whole_hints() {
+    let theme = Theme::default_dark();
+    let cases: &[(Tab, &[&str])] = &[
+        (Tab::Devices, &["/ filter", "n new", "c connection string"]),
+        (Tab::Telemetry, &["a all/one device", "c chart"]),
+        (Tab::Twin, &["e edit desired", "a re-apply"]),
+        (Tab::Methods, &["e edit call", "x invoke"]),
+        (Tab::C2d, &["s send", "a ack mode"]),
+    ];
+    for (tab, wanted) in cases {
+        let app = sample_app(*tab);
+        let t = text(&draw(&app, &theme, 80, 24));
+        let footer = t.lines().nth(22).unwrap().trim_end();
+        assert!(footer.ends_with(" · ? more"), "{tab:?}: {footer}");
+        for hint in footer.trim_end_matches(" · ? more").split(" · ") {
+            let (key, desc) = hint.split_once(' ').unwrap();
+            let known = crate::app::keymap::tab_table(*tab)
+                .iter()
+                .chain(crate::app::keymap::GLOBAL)
+                .any(|b| b.desc == desc && crate::app::keymap::keys_label(b).starts_with(key));
+            assert!(known, "{tab:?}: {hint:?} is not a whole hint in {footer}");
+        }
+        for w in *wanted {
+            assert!(footer.contains(w), "{tab:?}: {w} missing from {footer}");
+        }
+        // At 120 columns every footer key of the tab fits.
+        let wide = text(&draw(&app, &theme, 120, 40));
+        let footer = wide.lines().nth(38).unwrap();
+        for b in crate::app::keymap::tab_table(*tab)
+            .iter()
+            .filter(|b| b.footer)
+        {
+            let hint = format!("{} {}", crate::app::keymap::chord_label(&b.keys[0]), b.desc);
+            assert!(
+                footer.contains(&hint),
+                "{tab:?}: {hint} missing from {footer}"
+            );
+        }
+    }
+}
+
 #[test]
 fn methods_tab() {
     snapshot("methods", &sample_app(Tab::Methods));
@@ -366,6 +489,24 @@ fn the_status_bar_names_amqp_over_websockets() {
     let theme = Theme::default_dark();
     assert!(text(&draw(&app, &theme, 120, 40)).contains(" localhost (AMQP/WebSockets) │"));
     assert!(text(&draw(&app, &theme, 80, 24)).contains(" localhost (ws) │"));
+}
+
+#[test]
+fn the_status_bar_counts_calls_and_says_when_the_hub_throttles() {
+    let mut app = sample_app(Tab::Devices);
+    app.status.calls_per_minute = Some(14);
+    app.status.throttled = Some(std::time::Duration::from_millis(19_400));
+    let theme = Theme::default_dark();
+    let wide = text(&draw(&app, &theme, 120, 40));
+    assert!(
+        wide.contains("│ 14 calls/min │ throttled by the hub; retrying in 20 s"),
+        "{wide}"
+    );
+    let narrow = text(&draw(&app, &theme, 80, 24));
+    assert!(
+        narrow.contains("│ 14 calls/min │ throttled, 20 s"),
+        "{narrow}"
+    );
 }
 
 #[test]

@@ -8,7 +8,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use crate::app::App;
 use crate::app::body::escape;
-use crate::app::twin::{TwinEdit, TwinView};
+use crate::app::scroll::Scroll;
+use crate::app::twin::{TwinEdit, TwinPane, TwinState, TwinView};
 use iothub::twin::Section;
 use iothub::twin_diff::LeafState;
 
@@ -46,7 +47,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     .areas(area);
     let header = vec![
         Line::from(vec![
-            Span::styled(escape(&t.device_id).into_owned(), theme.style(Role::Title)),
+            Span::styled(
+                match &t.module_id {
+                    None => escape(&t.device_id).into_owned(),
+                    Some(m) => format!("{}/{}", escape(&t.device_id), escape(m)),
+                },
+                theme.style(Role::Title),
+            ),
             Span::styled(
                 format!(" · twin v{} · etag {}", t.version, escape(&t.etag)),
                 theme.style(Role::Muted),
@@ -82,25 +89,44 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Some(edit) if tw.editing || tw.conflict => {
             render_editor(frame, body, edit, tw.editing, theme)
         }
-        _ if tw.show_diff => render_diff(frame, body, view, tw.scroll, theme),
-        _ => render_sections(frame, body, view, tw.scroll, theme),
+        _ if tw.show_diff => render_diff(frame, body, view, tw.diff_scroll, theme),
+        _ => render_sections(frame, body, tw, view, theme),
     }
 }
 
-fn render_sections(frame: &mut Frame, area: Rect, view: &TwinView, scroll: usize, theme: &Theme) {
+/// Tags on top, desired and reported side by side; the focused pane scrolls, and a pane
+/// taller than its view says which lines it shows.
+fn render_sections(frame: &mut Frame, area: Rect, tw: &TwinState, view: &TwinView, theme: &Theme) {
     let tags_height = (view.tags.len() as u16 + 2).min(area.height / 3).max(3);
     let [tags, rest] =
         Layout::vertical([Constraint::Length(tags_height), Constraint::Min(0)]).areas(area);
     let [desired, reported] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(rest);
-    for (lines, rect, title) in [
-        (&view.tags, tags, "tags"),
-        (&view.desired, desired, "desired"),
-        (&view.reported, reported, "reported"),
-    ] {
+    for (i, (pane, rect)) in TwinPane::ALL
+        .into_iter()
+        .zip([tags, desired, reported])
+        .enumerate()
+    {
+        let lines = pane.lines(view);
+        let height = usize::from(rect.height.saturating_sub(2));
+        let first = tw.scroll[i].first_visible(lines.len(), height);
+        let name = match pane {
+            TwinPane::Tags => "tags",
+            TwinPane::Desired => "desired",
+            TwinPane::Reported => "reported",
+        };
+        let title = if lines.len() > height {
+            let last = (first + height).min(lines.len());
+            format!("{name} {}-{last}/{}", first + 1, lines.len())
+        } else {
+            name.to_string()
+        };
         frame.render_widget(
-            Paragraph::new(json_lines(lines, &view.changed, scroll, theme))
-                .block(block(title, theme, false)),
+            Paragraph::new(json_lines(lines, &view.changed, first, theme)).block(block(
+                title,
+                theme,
+                pane == tw.pane,
+            )),
             rect,
         );
     }
@@ -116,7 +142,7 @@ fn state_label(s: LeafState) -> (&'static str, Role) {
     }
 }
 
-fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: usize, theme: &Theme) {
+fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: Scroll, theme: &Theme) {
     let b = block("desired vs reported", theme, true);
     if view.diff.is_empty() {
         frame.render_widget(
@@ -129,7 +155,10 @@ fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: usize, th
         v.as_ref()
             .map_or("-".to_string(), |v| escape(&v.to_string()).into_owned())
     };
-    let rows = view.diff.iter().skip(scroll).map(|e| {
+    // Borders and the header row.
+    let height = usize::from(area.height.saturating_sub(3));
+    let first = scroll.first_visible(view.diff.len(), height);
+    let rows = view.diff.iter().skip(first).map(|e| {
         let (label, role) = state_label(e.state);
         let changed = view.changed.contains(&format!("desired.{}", e.path))
             || view.changed.contains(&format!("reported.{}", e.path));

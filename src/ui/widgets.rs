@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use crate::app::body::escape;
 use crate::app::jsonview::JsonLine;
 use crate::app::keymap::{self, Binding};
-use crate::app::{App, Tab};
+use crate::app::{Action, App, Tab};
 use client::events::{Backend, LinkState};
 
 use super::theme::{Role, Theme};
@@ -67,9 +67,10 @@ pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ));
         spans.push(Span::raw(" "));
     }
-    let device = match &app.selected_device {
-        Some(d) => format!("device: {}", escape(d)),
-        None => "no device selected".into(),
+    let device = match (&app.selected_device, &app.selected_module) {
+        (Some(d), None) => format!("device: {}", escape(d)),
+        (Some(d), Some(m)) => format!("device: {} · module: {}", escape(d), escape(m)),
+        (None, _) => "no device selected".into(),
     };
     spans.push(Span::styled(device, theme.style(Role::Muted)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -103,7 +104,9 @@ fn link_symbol(state: LinkState) -> (&'static str, Role) {
 
 pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let bar = theme.style(Role::StatusBar);
-    let compact = area.width < 100;
+    let narrow = area.width < 100;
+    // A throttled hub's note or an error matters more than the links' state words.
+    let compact = narrow || app.status.throttled.is_some() || app.status.last_error.is_some();
     let mut spans = vec![Span::styled(
         format!(" {} ", escape(&app.config.hub_host)),
         bar,
@@ -130,7 +133,24 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         };
         spans.push(Span::styled(text, bar));
     }
-    if let Some(e) = &app.status.last_error {
+    if let Some(n) = app.status.calls_per_minute {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(format!("{n} calls/min "), bar));
+    }
+    if let Some(pause) = app.status.throttled {
+        spans.push(Span::styled("│ ", bar));
+        spans.push(Span::styled(
+            if narrow {
+                format!("throttled, {} s", pause.as_secs_f64().ceil())
+            } else {
+                format!(
+                    "throttled by the hub; retrying in {} s",
+                    pause.as_secs_f64().ceil()
+                )
+            },
+            bar.patch(theme.style(Role::Error)),
+        ));
+    } else if let Some(e) = &app.status.last_error {
         spans.push(Span::styled("│ ", bar));
         spans.push(Span::styled(
             format!("error: {e}"),
@@ -144,19 +164,55 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn hint_spans(bindings: &[&Binding], theme: &Theme) -> Vec<Span<'static>> {
+    hints_with_labels(bindings, keymap::keys_label, theme)
+}
+
+fn hints_with_labels(
+    bindings: &[&Binding],
+    label: fn(&Binding) -> String,
+    theme: &Theme,
+) -> Vec<Span<'static>> {
     let mut spans = vec![];
     for b in bindings {
         if !spans.is_empty() {
-            spans.push(Span::styled(" · ", theme.style(Role::Muted)));
+            spans.push(Span::styled(HINT_GAP, theme.style(Role::Muted)));
         }
         let key_role = if b.dangerous { Role::Error } else { Role::Key };
-        spans.push(Span::styled(keymap::keys_label(b), theme.style(key_role)));
+        spans.push(Span::styled(label(b), theme.style(key_role)));
         spans.push(Span::styled(
             format!(" {}", b.desc),
             theme.style(Role::Text),
         ));
     }
     spans
+}
+
+const HINT_GAP: &str = " · ";
+/// Ends the footer of a mode that has `?`, which lists every key.
+const MORE: &str = "? more";
+
+/// The footer's label of a binding: its first key only; `?` lists the others.
+fn first_key(b: &Binding) -> String {
+    b.keys.first().map(keymap::chord_label).unwrap_or_default()
+}
+
+/// The footer hints that fit in `width` columns, whole, in table order (most useful
+/// first); a hint too wide is skipped for later, shorter ones. True when "? more" ends the
+/// line (the mode has `?`).
+pub fn footer_fit<'a>(bindings: &[&'a Binding], width: usize) -> (Vec<&'a Binding>, bool) {
+    let more = bindings.iter().any(|b| b.action == Action::ToggleHelp);
+    let cost = |b: &Binding| first_key(b).chars().count() + 1 + b.desc.chars().count();
+    let gap = HINT_GAP.chars().count();
+    let mut used = if more { MORE.chars().count() } else { 0 };
+    let mut shown = Vec::new();
+    for b in bindings.iter().filter(|b| b.action != Action::ToggleHelp) {
+        let extra = cost(b) + if shown.is_empty() && !more { 0 } else { gap };
+        if used + extra <= width {
+            used += extra;
+            shown.push(*b);
+        }
+    }
+    (shown, more)
 }
 
 /// Footer hints: the bindings marked for the footer in the current mode's tables.
@@ -185,10 +241,16 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .flat_map(|t| t.iter())
         .filter(|b| b.footer)
         .collect();
-    frame.render_widget(
-        Paragraph::new(Line::from(hint_spans(&bindings, theme))),
-        area,
-    );
+    let (shown, more) = footer_fit(&bindings, usize::from(area.width));
+    let mut spans = hints_with_labels(&shown, first_key, theme);
+    if more {
+        if !spans.is_empty() {
+            spans.push(Span::styled(HINT_GAP, theme.style(Role::Muted)));
+        }
+        spans.push(Span::styled("?", theme.style(Role::Key)));
+        spans.push(Span::styled(" more", theme.style(Role::Text)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn help_column(sections: &[(&str, &[Binding])], theme: &Theme) -> Vec<Line<'static>> {

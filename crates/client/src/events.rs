@@ -2,6 +2,7 @@
 //! (backend → app) and `HubCommand` (app → backend). Pure data: no I/O, no tokio.
 //! Wire formats stay in `iothub`; these types carry already-parsed values.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -160,12 +161,34 @@ pub enum NewDeviceAuth {
     },
 }
 
+/// What the explorer shows now: the backend re-reads only this, so an idle explorer costs a
+/// hub's quota only for what is on screen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OnScreen {
+    /// The Devices tab shows the device list.
+    pub device_list: bool,
+    /// The Twin tab shows this device's twin (or its module's, with `module`).
+    pub twin: Option<String>,
+    pub module: Option<String>,
+}
+
+/// What the device list shows from a device's twin beside its identity (the query answers
+/// with twins).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TwinSummary {
+    /// The Plug and Play model the device announced; empty when none.
+    pub model_id: String,
+    pub tags: Map<String, Value>,
+}
+
 /// Backend → app.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubEvent {
     /// A page of the device registry. `replace` starts a new list (first page, new filter).
     DevicesPage {
         items: Vec<DeviceIdentity>,
+        /// By device id, for the devices in `items`.
+        twins: BTreeMap<String, TwinSummary>,
         continuation: Option<String>,
         replace: bool,
     },
@@ -180,6 +203,11 @@ pub enum HubEvent {
     Twin {
         device_id: String,
         twin: Value,
+    },
+    /// The module ids of a device, as `ListModules` read them.
+    Modules {
+        device_id: String,
+        module_ids: Vec<String>,
     },
     /// A PATCH succeeded; `twin` is the document after it.
     TwinUpdated {
@@ -222,6 +250,15 @@ pub enum HubEvent {
         state: LinkState,
         detail: Option<String>,
     },
+    /// The hub throttled a request (429, quota exceeded): polling waits `retry_in`. None: a
+    /// request went through again, the throttling is over.
+    Throttled {
+        retry_in: Option<Duration>,
+    },
+    /// Service REST calls made in the last minute.
+    ServiceCalls {
+        per_minute: usize,
+    },
     /// A failure worth one sentence in the status bar.
     Error(String),
 }
@@ -250,13 +287,20 @@ pub enum HubCommand {
     DeleteDevice {
         device_id: String,
     },
+    /// The device's twin, or its module's.
     GetTwin {
+        device_id: String,
+        module_id: Option<String>,
+    },
+    /// The module ids of a device.
+    ListModules {
         device_id: String,
     },
     /// PATCH one section with If-Match `etag`; the backend builds the body with
     /// `iothub::service_twin::patch_body`.
     PatchTwin {
         device_id: String,
+        module_id: Option<String>,
         section: Section,
         patch: Map<String, Value>,
         etag: String,
@@ -264,6 +308,7 @@ pub enum HubCommand {
     InvokeMethod {
         call_id: u64,
         device_id: String,
+        module_id: Option<String>,
         name: String,
         payload: Value,
         response_timeout: Duration,
@@ -273,6 +318,8 @@ pub enum HubCommand {
     PurgeC2d {
         device_id: String,
     },
+    /// What is on screen now; sent when it changes.
+    Visible(OnScreen),
     /// (Re)start reading telemetry.
     StartTelemetry {
         from: StartFrom,

@@ -80,6 +80,16 @@ impl ErrorCode {
         Self::ALL.iter().copied().find(|c| c.name() == name)
     }
 
+    /// The hub is shedding load or the hub's daily quota is spent: try again later, not now.
+    pub fn is_throttling(self) -> bool {
+        matches!(
+            self,
+            Self::ThrottlingException
+                | Self::ThrottleBacklogLimitExceeded
+                | Self::IotHubQuotaExceeded
+        )
+    }
+
     /// What a client assumes when a body carries no recognised code.
     pub fn for_status(status: u16) -> Self {
         match status {

@@ -46,8 +46,16 @@ impl ServiceLink {
         )
     }
 
-    /// Notes how a request ended.
+    /// Notes how a request ended: the link's state, throttling, and the call count.
     pub(super) async fn record<T>(&self, ctx: &Ctx, result: &Result<T, ServiceClientError>) {
+        self.record_state(ctx, result).await;
+        if let Some(event) = ctx.throttle.note(result) {
+            ctx.send(event).await;
+        }
+        ctx.report_calls().await;
+    }
+
+    async fn record_state<T>(&self, ctx: &Ctx, result: &Result<T, ServiceClientError>) {
         match result {
             Ok(_) => self.set(ctx, LinkState::Connected, None).await,
             Err(e @ ServiceClientError::Unreachable { .. }) => {
@@ -71,6 +79,7 @@ impl ServiceLink {
 /// A service error as one sentence for the status bar.
 pub fn describe_error(e: &ServiceClientError) -> String {
     match e {
+        ServiceClientError::Throttled { .. } => format!("throttled by the hub: {e}"),
         ServiceClientError::Service(s) => match s.code {
             ErrorCode::IotHubUnauthorizedAccess => format!(
                 "the hub refused the connection string's key or policy ({})",

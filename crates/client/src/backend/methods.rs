@@ -11,8 +11,8 @@ use crate::service::ServiceClientError;
 use iothub::error::ErrorCode;
 use iothub::method::MethodInvocation;
 
-use super::Ctx;
 use super::link::describe_error;
+use super::{Ctx, Target};
 
 /// The failure the Methods tab shows for a refused call.
 pub(super) fn failure(
@@ -32,10 +32,7 @@ pub(super) fn failure(
             ),
         },
         _ => MethodFailure {
-            http_status: match e {
-                ServiceClientError::Service(s) => Some(s.code.http_status()),
-                _ => None,
-            },
+            http_status: e.service_error().map(|s| s.code.http_status()),
             message: describe_error(e),
         },
     }
@@ -44,7 +41,7 @@ pub(super) fn failure(
 pub(super) async fn invoke(
     ctx: Arc<Ctx>,
     call_id: u64,
-    device_id: String,
+    target: Target,
     name: String,
     payload: Value,
     response_timeout: Duration,
@@ -59,7 +56,7 @@ pub(super) async fn invoke(
     let result = ctx
         .config
         .service
-        .invoke_method(&device_id, None, &call)
+        .invoke_method(&target.device_id, target.module(), &call)
         .await;
     ctx.link.record(&ctx, &result).await;
     let result = match result {
@@ -67,7 +64,7 @@ pub(super) async fn invoke(
             status: r.status,
             payload: r.payload,
         }),
-        Err(e) => Err(failure(&e, &device_id, response_timeout.as_secs())),
+        Err(e) => Err(failure(&e, &target.to_string(), response_timeout.as_secs())),
     };
     ctx.send(HubEvent::MethodResult { call_id, result }).await;
 }

@@ -11,12 +11,15 @@
 mod c2d;
 mod link;
 mod methods;
+mod polling;
 mod registry;
 mod telemetry;
+mod throttle;
 mod twin;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -28,7 +31,7 @@ use crate::tls::Trust;
 use iothub::connection_string::EventHubConnectionString;
 
 pub use link::describe_error;
-pub use registry::devices_query;
+pub use registry::{devices_query, filter_condition};
 
 /// What the backend connects to.
 #[derive(Clone)]
@@ -48,14 +51,22 @@ pub struct BackendConfig {
     pub proxy: Proxy,
     /// Devices per query page.
     pub page_size: u32,
-    /// How often the twin last asked for is read again, so changes show up highlighted.
+    /// How often the twin on screen is read again, so changes show up highlighted.
     pub twin_poll: Duration,
-    /// How often a device list that fits in one page is read again (connection states).
+    /// How often a device list on screen that fits in one page is read again (connection
+    /// states).
     pub devices_poll: Duration,
 }
 
+/// How often the calls-per-minute count is refreshed while no call is made (it falls as
+/// calls age out of the minute).
+const CALL_RATE_REFRESH: Duration = Duration::from_secs(10);
+
 impl BackendConfig {
+    /// Re-read intervals follow the host: seconds for a hub on this machine, tens of
+    /// seconds for a hub in Azure, whose read throttle is shared with production.
     pub fn new(service: ServiceClient, trust: Trust) -> BackendConfig {
+        let (twin_poll, devices_poll) = polling::intervals_for(service.host_name());
         BackendConfig {
             service,
             eventhub: None,
@@ -65,8 +76,8 @@ impl BackendConfig {
             websocket_port: None,
             proxy: Proxy::FromEnvironment,
             page_size: 100,
-            twin_poll: Duration::from_secs(3),
-            devices_poll: Duration::from_secs(5),
+            twin_poll,
+            devices_poll,
         }
     }
 
@@ -85,6 +96,29 @@ impl BackendConfig {
     }
 }
 
+/// Whose twin or method: a device's, or one of its modules'.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Target {
+    pub(super) device_id: String,
+    pub(super) module_id: Option<String>,
+}
+
+impl Target {
+    pub(super) fn module(&self) -> Option<&str> {
+        self.module_id.as_deref()
+    }
+}
+
+/// "dev" or "dev/module", for messages.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.module_id {
+            None => f.write_str(&self.device_id),
+            Some(m) => write!(f, "{}/{m}", self.device_id),
+        }
+    }
+}
+
 /// Shared by the backend's tasks.
 struct Ctx {
     config: BackendConfig,
@@ -92,12 +126,32 @@ struct Ctx {
     link: link::ServiceLink,
     devices: registry::ListWatch,
     messaging: c2d::Messaging,
+    poller: polling::Poller,
+    throttle: throttle::Throttle,
+    /// The calls-per-minute count last reported.
+    calls_reported: AtomicUsize,
 }
 
 impl Ctx {
     async fn send(&self, event: HubEvent) {
         // The explorer is gone only while it shuts down; nothing is left to tell.
         let _ = self.events.send(event).await;
+    }
+
+    /// Reports the service calls of the last minute when the count changed.
+    async fn report_calls(&self) {
+        let per_minute = self.config.service.calls().per_minute();
+        if self.calls_reported.swap(per_minute, Ordering::Relaxed) != per_minute {
+            self.send(HubEvent::ServiceCalls { per_minute }).await;
+        }
+    }
+}
+
+async fn call_rate_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(CALL_RATE_REFRESH);
+    loop {
+        tick.tick().await;
+        ctx.report_calls().await;
     }
 }
 
@@ -134,6 +188,9 @@ pub fn spawn(
         link: link::ServiceLink::default(),
         devices: registry::ListWatch::default(),
         messaging: c2d::Messaging::default(),
+        poller: polling::Poller::new(config.twin_poll, config.devices_poll),
+        throttle: throttle::Throttle::default(),
+        calls_reported: AtomicUsize::new(0),
         config,
         events,
     });
@@ -145,8 +202,8 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
     let messaging = AbortOnDrop(tokio::spawn(c2d::run(ctx.clone())));
     let mut devices = LatestWins::default();
     let mut twin_read = LatestWins::default();
-    let poller = twin::Poller::spawn(ctx.clone());
-    let refresh = AbortOnDrop(tokio::spawn(registry::refresh_loop(ctx.clone())));
+    let poller = AbortOnDrop(tokio::spawn(polling::run(ctx.clone())));
+    let call_rate = AbortOnDrop(tokio::spawn(call_rate_loop(ctx.clone())));
     let mut telemetry_reader = LatestWins::default();
     while let Some(cmd) = commands.recv().await {
         tracing::debug!(command = command_name(&cmd), "command");
@@ -154,17 +211,30 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             HubCommand::LoadDevices {
                 continuation,
                 filter,
-            } => devices.replace(guarded(
-                ctx.clone(),
-                registry::load_devices(ctx.clone(), continuation, filter),
-            )),
-            HubCommand::GetTwin { device_id } => {
-                poller.watch(device_id.clone());
-                twin_read.replace(guarded(
+            } => {
+                if continuation.is_none() {
+                    ctx.poller.devices_read();
+                }
+                devices.replace(guarded(
                     ctx.clone(),
-                    twin::get(ctx.clone(), device_id, poller.clone()),
-                ));
+                    registry::load_devices(ctx.clone(), continuation, filter),
+                ))
             }
+            HubCommand::GetTwin {
+                device_id,
+                module_id,
+            } => {
+                ctx.poller.twin_asked();
+                let target = Target {
+                    device_id,
+                    module_id,
+                };
+                twin_read.replace(guarded(ctx.clone(), twin::get(ctx.clone(), target)))
+            }
+            HubCommand::ListModules { device_id } => {
+                spawn_guarded(&ctx, twin::list_modules(ctx.clone(), device_id))
+            }
+            HubCommand::Visible(screen) => ctx.poller.show(screen),
             HubCommand::GetDevice { device_id } => {
                 spawn_guarded(&ctx, registry::get_device(ctx.clone(), device_id))
             }
@@ -179,32 +249,43 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             }
             HubCommand::PatchTwin {
                 device_id,
+                module_id,
                 section,
                 patch,
                 etag,
-            } => spawn_guarded(
-                &ctx,
-                twin::patch(ctx.clone(), device_id, section, patch, etag, poller.clone()),
-            ),
+            } => {
+                let target = Target {
+                    device_id,
+                    module_id,
+                };
+                spawn_guarded(&ctx, twin::patch(ctx.clone(), target, section, patch, etag))
+            }
             HubCommand::InvokeMethod {
                 call_id,
                 device_id,
+                module_id,
                 name,
                 payload,
                 response_timeout,
                 connect_timeout,
-            } => spawn_guarded(
-                &ctx,
-                methods::invoke(
-                    ctx.clone(),
-                    call_id,
+            } => {
+                let target = Target {
                     device_id,
-                    name,
-                    payload,
-                    response_timeout,
-                    connect_timeout,
-                ),
-            ),
+                    module_id,
+                };
+                spawn_guarded(
+                    &ctx,
+                    methods::invoke(
+                        ctx.clone(),
+                        call_id,
+                        target,
+                        name,
+                        payload,
+                        response_timeout,
+                        connect_timeout,
+                    ),
+                )
+            }
             HubCommand::PurgeC2d { device_id } => {
                 spawn_guarded(&ctx, c2d::purge(ctx.clone(), device_id))
             }
@@ -226,8 +307,8 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             }
         }
     }
-    poller.stop();
-    drop(refresh);
+    drop(poller);
+    drop(call_rate);
     drop(messaging);
 }
 
@@ -266,6 +347,8 @@ fn command_name(cmd: &HubCommand) -> &'static str {
         HubCommand::SetDeviceStatus { .. } => "set device status",
         HubCommand::DeleteDevice { .. } => "delete device",
         HubCommand::GetTwin { .. } => "get twin",
+        HubCommand::ListModules { .. } => "list modules",
+        HubCommand::Visible(_) => "visible",
         HubCommand::PatchTwin { .. } => "patch twin",
         HubCommand::InvokeMethod { .. } => "invoke method",
         HubCommand::SendC2d(_) => "send c2d",

@@ -2,11 +2,12 @@
 //! tokens; the filter becomes a WHERE clause), one entry with its keys, create, enable or
 //! disable, delete.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::events::{HubEvent, NewDeviceAuth};
+use crate::events::{HubEvent, NewDeviceAuth, TwinSummary};
 use crate::service::ServiceClientError;
 use iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
 
@@ -18,18 +19,33 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The devices query for a filter typed in the Devices tab. The filter matches the start of
-/// the device id, as a range that both Azure and the local hub evaluate
-/// (`deviceId >= 'abc' AND deviceId < 'abc\u{ffff}'`); device ids are ASCII, so every id
-/// starting with the filter sorts inside it.
+/// The query condition in a filter typed in the Devices tab, if it is one: text after
+/// `WHERE`, or any text with a space (device ids have none), such as `tags.site = 'x'`.
+pub fn filter_condition(filter: &str) -> Option<&str> {
+    let filter = filter.trim();
+    let head = filter.get(..6).unwrap_or_default();
+    if head.eq_ignore_ascii_case("where ") {
+        return Some(filter[6..].trim());
+    }
+    filter.contains(char::is_whitespace).then_some(filter)
+}
+
+/// The devices query for a filter typed in the Devices tab: a query condition (see
+/// `filter_condition`) as the WHERE clause, else the start of the device id, as a range that
+/// both Azure and the local hub evaluate (`deviceId >= 'abc' AND deviceId < 'abc\u{ffff}'`);
+/// device ids are ASCII, so every id starting with the filter sorts inside it.
 pub fn devices_query(filter: Option<&str>) -> String {
-    match filter.map(str::trim).filter(|f| !f.is_empty()) {
+    let filter = filter.map(str::trim).filter(|f| !f.is_empty());
+    match filter {
         None => "SELECT * FROM devices".to_string(),
-        Some(prefix) => format!(
-            "SELECT * FROM devices WHERE deviceId >= {} AND deviceId < {}",
-            literal(prefix),
-            literal(&format!("{prefix}\u{ffff}"))
-        ),
+        Some(f) => match filter_condition(f) {
+            Some(condition) => format!("SELECT * FROM devices WHERE {condition}"),
+            None => format!(
+                "SELECT * FROM devices WHERE deviceId >= {} AND deviceId < {}",
+                literal(f),
+                literal(&format!("{f}\u{ffff}"))
+            ),
+        },
     }
 }
 
@@ -47,16 +63,51 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
     Some(identity)
 }
 
-/// The device list the app shows, when it fits in one page: the backend reads it again every
-/// `devices_poll` and reports it when it changed, so connection states and activity stay
-/// live. A list of several pages is left alone (re-reading it would reset the paging).
+/// The device list the app shows, as far as a re-read needs to know.
+#[derive(Clone)]
+enum Listed {
+    /// All of it, in one page: a re-read reports it when it changed, so connection states and
+    /// activity stay live.
+    OnePage(Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>),
+    /// Several pages: left alone (re-reading would reset the paging).
+    Pages,
+    /// The load failed: a re-read loads it again.
+    Failed,
+}
+
+/// The filter and state of the list the app shows; None before the first load.
 #[derive(Default)]
-pub(super) struct ListWatch(Mutex<Option<(Option<String>, Vec<DeviceIdentity>)>>);
+pub(super) struct ListWatch(Mutex<Option<(Option<String>, Listed)>>);
 
 impl ListWatch {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Vec<DeviceIdentity>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Option<String>, Listed)>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A query page's twins as registry entries and what the list shows of each twin.
+fn identities(items: Vec<Value>) -> (Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>) {
+    let twins = items
+        .iter()
+        .filter_map(|t| {
+            let id = t.get("deviceId")?.as_str()?.to_string();
+            let summary = TwinSummary {
+                model_id: t
+                    .get("modelId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                tags: t
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            Some((id, summary))
+        })
+        .collect();
+    let identities = items.into_iter().filter_map(identity_from_twin).collect();
+    (identities, twins)
 }
 
 pub(super) async fn load_devices(
@@ -71,72 +122,90 @@ pub(super) async fn load_devices(
         .query(&sql, continuation.as_deref(), Some(ctx.config.page_size))
         .await;
     ctx.link.record(&ctx, &result).await;
+    let first_page = continuation.is_none();
     let event = match result {
         Ok(page) => {
-            let items: Vec<DeviceIdentity> = page
-                .items
-                .into_iter()
-                .filter_map(identity_from_twin)
-                .collect();
-            *ctx.devices.lock() = (continuation.is_none() && page.continuation.is_none())
-                .then(|| (filter.clone(), items.clone()));
+            let (items, twins) = identities(page.items);
+            if first_page {
+                let listed = match page.continuation {
+                    None => Listed::OnePage(items.clone(), twins.clone()),
+                    Some(_) => Listed::Pages,
+                };
+                *ctx.devices.lock() = Some((filter, listed));
+                ctx.poller.devices_read();
+            }
             HubEvent::DevicesPage {
                 items,
+                twins,
                 continuation: page.continuation,
-                replace: continuation.is_none(),
+                replace: first_page,
             }
         }
-        Err(e) => HubEvent::Error(format!("cannot list devices: {}", describe_error(&e))),
+        Err(e) => {
+            if first_page {
+                // A refused query (a bad filter) would fail again; anything else may pass later.
+                let refused =
+                    matches!(&e, ServiceClientError::Service(s) if s.code.http_status() < 500);
+                *ctx.devices.lock() = (!refused).then_some((filter, Listed::Failed));
+            }
+            HubEvent::Error(format!("cannot list devices: {}", describe_error(&e)))
+        }
     };
     ctx.send(event).await;
 }
 
-/// Re-reads a one-page device list every `devices_poll`; reports it when it changed.
-pub(super) async fn refresh_loop(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(ctx.config.devices_poll);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some((filter, _)) = ctx.devices.lock().clone() else {
-            continue;
-        };
-        let sql = devices_query(filter.as_deref());
-        let Ok(page) = ctx
-            .config
-            .service
-            .query(&sql, None, Some(ctx.config.page_size))
-            .await
-        else {
-            continue;
-        };
-        if page.continuation.is_some() {
-            continue;
-        }
-        let items: Vec<DeviceIdentity> = page
-            .items
-            .into_iter()
-            .filter_map(identity_from_twin)
-            .collect();
-        let changed = {
-            let mut watch = ctx.devices.lock();
-            match watch.as_mut() {
-                // Still the list the app shows (no new filter meanwhile), and different.
-                Some((f, last)) if *f == filter && *last != items => {
-                    *last = items.clone();
+/// A re-read of the device list on screen (see `polling`): reported when it changed, or
+/// when it could not be loaded before.
+pub(super) async fn reread(ctx: &Ctx) {
+    let Some((filter, listed)) = ctx.devices.lock().clone() else {
+        return;
+    };
+    if matches!(listed, Listed::Pages) {
+        return;
+    }
+    let sql = devices_query(filter.as_deref());
+    let result = ctx
+        .config
+        .service
+        .query(&sql, None, Some(ctx.config.page_size))
+        .await;
+    ctx.link.record(ctx, &result).await;
+    let Ok(page) = result else {
+        return;
+    };
+    let (items, twins) = identities(page.items);
+    let report = {
+        let mut watch = ctx.devices.lock();
+        match watch.as_mut() {
+            // Still the list the app shows (no new filter meanwhile).
+            Some((f, shown)) if *f == filter => match (&*shown, &page.continuation) {
+                (Listed::Failed, None) => {
+                    *shown = Listed::OnePage(items.clone(), twins.clone());
+                    true
+                }
+                (Listed::Failed, Some(_)) => {
+                    *shown = Listed::Pages;
+                    true
+                }
+                (Listed::OnePage(last, last_twins), None)
+                    if *last != items || *last_twins != twins =>
+                {
+                    *shown = Listed::OnePage(items.clone(), twins.clone());
                     true
                 }
                 _ => false,
-            }
-        };
-        if changed {
-            ctx.send(HubEvent::DevicesPage {
-                items,
-                continuation: None,
-                replace: true,
-            })
-            .await;
+            },
+            _ => false,
         }
+    };
+    if report {
+        ctx.send(HubEvent::DevicesPage {
+            items,
+            twins,
+            continuation: page.continuation,
+            replace: true,
+        })
+        .await;
     }
 }
 
@@ -234,6 +303,30 @@ mod tests {
         ] {
             assert_eq!(parsed.matches(&json!({ "deviceId": id })), hit, "{id}");
         }
+    }
+
+    #[test]
+    fn a_filter_with_a_space_or_where_is_a_query_condition() {
+        let cases = [
+            ("WHERE tags.site = 'x'", Some("tags.site = 'x'")),
+            ("  where  tags.site = 'x' ", Some("tags.site = 'x'")),
+            ("tags.site = 'x'", Some("tags.site = 'x'")),
+            (
+                "status = 'disabled' AND tags.floor > 2",
+                Some("status = 'disabled' AND tags.floor > 2"),
+            ),
+            ("sim-", None),
+            ("whereabouts", None),
+            ("", None),
+        ];
+        for (filter, want) in cases {
+            assert_eq!(filter_condition(filter), want, "{filter}");
+        }
+        let q = devices_query(Some("WHERE tags.site = 'x'"));
+        assert_eq!(q, "SELECT * FROM devices WHERE tags.site = 'x'");
+        let parsed = parse_query(&q).unwrap();
+        assert!(parsed.matches(&json!({"deviceId": "a", "tags": {"site": "x"}})));
+        assert!(!parsed.matches(&json!({"deviceId": "b", "tags": {"site": "y"}})));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! AMQP (telemetry reader, C2D sender, feedback and file-notification receivers).
 
 pub mod amqp;
+mod call_log;
 pub mod proxy;
 mod rest;
 
@@ -10,5 +11,6 @@ pub use amqp::{
     TelemetryReaderOptions, TelemetrySource, read_telemetry, receive_feedback,
     receive_file_notifications,
 };
+pub use call_log::CallLog;
 pub use proxy::Proxy;
 pub use rest::*;

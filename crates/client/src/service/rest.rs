@@ -6,10 +6,11 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::call_log::CallLog;
 use super::proxy::Proxy;
 use crate::tls::{TlsError, Trust};
 use iothub::connection_string::ServiceConnectionString;
-use iothub::device::DeviceIdentity;
+use iothub::device::{DeviceIdentity, ModuleIdentity};
 use iothub::error::{ErrorCode, ServiceError};
 use iothub::method::{MethodInvocation, MethodResult};
 use iothub::sas::generate_token;
@@ -27,6 +28,13 @@ pub enum ServiceClientError {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Service(ServiceError),
+    /// 429, or the daily quota is spent (403002): the hub asks the client to slow down,
+    /// after `retry_after` when it said so (`Retry-After`).
+    #[error("{error}")]
+    Throttled {
+        error: ServiceError,
+        retry_after: Option<Duration>,
+    },
     #[error("the hub answered {status} with a body that is not what IoT Hub sends: {reason}")]
     BadResponse { status: u16, reason: String },
 }
@@ -35,7 +43,19 @@ impl ServiceClientError {
     /// The IoT Hub error code, when the hub refused the request.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ServiceClientError::Service(e) => Some(e.code),
+            ServiceClientError::Service(e) | ServiceClientError::Throttled { error: e, .. } => {
+                Some(e.code)
+            }
+            _ => None,
+        }
+    }
+
+    /// The service error, throttling included.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match self {
+            ServiceClientError::Service(e) | ServiceClientError::Throttled { error: e, .. } => {
+                Some(e)
+            }
             _ => None,
         }
     }
@@ -58,6 +78,7 @@ pub struct ServiceClient {
     http: reqwest::Client,
     base: String,
     connection: ServiceConnectionString,
+    calls: CallLog,
 }
 
 impl ServiceClient {
@@ -103,6 +124,7 @@ impl ServiceClient {
             http,
             base,
             connection: connection.clone(),
+            calls: CallLog::default(),
         })
     }
 
@@ -131,7 +153,13 @@ impl ServiceClient {
         })
     }
 
-    /// Sends one request; a non-2xx answer becomes `ServiceClientError::Service`.
+    /// Every request this client (and its clones) sent.
+    pub fn calls(&self) -> &CallLog {
+        &self.calls
+    }
+
+    /// Sends one request; a non-2xx answer becomes `ServiceClientError::Service`, or
+    /// `Throttled` when the hub asks to slow down.
     async fn send(
         &self,
         method: Method,
@@ -152,6 +180,7 @@ impl ServiceClient {
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.calls.record();
         let resp = req
             .send()
             .await
@@ -169,10 +198,17 @@ impl ServiceClient {
                 reason: describe(&e),
             })?;
         if !status.is_success() {
-            return Err(ServiceClientError::Service(ServiceError::from_rest_body(
-                status.as_u16(),
-                &text,
-            )));
+            let error = ServiceError::from_rest_body(status.as_u16(), &text);
+            return Err(
+                if status == StatusCode::TOO_MANY_REQUESTS || error.code.is_throttling() {
+                    ServiceClientError::Throttled {
+                        error,
+                        retry_after: retry_after(&headers),
+                    }
+                } else {
+                    ServiceClientError::Service(error)
+                },
+            );
         }
         if text.is_empty() || status == StatusCode::NO_CONTENT {
             return Ok((headers, Value::Null));
@@ -266,14 +302,23 @@ impl ServiceClient {
         Ok(())
     }
 
-    pub async fn get_twin(&self, device_id: &str) -> Result<Value> {
-        self.json(
-            Method::GET,
-            &format!("/twins/{}", enc(device_id)),
-            None,
-            &[],
-        )
-        .await
+    /// The module identities of a device.
+    pub async fn list_modules(&self, device_id: &str) -> Result<Vec<ModuleIdentity>> {
+        let v = self
+            .json(
+                Method::GET,
+                &format!("/devices/{}/modules", enc(device_id)),
+                None,
+                &[],
+            )
+            .await?;
+        parse(v)
+    }
+
+    /// A device's twin, or with `module_id` its module's.
+    pub async fn get_twin(&self, device_id: &str, module_id: Option<&str>) -> Result<Value> {
+        self.json(Method::GET, &twin_path(device_id, module_id), None, &[])
+            .await
     }
 
     /// PATCHes tags and/or desired properties; with an etag, a concurrent change
@@ -281,13 +326,14 @@ impl ServiceClient {
     pub async fn patch_twin(
         &self,
         device_id: &str,
+        module_id: Option<&str>,
         patch: &Value,
         etag: Option<&str>,
     ) -> Result<Value> {
         let if_match = format!("\"{}\"", etag.unwrap_or("*"));
         self.json(
             Method::PATCH,
-            &format!("/twins/{}", enc(device_id)),
+            &twin_path(device_id, module_id),
             Some(patch),
             &[("If-Match", if_match)],
         )
@@ -301,10 +347,7 @@ impl ServiceClient {
         module_id: Option<&str>,
         call: &MethodInvocation,
     ) -> Result<MethodResult> {
-        let path = match module_id {
-            None => format!("/twins/{}/methods", enc(device_id)),
-            Some(m) => format!("/twins/{}/modules/{}/methods", enc(device_id), enc(m)),
-        };
+        let path = format!("{}/methods", twin_path(device_id, module_id));
         let wait = call.response_timeout_in_seconds.unwrap_or(30)
             + call.connect_timeout_in_seconds.unwrap_or(0)
             + 10;
@@ -380,6 +423,25 @@ impl ServiceClient {
         Ok(v.get("totalMessagesPurged")
             .and_then(Value::as_u64)
             .unwrap_or(0))
+    }
+}
+
+/// `Retry-After` in seconds (IoT Hub sends seconds; a date form is taken as no hint).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn twin_path(device_id: &str, module_id: Option<&str>) -> String {
+    match module_id {
+        None => format!("/twins/{}", enc(device_id)),
+        Some(m) => format!("/twins/{}/modules/{}", enc(device_id), enc(m)),
     }
 }
 
