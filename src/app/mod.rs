@@ -127,6 +127,8 @@ pub struct StatusBar {
     pub notice_since: Option<Instant>,
     /// The hub throttles: polling waits this long (as of when it was reported).
     pub throttled: Option<Duration>,
+    /// When the hub's pause ends: the note goes then, even if no call follows.
+    pub throttled_until: Option<Instant>,
     /// Service REST calls in the last minute, once the backend made any.
     pub calls_per_minute: Option<usize>,
 }
@@ -146,6 +148,7 @@ impl Default for StatusBar {
             notice: None,
             notice_since: None,
             throttled: None,
+            throttled_until: None,
             calls_per_minute: None,
         }
     }
@@ -327,8 +330,17 @@ impl App {
         self.status.notice_since = Some(Instant::now());
     }
 
-    /// When the notice shown now goes away; the terminal loop sends `Tick` then.
+    /// When the notice shown now goes away.
     pub fn notice_expires(&self) -> Option<Instant> {
         self.status.notice_since.map(|t| t + NOTICE_LIFETIME)
+    }
+
+    /// When the status bar next changes by itself (a notice or a throttling note ends); the
+    /// terminal loop sends `Tick` then.
+    pub fn next_tick(&self) -> Option<Instant> {
+        [self.notice_expires(), self.status.throttled_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

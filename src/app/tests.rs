@@ -216,6 +216,24 @@ fn throttling_and_the_call_rate_reach_the_status_bar() {
         Action::Hub(HubEvent::Throttled { retry_in: None }),
     );
     assert_eq!(app.status.throttled, None);
+    // Without a call to end it, the note goes when the pause does.
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Throttled {
+            retry_in: Some(pause),
+        }),
+    );
+    let end = app.next_tick().expect("the pause's end");
+    assert!(
+        !update(
+            &mut app,
+            Action::Tick(end - std::time::Duration::from_millis(1))
+        )
+        .0
+    );
+    assert!(update(&mut app, Action::Tick(end)).0);
+    assert_eq!(app.status.throttled, None);
+    assert_eq!(app.next_tick(), None);
 }
 
 #[test]

@@ -22,13 +22,20 @@ pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
     (changed, cmds)
 }
 
+/// Notices and throttling notes whose time is up leave the status bar.
 fn expire_notice(app: &mut App, now: std::time::Instant) -> bool {
+    let mut changed = false;
     if app.notice_expires().is_some_and(|at| at <= now) {
         app.status.notice = None;
         app.status.notice_since = None;
-        return true;
+        changed = true;
     }
-    false
+    if app.status.throttled_until.is_some_and(|at| at <= now) {
+        app.status.throttled = None;
+        app.status.throttled_until = None;
+        changed = true;
+    }
+    changed
 }
 
 fn switch_tab(app: &mut App, tab: Tab, cmds: &mut Vec<HubCommand>) -> bool {
@@ -144,6 +151,7 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
         }
         HubEvent::Throttled { retry_in } => {
             app.status.throttled = *retry_in;
+            app.status.throttled_until = retry_in.map(|d| std::time::Instant::now() + d);
             true
         }
         HubEvent::ServiceCalls { per_minute } => {

@@ -92,7 +92,7 @@ where
                 }
             }
             _ = tokio::time::sleep_until(next_frame), if app.needs_redraw() => {}
-            _ = sleep_until_notice_ends(app.notice_expires()), if app.notice_expires().is_some() => {
+            _ = sleep_until(app.next_tick()), if app.next_tick().is_some() => {
                 apply(app, Action::Tick(Instant::now()), &channels);
             }
         }
@@ -130,7 +130,7 @@ fn draw<S: Screen>(
     Ok(())
 }
 
-async fn sleep_until_notice_ends(at: Option<Instant>) {
+async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
     }
