@@ -174,7 +174,11 @@ fn device_table(
                 cells.extend([
                     cell(dev.cloud_to_device_message_count.to_string(), Role::Text),
                     cell(
-                        escape(twin.map_or("", |t| t.model_id.as_str())).into_owned(),
+                        // Every model id starts "dtmi:": the column shows what tells them apart.
+                        escape(twin.map_or("", |t| {
+                            t.model_id.strip_prefix("dtmi:").unwrap_or(&t.model_id)
+                        }))
+                        .into_owned(),
                         Role::Text,
                     ),
                     cell(
@@ -198,8 +202,8 @@ fn device_table(
         header.extend(["c2d", "model id", "tags"]);
         widths.extend([
             Constraint::Length(4),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
+            Constraint::Fill(4),
+            Constraint::Fill(1),
         ]);
     }
     let table = Table::new(rows, widths)
@@ -227,10 +231,13 @@ fn device_detail(
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
-    // Every leaf that says something, by dotted path.
+    // Every leaf that says something, by dotted path. A device list comes from a twin
+    // query, which carries no generation id or connection-state time: those read as
+    // empty or "never" here and are left out rather than shown wrong.
+    let never = format!("{:?}", iothub::device::NEVER);
     let mut fields: Vec<(String, String)> = leaves(&identity, "")
         .into_iter()
-        .filter(|(_, v)| v != "null")
+        .filter(|(_, v)| v != "null" && v != "\"\"" && *v != never)
         .collect();
     if let Some(t) = twin {
         fields.push(("modelId".into(), format!("{:?}", t.model_id)));

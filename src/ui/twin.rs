@@ -174,9 +174,10 @@ fn render_diff(frame: &mut Frame, area: Rect, view: &TwinView, scroll: Scroll, t
         rows,
         [
             Constraint::Length(13),
-            Constraint::Percentage(34),
-            Constraint::Percentage(33),
-            Constraint::Percentage(33),
+            Constraint::Percentage(30),
+            Constraint::Percentage(20),
+            // The reported side carries an acknowledgement's code and text: the rest.
+            Constraint::Fill(1),
         ],
     )
     .header(Row::new(["state", "path", "desired", "reported"]).style(theme.style(Role::Title)))

@@ -135,7 +135,8 @@ pub fn status_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     if let Some(n) = app.status.calls_per_minute {
         spans.push(Span::styled("│ ", bar));
-        spans.push(Span::styled(format!("{n} calls/min "), bar));
+        let calls = if n == 1 { "call" } else { "calls" };
+        spans.push(Span::styled(format!("{n} {calls}/min "), bar));
     }
     if let Some(pause) = app.status.throttled {
         spans.push(Span::styled("│ ", bar));

@@ -58,8 +58,16 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
         Some("none") => AuthType::None,
         _ => AuthType::Sas,
     };
+    // A twin names the registry's fields differently: its `etag` is the twin's own (the
+    // identity's is `deviceEtag`), and it spells statusUpdatedTime without the d.
+    let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (device_etag, status_updated) = (text("deviceEtag"), text("statusUpdateTime"));
     let mut identity: DeviceIdentity = serde_json::from_value(item).ok()?;
     identity.authentication.auth_type = auth_type;
+    identity.etag = device_etag.unwrap_or_default();
+    if let Some(t) = status_updated {
+        identity.status_updated_time = t;
+    }
     Some(identity)
 }
 
@@ -332,9 +340,13 @@ mod tests {
     #[test]
     fn twins_become_identities_with_their_auth_type() {
         let d = identity_from_twin(json!({"deviceId": "x", "status": "disabled",
-            "authenticationType": "selfSigned", "connectionState": "Connected"}))
+            "authenticationType": "selfSigned", "connectionState": "Connected",
+            "etag": "twin-etag", "deviceEtag": "device-etag",
+            "statusUpdateTime": "2024-05-01T11:00:00Z"}))
         .unwrap();
         assert_eq!(d.device_id, "x");
+        assert_eq!(d.etag, "device-etag", "the identity's etag, not the twin's");
+        assert_eq!(d.status_updated_time, "2024-05-01T11:00:00Z");
         assert_eq!(d.status, DeviceStatus::Disabled);
         assert_eq!(d.authentication.auth_type, AuthType::SelfSigned);
         assert!(d.authentication.symmetric_key.is_none());
