@@ -341,3 +341,63 @@ async fn the_announced_model_id_is_kept_on_the_twin() {
     connect_once(hub.mqtt_options("pnp", &key)).await;
     assert_eq!(twin(&hub, "pnp").await["modelId"], model);
 }
+
+#[tokio::test]
+async fn one_update_of_tags_and_desired_is_one_twin_version() {
+    let hub = TestHub::start().await;
+    hub.create_device("v").await;
+    let before = twin(&hub, "v").await["version"].as_u64().unwrap();
+    let both = json!({"tags": {"site": "lab"}, "properties": {"desired": {"mode": "eco"}}});
+    let r = hub.call(Method::PATCH, "/twins/v", Some(both.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["version"].as_u64().unwrap(), before + 1, "{}", r.body);
+    let r = hub.call(Method::PUT, "/twins/v", Some(both)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["version"].as_u64().unwrap(), before + 2, "{}", r.body);
+    assert_eq!(r.body["etag"], twin(&hub, "v").await["etag"]);
+}
+
+#[tokio::test]
+async fn identities_carry_both_credential_objects_as_azure_returns_them() {
+    let hub = TestHub::start().await;
+    let thumb = "A".repeat(40);
+    for (id, auth, unused, unused_fields) in [
+        (
+            "self-signed",
+            json!({"type": "selfSigned", "x509Thumbprint": {"primaryThumbprint": thumb, "secondaryThumbprint": thumb}}),
+            "symmetricKey",
+            ["primaryKey", "secondaryKey"],
+        ),
+        (
+            "ca-signed",
+            json!({"type": "certificateAuthority"}),
+            "x509Thumbprint",
+            ["primaryThumbprint", "secondaryThumbprint"],
+        ),
+        (
+            "sas",
+            json!({"type": "sas"}),
+            "x509Thumbprint",
+            ["primaryThumbprint", "secondaryThumbprint"],
+        ),
+    ] {
+        let r = hub
+            .call(
+                Method::PUT,
+                &format!("/devices/{id}"),
+                Some(json!({"deviceId": id, "authentication": auth})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let got = hub.call(Method::GET, &format!("/devices/{id}"), None).await;
+        for reply in [&r.body, &got.body] {
+            let object = &reply["authentication"][unused];
+            for field in unused_fields {
+                assert!(
+                    object.get(field).is_some_and(Value::is_null),
+                    "{id}: {unused}.{field} should be present and null: {reply}"
+                );
+            }
+        }
+    }
+}

@@ -498,9 +498,10 @@ impl HubState {
     }
 }
 
-/// Applies a service's tags/desired update (PATCH merges, PUT replaces) to a twin; returns
-/// the desired patch to notify the device of, if desired changed. A replaced desired section
-/// reaches the device as the full new document, with deletions as nulls so it can drop them.
+/// Applies a service's tags/desired update (PATCH merges, PUT replaces) to a twin, as one
+/// twin version; returns the desired patch to notify the device of, if desired changed. A
+/// replaced desired section reaches the device as the full new document, with deletions
+/// as nulls so it can drop them.
 fn apply_service_update(
     twin: &mut Twin,
     update: &ServiceTwinUpdate,
@@ -533,6 +534,10 @@ fn apply_service_update(
                 .map_err(|e| bad_request(e.to_string()))?;
             notify = Some(desired.clone());
         }
+    }
+    // One update is one twin version, whether it touched tags, desired or both.
+    if next.version > twin.version {
+        next.version = twin.version + 1;
     }
     *twin = next;
     Ok(notify)
@@ -665,7 +670,13 @@ impl RequestedIdentity {
 
 /// The registry JSON of an identity as the REST API returns it.
 pub fn identity_json(id: &Identity) -> Value {
-    let mut v = serde_json::to_value(&id.device).unwrap_or(Value::Null);
+    // Azure returns both credential objects on every identity, with nulls for the kind it
+    // does not use (an X.509 device has `symmetricKey: {primaryKey: null, ...}`).
+    let mut device = id.device.clone();
+    let auth = &mut device.authentication;
+    auth.symmetric_key.get_or_insert_with(Default::default);
+    auth.x509_thumbprint.get_or_insert_with(Default::default);
+    let mut v = serde_json::to_value(&device).unwrap_or(Value::Null);
     // Module records have no status, capabilities or scopes (protocol doc 5.4).
     if let (Value::Object(o), Some(m)) = (&mut v, &id.module_id) {
         o.insert("moduleId".into(), json!(m));
