@@ -348,12 +348,24 @@ async fn one_update_of_tags_and_desired_is_one_twin_version() {
     hub.create_device("v").await;
     let before = twin(&hub, "v").await["version"].as_u64().unwrap();
     let both = json!({"tags": {"site": "lab"}, "properties": {"desired": {"mode": "eco"}}});
-    let r = hub.call(Method::PATCH, "/twins/v", Some(both.clone())).await;
+    let r = hub
+        .call(Method::PATCH, "/twins/v", Some(both.clone()))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["version"].as_u64().unwrap(), before + 1, "{}", r.body);
+    assert_eq!(
+        r.body["version"].as_u64().unwrap(),
+        before + 1,
+        "{}",
+        r.body
+    );
     let r = hub.call(Method::PUT, "/twins/v", Some(both)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["version"].as_u64().unwrap(), before + 2, "{}", r.body);
+    assert_eq!(
+        r.body["version"].as_u64().unwrap(),
+        before + 2,
+        "{}",
+        r.body
+    );
     assert_eq!(r.body["etag"], twin(&hub, "v").await["etag"]);
 }
 
