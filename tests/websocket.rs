@@ -308,6 +308,22 @@ async fn amqp_over_websockets_sends_c2d() {
 }
 
 #[tokio::test]
+async fn paths_with_a_trailing_slash_upgrade_too() {
+    let hub = TestHub::start().await;
+    // uamqp's AMQP over WebSockets asks for `/$servicebus/websocket/`.
+    for (path, subprotocol) in [
+        ("/$servicebus/websocket/", "AMQPWSB10"),
+        ("/$iothub/websocket/", "AMQPWSB10"),
+        ("/$iothub/websocket/", "mqtt"),
+    ] {
+        let (_, echoed) = ws_connect(&hub, path, Some(subprotocol))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(echoed.as_deref(), Some(subprotocol), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn deep_amqp_frames_over_websockets_close_the_connection() {
     use common::amqp_raw::{RawAmqp, begin, described_bomb, frame, map_of};
     let hub = TestHub::start().await;

@@ -88,13 +88,26 @@ impl WsEndpoints {
 }
 
 /// The routes that upgrade to WebSockets; merged into the REST router.
+/// Each path is served with and without a trailing slash (uamqp asks for
+/// `/$servicebus/websocket/`), and with `$` percent-encoded, as clients send either.
 pub fn router(endpoints: Arc<WsEndpoints>) -> Router {
-    Router::new()
-        .route(IOTHUB_WEBSOCKET_PATH, any(iothub))
-        .route("/%24iothub/websocket", any(iothub))
-        .route(EVENTHUB_WEBSOCKET_PATH, any(servicebus))
-        .route("/%24servicebus/websocket", any(servicebus))
-        .with_state(endpoints)
+    let mut router = Router::new();
+    for path in [
+        IOTHUB_WEBSOCKET_PATH,
+        "/%24iothub/websocket",
+        EVENTHUB_WEBSOCKET_PATH,
+        "/%24servicebus/websocket",
+    ] {
+        let handler = if path.contains("iothub") {
+            any(iothub)
+        } else {
+            any(servicebus)
+        };
+        router = router
+            .route(path, handler.clone())
+            .route(&format!("{path}/"), handler);
+    }
+    router.with_state(endpoints)
 }
 
 /// Which handler an upgraded connection goes to.

@@ -40,8 +40,31 @@ pub struct MethodInvocation {
     pub method_name: String,
     #[serde(default)]
     pub payload: Value,
+    #[serde(default, deserialize_with = "seconds")]
     pub response_timeout_in_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
     pub connect_timeout_in_seconds: Option<u64>,
+}
+
+/// A timeout in seconds given as a number or, as the Azure CLI sends it, as a string of
+/// digits ("30"); Azure takes both.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number of seconds"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("\"{s}\" is not a whole number of seconds"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "{other} is not a whole number of seconds"
+        ))),
+    }
 }
 
 /// An invocation that passed validation, with defaults applied.
@@ -136,6 +159,22 @@ mod tests {
             .unwrap(),
             json!({"methodName":"m","payload":null,"responseTimeoutInSeconds":5,"connectTimeoutInSeconds":null})
         );
+    }
+
+    #[test]
+    fn timeouts_may_be_strings_as_the_cli_sends_them() {
+        let v = invocation(json!({"methodName": "m", "responseTimeoutInSeconds": "30",
+            "connectTimeoutInSeconds": " 10 "}))
+        .validate()
+        .unwrap();
+        assert_eq!(v.response_timeout, Duration::from_secs(30));
+        assert_eq!(v.connect_timeout, Duration::from_secs(10));
+        for bad in [json!("soon"), json!(-1), json!(2.5), json!([30])] {
+            let r = serde_json::from_value::<MethodInvocation>(
+                json!({"methodName": "m", "responseTimeoutInSeconds": bad}),
+            );
+            assert!(r.is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
