@@ -8,6 +8,11 @@
 //! fed in whatever pieces the transport delivers, payload bytes skipped by size,
 //! nothing copied. Message payloads may span several transfer frames, so each
 //! unfinished delivery keeps its own scan state, keyed by channel and link handle.
+//!
+//! One rewrite happens on the way: keys of the `properties` map of open, begin, attach
+//! and flow that are strings become symbols (the same bytes with another constructor).
+//! The spec says symbols; uamqp (the Azure CLI's AMQP library) sends strings, Azure
+//! accepts them, and a strict decoder would refuse the whole frame.
 
 use thiserror::Error;
 
@@ -75,7 +80,10 @@ pub struct Limits {
     pub handle_max: u32,
 }
 
+const OPEN: u64 = 0x10;
+const BEGIN: u64 = 0x11;
 const ATTACH: u64 = 0x12;
+const FLOW: u64 = 0x13;
 const TRANSFER: u64 = 0x14;
 const END: u64 = 0x17;
 const CLOSE: u64 = 0x18;
@@ -174,7 +182,7 @@ impl ValueScan {
 
     /// Scans `bytes` and returns how many it used: all of them, or (with `one`)
     /// those up to the end of the first top-level value that ends in them.
-    fn feed(&mut self, bytes: &[u8], one: bool) -> Result<usize, FrameError> {
+    fn feed(&mut self, bytes: &mut [u8], one: bool) -> Result<usize, FrameError> {
         let mut i = 0;
         loop {
             if let Step::Next = self.step {
@@ -193,6 +201,17 @@ impl ValueScan {
             match &mut self.step {
                 Step::Next => unreachable!("handled above"),
                 Step::Constructor { element: false } => {
+                    let b = if self.property_key_here() {
+                        let symbol = match b {
+                            0xa1 => 0xa3,
+                            0xb1 => 0xb3,
+                            other => other,
+                        };
+                        bytes[i] = symbol;
+                        symbol
+                    } else {
+                        b
+                    };
                     i += 1;
                     self.in_value = true;
                     self.step = self.constructor(b)?;
@@ -279,6 +298,29 @@ impl ValueScan {
             }
             _ => None,
         }
+    }
+
+    /// Whether the value starting now is a key of the `properties` map of an open,
+    /// begin, attach or flow (their 10th, 8th, 14th and 11th fields).
+    fn property_key_here(&self) -> bool {
+        let Some(code) = self.performative.and_then(|p| p.code) else {
+            return false;
+        };
+        let properties = match code {
+            OPEN => 10,
+            BEGIN => 8,
+            ATTACH => 14,
+            FLOW => 11,
+            _ => return false,
+        };
+        matches!(
+            self.stack.as_slice(),
+            [
+                Level::Values { taken: 2, .. },
+                Level::Values { taken: field, .. },
+                Level::Values { taken: item, .. },
+            ] if *field == properties && item % 2 == 1
+        )
     }
 
     fn constructor(&mut self, code: u8) -> Result<Step, FrameError> {
@@ -465,10 +507,10 @@ impl FrameScanner {
 
     /// Checks the next bytes of the stream. After an error the connection must
     /// be closed: the scanner's place in the stream is lost.
-    pub fn scan(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+    pub fn scan(&mut self, bytes: &mut [u8]) -> Result<(), FrameError> {
         let mut i = 0;
         while i < bytes.len() {
-            let rest = &bytes[i..];
+            let rest = &mut bytes[i..];
             match &mut self.at {
                 At::Header { got, buf } => {
                     let n = (8 - usize::from(*got)).min(rest.len());
@@ -492,7 +534,7 @@ impl FrameScanner {
                 }
                 At::Performative { left } => {
                     let n = rest.len().min(*left as usize);
-                    let used = self.performative.feed(&rest[..n], true)?;
+                    let used = self.performative.feed(&mut rest[..n], true)?;
                     i += used;
                     *left -= used as u32;
                     let left = *left;
@@ -508,7 +550,7 @@ impl FrameScanner {
                         Some(d) => &mut self.partial[*d].scan,
                         None => &mut self.trailing,
                     };
-                    scan.feed(&rest[..n], false)?;
+                    scan.feed(&mut rest[..n], false)?;
                     i += n;
                     *left -= n as u32;
                     if *left == 0 {

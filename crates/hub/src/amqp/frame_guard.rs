@@ -63,7 +63,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for FrameGuard<Io> {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        match this.scanner.scan(&buf.filled()[before..]) {
+        match this.scanner.scan(&mut buf.filled_mut()[before..]) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(e) => {
                 buf.set_filled(before);

@@ -78,15 +78,13 @@ fn stream(frames: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn scan(bytes: &[u8]) -> Result<(), FrameError> {
-    FrameScanner::new(LIMITS).scan(bytes)
+    FrameScanner::new(LIMITS).scan(&mut bytes.to_vec())
 }
 
 /// The same bytes fed one at a time.
 fn scan_bytewise(bytes: &[u8]) -> Result<(), FrameError> {
     let mut s = FrameScanner::new(LIMITS);
-    bytes
-        .iter()
-        .try_for_each(|b| s.scan(std::slice::from_ref(b)))
+    bytes.iter().try_for_each(|b| s.scan(&mut [*b]))
 }
 
 #[test]
@@ -193,15 +191,17 @@ fn a_deep_body_split_over_transfers_is_seen_whole_even_when_interleaved() {
 #[test]
 fn finished_deliveries_release_their_state() {
     let mut s = FrameScanner::new(LIMITS);
-    s.scan(b"AMQP\x00\x01\x00\x00").unwrap();
+    s.scan(&mut b"AMQP\x00\x01\x00\x00".to_owned()).unwrap();
     for handle in 0..=255u8 {
         let part = amqp_value(&[0xa0, 1]);
-        s.scan(&frame(0, &transfer(handle, true, &part))).unwrap();
-        s.scan(&frame(0, &transfer(handle, false, &[7]))).unwrap();
+        s.scan(&mut frame(0, &transfer(handle, true, &part)))
+            .unwrap();
+        s.scan(&mut frame(0, &transfer(handle, false, &[7])))
+            .unwrap();
     }
     assert!(s.partial.is_empty());
     // Too many left open at once is refused.
-    let r = (0..=255u8).try_for_each(|h| s.scan(&frame(0, &transfer(h, true, &[0x40]))));
+    let r = (0..=255u8).try_for_each(|h| s.scan(&mut frame(0, &transfer(h, true, &[0x40]))));
     assert_eq!(r, Err(FrameError::TooManyDeliveries));
     assert_eq!(r.unwrap_err().condition(), "amqp:resource-limit-exceeded");
 }
@@ -265,11 +265,44 @@ fn mutated_streams_never_panic_and_do_not_depend_on_how_they_are_split() {
     ];
     let mut rng = XorShift(0x5eed_a9c9_0000_0001);
     for _ in 0..2000 {
-        let input = rng.mutate_bytes(&seeds, &alphabet, 6);
+        let mut input = rng.mutate_bytes(&seeds, &alphabet, 6);
         let whole = scan(&input);
         let cut = rng.below(input.len() + 1);
         let mut s = FrameScanner::new(LIMITS);
-        let split = s.scan(&input[..cut]).and_then(|()| s.scan(&input[cut..]));
+        let (head, tail) = input.split_at_mut(cut);
+        let split = s.scan(head).and_then(|()| s.scan(tail));
         assert_eq!(whole, split, "{input:02x?} cut at {cut}");
     }
+}
+
+#[test]
+fn string_keys_of_performative_properties_become_symbols() {
+    // Open with properties {"k": "v"} keyed by a str8, as uamqp sends it.
+    let mut fields = vec![
+        0xa1, 3, b'h', b'u', b'b', 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40,
+    ];
+    fields.extend_from_slice(&[0xc1, 7, 2, 0xa1, 1, b'k', 0xa1, 1, b'v']);
+    let string_keyed = frame(0, &performative(0x10, &fields, 10));
+    let mut bytes = string_keyed.clone();
+    FrameScanner::new(LIMITS).scan(&mut bytes).unwrap();
+    assert_eq!(
+        bytes,
+        frame(0, &open()),
+        "only the key's constructor changes"
+    );
+    // Byte by byte, the same.
+    let mut s = FrameScanner::new(LIMITS);
+    let mut one_at_a_time = string_keyed.clone();
+    for b in one_at_a_time.iter_mut() {
+        s.scan(std::slice::from_mut(b)).unwrap();
+    }
+    assert_eq!(one_at_a_time, bytes);
+    // Values stay strings, and other maps (a transfer's payload, a container id) stay as sent.
+    let payload = amqp_value(&[0xc1, 7, 2, 0xa1, 1, b'k', 0xa1, 1, b'v']);
+    let mut t = frame(0, &transfer(1, false, &payload));
+    let before = t.clone();
+    let mut s = FrameScanner::new(LIMITS);
+    s.scan(&mut frame(0, &open())).unwrap();
+    s.scan(&mut t).unwrap();
+    assert_eq!(t, before);
 }
