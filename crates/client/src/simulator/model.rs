@@ -8,6 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
+use crate::profile::ack;
+use crate::runner::Behaviour;
 use iothub::property_bag::{CONTENT_ENCODING, CONTENT_TYPE, MESSAGE_ID, PropertyBag};
 
 /// Firmware version the simulator reports.
@@ -395,8 +397,29 @@ impl SimulatedDevice {
     }
 }
 
-fn ack(value: Value, code: u16, version: u64, description: &str) -> Value {
-    json!({"value": value, "ac": code, "av": version, "ad": description})
+impl Behaviour for SimulatedDevice {
+    fn telemetry_interval(&self) -> Duration {
+        SimulatedDevice::telemetry_interval(self)
+    }
+    fn next_message(&mut self) -> (Vec<u8>, PropertyBag) {
+        SimulatedDevice::next_message(self)
+    }
+    fn on_connect(&mut self, twin: &Value) -> Map<String, Value> {
+        SimulatedDevice::on_connect(self, twin)
+    }
+    fn apply_desired(
+        &mut self,
+        version: u64,
+        patch: &Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        SimulatedDevice::apply_desired(self, version, patch)
+    }
+    fn handle_method(&mut self, name: &str, payload: &Value) -> (i32, Value) {
+        SimulatedDevice::handle_method(self, name, payload)
+    }
+    fn on_c2d(&mut self) -> Map<String, Value> {
+        SimulatedDevice::on_c2d(self)
+    }
 }
 
 fn round(x: f64, decimals: i32) -> f64 {
