@@ -96,7 +96,7 @@ fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
     println!("Press Ctrl-C to stop.");
 }
 
-async fn wait_for_shutdown() {
+pub(super) async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
