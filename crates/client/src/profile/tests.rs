@@ -263,3 +263,16 @@ fn a_telemetry_interval_of_zero_is_refused_even_without_a_minimum() {
     assert_eq!(acks["telemetryInterval"]["ac"], 400);
     assert_eq!(d.telemetry_interval(), Duration::from_secs(5));
 }
+
+#[test]
+fn the_readme_example_profile_is_valid() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```toml\n")
+        .expect("the README shows a profile")
+        + 8;
+    let text = &readme[start..start + readme[start..].find("```").unwrap()];
+    let p = Profile::parse("README", text).unwrap();
+    assert_eq!(p.telemetry.len(), 5);
+    assert_eq!(p.component.as_deref(), Some("sensor1"));
+}
