@@ -15,7 +15,8 @@ pub use model::{
 };
 
 use super::device::{DeviceClient, DeviceClientOptions, DeviceError};
-use super::runner::run;
+use super::profile::{Profile, ProfileDevice};
+use super::runner::{Behaviour, run};
 use iothub::connection_string::DeviceConnectionString;
 
 /// How long `stop` waits for the simulator to disconnect cleanly.
@@ -33,7 +34,7 @@ pub struct SimulatorOptions {
 /// A running simulated device.
 pub struct Simulator {
     device_id: String,
-    kind: DeviceKind,
+    name: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -47,13 +48,37 @@ impl Simulator {
         if opts.client.model_id.is_none() {
             opts.client.model_id = Some(opts.kind.model_id().to_owned());
         }
-        let (client, events) = DeviceClient::connect(cs, opts.client)?;
-        let (stop, stop_rx) = watch::channel(false);
         let device = SimulatedDevice::new(opts.kind, opts.seed);
+        Simulator::spawn(cs, opts.kind.name(), opts.client, device)
+    }
+
+    /// As `start`, playing a device profile instead of a demo kind; `model_id` defaults to
+    /// the profile's.
+    pub fn start_profile(
+        cs: &DeviceConnectionString,
+        profile: Profile,
+        seed: u64,
+        mut client: DeviceClientOptions,
+    ) -> Result<Simulator, DeviceError> {
+        if client.model_id.is_none() {
+            client.model_id = profile.model_id.clone();
+        }
+        let name = profile.name.clone();
+        Simulator::spawn(cs, &name, client, ProfileDevice::new(profile, seed))
+    }
+
+    fn spawn(
+        cs: &DeviceConnectionString,
+        name: &str,
+        client: DeviceClientOptions,
+        device: impl Behaviour,
+    ) -> Result<Simulator, DeviceError> {
+        let (client, events) = DeviceClient::connect(cs, client)?;
+        let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(client, events, device, stop_rx, None));
         Ok(Simulator {
             device_id: cs.device_id.clone(),
-            kind: opts.kind,
+            name: name.to_owned(),
             stop,
             task,
         })
@@ -63,8 +88,9 @@ impl Simulator {
         &self.device_id
     }
 
-    pub fn kind(&self) -> DeviceKind {
-        self.kind
+    /// The demo kind or profile it plays.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Stops sending, disconnects and waits for the task to end.
