@@ -319,51 +319,42 @@ fn refused(args: &[&str]) -> String {
 fn bad_input_is_one_sentence_and_status_2() {
     const CS: &str = "HostName=h.example;DeviceId=d1;SharedAccessKey=c2VjcmV0";
     let dir = tempfile::tempdir().unwrap();
-    let m = refused(&["device", "--headless", "--connection-string", "HostName=h"]);
-    assert!(
-        m.contains("--connection-string") && m.contains("DeviceId"),
-        "{m}"
-    );
-    let m = refused(&["device", "--headless"]);
-    assert!(
-        m.contains("--connection-string") && m.contains("--hub"),
-        "{m}"
-    );
-    let m = refused(&[
-        "device",
-        "--headless",
-        "--connection-string",
-        CS,
-        "--count",
-        "3",
-    ]);
-    assert!(m.contains("--count needs --hub"), "{m}");
-    let m = refused(&[
-        "device",
-        "--headless",
-        "--connection-string",
-        CS,
-        "--profile",
-        "toaster",
-    ]);
-    assert!(m.contains("toaster") && m.contains("thermostat"), "{m}");
     let bad = write_file(
         dir.path(),
         "bad.toml",
         "[[telemetry]]\nname = \"t\"\ngenerator = \"sine\"\nmin = 0\nmax = 1\n",
     );
-    let m = refused(&[
-        "device",
-        "--headless",
-        "--connection-string",
-        CS,
-        "--profile",
-        &bad,
-    ]);
-    assert!(
-        m.contains("telemetry field t") && m.contains("period"),
-        "{m}"
-    );
-    let m = refused(&["device", "--connection-string", CS]);
-    assert!(m.contains("--headless"), "{m}");
+    let headless_with = |extra: &[&str]| {
+        let mut args = vec!["device", "--headless", "--connection-string", CS];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    let cases: [(String, &[&str]); 6] = [
+        (
+            refused(&["device", "--headless", "--connection-string", "HostName=h"]),
+            &["--connection-string", "DeviceId"],
+        ),
+        (
+            refused(&["device", "--headless"]),
+            &["--connection-string", "--hub"],
+        ),
+        (headless_with(&["--count", "3"]), &["--count needs --hub"]),
+        (
+            headless_with(&["--profile", "toaster"]),
+            &["toaster", "thermostat"],
+        ),
+        (
+            headless_with(&["--profile", &bad]),
+            &["telemetry field t", "period"],
+        ),
+        (
+            refused(&["device", "--connection-string", CS]),
+            &["--headless"],
+        ),
+    ];
+    for (message, expected) in cases {
+        for e in expected {
+            assert!(message.contains(e), "{message:?} lacks {e:?}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use builtin::BUILTIN_NAMES;
-pub use device::{ProfileDevice, ack};
+pub use device::ProfileDevice;
 
 /// The writable property that, when a profile declares it, sets the telemetry interval in
 /// seconds (the demo devices' convention).

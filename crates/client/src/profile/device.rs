@@ -4,16 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use iothub::property_bag::{
-    COMPONENT_NAME, CONTENT_ENCODING, CONTENT_TYPE, MESSAGE_ID, PropertyBag,
-};
+use iothub::property_bag::{COMPONENT_NAME, PropertyBag};
 
 use super::generator::FieldState;
 use super::{INTERVAL_PROPERTY, Profile};
+use crate::pnp::{ack, advance, desired_section, json_message_properties};
 use crate::runner::Behaviour;
 
 /// Intervals a device accepts from `telemetryInterval`, whatever the profile says.
@@ -112,11 +111,7 @@ impl Behaviour for ProfileDevice {
         for (field, state) in self.profile.telemetry.iter().zip(&mut self.fields) {
             body.insert(field.name.clone(), state.next(&mut self.rng));
         }
-        let mut props = PropertyBag::default();
-        let mid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        props.set(MESSAGE_ID, Some(mid.to_string()));
-        props.set(CONTENT_TYPE, Some("application/json".into()));
-        props.set(CONTENT_ENCODING, Some("utf-8".into()));
+        let mut props = json_message_properties(&mut self.rng);
         if let Some(component) = &self.profile.component {
             props.set(COMPONENT_NAME, Some(component.clone()));
         }
@@ -129,12 +124,7 @@ impl Behaviour for ProfileDevice {
     /// Writable properties missing from desired are reported as device defaults (`ac` 203);
     /// the rest of desired is applied and acknowledged.
     fn on_connect(&mut self, twin: &Value) -> Map<String, Value> {
-        let desired = twin
-            .get("desired")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let version = desired.get("$version").and_then(Value::as_u64).unwrap_or(0);
+        let (desired, version) = desired_section(twin);
         let mut reported = Map::new();
         for key in self.profile.writable.keys() {
             if !desired.contains_key(key) {
@@ -152,11 +142,7 @@ impl Behaviour for ProfileDevice {
         version: u64,
         patch: &Map<String, Value>,
     ) -> Option<Map<String, Value>> {
-        if version <= self.desired_version {
-            return None;
-        }
-        self.desired_version = version;
-        Some(self.apply(patch, version))
+        advance(&mut self.desired_version, version).then(|| self.apply(patch, version))
     }
 
     fn handle_method(&mut self, name: &str, _payload: &Value) -> (i32, Value) {
@@ -169,9 +155,4 @@ impl Behaviour for ProfileDevice {
     fn on_c2d(&mut self) -> Map<String, Value> {
         Map::new()
     }
-}
-
-/// An IoT Plug and Play writable property acknowledgement.
-pub fn ack(value: Value, code: u16, version: u64, description: &str) -> Value {
-    json!({"value": value, "ac": code, "av": version, "ad": description})
 }

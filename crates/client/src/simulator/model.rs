@@ -8,9 +8,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use crate::profile::ack;
+use crate::pnp::{ack, advance, desired_section, json_message_properties};
 use crate::runner::Behaviour;
-use iothub::property_bag::{CONTENT_ENCODING, CONTENT_TYPE, MESSAGE_ID, PropertyBag};
+use iothub::property_bag::PropertyBag;
 
 /// Firmware version the simulator reports.
 pub const FIRMWARE: &str = "1.4.2";
@@ -238,11 +238,7 @@ impl SimulatedDevice {
     pub fn next_message(&mut self) -> (Vec<u8>, PropertyBag) {
         self.step();
         let body = self.current().to_string().into_bytes();
-        let mid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        let mut props = PropertyBag::default();
-        props.set(MESSAGE_ID, Some(mid.to_string()));
-        props.set(CONTENT_TYPE, Some("application/json".into()));
-        props.set(CONTENT_ENCODING, Some("utf-8".into()));
+        let mut props = json_message_properties(&mut self.rng);
         props.set(KIND_PROPERTY, Some(self.kind.name().into()));
         (body, props)
     }
@@ -250,12 +246,7 @@ impl SimulatedDevice {
     /// On every connect, from the device's view of its twin: applies the whole desired
     /// section and returns the full reported patch (identity, acknowledgements, counters).
     pub fn on_connect(&mut self, twin: &Value) -> Map<String, Value> {
-        let desired = twin
-            .get("desired")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let version = desired.get("$version").and_then(Value::as_u64).unwrap_or(0);
+        let (desired, version) = desired_section(twin);
         let mut reported = Map::new();
         reported.insert("kind".into(), json!(self.kind.name()));
         reported.insert("firmware".into(), json!(FIRMWARE));
@@ -279,11 +270,7 @@ impl SimulatedDevice {
         version: u64,
         patch: &Map<String, Value>,
     ) -> Option<Map<String, Value>> {
-        if version <= self.desired_version {
-            return None;
-        }
-        self.desired_version = version;
-        Some(self.apply(patch, version))
+        advance(&mut self.desired_version, version).then(|| self.apply(patch, version))
     }
 
     /// Acknowledgements in the IoT Plug and Play form `{"value","ac","av","ad"}`. Known
