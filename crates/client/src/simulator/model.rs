@@ -1,6 +1,6 @@
 //! What a simulated device is, without any connection: its readings (a seeded random walk),
-//! its telemetry messages, how it follows desired properties and answers methods. The runner
-//! in `simulator.rs` feeds it events and sends what it returns.
+//! its telemetry messages, how it follows desired properties and answers methods. The device
+//! runner (`runner.rs`) feeds it events and sends what it returns.
 
 use std::time::Duration;
 
