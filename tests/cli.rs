@@ -422,7 +422,12 @@ fn readme_commands() -> Vec<Vec<String>> {
 #[test]
 fn every_command_in_the_readme_parses() {
     let commands = readme_commands();
-    for expected in [&[][..], &["hub"], &["hubs", "list"]] {
+    for expected in [
+        &[][..],
+        &["hub"],
+        &["hubs", "list"],
+        &["device", "--headless"],
+    ] {
         assert!(
             commands
                 .iter()

@@ -107,6 +107,71 @@ fn a_second_hub_on_the_same_data_dir_is_refused() {
     assert!(err.contains("locked by another process"), "{err}");
 }
 
+/// `--simulate NAME=COUNT,…` mixes demo kinds and profiles; the banner names each one and
+/// the profile device reports its defaults with the profile's model id.
+#[test]
+fn simulate_takes_profiles_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["hub", "--data-dir"])
+        .arg(dir.path())
+        .args(["--mqtt-port", "0", "--https-port", "0", "--amqp-port", "0"])
+        .args(["--simulate", "thermostat=1,camera=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let info = wait_for_info(dir.path());
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let twin = rt.block_on(async {
+        let http = common::https_client(&ca);
+        let token = owner_token(&info);
+        let url = format!(
+            "https://localhost:{}/twins/sim-2?{}",
+            info.ports.https,
+            common::API
+        );
+        common::wait::eventually(Duration::from_secs(30), "the camera's report", || async {
+            let r = http
+                .get(&url)
+                .header("Authorization", &token)
+                .send()
+                .await
+                .ok()?;
+            let twin: Value = r.json().await.ok()?;
+            twin["properties"]["reported"]["resolution"]
+                .is_object()
+                .then_some(twin)
+        })
+        .await
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut banner = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut banner).unwrap();
+    assert!(
+        banner.contains("simulated devices: sim-1 (thermostat), sim-2 (camera)"),
+        "{banner}"
+    );
+    assert_eq!(twin["modelId"], "dtmi:hubtui:simulator:Camera;1", "{twin}");
+    assert_eq!(
+        twin["properties"]["reported"]["resolution"],
+        json!({"value": "1080p", "ac": 203, "av": 0, "ad": "device default"})
+    );
+}
+
+#[test]
+fn a_bad_simulate_spec_is_refused_naming_the_profile() {
+    let out = Command::new(BIN)
+        .args(["hub", "--simulate", "thermostat=2,toaster=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("toaster") && err.contains("camera"), "{err}");
+}
+
 /// Every write the hub acknowledged before a kill -9 is there after a restart.
 #[test]
 fn acknowledged_writes_survive_kill_9() {

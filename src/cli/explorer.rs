@@ -27,7 +27,7 @@ use iothub::connection_string::{EventHubConnectionString, ServiceConnectionStrin
 
 use super::Failure;
 use super::profiles::{ConfigFile, config_path, parse_eventhub, parse_service};
-use super::simulated::{start_simulators, stop_all};
+use super::simulated::{SimulateSpec, start_simulators, stop_all};
 
 /// Simulated devices on the embedded local hub.
 pub const DEMO_DEVICES: u32 = 3;
@@ -446,7 +446,7 @@ async fn start_local_hub() -> Result<LocalHub, String> {
         "local hub started"
     );
     let bind = HubOptions::ephemeral(PathBuf::new()).bind;
-    let simulators = start_simulators(&hub, DEMO_DEVICES, bind)?;
+    let simulators = start_simulators(&hub, &SimulateSpec::demo(DEMO_DEVICES).0, bind)?;
     Ok(LocalHub {
         hub,
         simulators,

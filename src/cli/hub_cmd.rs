@@ -7,7 +7,7 @@ use clap::Args;
 
 use hub::{self, HubOptions};
 
-use super::simulated::{start_simulators, stop_all};
+use super::simulated::{SimulateSpec, start_simulators, stop_all};
 
 #[derive(Args, Debug)]
 pub struct HubArgs {
@@ -29,9 +29,11 @@ pub struct HubArgs {
     /// Host name clients use; also put in the server certificate.
     #[arg(long, default_value = "localhost")]
     pub host_name: String,
-    /// Start this many simulated devices that connect over MQTT.
-    #[arg(long, default_value_t = 0)]
-    pub simulate: u32,
+    /// Simulated devices that connect over MQTT: a count of demo devices (thermostat, air
+    /// quality, door lock in turn), or NAME=COUNT,… with demo kinds, built-in profiles
+    /// (camera) or profile files, e.g. thermostat=3,camera=1.
+    #[arg(long, default_value = "0", value_name = "N|NAME=COUNT,…")]
+    pub simulate: SimulateSpec,
     /// Event Hubs-compatible partitions for telemetry.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub partitions: u32,
@@ -53,7 +55,7 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     opts.host_name = args.host_name.clone();
     opts.settings.partitions = args.partitions;
     let running = hub::start(opts).await.map_err(|e| e.to_string())?;
-    let simulators = match start_simulators(&running, args.simulate, args.bind) {
+    let simulators = match start_simulators(&running, &args.simulate.0, args.bind) {
         Ok(s) => s,
         Err(e) => {
             running.shutdown().await;
@@ -64,7 +66,7 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     if !simulators.is_empty() {
         let names: Vec<String> = simulators
             .iter()
-            .map(|s| format!("{} ({})", s.device_id(), s.kind().name()))
+            .map(|s| format!("{} ({})", s.device_id(), s.name()))
             .collect();
         println!("  simulated devices: {}", names.join(", "));
     }
@@ -96,7 +98,7 @@ fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
     println!("Press Ctrl-C to stop.");
 }
 
-async fn wait_for_shutdown() {
+pub(super) async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

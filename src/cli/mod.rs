@@ -1,5 +1,7 @@
 //! Command-line entry: parses arguments with clap and runs one face of hubtui.
 
+mod activity_line;
+mod device_cmd;
 mod explorer;
 mod hub_cmd;
 mod hubs_cmd;
@@ -50,6 +52,8 @@ pub enum Command {
     Hub(hub_cmd::HubArgs),
     /// Saved hub profiles: add, list, remove.
     Hubs(hubs_cmd::HubsArgs),
+    /// Run a device from a profile: telemetry, method answers, property acknowledgements.
+    Device(device_cmd::DeviceArgs),
 }
 
 /// Why a command failed: one sentence and the exit status.
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Hubs(args)) => hubs_cmd::run(args),
+        Some(Command::Device(args)) => device_cmd::run(args),
         Some(Command::Hub(args)) => {
             with_runtime(|rt| rt.block_on(hub_cmd::run(args)).map_err(Failure::runtime))
         }

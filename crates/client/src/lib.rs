@@ -4,6 +4,9 @@
 pub mod backend;
 pub mod device;
 pub mod events;
+pub mod pnp;
+pub mod profile;
+pub mod runner;
 pub mod service;
 pub mod simulator;
 pub mod tls;

@@ -1,6 +1,6 @@
 //! What a simulated device is, without any connection: its readings (a seeded random walk),
-//! its telemetry messages, how it follows desired properties and answers methods. The runner
-//! in `simulator.rs` feeds it events and sends what it returns.
+//! its telemetry messages, how it follows desired properties and answers methods. The device
+//! runner (`runner.rs`) feeds it events and sends what it returns.
 
 use std::time::Duration;
 
@@ -8,7 +8,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use iothub::property_bag::{CONTENT_ENCODING, CONTENT_TYPE, MESSAGE_ID, PropertyBag};
+use crate::pnp::{ack, advance, desired_section, json_message_properties};
+use crate::runner::Behaviour;
+use iothub::property_bag::PropertyBag;
 
 /// Firmware version the simulator reports.
 pub const FIRMWARE: &str = "1.4.2";
@@ -236,11 +238,7 @@ impl SimulatedDevice {
     pub fn next_message(&mut self) -> (Vec<u8>, PropertyBag) {
         self.step();
         let body = self.current().to_string().into_bytes();
-        let mid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        let mut props = PropertyBag::default();
-        props.set(MESSAGE_ID, Some(mid.to_string()));
-        props.set(CONTENT_TYPE, Some("application/json".into()));
-        props.set(CONTENT_ENCODING, Some("utf-8".into()));
+        let mut props = json_message_properties(&mut self.rng);
         props.set(KIND_PROPERTY, Some(self.kind.name().into()));
         (body, props)
     }
@@ -248,12 +246,7 @@ impl SimulatedDevice {
     /// On every connect, from the device's view of its twin: applies the whole desired
     /// section and returns the full reported patch (identity, acknowledgements, counters).
     pub fn on_connect(&mut self, twin: &Value) -> Map<String, Value> {
-        let desired = twin
-            .get("desired")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let version = desired.get("$version").and_then(Value::as_u64).unwrap_or(0);
+        let (desired, version) = desired_section(twin);
         let mut reported = Map::new();
         reported.insert("kind".into(), json!(self.kind.name()));
         reported.insert("firmware".into(), json!(FIRMWARE));
@@ -277,11 +270,7 @@ impl SimulatedDevice {
         version: u64,
         patch: &Map<String, Value>,
     ) -> Option<Map<String, Value>> {
-        if version <= self.desired_version {
-            return None;
-        }
-        self.desired_version = version;
-        Some(self.apply(patch, version))
+        advance(&mut self.desired_version, version).then(|| self.apply(patch, version))
     }
 
     /// Acknowledgements in the IoT Plug and Play form `{"value","ac","av","ad"}`. Known
@@ -395,8 +384,29 @@ impl SimulatedDevice {
     }
 }
 
-fn ack(value: Value, code: u16, version: u64, description: &str) -> Value {
-    json!({"value": value, "ac": code, "av": version, "ad": description})
+impl Behaviour for SimulatedDevice {
+    fn telemetry_interval(&self) -> Duration {
+        SimulatedDevice::telemetry_interval(self)
+    }
+    fn next_message(&mut self) -> (Vec<u8>, PropertyBag) {
+        SimulatedDevice::next_message(self)
+    }
+    fn on_connect(&mut self, twin: &Value) -> Map<String, Value> {
+        SimulatedDevice::on_connect(self, twin)
+    }
+    fn apply_desired(
+        &mut self,
+        version: u64,
+        patch: &Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        SimulatedDevice::apply_desired(self, version, patch)
+    }
+    fn handle_method(&mut self, name: &str, payload: &Value) -> (i32, Value) {
+        SimulatedDevice::handle_method(self, name, payload)
+    }
+    fn on_c2d(&mut self) -> Map<String, Value> {
+        SimulatedDevice::on_c2d(self)
+    }
 }
 
 fn round(x: f64, decimals: i32) -> f64 {
