@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use ratatui::crossterm::event::KeyCode;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use client::events::{AckMode, C2dMessage, HubCommand, HubEvent};
 
 use super::body::{escape, preview_of};
+use super::form::{Edit, Form, cycle, edit};
 use super::input::{JsonEditor, TextField};
 use super::{Action, App, Confirm, ConfirmAction};
 
@@ -50,11 +51,6 @@ impl C2dField {
             C2dField::Expiry => "expiry (seconds, empty: hub default)",
             C2dField::Ack => "ack (a cycles; Space while editing)",
         }
-    }
-
-    fn step(self, by: isize) -> Self {
-        let i = Self::ORDER.iter().position(|f| *f == self).unwrap_or(0) as isize;
-        Self::ORDER[(i + by).rem_euclid(Self::ORDER.len() as isize) as usize]
     }
 }
 
@@ -111,6 +107,27 @@ impl C2dForm {
             C2dField::Expiry => &mut self.expiry,
             C2dField::Payload | C2dField::Ack => return None,
         })
+    }
+}
+
+impl Form for C2dForm {
+    fn step_focus(&mut self, by: isize) {
+        self.focus = cycle(&C2dField::ORDER, self.focus, by);
+    }
+
+    fn takes_enter(&self) -> bool {
+        matches!(self.focus, C2dField::Payload | C2dField::Ack)
+    }
+
+    fn input(&mut self, key: KeyEvent) -> bool {
+        match self.focus {
+            C2dField::Payload => self.payload.handle(key),
+            C2dField::Ack if matches!(key.code, KeyCode::Char(' ') | KeyCode::Enter) => {
+                self.ack = self.ack.next();
+                true
+            }
+            field => self.text_field_mut(field).is_some_and(|t| t.handle(key)),
+        }
     }
 }
 
@@ -223,37 +240,17 @@ fn send(app: &mut App, cmds: &mut Vec<HubCommand>) {
 
 pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubCommand>) -> bool {
     if app.c2d.editing {
-        let form = &mut app.c2d.form;
-        return match action {
-            Action::Back => {
+        return match edit(&mut app.c2d.form, action) {
+            Edit::Leave => {
                 app.c2d.editing = false;
                 true
             }
-            Action::Submit => {
+            Edit::Submit => {
                 send(app, cmds);
                 true
             }
-            Action::NextField => {
-                form.focus = form.focus.step(1);
-                true
-            }
-            Action::PrevField => {
-                form.focus = form.focus.step(-1);
-                true
-            }
-            Action::Input(key) => match form.focus {
-                C2dField::Payload => form.payload.handle(*key),
-                C2dField::Ack if matches!(key.code, KeyCode::Char(' ') | KeyCode::Enter) => {
-                    form.ack = form.ack.next();
-                    true
-                }
-                _ if key.code == KeyCode::Enter => {
-                    form.focus = form.focus.step(1);
-                    true
-                }
-                field => form.text_field_mut(field).is_some_and(|t| t.handle(*key)),
-            },
-            _ => false,
+            Edit::Done(changed) => changed,
+            Edit::Ignored => false,
         };
     }
     match action {

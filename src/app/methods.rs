@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ratatui::crossterm::event::KeyCode;
+use ratatui::crossterm::event::KeyEvent;
 use serde_json::Value;
 
 use client::events::{HubCommand, HubEvent, MethodFailure};
@@ -13,6 +13,7 @@ use iothub::method::{
 };
 
 use super::body::{escape, pretty_lines};
+use super::form::{Edit, Form, cycle, edit};
 use super::input::{JsonEditor, TextField};
 use super::scroll::PAGE;
 use super::{Action, App, Confirm, ConfirmAction};
@@ -36,11 +37,6 @@ impl MethodField {
         MethodField::ConnectTimeout,
         MethodField::Payload,
     ];
-
-    fn step(self, by: isize) -> Self {
-        let i = Self::ORDER.iter().position(|f| *f == self).unwrap_or(0) as isize;
-        Self::ORDER[(i + by).rem_euclid(Self::ORDER.len() as isize) as usize]
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +46,25 @@ pub struct MethodForm {
     pub connect_timeout: TextField,
     pub payload: JsonEditor,
     pub focus: MethodField,
+}
+
+impl Form for MethodForm {
+    fn step_focus(&mut self, by: isize) {
+        self.focus = cycle(&MethodField::ORDER, self.focus, by);
+    }
+
+    fn takes_enter(&self) -> bool {
+        self.focus == MethodField::Payload
+    }
+
+    fn input(&mut self, key: KeyEvent) -> bool {
+        match self.focus {
+            MethodField::Payload => self.payload.handle(key),
+            MethodField::Name => self.name.handle(key),
+            MethodField::ResponseTimeout => self.response_timeout.handle(key),
+            MethodField::ConnectTimeout => self.connect_timeout.handle(key),
+        }
+    }
 }
 
 impl Default for MethodForm {
@@ -251,35 +266,17 @@ fn invoke(app: &mut App, cmds: &mut Vec<HubCommand>) {
 
 pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubCommand>) -> bool {
     if app.methods.editing {
-        let form = &mut app.methods.form;
-        return match action {
-            Action::Back => {
+        return match edit(&mut app.methods.form, action) {
+            Edit::Leave => {
                 app.methods.editing = false;
                 true
             }
-            Action::Submit => {
+            Edit::Submit => {
                 invoke(app, cmds);
                 true
             }
-            Action::NextField => {
-                form.focus = form.focus.step(1);
-                true
-            }
-            Action::PrevField => {
-                form.focus = form.focus.step(-1);
-                true
-            }
-            Action::Input(key) => match form.focus {
-                MethodField::Payload => form.payload.handle(*key),
-                _ if key.code == KeyCode::Enter => {
-                    form.focus = form.focus.step(1);
-                    true
-                }
-                MethodField::Name => form.name.handle(*key),
-                MethodField::ResponseTimeout => form.response_timeout.handle(*key),
-                MethodField::ConnectTimeout => form.connect_timeout.handle(*key),
-            },
-            _ => false,
+            Edit::Done(changed) => changed,
+            Edit::Ignored => false,
         };
     }
     let device = app.selected_device.clone();

@@ -6,6 +6,7 @@ pub mod body;
 pub mod c2d;
 pub mod chart;
 pub mod devices;
+pub mod form;
 pub mod input;
 pub mod jsonview;
 pub mod keymap;
