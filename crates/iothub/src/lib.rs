@@ -5,6 +5,7 @@ pub mod amqp_frame;
 pub mod amqp_model;
 pub mod connection_string;
 pub mod device;
+pub mod dps;
 pub mod encoding;
 pub mod error;
 pub mod method;
