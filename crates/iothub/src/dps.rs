@@ -34,6 +34,18 @@ pub fn validate_registration_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Is `scope` usable as an ID scope: 1..=64 letters and digits? (Azure's look like
+/// `0ne00000A0A`; the scope is the first segment of usernames, paths and SAS resources,
+/// so it must hold nothing that would split them.)
+pub fn validate_id_scope(scope: &str) -> Result<(), String> {
+    if scope.is_empty() || scope.len() > 64 || !scope.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "the ID scope \"{scope}\" must be 1 to 64 letters and digits, like 0ne00000A0A"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +61,10 @@ mod tests {
         }
         for bad in ["", "dev.", "a b", "a/b", &"a".repeat(129)] {
             assert!(validate_registration_id(bad).is_err(), "{bad}");
+        }
+        assert!(validate_id_scope("0ne00000A0A").is_ok());
+        for bad in ["", "0ne/1", "a-b", &"a".repeat(65)] {
+            assert!(validate_id_scope(bad).is_err(), "{bad}");
         }
     }
 }

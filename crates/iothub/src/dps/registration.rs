@@ -2,6 +2,7 @@
 //! (RegistrationOperationStatus and its DeviceRegistrationState), as the DPS runtime REST
 //! reference and the SDKs spell them.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -85,8 +86,16 @@ impl RegistrationOperation {
     }
 }
 
-/// DPS's error code for a registration that has no enrollment or a bad signature.
-pub const ERROR_UNAUTHORIZED: u32 = 401002;
+/// DPS's error body: `{"errorCode": 401002, "trackingId", "message", "timestampUtc"}`
+/// (the DPS runtime REST reference's ProvisioningServiceErrorDetails).
+pub fn error_body(error_code: u32, message: &str, tracking_id: &str, now: DateTime<Utc>) -> Value {
+    serde_json::json!({
+        "errorCode": error_code,
+        "trackingId": tracking_id,
+        "message": message,
+        "timestampUtc": crate::device::format_time(now),
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -107,6 +116,16 @@ mod tests {
         let central: RegistrationRequest =
             serde_json::from_value(json!({"payload": {"iotcModelId": "dtmi:a;1"}})).unwrap();
         assert_eq!(central.model_id(), Some("dtmi:a;1"));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(
+            error_body(401002, "no enrollment", "t", at),
+            json!({"errorCode": 401002, "trackingId": "t", "message": "no enrollment",
+                   "timestampUtc": "2023-11-14T22:13:20.000Z"})
+        );
     }
 
     #[test]
