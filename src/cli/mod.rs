@@ -1,5 +1,6 @@
 //! Command-line entry: parses arguments with clap and runs one face of hubtui.
 
+mod enrollment_cmd;
 mod explorer;
 mod hub_cmd;
 mod hubs_cmd;
@@ -87,6 +88,10 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Hubs(args)) => hubs_cmd::run(args),
+        Some(Command::Hub(hub_cmd::HubArgs {
+            command: Some(hub_cmd::HubCommand::Enrollment(e)),
+            ..
+        })) => enrollment_cmd::run(e, hub_cmd::default_data_dir()),
         Some(Command::Hub(args)) => {
             with_runtime(|rt| rt.block_on(hub_cmd::run(args)).map_err(Failure::runtime))
         }
