@@ -10,9 +10,7 @@ use crate::registry::next_etag;
 use crate::state::HubState;
 use crate::store::RegistrationRecord;
 use iothub::device::{AuthType, SymmetricKey, format_time};
-use iothub::dps::enrollment::{
-    EnrollmentGroup, EnrollmentSettings, IndividualEnrollment, SymmetricKeys,
-};
+use iothub::dps::enrollment::{EnrollmentGroup, EnrollmentSettings, IndividualEnrollment};
 use iothub::dps::registration::{
     RegistrationOperation, RegistrationRequest, RegistrationState, RegistrationStatus,
 };
@@ -29,7 +27,7 @@ pub struct Registrant {
     pub registration_id: String,
     pub device_id: String,
     /// The device's keys: the individual enrollment's, or derived from the group's.
-    pub keys: SymmetricKeys,
+    pub keys: SymmetricKey,
     pub settings: EnrollmentSettings,
 }
 
@@ -76,7 +74,7 @@ impl HubState {
         }
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let signed_by =
-            |keys: &SymmetricKeys| keys.present().any(|k| verify_token(&token, k, now).is_ok());
+            |keys: &SymmetricKey| keys.present().any(|k| verify_token(&token, k, now).is_ok());
         let candidates: Vec<Registrant> =
             match get::<IndividualEnrollment>(&self.store, registration_id) {
                 Ok(e) => vec![Registrant {
@@ -207,12 +205,10 @@ impl HubState {
     /// Creates the device with the registrant's keys and the initial twin, or keeps an
     /// existing one (its twin untouched) and brings its keys in line; records the model id.
     fn assign_device(&self, who: &Registrant, model_id: Option<&str>) -> Result<(), ServiceError> {
-        let primary = who.keys.primary_key.clone();
-        let secondary = who.keys.secondary_key.clone().or_else(|| primary.clone());
-        let keys = SymmetricKey {
-            primary_key: primary,
-            secondary_key: secondary,
-        };
+        let mut keys = who.keys.clone();
+        if keys.secondary_key.is_none() {
+            keys.secondary_key = keys.primary_key.clone();
+        }
         let body = json!({"deviceId": who.device_id, "authentication": {"type": "sas", "symmetricKey": keys}});
         let created = match self.put_identity(&who.device_id, None, &body, None) {
             Ok(_) => true,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::device::SymmetricKey;
 use crate::sas::{SasError, derive_device_key};
 
 /// Why an enrollment document was refused.
@@ -29,41 +30,21 @@ pub enum ProvisioningStatus {
     Disabled,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SymmetricKeys {
-    #[serde(default)]
-    pub primary_key: Option<String>,
-    #[serde(default)]
-    pub secondary_key: Option<String>,
-}
-
-impl SymmetricKeys {
-    /// The keys that are set, primary first.
-    pub fn present(&self) -> impl Iterator<Item = &str> {
-        [&self.primary_key, &self.secondary_key]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .filter(|k| !k.is_empty())
-    }
-}
-
 /// `{"type": "symmetricKey", "symmetricKey": {...}}`
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attestation {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
-    pub symmetric_key: SymmetricKeys,
+    pub symmetric_key: SymmetricKey,
 }
 
 impl Default for Attestation {
     fn default() -> Self {
         Self {
             kind: SYMMETRIC_KEY.to_owned(),
-            symmetric_key: SymmetricKeys::default(),
+            symmetric_key: SymmetricKey::default(),
         }
     }
 }
@@ -168,14 +149,14 @@ pub struct EnrollmentGroup {
 impl EnrollmentGroup {
     /// The keys of one device of the group: for each group key,
     /// base64(HMAC-SHA256(base64-decoded group key, registration id)).
-    pub fn device_keys(&self, registration_id: &str) -> Result<SymmetricKeys, SasError> {
+    pub fn device_keys(&self, registration_id: &str) -> Result<SymmetricKey, SasError> {
         let keys = &self.settings.attestation.symmetric_key;
         let derive = |k: &Option<String>| {
             k.as_deref()
                 .map(|k| derive_device_key(k, registration_id))
                 .transpose()
         };
-        Ok(SymmetricKeys {
+        Ok(SymmetricKey {
             primary_key: derive(&keys.primary_key)?,
             secondary_key: derive(&keys.secondary_key)?,
         })
