@@ -44,7 +44,9 @@ def derived_key(group_key: str, registration_id: str) -> str:
     return base64.b64encode(mac.digest()).decode()
 
 
-def provision_and_send(hub, registration_id: str, key: str, expected_device: str):
+def provision_and_send(
+    hub, registration_id: str, key: str, expected_device: str, websockets: bool = False
+):
     from azure.iot.device import IoTHubDeviceClient, ProvisioningDeviceClient
 
     pdc = ProvisioningDeviceClient.create_from_symmetric_key(
@@ -53,6 +55,7 @@ def provision_and_send(hub, registration_id: str, key: str, expected_device: str
         id_scope=hub.info["idScope"],
         symmetric_key=key,
         server_verification_cert=hub.ca_pem,
+        websockets=websockets,
     )
     pdc.provisioning_payload = {"modelId": MODEL_ID}
     result = pdc.register()
@@ -106,4 +109,22 @@ def test_group_enrollment_provisions_with_a_derived_key(hub, registry_manager):
     )
     registration_id = unique_id("member")
     provision_and_send(hub, registration_id, derived_key(group_key, registration_id), registration_id)
+    registry_manager.delete_device(registration_id)
+
+
+@pytest.mark.timeout(60)
+def test_provisioning_over_websockets(hub, registry_manager):
+    """websockets=True dials wss://{provisioning_host}:443/$iothub/websocket (as for the hub)."""
+    if int(hub.ports["https"]) != 443:
+        pytest.skip(
+            f"MQTT over WebSockets dials port 443; the hub's HTTPS port is {hub.ports['https']}"
+        )
+    registration_id = unique_id("dps-ws")
+    key = new_key()
+    put_enrollment(
+        hub,
+        f"/enrollments/{registration_id}",
+        {"attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": key}}},
+    )
+    provision_and_send(hub, registration_id, key, registration_id, websockets=True)
     registry_manager.delete_device(registration_id)
