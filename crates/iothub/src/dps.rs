@@ -20,15 +20,24 @@ pub fn registration_resource(id_scope: &str, registration_id: &str) -> String {
 /// Is `id` a registration id DPS accepts: 1..=128 characters of letters, digits and
 /// `- . _ :`, ending in a letter, digit or `-` (the DPS enrollment documentation's rule).
 pub fn validate_registration_id(id: &str) -> Result<(), String> {
+    validate_id(id, "registration id")
+}
+
+/// Enrollment group ids follow the registration id rule.
+pub fn validate_enrollment_group_id(id: &str) -> Result<(), String> {
+    validate_id(id, "enrollment group id")
+}
+
+fn validate_id(id: &str, what: &str) -> Result<(), String> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
     if id.is_empty() || id.len() > 128 {
         return Err(format!(
-            "the registration id \"{id}\" must be 1 to 128 characters long"
+            "the {what} \"{id}\" must be 1 to 128 characters long"
         ));
     }
     if !id.chars().all(valid_char) || id.ends_with(['.', '_', ':']) {
         return Err(format!(
-            "the registration id \"{id}\" may hold only letters, digits and - . _ : and must end in a letter, digit or -"
+            "the {what} \"{id}\" may hold only letters, digits and - . _ : and must end in a letter, digit or -"
         ));
     }
     Ok(())
@@ -62,6 +71,8 @@ mod tests {
         for bad in ["", "dev.", "a b", "a/b", &"a".repeat(129)] {
             assert!(validate_registration_id(bad).is_err(), "{bad}");
         }
+        let group = validate_enrollment_group_id("a b").unwrap_err();
+        assert!(group.starts_with("the enrollment group id"), "{group}");
         assert!(validate_id_scope("0ne00000A0A").is_ok());
         for bad in ["", "0ne/1", "a-b", &"a".repeat(65)] {
             assert!(validate_id_scope(bad).is_err(), "{bad}");

@@ -42,7 +42,7 @@ impl EnrollmentDocument for EnrollmentGroup {
     const KIND: EnrollmentKind = EnrollmentKind::Group;
     const NAME: &'static str = "enrollment group";
     fn from_request(id: &str, body: &Value) -> Result<Self, ServiceError> {
-        iothub::dps::validate_registration_id(id).map_err(bad_request)?;
+        iothub::dps::validate_enrollment_group_id(id).map_err(bad_request)?;
         EnrollmentGroup::from_request(id, body).map_err(bad_request)
     }
     fn settings_mut(&mut self) -> &mut EnrollmentSettings {
