@@ -39,6 +39,15 @@ def put_enrollment(hub, path: str, body: dict) -> dict:
     return r.json()
 
 
+def symmetric_key_attestation(key: str) -> dict:
+    return {"type": "symmetricKey", "symmetricKey": {"primaryKey": key}}
+
+
+def enroll_individual(hub, registration_id: str, key: str, **extra) -> dict:
+    body = {"attestation": symmetric_key_attestation(key), **extra}
+    return put_enrollment(hub, f"/enrollments/{registration_id}", body)
+
+
 def derived_key(group_key: str, registration_id: str) -> str:
     mac = hmac.new(base64.b64decode(group_key), registration_id.encode(), hashlib.sha256)
     return base64.b64encode(mac.digest()).decode()
@@ -83,14 +92,8 @@ def test_individual_enrollment_provisions_then_sends(hub, registry_manager):
     registration_id = unique_id("dps")
     device_id = unique_id("dev")
     key = new_key()
-    put_enrollment(
-        hub,
-        f"/enrollments/{registration_id}",
-        {
-            "deviceId": device_id,
-            "attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": key}},
-            "initialTwin": {"tags": {"site": "lab"}},
-        },
+    enroll_individual(
+        hub, registration_id, key, deviceId=device_id, initialTwin={"tags": {"site": "lab"}}
     )
     provision_and_send(hub, registration_id, key, device_id)
     twin = registry_manager.get_twin(device_id)
@@ -105,7 +108,7 @@ def test_group_enrollment_provisions_with_a_derived_key(hub, registry_manager):
     put_enrollment(
         hub,
         f"/enrollmentGroups/{group_id}",
-        {"attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": group_key}}},
+        {"attestation": symmetric_key_attestation(group_key)},
     )
     registration_id = unique_id("member")
     provision_and_send(hub, registration_id, derived_key(group_key, registration_id), registration_id)
@@ -121,10 +124,6 @@ def test_provisioning_over_websockets(hub, registry_manager):
         )
     registration_id = unique_id("dps-ws")
     key = new_key()
-    put_enrollment(
-        hub,
-        f"/enrollments/{registration_id}",
-        {"attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": key}}},
-    )
+    enroll_individual(hub, registration_id, key)
     provision_and_send(hub, registration_id, key, registration_id, websockets=True)
     registry_manager.delete_device(registration_id)
