@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use hub::{self, HubOptions};
 
@@ -37,16 +37,33 @@ pub struct HubArgs {
     /// Event Hubs-compatible partitions for telemetry.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub partitions: u32,
+    /// DPS ID scope devices register under (default: made on first start, then kept).
+    #[arg(long, value_parser = parse_id_scope)]
+    pub id_scope: Option<String>,
     #[command(flatten)]
     pub log: super::logging::LogLevel,
+    #[command(subcommand)]
+    pub command: Option<HubCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// The hub's Device Provisioning Service enrollments: add, list, show, remove.
+    Enrollment(super::enrollment_cmd::EnrollmentArgs),
+}
+
+fn parse_id_scope(s: &str) -> Result<String, String> {
+    iothub::dps::validate_id_scope(s).map(|()| s.to_string())
+}
+
+/// Where the hub keeps its state unless --data-dir says otherwise.
+pub fn default_data_dir() -> PathBuf {
+    super::xdg::data_dir().join("hub")
 }
 
 pub async fn run(args: HubArgs) -> Result<(), String> {
     super::logging::init_stderr_logging(&args.log.level);
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| super::xdg::data_dir().join("hub"));
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mut opts = HubOptions::new(data_dir.clone());
     opts.mqtt_port = args.mqtt_port;
     opts.amqp_port = args.amqp_port;
@@ -54,6 +71,7 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     opts.bind = args.bind;
     opts.host_name = args.host_name.clone();
     opts.settings.partitions = args.partitions;
+    opts.settings.id_scope = args.id_scope.clone();
     let running = hub::start(opts).await.map_err(|e| e.to_string())?;
     let simulators = match start_simulators(&running, &args.simulate.0, args.bind) {
         Ok(s) => s,
@@ -85,6 +103,10 @@ fn print_banner(running: &hub::RunningHub, data_dir: &std::path::Path) {
     if let Some(amqp) = info.ports.amqp {
         println!("  AMQP (TLS):    {}:{amqp}", info.host_name);
     }
+    println!(
+        "  DPS:           id scope {} at {} (MQTT and HTTPS ports above)",
+        info.id_scope, info.provisioning_host
+    );
     println!(
         "  CA to trust:   {}",
         data_dir.join(&info.ca_certificate).display()

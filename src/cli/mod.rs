@@ -2,6 +2,7 @@
 
 mod activity_line;
 mod device_cmd;
+mod enrollment_cmd;
 mod explorer;
 mod hub_cmd;
 mod hubs_cmd;
@@ -92,6 +93,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Hubs(args)) => hubs_cmd::run(args),
         Some(Command::Device(args)) => device_cmd::run(args),
+        Some(Command::Hub(hub_cmd::HubArgs {
+            command: Some(hub_cmd::HubCommand::Enrollment(e)),
+            ..
+        })) => enrollment_cmd::run(e, hub_cmd::default_data_dir()),
         Some(Command::Hub(args)) => {
             with_runtime(|rt| rt.block_on(hub_cmd::run(args)).map_err(Failure::runtime))
         }

@@ -62,7 +62,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let router = rest::router(state).merge(websocket::router(ws.clone()));
+    let router = rest::router(state.clone())
+        .merge(super::dps::rest::router(state))
+        .merge(websocket::router(ws.clone()));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

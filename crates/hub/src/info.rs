@@ -25,6 +25,12 @@ pub struct HubInfo {
     /// File name of the CA certificate, relative to the data dir.
     pub ca_certificate: String,
     pub ports: Ports,
+    /// The Device Provisioning Service's ID scope (devices register under it).
+    #[serde(default)]
+    pub id_scope: String,
+    /// The host provisioning clients dial: the hub itself, on its MQTT and HTTPS ports.
+    #[serde(default)]
+    pub provisioning_host: String,
 }
 
 impl HubInfo {
@@ -37,6 +43,8 @@ impl HubInfo {
             event_hub_compatible_connection_string: None,
             ca_certificate: super::tls::CA_FILE.to_string(),
             ports,
+            id_scope: state.id_scope.clone(),
+            provisioning_host: state.host_name.clone(),
         }
     }
 

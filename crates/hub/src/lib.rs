@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod amqp;
 pub mod c2d;
+pub mod dps;
 pub mod feedback;
 pub mod fsutil;
 pub mod https;

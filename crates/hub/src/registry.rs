@@ -63,7 +63,7 @@ fn bad_request(message: impl Into<String>) -> ServiceError {
 }
 
 /// The registry etag: base64 of a counter, like Azure's "MTk5NzI1Njgz".
-fn next_etag(previous: &str) -> String {
+pub(crate) fn next_etag(previous: &str) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let n: u64 = b64
@@ -100,7 +100,7 @@ impl HubState {
     /// Loads, changes and saves an identity as one atomic step (`Store::identity_modify`):
     /// an error from `change` writes nothing. `committed` runs after the write and before
     /// any later writer's, so what it sends goes out in the order the writes were stored.
-    fn modify<T>(
+    pub(crate) fn modify<T>(
         &self,
         device_id: &str,
         module_id: Option<&str>,

@@ -92,14 +92,14 @@ async fn not_found() -> ApiError {
 }
 
 #[derive(Deserialize)]
-struct ApiVersion {
+pub(crate) struct ApiVersion {
     #[serde(rename = "api-version")]
     api_version: Option<String>,
     top: Option<usize>,
 }
 
 /// Checks the api-version and the Authorization header against the hub's policies.
-fn authorize(
+pub(crate) fn authorize(
     state: &HubState,
     headers: &HeaderMap,
     q: &ApiVersion,

@@ -34,6 +34,8 @@ pub struct HubSettings {
     /// Time an AMQP client has to authenticate (SASL PLAIN or a $cbs token)
     /// before its connection is closed.
     pub amqp_auth_window: Duration,
+    /// The DPS ID scope to use (`--id-scope`); None keeps the stored one or makes one.
+    pub id_scope: Option<String>,
 }
 
 impl Default for HubSettings {
@@ -48,6 +50,7 @@ impl Default for HubSettings {
             max_d2c_bytes: 256 * 1024,
             max_c2d_bytes: 64 * 1024,
             amqp_auth_window: Duration::from_secs(60),
+            id_scope: None,
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct HubState {
     /// Host name clients use and tokens are scoped to ("localhost").
     pub host_name: String,
     pub policies: Vec<Policy>,
+    /// The Device Provisioning Service's ID scope of this hub (see `dps`).
+    pub id_scope: String,
     pub sessions: Sessions,
     pub settings: HubSettings,
     /// C2D feedback records on their way to service receivers.
@@ -89,10 +94,12 @@ impl HubState {
                 p
             }
         };
+        let id_scope = super::dps::load_id_scope(&store, settings.id_scope.as_deref())?;
         let state = Arc::new(HubState {
             store,
             host_name,
             policies,
+            id_scope,
             sessions: Sessions::new(),
             settings,
             feedback: Default::default(),

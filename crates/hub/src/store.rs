@@ -11,6 +11,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod enrollments;
+pub use enrollments::{EnrollmentKind, RegistrationRecord};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the hub's database failed: {0}")]
@@ -153,6 +156,7 @@ impl Store {
         conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
             .map_err(|e| locked_or(e, path))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(enrollments::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -162,6 +166,7 @@ impl Store {
     pub fn in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(enrollments::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

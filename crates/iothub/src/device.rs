@@ -123,6 +123,17 @@ pub struct SymmetricKey {
     pub secondary_key: Option<String>,
 }
 
+impl SymmetricKey {
+    /// The keys that are set, primary first.
+    pub fn present(&self) -> impl Iterator<Item = &str> {
+        [&self.primary_key, &self.secondary_key]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|k| !k.is_empty())
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct X509Thumbprint {

@@ -87,6 +87,9 @@ where
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(user) = super::dps::username(&state, &connect) {
+        return super::dps::serve(state, connect, user, reader, writer, shutdown).await;
+    }
     let accepted = match connect::check(&state, &connect) {
         Ok(a) => a,
         Err(code) => {

@@ -8,6 +8,7 @@
 mod codec;
 mod connect;
 mod connection;
+mod dps;
 mod inflight;
 mod subscriptions;
 
