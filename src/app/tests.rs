@@ -897,6 +897,7 @@ fn model_ids_and_tags_of_a_page_are_kept_by_device() {
     let summary = client::events::TwinSummary {
         model_id: "dtmi:x;1".into(),
         tags: json!({"site": "lab"}).as_object().unwrap().clone(),
+        modules: Some(1),
     };
     update(
         &mut app,

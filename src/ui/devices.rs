@@ -174,6 +174,12 @@ fn device_table(
                 cells.extend([
                     cell(dev.cloud_to_device_message_count.to_string(), Role::Text),
                     cell(
+                        twin.and_then(|t| t.modules)
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                        Role::Text,
+                    ),
+                    cell(
                         // Every model id starts "dtmi:": the column shows what tells them apart.
                         escape(twin.map_or("", |t| {
                             t.model_id.strip_prefix("dtmi:").unwrap_or(&t.model_id)
@@ -192,16 +198,17 @@ fn device_table(
         });
     let mut header = vec!["device id", "status", "connection", "last activity", "auth"];
     let mut widths = vec![
-        Constraint::Fill(2),
+        Constraint::Fill(3),
         Constraint::Length(8),
         Constraint::Length(12),
         Constraint::Length(19),
         Constraint::Length(16),
     ];
     if wide {
-        header.extend(["c2d", "model id", "tags"]);
+        header.extend(["c2d", "mod", "model id", "tags"]);
         widths.extend([
             Constraint::Length(4),
+            Constraint::Length(3),
             Constraint::Fill(4),
             Constraint::Fill(1),
         ]);
@@ -240,6 +247,9 @@ fn device_detail(
         .filter(|(_, v)| v != "null" && v != "\"\"" && *v != never)
         .collect();
     if let Some(t) = twin {
+        if let Some(n) = t.modules {
+            fields.push(("modules".into(), n.to_string()));
+        }
         fields.push(("modelId".into(), format!("{:?}", t.model_id)));
         fields.push((
             "tags".into(),

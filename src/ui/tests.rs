@@ -59,6 +59,7 @@ fn sample_app(tab: Tab) -> App {
                         .as_object()
                         .unwrap()
                         .clone(),
+                    modules: Some(2),
                 },
             )]
             .into(),

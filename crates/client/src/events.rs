@@ -179,6 +179,9 @@ pub struct TwinSummary {
     /// The Plug and Play model the device announced; empty when none.
     pub model_id: String,
     pub tags: Map<String, Value>,
+    /// Module identities of the device; None when unknown (the module query failed or
+    /// its answer did not fit one page).
+    pub modules: Option<u32>,
 }
 
 /// Backend → app.

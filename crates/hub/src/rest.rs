@@ -19,7 +19,7 @@ use super::sessions::MethodCallError;
 use super::state::HubState;
 use iothub::error::{ErrorCode, ServiceError};
 use iothub::method::MethodInvocation;
-use iothub::query::{Projection, parse_query};
+use iothub::query::{Projection, Source, parse_query};
 use iothub::sas::{SasToken, resource_covers, verify_token};
 
 type Shared = Arc<HubState>;
@@ -456,8 +456,17 @@ async fn query(
             )
         })?),
     };
-    let twins: Vec<Value> = s
-        .devices()?
+    let identities = match parsed.source {
+        Source::Devices => s.devices()?,
+        Source::Modules => {
+            let mut all = Vec::new();
+            for device in s.devices()? {
+                all.extend(s.modules(&device.device.device_id)?);
+            }
+            all
+        }
+    };
+    let twins: Vec<Value> = identities
         .iter()
         .map(service_twin)
         .filter(|t| parsed.matches(t))
@@ -469,26 +478,16 @@ async fn query(
             (vec![Value::Object(row)], "raw", None)
         }
         Projection::All => {
-            // Keyset pagination on deviceId (the list is ordered by it), so devices
-            // added or removed between pages never shift or repeat results.
+            // Keyset pagination on (deviceId, moduleId) (the list is ordered by it), so
+            // twins added or removed between pages never shift or repeat results.
             let rest: Vec<Value> = twins
                 .into_iter()
-                .filter(|t| match &after {
-                    None => true,
-                    Some(a) => t
-                        .get("deviceId")
-                        .and_then(Value::as_str)
-                        .is_some_and(|d| d > a.as_str()),
-                })
+                .filter(|t| after.as_ref().is_none_or(|a| twin_key(t) > *a))
                 .collect();
             let more = rest.len() > page;
             let items: Vec<Value> = rest.into_iter().take(page).collect();
             let next = if more {
-                items
-                    .last()
-                    .and_then(|t| t.get("deviceId"))
-                    .and_then(Value::as_str)
-                    .map(encode_continuation)
+                items.last().map(|t| encode_continuation(&twin_key(t)))
             } else {
                 None
             };
@@ -504,18 +503,25 @@ async fn query(
     Ok(resp)
 }
 
-fn encode_continuation(last_id: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{last_id}"))
+/// Where a twin stands in a query's order: its device id, then its module id ("" for a
+/// device twin).
+fn twin_key(twin: &Value) -> (String, String) {
+    let text = |k: &str| twin.get(k).and_then(Value::as_str).unwrap_or_default();
+    (text("deviceId").to_string(), text("moduleId").to_string())
 }
 
-fn decode_continuation(token: &str) -> Option<String> {
+fn encode_continuation((device, module): &(String, String)) -> String {
+    use base64::Engine;
+    // Ids cannot contain '/', so it separates them unambiguously.
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{device}/{module}"))
+}
+
+fn decode_continuation(token: &str) -> Option<(String, String)> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
         .ok()?;
-    String::from_utf8(bytes)
-        .ok()?
-        .strip_prefix("after:")
-        .map(str::to_string)
+    let text = String::from_utf8(bytes).ok()?;
+    let (device, module) = text.strip_prefix("after:")?.split_once('/')?;
+    Some((device.to_string(), module.to_string()))
 }

@@ -1,5 +1,6 @@
 //! The subset of the IoT Hub query language the local hub answers (protocol reference §5.6):
-//! `SELECT * FROM devices [WHERE cond]` and `SELECT COUNT() AS n FROM devices [WHERE cond]`.
+//! `SELECT * FROM devices [WHERE cond]` and `SELECT COUNT() AS n FROM devices [WHERE cond]`,
+//! and the same over module twins with `FROM devices.modules`.
 //!
 //! Evaluation is three-valued as in the hub's SQL dialect: a comparison with an undefined path,
 //! or an ordering (`<`, `>`, ...) between different JSON types, is *undefined*; `NOT` keeps it
@@ -21,7 +22,18 @@ mod lexer;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     pub projection: Projection,
+    pub source: Source,
     pub condition: Option<Condition>,
+}
+
+/// Which twins a query reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Source {
+    /// `FROM devices`: device twins.
+    #[default]
+    Devices,
+    /// `FROM devices.modules`: module twins.
+    Modules,
 }
 
 /// What the query returns per match (or in total, for COUNT).
@@ -92,7 +104,7 @@ pub enum QueryErrorKind {
         expected: &'static str,
         found: String,
     },
-    #[error("only FROM devices is supported, not {}", .0.escape_debug())]
+    #[error("only FROM devices and FROM devices.modules are supported, not {}", .0.escape_debug())]
     UnsupportedSource(String),
     #[error("a comparison needs a property path on one side and a constant on the other")]
     BadComparison,
@@ -209,13 +221,16 @@ impl Parser {
         self.expect_keyword("FROM", "FROM")?;
         let source_position = self.position();
         let source = self.path("devices after FROM")?;
-        let source = source.join(".");
-        if !source.eq_ignore_ascii_case("devices") {
-            return Err(error(
-                source_position,
-                QueryErrorKind::UnsupportedSource(source),
-            ));
-        }
+        let source = match source.join(".").to_ascii_lowercase().as_str() {
+            "devices" => Source::Devices,
+            "devices.modules" => Source::Modules,
+            _ => {
+                return Err(error(
+                    source_position,
+                    QueryErrorKind::UnsupportedSource(source.join(".")),
+                ));
+            }
+        };
         let condition = if self.eat_keyword("WHERE") {
             Some(self.or()?)
         } else {
@@ -226,6 +241,7 @@ impl Parser {
         }
         Ok(Query {
             projection,
+            source,
             condition,
         })
     }

@@ -93,8 +93,34 @@ impl ListWatch {
     }
 }
 
+/// Module twins read for the module counts: one page of Azure's largest size.
+const MODULE_PAGE: u32 = 1000;
+
+/// How many modules each device has, from one `devices.modules` query beside the device
+/// list (so the count costs one call per list read, not one per device); None when the
+/// answer fails or does not fit one page, as a partial count would mislead.
+async fn module_counts(ctx: &Ctx) -> Option<BTreeMap<String, u32>> {
+    let result = ctx
+        .config
+        .service
+        .query("SELECT * FROM devices.modules", None, Some(MODULE_PAGE))
+        .await;
+    ctx.link.record(ctx, &result).await;
+    let page = result.ok().filter(|p| p.continuation.is_none())?;
+    let mut counts = BTreeMap::new();
+    for twin in &page.items {
+        if let Some(d) = twin.get("deviceId").and_then(Value::as_str) {
+            *counts.entry(d.to_string()).or_insert(0) += 1;
+        }
+    }
+    Some(counts)
+}
+
 /// A query page's twins as registry entries and what the list shows of each twin.
-fn identities(items: Vec<Value>) -> (Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>) {
+fn identities(
+    items: Vec<Value>,
+    modules: Option<&BTreeMap<String, u32>>,
+) -> (Vec<DeviceIdentity>, BTreeMap<String, TwinSummary>) {
     let twins = items
         .iter()
         .filter_map(|t| {
@@ -110,6 +136,7 @@ fn identities(items: Vec<Value>) -> (Vec<DeviceIdentity>, BTreeMap<String, TwinS
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default(),
+                modules: modules.map(|m| m.get(&id).copied().unwrap_or(0)),
             };
             Some((id, summary))
         })
@@ -133,7 +160,8 @@ pub(super) async fn load_devices(
     let first_page = continuation.is_none();
     let event = match result {
         Ok(page) => {
-            let (items, twins) = identities(page.items);
+            let modules = module_counts(&ctx).await;
+            let (items, twins) = identities(page.items, modules.as_ref());
             if first_page {
                 let listed = match page.continuation {
                     None => Listed::OnePage(items.clone(), twins.clone()),
@@ -181,7 +209,8 @@ pub(super) async fn reread(ctx: &Ctx) {
     let Ok(page) = result else {
         return;
     };
-    let (items, twins) = identities(page.items);
+    let modules = module_counts(ctx).await;
+    let (items, twins) = identities(page.items, modules.as_ref());
     let report = {
         let mut watch = ctx.devices.lock();
         match watch.as_mut() {

@@ -46,8 +46,15 @@ fn parses_select_all_and_count() {
         parse_query("SELECT * FROM devices").unwrap(),
         Query {
             projection: Projection::All,
+            source: Source::Devices,
             condition: None
         }
+    );
+    assert_eq!(
+        parse_query("SELECT * FROM devices.modules WHERE moduleId = 'm'")
+            .unwrap()
+            .source,
+        Source::Modules
     );
     assert_eq!(
         parse_query("select count() as numberOfDevices from DEVICES where tags.floor >= 2")
@@ -56,6 +63,7 @@ fn parses_select_all_and_count() {
             projection: Projection::Count {
                 alias: "numberOfDevices".into()
             },
+            source: Source::Devices,
             condition: Some(Condition::Compare {
                 path: path("tags.floor"),
                 op: CompareOp::Ge,
@@ -302,14 +310,14 @@ fn error_positions_and_messages() {
             "expected '*' or COUNT() after SELECT but found 'deviceId' at position 8",
         ),
         (
-            "SELECT * FROM devices.modules",
+            "SELECT * FROM devices.jobs",
             15,
-            "only FROM devices is supported, not devices.modules at position 15",
+            "only FROM devices and FROM devices.modules are supported, not devices.jobs at position 15",
         ),
         (
             "SELECT * FROM jobs",
             15,
-            "only FROM devices is supported, not jobs at position 15",
+            "only FROM devices and FROM devices.modules are supported, not jobs at position 15",
         ),
         (
             "SELECT * devices",
