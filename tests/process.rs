@@ -370,8 +370,8 @@ async fn mqtt_load(
         .send()
         .await
         .unwrap();
-    let device: Value = r.json().await.unwrap();
-    let device_key = device["authentication"]["symmetricKey"]["primaryKey"]
+    let created: Value = r.json().await.unwrap();
+    let device_key = created["authentication"]["symmetricKey"]["primaryKey"]
         .as_str()
         .unwrap();
     let password = generate_token(
