@@ -508,6 +508,8 @@ async fn ingest(hub: &TestHub, device: &str, bag: &str, body: &str) {
             &PropertyBag::parse(bag).unwrap(),
             body.as_bytes(),
         )
+        .unwrap()
+        .await
         .unwrap();
 }
 
@@ -983,6 +985,8 @@ async fn telemetry_is_retained_across_a_restart() {
             &PropertyBag::default(),
             b"before restart",
         )
+        .unwrap()
+        .await
         .unwrap();
     first.shutdown().await;
 

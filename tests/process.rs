@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hubtui::hub::HubInfo;
@@ -225,6 +225,8 @@ fn acknowledged_writes_survive_kill_9() {
             ca.clone(),
             http.clone(),
             stop.clone(),
+            MQTT_DEVICE.into(),
+            Default::default(),
         ));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // kill -9 while the writers are mid-request.
@@ -341,41 +343,112 @@ fn tls_handshake(port: u16, name: &str, ca_pem: &str) -> std::io::Result<()> {
 
 const MQTT_DEVICE: &str = "mqtt-load";
 
+/// Telemetry from many devices at once is committed in shared transactions: every
+/// message any of them had acknowledged when the hub was killed is retained, in order.
+#[test]
+fn telemetry_of_many_devices_survives_kill_9() {
+    const DEVICES: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_hub(dir.path(), &[]);
+    let info = wait_for_info(dir.path());
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acked: Vec<(String, usize)> = rt.block_on(async {
+        let http = common::https_client(&ca);
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(AtomicUsize::new(0));
+        let devices: Vec<_> = (0..DEVICES)
+            .map(|i| {
+                let id = format!("kill-{i:03}");
+                let load = mqtt_load(
+                    info.clone(),
+                    ca.clone(),
+                    http.clone(),
+                    stop.clone(),
+                    id.clone(),
+                    progress.clone(),
+                );
+                (id, tokio::spawn(load))
+            })
+            .collect();
+        // kill -9 once every device is likely mid-stream.
+        common::wait::eventually(
+            Duration::from_secs(60),
+            "the devices to have telemetry acknowledged",
+            || async { (progress.load(Ordering::Relaxed) >= DEVICES * 20).then_some(()) },
+        )
+        .await;
+        kill_hub(&mut child, dir.path());
+        stop.store(true, Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for (id, task) in devices {
+            acked.push((id, task.await.unwrap()));
+        }
+        acked
+    });
+    let store = hubtui::hub::store::Store::open(&dir.path().join("hub.db")).unwrap();
+    let kept: Vec<_> = (0..4)
+        .flat_map(|p| store.telemetry_read(p, 0, 10_000_000).unwrap())
+        .collect();
+    for (id, n) in acked {
+        let bodies: Vec<String> = kept
+            .iter()
+            .filter(|r| r.device_id == id)
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .collect();
+        assert!(
+            bodies.len() >= n,
+            "{id}: {n} acknowledged, {} kept",
+            bodies.len()
+        );
+        for (i, body) in bodies.iter().take(n).enumerate() {
+            assert_eq!(
+                *body,
+                format!("{{\"n\":{i}}}"),
+                "{id}: message {i} lost or out of order"
+            );
+        }
+    }
+}
+
 /// A device that publishes numbered telemetry at QoS 1 until `stop`; returns how
-/// many messages the hub acknowledged (PUBACKs arrive in order for one connection).
+/// many messages the hub acknowledged (PUBACKs arrive in order for one connection),
+/// also counted in `progress`.
 async fn mqtt_load(
     info: HubInfo,
     ca: String,
     http: reqwest::Client,
     stop: Arc<AtomicBool>,
+    device: String,
+    progress: Arc<AtomicUsize>,
 ) -> usize {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
     let token = owner_token(&info);
     let r = http
         .put(format!(
-            "https://localhost:{}/devices/{MQTT_DEVICE}?{}",
+            "https://localhost:{}/devices/{device}?{}",
             info.ports.https,
             common::API
         ))
         .header("Authorization", &token)
-        .json(&json!({"deviceId": MQTT_DEVICE}))
+        .json(&json!({"deviceId": device}))
         .send()
         .await
         .unwrap();
-    let device: Value = r.json().await.unwrap();
-    let device_key = device["authentication"]["symmetricKey"]["primaryKey"]
+    let created: Value = r.json().await.unwrap();
+    let device_key = created["authentication"]["symmetricKey"]["primaryKey"]
         .as_str()
         .unwrap();
     let password = generate_token(
-        &format!("localhost/devices/{MQTT_DEVICE}"),
+        &format!("localhost/devices/{device}"),
         device_key,
         None,
         common::now() + 600,
     )
     .unwrap();
-    let mut o = MqttOptions::new(MQTT_DEVICE, "localhost", info.ports.mqtt);
+    let mut o = MqttOptions::new(&device, "localhost", info.ports.mqtt);
     o.set_credentials(
-        format!("localhost/{MQTT_DEVICE}/?api-version=2021-04-12"),
+        format!("localhost/{device}/?api-version=2021-04-12"),
         password,
     );
     o.set_clean_session(false);
@@ -383,7 +456,7 @@ async fn mqtt_load(
         Arc::new(common::client_tls(&ca)),
     )));
     let (client, mut eventloop) = AsyncClient::new(o, 1000);
-    let topic = format!("devices/{MQTT_DEVICE}/messages/events/");
+    let topic = format!("devices/{device}/messages/events/");
     let publisher = tokio::spawn(async move {
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -402,6 +475,7 @@ async fn mqtt_load(
     while let Ok(ev) = eventloop.poll().await {
         if let Event::Incoming(Packet::PubAck(_)) = ev {
             acked += 1;
+            progress.fetch_add(1, Ordering::Relaxed);
         }
     }
     publisher.abort();

@@ -354,6 +354,8 @@ async fn event_hubs_endpoint_over_websockets_reads_a_partition() {
             &PropertyBag::parse("%24.mid=eh-1").unwrap(),
             b"hello over ws",
         )
+        .unwrap()
+        .await
         .unwrap();
     let cs = hubtui::iothub::connection_string::EventHubConnectionString::parse(
         hub.hub

@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod telemetry_writer;
 pub mod tls;
 pub mod websocket;
 

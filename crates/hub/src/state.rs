@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use super::policies::{Policy, default_policies};
 use super::sessions::{IdentityKey, Sessions};
 use super::store::{Store, StoreError, TelemetryRecord};
+use super::telemetry_writer::TelemetryWriter;
 use iothub::error::{ErrorCode, ServiceError};
 
 /// Limits and retention; Azure's defaults unless a flag says otherwise.
@@ -56,7 +57,7 @@ impl Default for HubSettings {
 }
 
 pub struct HubState {
-    pub store: Store,
+    pub store: Arc<Store>,
     /// Host name clients use and tokens are scoped to ("localhost").
     pub host_name: String,
     pub policies: Vec<Policy>,
@@ -68,6 +69,8 @@ pub struct HubState {
     pub feedback: super::feedback::FeedbackQueue,
     /// Every stored telemetry record, for live readers (AMQP, tests).
     pub telemetry: broadcast::Sender<Arc<TelemetryRecord>>,
+    /// Commits telemetry in groups, off the async workers.
+    pub(crate) telemetry_writer: TelemetryWriter,
     /// Last activity per identity; kept in memory and written on disconnect, because
     /// a database write per telemetry message would halve throughput for no reader.
     pub(crate) activity: Mutex<HashMap<IdentityKey, DateTime<Utc>>>,
@@ -95,7 +98,10 @@ impl HubState {
             }
         };
         let id_scope = super::dps::load_id_scope(&store, settings.id_scope.as_deref())?;
+        let store = Arc::new(store);
+        let telemetry = broadcast::channel(4096).0;
         let state = Arc::new(HubState {
+            telemetry_writer: TelemetryWriter::start(store.clone(), telemetry.clone()),
             store,
             host_name,
             policies,
@@ -103,7 +109,7 @@ impl HubState {
             sessions: Sessions::new(),
             settings,
             feedback: Default::default(),
-            telemetry: broadcast::channel(4096).0,
+            telemetry,
             activity: Mutex::new(HashMap::new()),
         });
         // Nothing is connected to a hub that just started.

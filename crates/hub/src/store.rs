@@ -6,6 +6,7 @@
 //!
 //! The store knows rows, not rules: the registry module decides what goes in.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -477,36 +478,55 @@ impl Store {
             .execute("DELETE FROM c2d WHERE device_id = ?1", [device_id])? as u64)
     }
 
-    /// Appends a telemetry record, giving it the next sequence number of its partition.
-    pub fn telemetry_append(&self, rec: &TelemetryRecord) -> Result<TelemetryRecord, StoreError> {
+    /// Appends `recs` in one transaction, in order, each with the next sequence number of
+    /// its partition. `next` holds those numbers; a partition missing from it is read
+    /// from the store (its highest sequence so far or its floor after pruning, plus one),
+    /// and `next` advances only when the transaction commits.
+    pub fn telemetry_append_batch(
+        &self,
+        recs: Vec<TelemetryRecord>,
+        next: &mut HashMap<u32, i64>,
+    ) -> Result<Vec<TelemetryRecord>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let next: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(partition_seq) + 1, 0) FROM telemetry WHERE partition = ?1",
-            [rec.partition],
-            |r| r.get(0),
-        )?;
-        let next = next.max(self_floor(&tx, rec.partition)?);
-        tx.execute(
-            "INSERT INTO telemetry (partition, partition_seq, enqueued_ms, device_id, module_id, properties, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                rec.partition,
-                next,
-                rec.enqueued_ms,
-                rec.device_id,
-                rec.module_id,
-                rec.properties,
-                rec.body
-            ],
-        )?;
-        let seq = tx.last_insert_rowid();
+        let mut staged = next.clone();
+        let mut stored = Vec::with_capacity(recs.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO telemetry (partition, partition_seq, enqueued_ms, device_id, module_id, properties, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for rec in recs {
+                let seq = match staged.get(&rec.partition) {
+                    Some(&n) => n,
+                    None => next_partition_seq(&tx, rec.partition)?,
+                };
+                insert.execute(params![
+                    rec.partition,
+                    seq,
+                    rec.enqueued_ms,
+                    rec.device_id,
+                    rec.module_id,
+                    rec.properties,
+                    rec.body
+                ])?;
+                staged.insert(rec.partition, seq + 1);
+                stored.push(TelemetryRecord {
+                    seq: tx.last_insert_rowid(),
+                    partition_seq: seq,
+                    ..rec
+                });
+            }
+        }
         tx.commit()?;
-        Ok(TelemetryRecord {
-            seq,
-            partition_seq: next,
-            ..rec.clone()
-        })
+        *next = staged;
+        Ok(stored)
+    }
+
+    /// Makes every telemetry write fail, for tests of how failures are reported.
+    #[cfg(test)]
+    pub(crate) fn break_telemetry_for_test(&self) {
+        self.conn().execute_batch("DROP TABLE telemetry").unwrap();
     }
 
     /// Up to `limit` records of a partition with partition_seq >= `from`, in order.
@@ -643,16 +663,22 @@ impl Store {
     }
 }
 
-/// After pruning a whole partition, its next sequence number continues from the floor.
-fn self_floor(tx: &rusqlite::Transaction<'_>, partition: u32) -> Result<i64, StoreError> {
-    let v: Option<String> = tx
+/// The next sequence number of a partition as stored: after its highest, and never
+/// below its floor (after pruning emptied it, numbering continues from there).
+fn next_partition_seq(tx: &rusqlite::Transaction<'_>, partition: u32) -> Result<i64, StoreError> {
+    let after_max: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(partition_seq) + 1, 0) FROM telemetry WHERE partition = ?1",
+        [partition],
+        |r| r.get(0),
+    )?;
+    let floor: Option<String> = tx
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
             [format!("telemetry_floor_{partition}")],
             |r| r.get(0),
         )
         .optional()?;
-    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+    Ok(after_max.max(floor.and_then(|s| s.parse().ok()).unwrap_or(0)))
 }
 
 fn select_identity(
@@ -691,6 +717,13 @@ fn locked_or(e: rusqlite::Error, path: &Path) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One append as its own batch, with the sequence numbers read from the store.
+    fn append(s: &Store, rec: TelemetryRecord) -> TelemetryRecord {
+        s.telemetry_append_batch(vec![rec], &mut HashMap::new())
+            .unwrap()
+            .remove(0)
+    }
 
     fn dev(id: &str) -> StoredIdentity {
         StoredIdentity {
@@ -774,15 +807,15 @@ mod tests {
             properties: "{}".into(),
             body: vec![1, 2],
         };
-        assert_eq!(s.telemetry_append(&rec(0, 1)).unwrap().partition_seq, 0);
-        assert_eq!(s.telemetry_append(&rec(0, 2)).unwrap().partition_seq, 1);
-        assert_eq!(s.telemetry_append(&rec(1, 3)).unwrap().partition_seq, 0);
+        assert_eq!(append(&s, rec(0, 1)).partition_seq, 0);
+        assert_eq!(append(&s, rec(0, 2)).partition_seq, 1);
+        assert_eq!(append(&s, rec(1, 3)).partition_seq, 0);
         assert_eq!(s.telemetry_read(0, 1, 10).unwrap().len(), 1);
         assert_eq!(s.telemetry_prune(100, 1000, 1000).unwrap(), 3);
         assert!(s.telemetry_read(0, 0, 10).unwrap().is_empty());
-        assert_eq!(s.telemetry_append(&rec(0, 200)).unwrap().partition_seq, 2);
-        s.telemetry_append(&rec(0, 201)).unwrap();
-        s.telemetry_append(&rec(0, 202)).unwrap();
+        assert_eq!(append(&s, rec(0, 200)).partition_seq, 2);
+        append(&s, rec(0, 201));
+        append(&s, rec(0, 202));
         assert_eq!(s.telemetry_prune(0, 2, 1000).unwrap(), 1);
         let left = s.telemetry_read(0, 0, 10).unwrap();
         assert_eq!(
@@ -795,17 +828,19 @@ mod tests {
     fn retention_deletes_in_bounded_steps() {
         let s = Store::in_memory().unwrap();
         for i in 0..250 {
-            s.telemetry_append(&TelemetryRecord {
-                seq: 0,
-                partition: (i % 3) as u32,
-                partition_seq: 0,
-                enqueued_ms: i,
-                device_id: "d".into(),
-                module_id: None,
-                properties: "{}".into(),
-                body: vec![],
-            })
-            .unwrap();
+            append(
+                &s,
+                TelemetryRecord {
+                    seq: 0,
+                    partition: (i % 3) as u32,
+                    partition_seq: 0,
+                    enqueued_ms: i,
+                    device_id: "d".into(),
+                    module_id: None,
+                    properties: "{}".into(),
+                    body: vec![],
+                },
+            );
         }
         // 200 are too old: each step takes at most 64 of them, oldest first.
         let steps: Vec<u64> = std::iter::from_fn(|| {
@@ -850,8 +885,8 @@ mod tests {
         let empty = s.telemetry_stats(2).unwrap();
         assert!(empty.is_empty);
         assert_eq!((empty.begin_seq, empty.last_seq), (0, -1));
-        s.telemetry_append(&rec(10)).unwrap();
-        s.telemetry_append(&rec(20)).unwrap();
+        append(&s, rec(10));
+        append(&s, rec(20));
         let st = s.telemetry_stats(2).unwrap();
         assert_eq!(
             (st.begin_seq, st.last_seq, st.last_enqueued_ms),

@@ -2,14 +2,13 @@
 //! before the device is acknowledged, fanned out to live readers, and retained
 //! within the configured age and count.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use super::registry::AuthMethod;
 use super::sessions::IdentityKey;
 use super::state::HubState;
 use super::store::TelemetryRecord;
+use super::telemetry_writer::Committed;
 use iothub::error::{ErrorCode, ServiceError};
 use iothub::property_bag::PropertyBag;
 
@@ -35,15 +34,16 @@ pub fn partition_of(device_id: &str, partitions: u32) -> u32 {
 }
 
 impl HubState {
-    /// Stores one telemetry message; when this returns Ok the message is durable and
-    /// the device may be acknowledged.
+    /// Queues one telemetry message for the store, or refuses it at once (too large).
+    /// When the returned future resolves Ok, the message is durable and the device may be
+    /// acknowledged; live readers have it by then.
     pub fn ingest_telemetry(
         &self,
         key: &IdentityKey,
         auth: &AuthMethod,
         bag: &PropertyBag,
         body: &[u8],
-    ) -> Result<Arc<TelemetryRecord>, ServiceError> {
+    ) -> Result<Committed, ServiceError> {
         // Azure counts the properties toward the size, not only the body.
         let size = body.len() + bag.counted_bytes();
         if size > self.settings.max_d2c_bytes {
@@ -70,10 +70,7 @@ impl HubState {
             properties: serde_json::to_string(&props).unwrap_or_default(),
             body: body.to_vec(),
         };
-        let stored = Arc::new(self.store.telemetry_append(&rec)?);
-        // No live reader is fine: the record is retained for readers that come later.
-        let _ = self.telemetry.send(stored.clone());
-        Ok(stored)
+        Ok(self.telemetry_writer.append(rec))
     }
 
     /// Applies the retention limits in bounded steps; run periodically by the hub, off the

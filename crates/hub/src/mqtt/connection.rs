@@ -6,6 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
@@ -31,6 +34,14 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Headroom over the telemetry size limit for the topic and packet headers.
 const PACKET_HEADROOM: usize = 64 * 1024 + 16;
+
+/// Telemetry messages of one connection waiting for their commit. The connection reads
+/// on while below this, so a device's publishes share commits; at this, it stops reading
+/// until one is stored, which holds a flooding device back without slowing the others.
+const MAX_COMMITTING: usize = 64;
+
+/// A telemetry publish waiting for its commit: its packet id and QoS, for the PUBACK.
+type Committing = BoxFuture<'static, (u16, QoS, Result<(), ServiceError>)>;
 
 /// Why a connection ended; logged, never sent to the device (MQTT 3.1.1 has no way).
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +129,7 @@ where
         session_id: ticket.session_id,
         granted,
         inflight: InFlight::default(),
+        committing: FuturesOrdered::new(),
         writer,
     };
     let end = conn.run(&mut reader, &mut ticket.rx, &mut shutdown).await;
@@ -152,6 +164,8 @@ struct Connection<W> {
     session_id: u64,
     granted: Granted,
     inflight: InFlight,
+    /// Telemetry publishes in arrival order; each is acknowledged after its commit.
+    committing: FuturesOrdered<Committing>,
     writer: PacketWriter<WriteHalf<W>>,
 }
 
@@ -179,10 +193,20 @@ impl<W: AsyncWrite> Connection<W> {
                 Err(_) => return Closed::Hub("the device stopped reading".into()),
             }
             let step = tokio::select! {
-                packet = reader.next() => match packet {
+                Some((pkid, qos, stored)) = self.committing.next(), if !self.committing.is_empty() => {
+                    self.on_committed(pkid, qos, stored)
+                }
+                packet = reader.next(), if self.committing.len() < MAX_COMMITTING => match packet {
                     Ok(p) => {
                         last_received = Instant::now();
                         self.state.touch(&self.accepted.key);
+                        // PUBACKs go out in the order the publishes came: anything else
+                        // the device publishes waits for the telemetry before it.
+                        if matches!(&p, Packet::Publish(p) if !is_telemetry(p))
+                            && let Err(e) = self.settle_committing().await
+                        {
+                            return e;
+                        }
                         self.on_packet(p)
                     }
                     Err(e) => Err(e.into()),
@@ -295,11 +319,17 @@ impl<W: AsyncWrite> Connection<W> {
                 if p.retain {
                     properties.set(MQTT_RETAIN, Some("true".into()));
                 }
-                // Durable before the PUBACK; a refused message (too large) ends the connection.
-                self.state
+                // Durable before the PUBACK, which `on_committed` sends; a refused
+                // message (too large) ends the connection.
+                let committed = self
+                    .state
                     .ingest_telemetry(key, &self.accepted.auth, &properties, &p.payload)
                     .map_err(|e| violation(e.message))?;
-                self.puback(&p)
+                let (pkid, qos) = (p.pkid, p.qos);
+                self.committing.push_back(Box::pin(async move {
+                    (pkid, qos, committed.await.map(|_| ()))
+                }));
+                Ok(())
             }
             DevicePublish::TwinGet { rid } => {
                 self.puback(&p)?;
@@ -323,6 +353,29 @@ impl<W: AsyncWrite> Connection<W> {
                 Ok(())
             }
         }
+    }
+
+    /// A telemetry message is stored: acknowledge it. A failed write ends the
+    /// connection, so the device sends it again on its next one.
+    fn on_committed(
+        &mut self,
+        pkid: u16,
+        qos: QoS,
+        stored: Result<(), ServiceError>,
+    ) -> Result<(), Closed> {
+        stored.map_err(|e| Closed::Hub(e.message))?;
+        if qos == QoS::AtLeastOnce {
+            self.queue(Packet::PubAck(PubAck::new(pkid)))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every telemetry message in flight to be stored and acknowledged.
+    async fn settle_committing(&mut self) -> Result<(), Closed> {
+        while let Some((pkid, qos, stored)) = self.committing.next().await {
+            self.on_committed(pkid, qos, stored)?;
+        }
+        Ok(())
     }
 
     /// Answers a twin request on `$iothub/twin/res/...`, if the device subscribed there.
@@ -448,6 +501,13 @@ impl<W: AsyncWrite> Connection<W> {
         }
         Ok(())
     }
+}
+
+fn is_telemetry(p: &Publish) -> bool {
+    matches!(
+        parse_device_publish(&p.topic),
+        Ok(DevicePublish::Telemetry { .. })
+    )
 }
 
 /// Body of a failed twin request: Node's SDK looks for `errorCode`.
