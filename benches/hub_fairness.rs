@@ -89,7 +89,7 @@ fn main() {
         let mut joined = Vec::new();
         while Instant::now() < until {
             let t = Instant::now();
-            rest.get_twin("flood-00000").await.expect("twin read");
+            rest.get_twin("flood-00000", None).await.expect("twin read");
             twin_gets.push(t.elapsed());
             if Instant::now() >= next_connect
                 && let Some(opts) = newcomers.next()
