@@ -57,8 +57,10 @@ pub struct DeviceArgs {
     /// Seed of the telemetry generators: the same seed gives the same telemetry.
     #[arg(long)]
     pub seed: Option<u64>,
-    #[command(flatten)]
-    pub log: super::logging::LogLevel,
+    /// Log level on stderr (error, warn, info, debug, trace). Every event is already a
+    /// JSON line on stdout, so only problems are logged unless asked.
+    #[arg(long = "log-level", env = "HUBTUI_LOG_LEVEL", default_value = "warn")]
+    pub log_level: String,
 }
 
 /// Where the devices come from.
@@ -136,7 +138,7 @@ fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
 }
 
 async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
-    super::logging::init_stderr_logging(&args.log.level);
+    super::logging::init_stderr_logging(&args.log_level);
     let connections = match plan.devices {
         Devices::One(cs) => vec![cs],
         Devices::Create { hub, ids } => {
