@@ -419,6 +419,22 @@ fn client_tls_roots(ca_pem: &str) -> Vec<rustls_pki_types::CertificateDer<'stati
 }
 
 #[tokio::test]
+async fn the_connection_closes_when_its_sas_token_expires() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("d1").await;
+    let token = hub.device_token("devices/d1", &key, now() + 2);
+    let mut dev = Device::connect(hub.mqtt_options_with("d1", "d1", &token)).await;
+    // However active the device is, the hub closes it at the token's expiry, as Azure
+    // does; the SDKs then reconnect with a fresh token.
+    let closed = dev.closed().await;
+    assert!(!closed.is_empty());
+    wait_device(&hub, "d1", |v| v["connectionState"] == "Disconnected").await;
+    // A fresh token connects again.
+    let dev = Device::connect(hub.mqtt_options("d1", &key)).await;
+    dev.disconnect().await;
+}
+
+#[tokio::test]
 async fn keep_alive_is_enforced() {
     let hub = TestHub::start().await;
     let key = hub.create_device("d1").await;

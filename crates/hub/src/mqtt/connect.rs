@@ -24,6 +24,9 @@ pub struct Accepted {
     pub clean_session: bool,
     /// The IoT Plug and Play model the device announced (`model-id=` in the username).
     pub model_id: Option<String>,
+    /// How long the SAS token it connected with stays valid: Azure closes the connection
+    /// then, and the SDKs reconnect with a fresh token.
+    pub token_valid_for: Duration,
     /// Close the connection when nothing arrives for this long.
     pub idle_timeout: Duration,
 }
@@ -86,8 +89,17 @@ pub fn check(state: &HubState, connect: &Connect) -> Result<Accepted, ConnectRet
         auth,
         clean_session: connect.clean_session,
         model_id: username.model_id.filter(|m| !m.is_empty()),
+        token_valid_for: token_valid_for(&login.password),
         idle_timeout: idle_timeout(connect.keep_alive),
     })
+}
+
+/// Time left before an (already verified) SAS token expires.
+fn token_valid_for(token: &str) -> Duration {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    iothub::sas::SasToken::parse(token)
+        .map(|t| Duration::from_secs(t.expiry.saturating_sub(now)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

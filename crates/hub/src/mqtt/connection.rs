@@ -186,6 +186,7 @@ impl<W: AsyncWrite> Connection<W> {
         }
         let idle = self.accepted.idle_timeout;
         let mut last_received = Instant::now();
+        let token_expires = last_received + self.accepted.token_valid_for;
         loop {
             match tokio::time::timeout(WRITE_TIMEOUT, self.writer.flush()).await {
                 Ok(Ok(())) => {}
@@ -216,6 +217,9 @@ impl<W: AsyncWrite> Connection<W> {
                     None => Err(Closed::Hub("the session ended".into())),
                 },
                 _ = tokio::time::sleep_until(last_received + idle) => Err(Closed::Idle(idle)),
+                _ = tokio::time::sleep_until(token_expires) => {
+                    Err(Closed::Hub("its SAS token expired".into()))
+                }
                 _ = crate::listen::stopped(shutdown) => Err(Closed::Shutdown),
             };
             if let Err(e) = step {
