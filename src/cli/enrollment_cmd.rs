@@ -219,9 +219,9 @@ fn show(n: Named, default_dir: PathBuf) -> Result<(), Failure> {
 fn remove(n: Named, default_dir: PathBuf) -> Result<(), Failure> {
     let (store, _) = open(&n.target, default_dir)?;
     if n.group {
-        enrollments::delete::<EnrollmentGroup>(&store, &n.id).map_err(failure)?;
+        enrollments::delete::<EnrollmentGroup>(&store, &n.id, None).map_err(failure)?;
     } else {
-        enrollments::delete::<IndividualEnrollment>(&store, &n.id).map_err(failure)?;
+        enrollments::delete::<IndividualEnrollment>(&store, &n.id, None).map_err(failure)?;
     }
     if n.target.json {
         println!("{}", json!({"removed": n.id, "group": n.group}));

@@ -147,7 +147,7 @@ pub(crate) fn authorize(
     Ok(())
 }
 
-fn if_match(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Option<&str> {
     headers.get("if-match").and_then(|v| v.to_str().ok())
 }
 

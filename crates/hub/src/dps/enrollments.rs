@@ -80,16 +80,8 @@ pub fn put<T: EnrollmentDocument>(
         let previous = current.as_deref().map(decode::<T>).transpose()?;
         let mut previous = previous;
         let old = previous.as_mut().map(|p| p.settings_mut().clone());
-        if let (Some(tag), Some(old)) = (if_match, &old)
-            && !etag_matches(Some(tag), old.etag.as_deref().unwrap_or(""))
-        {
-            return Err(ServiceError::new(
-                ErrorCode::PreconditionFailed,
-                format!(
-                    "Precondition failed: the etag {tag} does not match the {} '{id}'.",
-                    T::NAME
-                ),
-            ));
+        if let Some(old) = &old {
+            check_etag::<T>(id, if_match, old.etag.as_deref())?;
         }
         let settings = doc.settings_mut();
         let keys = &mut settings.attestation.symmetric_key;
@@ -123,8 +115,36 @@ pub fn list<T: EnrollmentDocument>(store: &Store) -> Result<Vec<T>, ServiceError
         .collect()
 }
 
-pub fn delete<T: EnrollmentDocument>(store: &Store, id: &str) -> Result<(), ServiceError> {
-    if store.enrollment_delete(T::KIND, id)? {
+/// If-Match (other than `*`) must name the stored etag.
+fn check_etag<T: EnrollmentDocument>(
+    id: &str,
+    if_match: Option<&str>,
+    stored: Option<&str>,
+) -> Result<(), ServiceError> {
+    match if_match {
+        Some(tag) if !etag_matches(Some(tag), stored.unwrap_or("")) => Err(ServiceError::new(
+            ErrorCode::PreconditionFailed,
+            format!(
+                "Precondition failed: the etag {tag} does not match the {} '{id}'.",
+                T::NAME
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes an enrollment; If-Match (other than `*`) must name the stored etag, checked
+/// in the same transaction as the delete.
+pub fn delete<T: EnrollmentDocument>(
+    store: &Store,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ServiceError> {
+    let deleted = store.enrollment_delete(T::KIND, id, |current| {
+        let mut doc = decode::<T>(current)?;
+        check_etag::<T>(id, if_match, doc.settings_mut().etag.as_deref())
+    })?;
+    if deleted {
         Ok(())
     } else {
         Err(not_found::<T>(id))
@@ -160,7 +180,11 @@ mod tests {
         assert_ne!(second.settings.etag, first.settings.etag);
         assert_eq!(list::<IndividualEnrollment>(&store).unwrap().len(), 1);
         assert!(list::<EnrollmentGroup>(&store).unwrap().is_empty());
-        delete::<IndividualEnrollment>(&store, "dev-1").unwrap();
+        let stale = delete::<IndividualEnrollment>(&store, "dev-1", Some("\"nope\""));
+        assert_eq!(stale.unwrap_err().code, ErrorCode::PreconditionFailed);
+        assert!(get::<IndividualEnrollment>(&store, "dev-1").is_ok(), "kept");
+        let etag = second.settings.etag.clone().unwrap();
+        delete::<IndividualEnrollment>(&store, "dev-1", Some(&format!("\"{etag}\""))).unwrap();
         let gone = get::<IndividualEnrollment>(&store, "dev-1").unwrap_err();
         assert_eq!(gone.code.http_status(), 404);
         let bad = put::<EnrollmentGroup>(&store, "bad id", &json!({}), None).unwrap_err();

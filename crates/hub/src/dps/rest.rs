@@ -151,13 +151,6 @@ async fn operation_status(
     Ok(operation_response(StatusCode::OK, &result))
 }
 
-fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("if-match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
 async fn put_enrollment<T: EnrollmentDocument + Send + 'static>(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -167,7 +160,7 @@ async fn put_enrollment<T: EnrollmentDocument + Send + 'static>(
 ) -> DpsResult<Response> {
     authorize(&state, &headers, &q, &[Permission::RegistryWrite])?;
     let body: Value = json_body(&body)?;
-    let tag = if_match(&headers);
+    let tag = crate::rest::if_match(&headers).map(str::to_owned);
     let doc =
         blocking(move || enrollments::put::<T>(&state.store, &id, &body, tag.as_deref())).await?;
     Ok(axum::Json(doc).into_response())
@@ -191,7 +184,8 @@ async fn delete_enrollment<T: EnrollmentDocument + Send + 'static>(
     headers: HeaderMap,
 ) -> DpsResult<StatusCode> {
     authorize(&state, &headers, &q, &[Permission::RegistryWrite])?;
-    blocking(move || enrollments::delete::<T>(&state.store, &id)).await?;
+    let tag = crate::rest::if_match(&headers).map(str::to_owned);
+    blocking(move || enrollments::delete::<T>(&state.store, &id, tag.as_deref())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

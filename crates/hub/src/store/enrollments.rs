@@ -98,13 +98,35 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// False if there was no such enrollment.
-    pub fn enrollment_delete(&self, kind: EnrollmentKind, id: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+    /// Deletes an enrollment if `check` accepts the stored document (an If-Match test), in
+    /// one transaction with the check. False if there was no such enrollment.
+    pub fn enrollment_delete<E: From<StoreError>>(
+        &self,
+        kind: EnrollmentKind,
+        id: &str,
+        check: impl FnOnce(&str) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT document FROM dps_enrollments WHERE kind = ?1 AND id = ?2",
+                params![kind.as_str(), id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        check(&current)?;
+        tx.execute(
             "DELETE FROM dps_enrollments WHERE kind = ?1 AND id = ?2",
             params![kind.as_str(), id],
-        )?;
-        Ok(n > 0)
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(true)
     }
 
     pub fn registration_put(
@@ -164,8 +186,20 @@ mod tests {
             Some("{\"v\":2}".into())
         );
         assert_eq!(s.enrollments(EnrollmentKind::Group).unwrap(), ["{\"g\":1}"]);
-        assert!(s.enrollment_delete(EnrollmentKind::Group, "a").unwrap());
-        assert!(!s.enrollment_delete(EnrollmentKind::Group, "a").unwrap());
+        let refuse = |_: &str| Err(StoreError::Locked("no".into()));
+        assert!(
+            s.enrollment_delete(EnrollmentKind::Group, "a", refuse)
+                .is_err()
+        );
+        let accept = |_: &str| Ok::<(), StoreError>(());
+        assert!(
+            s.enrollment_delete(EnrollmentKind::Group, "a", accept)
+                .unwrap()
+        );
+        assert!(
+            !s.enrollment_delete(EnrollmentKind::Group, "a", accept)
+                .unwrap()
+        );
         assert_eq!(s.enrollments(EnrollmentKind::Individual).unwrap().len(), 1);
 
         assert_eq!(s.registration_get("r").unwrap(), None);
