@@ -80,35 +80,41 @@ fn main() {
         let n = flood_until(&flooders, PAYLOAD, until).await;
         (n, flooders)
     });
-    let (mut twin_gets, mut connects, timeouts) = probe.block_on(async {
+    // Two probes side by side, so a slow connect never delays a twin read's sample.
+    let reads = probe.spawn(async move {
         let mut twin_gets = Vec::new();
-        let mut connects = Vec::new();
-        let mut timeouts = 0;
-        let mut newcomers = newcomers.into_iter();
-        let mut next_connect = Instant::now() + Duration::from_millis(200);
-        let mut joined = Vec::new();
         while Instant::now() < until {
             let t = Instant::now();
             rest.get_twin("flood-00000", None).await.expect("twin read");
             twin_gets.push(t.elapsed());
-            if Instant::now() >= next_connect
-                && let Some(opts) = newcomers.next()
-            {
-                next_connect += Duration::from_millis(200);
-                let t = Instant::now();
-                match tokio::time::timeout(CONNECT_TIMEOUT, connect_with(opts)).await {
-                    Ok(Ok(d)) => {
-                        connects.push(t.elapsed());
-                        joined.push(d);
-                    }
-                    Ok(Err(e)) => panic!("a device could not connect during the flood: {e}"),
-                    Err(_) => timeouts += 1,
-                }
-            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (twin_gets, connects, timeouts)
+        twin_gets
     });
+    let (mut connects, timeouts) = probe.block_on(async {
+        let mut connects = Vec::new();
+        let mut timeouts = 0;
+        let mut joined = Vec::new();
+        let mut next_connect = Instant::now() + Duration::from_millis(200);
+        for opts in newcomers {
+            tokio::time::sleep_until(next_connect.into()).await;
+            if Instant::now() >= until {
+                break;
+            }
+            next_connect += Duration::from_millis(200);
+            let t = Instant::now();
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect_with(opts)).await {
+                Ok(Ok(d)) => {
+                    connects.push(t.elapsed());
+                    joined.push(d);
+                }
+                Ok(Err(e)) => panic!("a device could not connect during the flood: {e}"),
+                Err(_) => timeouts += 1,
+            }
+        }
+        (connects, timeouts)
+    });
+    let mut twin_gets = probe.block_on(reads).unwrap();
     let (acked, _flooders) = generator.block_on(flood).unwrap();
     let took = started.elapsed().as_secs_f64();
     println!(

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper_util::rt::TokioIo;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
@@ -48,6 +49,8 @@ pub struct Peer(pub SocketAddr);
 pub struct WsEndpoints {
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
+    /// Where MQTT sessions run once connected (see `mqtt::serve`).
+    ingest: Handle,
     amqp: Arc<AmqpEndpoint>,
     shutdown: watch::Receiver<bool>,
     connections: Mutex<JoinSet<()>>,
@@ -57,12 +60,14 @@ impl WsEndpoints {
     pub fn new(
         state: Arc<HubState>,
         memory: Arc<SessionMemory>,
+        ingest: Handle,
         amqp: AmqpEndpoint,
         shutdown: watch::Receiver<bool>,
     ) -> WsEndpoints {
         WsEndpoints {
             state,
             memory,
+            ingest,
             amqp: Arc::new(amqp),
             shutdown,
             connections: Mutex::new(JoinSet::new()),
@@ -244,7 +249,9 @@ fn upgrade(ep: Arc<WsEndpoints>, mut req: Request, mqtt_allowed: bool) -> Respon
         let shutdown = ep.shutdown.clone();
         match protocol {
             Protocol::Mqtt => {
-                mqtt::serve_stream(io, peer, ep.state.clone(), ep.memory.clone(), shutdown).await
+                let (state, memory, ingest) =
+                    (ep.state.clone(), ep.memory.clone(), ep.ingest.clone());
+                mqtt::serve_stream(io, peer, state, memory, ingest, shutdown).await
             }
             Protocol::Amqp => {
                 amqp::serve_stream(io, peer, ep.state.clone(), ep.amqp.clone(), shutdown).await

@@ -16,6 +16,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -71,6 +72,7 @@ pub async fn serve<S>(
     stream: S,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
+    ingest: Handle,
     connect_by: Instant,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Closed>
@@ -132,10 +134,27 @@ where
         committing: FuturesOrdered::new(),
         writer,
     };
-    let end = conn.run(&mut reader, &mut ticket.rx, &mut shutdown).await;
-    conn.writer.close().await;
+    let session_id = ticket.session_id;
+    let end = match conn.acknowledge().await {
+        Err(e) => {
+            conn.writer.close().await;
+            e
+        }
+        // The session's traffic runs on the ingest runtime: a telemetry flood then
+        // competes for the CPU as threads of its own, and the OS scheduler keeps REST,
+        // AMQP and new connections (served where this task runs, up to the CONNACK)
+        // responsive instead of queued behind it.
+        Ok(()) => ingest
+            .spawn(async move {
+                let end = conn.run(&mut reader, &mut ticket.rx, &mut shutdown).await;
+                conn.writer.close().await;
+                end
+            })
+            .await
+            .unwrap_or_else(|_| Closed::Hub("the hub's ingest runtime stopped".into())),
+    };
 
-    if state.sessions.detach(&key, ticket.session_id)
+    if state.sessions.detach(&key, session_id)
         && let Err(e) = state.set_connected(&key, None)
     {
         tracing::debug!(device = %key.0, error = %e.message, "cannot record the disconnect");
@@ -170,16 +189,27 @@ struct Connection<W> {
 }
 
 impl<W: AsyncWrite> Connection<W> {
+    /// Sends the CONNACK that accepts the session.
+    async fn acknowledge(&mut self) -> Result<(), Closed> {
+        let ack = ConnAck::new(ConnectReturnCode::Success, self.session_present);
+        self.queue(Packet::ConnAck(ack))?;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), Closed> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.writer.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(Closed::Hub("the device stopped reading".into())),
+        }
+    }
+
     async fn run<R: AsyncRead>(
         &mut self,
         reader: &mut PacketReader<ReadHalf<R>>,
         commands: &mut mpsc::Receiver<SessionCommand>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Closed {
-        let ack = ConnAck::new(ConnectReturnCode::Success, self.session_present);
-        if let Err(e) = self.writer.queue(&Packet::ConnAck(ack)) {
-            return e.into();
-        }
         // A resumed session may have C2D waiting.
         if let Err(e) = self.deliver_c2d() {
             return e;
@@ -188,10 +218,8 @@ impl<W: AsyncWrite> Connection<W> {
         let mut last_received = Instant::now();
         let token_expires = last_received + self.accepted.token_valid_for;
         loop {
-            match tokio::time::timeout(WRITE_TIMEOUT, self.writer.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return e.into(),
-                Err(_) => return Closed::Hub("the device stopped reading".into()),
+            if let Err(e) = self.flush().await {
+                return e;
             }
             let step = tokio::select! {
                 Some((pkid, qos, stored)) = self.committing.next(), if !self.committing.is_empty() => {

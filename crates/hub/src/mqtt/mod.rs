@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -43,23 +44,26 @@ pub(crate) async fn serve_stream<S>(
     peer: std::net::SocketAddr,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
+    ingest: Handle,
     shutdown: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    if let Err(e) = connection::serve(stream, state, memory, deadline, shutdown).await {
+    if let Err(e) = connection::serve(stream, state, memory, ingest, deadline, shutdown).await {
         tracing::debug!(%peer, reason = %e, "mqtt over websocket connection closed");
     }
 }
 
 /// Accepts MQTT-over-TLS connections until shutdown. `memory` holds the persistent
-/// sessions, shared with MQTT over WebSockets.
+/// sessions, shared with MQTT over WebSockets; the handshake and CONNECT are served
+/// here, each connected session on `ingest`.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
+    ingest: Handle,
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -71,13 +75,16 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let state = state.clone();
         let memory = memory.clone();
+        let ingest = ingest.clone();
         let conn_shutdown = shutdown.clone();
         connections.spawn(slot.hold(async move {
             let deadline = Instant::now() + CONNECT_TIMEOUT;
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "mqtt").await else {
                 return;
             };
-            if let Err(e) = connection::serve(tls, state, memory, deadline, conn_shutdown).await {
+            if let Err(e) =
+                connection::serve(tls, state, memory, ingest, deadline, conn_shutdown).await
+            {
                 tracing::debug!(%peer, reason = %e, "mqtt connection closed");
             }
         }));
