@@ -144,7 +144,7 @@ async fn device(hub: &RunningHub, id: &str, key: &str) -> Device {
     loop {
         match timeout(WAIT, events.recv()).await.unwrap().unwrap() {
             DeviceEvent::Connected => break,
-            DeviceEvent::Disconnected { reason } => panic!("{id}: {reason}"),
+            DeviceEvent::Disconnected { reason, .. } => panic!("{id}: {reason}"),
             _ => {}
         }
     }

@@ -325,7 +325,8 @@ async fn reconnects_with_a_fresh_token_and_subscribes_again() {
     assert_eq!(
         next_event(&mut events).await,
         DeviceEvent::Disconnected {
-            reason: "the hub closed the connection".into()
+            reason: "the hub closed the connection".into(),
+            refused: false,
         }
     );
     assert!(
@@ -355,7 +356,8 @@ async fn reconnects_with_a_fresh_token_and_subscribes_again() {
     assert_eq!(
         next_event(&mut events).await,
         DeviceEvent::Disconnected {
-            reason: "the hub closed the connection".into()
+            reason: "the hub closed the connection".into(),
+            refused: false,
         }
     );
     drop(intruder_loop);
@@ -391,7 +393,8 @@ async fn a_refused_key_is_reported_and_retried_until_the_hub_accepts_it() {
         assert_eq!(
             next_event(&mut events).await,
             DeviceEvent::Disconnected {
-                reason: "not authorized: check the device key".into()
+                reason: "not authorized: check the device key".into(),
+                refused: true,
             }
         );
         at.push(Instant::now());
@@ -450,7 +453,8 @@ async fn twin_requests_time_out_when_the_device_is_deleted() {
     assert_eq!(
         next_event(&mut events).await,
         DeviceEvent::Disconnected {
-            reason: "the hub closed the connection".into()
+            reason: "the hub closed the connection".into(),
+            refused: false,
         }
     );
     let e = client.get_twin().await.unwrap_err();
@@ -461,7 +465,8 @@ async fn twin_requests_time_out_when_the_device_is_deleted() {
     assert_eq!(
         next_event(&mut events).await,
         DeviceEvent::Disconnected {
-            reason: "not authorized: check the device key".into()
+            reason: "not authorized: check the device key".into(),
+            refused: true,
         }
     );
     client.close().await;
@@ -484,7 +489,8 @@ async fn renews_the_token_before_it_expires() {
         assert_eq!(
             next_event(&mut events).await,
             DeviceEvent::Disconnected {
-                reason: "renewing the SAS token".into()
+                reason: "renewing the SAS token".into(),
+                refused: false,
             }
         );
         assert_eq!(next_event(&mut events).await, DeviceEvent::Connected);

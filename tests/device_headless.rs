@@ -4,20 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::TestHub;
+use common::device_process::{BIN, DeviceProcess, WAIT};
 use common::wait::eventually;
 use hubtui::iothub::property_bag::PropertyBag;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A fast thermostat-like profile, from a user file.
 const PROFILE: &str = r#"
@@ -49,62 +44,6 @@ min = 5
 max = 35
 default = 21
 "#;
-
-/// The running binary; killed when dropped. Its stdout lines arrive on `lines`.
-struct DeviceProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-}
-
-impl DeviceProcess {
-    fn start(args: &[&str]) -> DeviceProcess {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("IOTHUB_CONNECTION_STRING")
-            .env_remove("IOTHUB_DEVICE_CONNECTION_STRING")
-            .env("HUBTUI_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        DeviceProcess { child, lines }
-    }
-
-    /// The next printed event matching `wanted`, parsed; every line must be one JSON object.
-    async fn next_event(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = tokio::time::timeout(left, self.lines.recv())
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("no {what} line within {WAIT:?}"));
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            assert!(v["event"].is_string() && v["device"].is_string(), "{line}");
-            if wanted(&v) {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for DeviceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);

@@ -28,7 +28,7 @@ pub use super::tls::Trust;
 pub use backoff::Backoff;
 pub use credentials::API_VERSION;
 use credentials::Credentials;
-use inbound::{describe, error_message, route_publish};
+use inbound::{describe, error_message, is_refusal, route_publish};
 use requests::{PendingRequests, TwinReply, WaiterGuard};
 
 use iothub::connection_string::DeviceConnectionString;
@@ -53,7 +53,8 @@ pub enum DeviceEvent {
     /// CONNACK accepted; subscriptions are on their way.
     Connected,
     /// The connection dropped or could not be made; the task retries after a backoff.
-    Disconnected { reason: String },
+    /// `refused`: the hub refused the credentials (CONNACK not authorized).
+    Disconnected { reason: String, refused: bool },
     /// A desired-properties patch (`$version` removed from `patch`, given as `version`).
     DesiredPatch {
         version: u64,
@@ -451,6 +452,7 @@ impl Connection {
     /// After a failed poll: report, wait the backoff, renew the token. False on shutdown.
     async fn retry_after(&mut self, e: &ConnectionError) -> bool {
         let reason = describe(e, &self.endpoint, self.creds.auth_kind());
+        let refused = is_refusal(e);
         let first_failure = self.connected.load(Ordering::SeqCst) || self.backoff.attempts() == 0;
         self.set_connected(false);
         let delay = self.backoff.next_delay();
@@ -460,7 +462,7 @@ impl Connection {
         } else {
             tracing::debug!(endpoint = %self.endpoint, %reason, retry_in = ?delay, "reconnect failed");
         }
-        self.emit(DeviceEvent::Disconnected { reason });
+        self.emit(DeviceEvent::Disconnected { reason, refused });
         tokio::select! {
             biased;
             _ = self.shutdown.changed() => return false,
@@ -483,6 +485,7 @@ impl Connection {
             self.set_connected(false);
             self.emit(DeviceEvent::Disconnected {
                 reason: "renewing the SAS token".into(),
+                refused: false,
             });
         }
     }
@@ -561,7 +564,7 @@ mod tests {
         let mut at = Vec::new();
         while at.len() < 8 {
             let ev = events.recv().await.unwrap();
-            let DeviceEvent::Disconnected { reason } = ev else {
+            let DeviceEvent::Disconnected { reason, .. } = ev else {
                 panic!("{ev:?}")
             };
             assert_eq!(reason, format!("timed out connecting to 127.0.0.1:{port}"));
