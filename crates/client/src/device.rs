@@ -125,6 +125,8 @@ pub enum DeviceError {
     QueueFull,
     #[error("the device connection is closed")]
     Closed,
+    #[error("the connection dropped before the hub answered the {what}")]
+    ConnectionLost { what: &'static str },
     #[error("the hub did not answer the {what} within {after:?}")]
     Timeout { what: &'static str, after: Duration },
     #[error("the hub refused the {what} with status {status}: {message}")]
@@ -336,7 +338,7 @@ impl DeviceClient {
                 .publish(topic, QoS::AtLeastOnce, false, body)
                 .await
                 .map_err(|_| DeviceError::Closed)?;
-            rx.await.map_err(|_| DeviceError::Closed)
+            rx.await.map_err(|_| self.lost_error(what))
         };
         let reply = tokio::time::timeout(self.request_timeout, exchange)
             .await
@@ -352,6 +354,15 @@ impl DeviceClient {
             });
         }
         Ok(reply)
+    }
+
+    /// Why a request's waiter went away without an answer.
+    fn lost_error(&self, what: &'static str) -> DeviceError {
+        if self.closed.load(Ordering::SeqCst) {
+            DeviceError::Closed
+        } else {
+            DeviceError::ConnectionLost { what }
+        }
     }
 
     fn queue_error(&self) -> DeviceError {
@@ -453,6 +464,9 @@ impl Connection {
     async fn retry_after(&mut self, e: &ConnectionError) -> bool {
         let reason = describe(e, &self.endpoint, self.creds.auth_kind());
         let refused = is_refusal(e);
+        // Answers to requests sent on the lost connection will not come: their callers
+        // hear it now rather than at their timeout.
+        self.pending.fail_all();
         let first_failure = self.connected.load(Ordering::SeqCst) || self.backoff.attempts() == 0;
         self.set_connected(false);
         let delay = self.backoff.next_delay();
