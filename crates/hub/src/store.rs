@@ -849,7 +849,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(seen, Some(dev("a")), "the read saw the last commit");
-        assert_eq!(s.identity_get("a", None).unwrap().unwrap().twin, "{\"x\":1}");
+        assert_eq!(
+            s.identity_get("a", None).unwrap().unwrap().twin,
+            "{\"x\":1}"
+        );
     }
 
     #[test]
