@@ -4,7 +4,7 @@ use super::*;
 use crate::test_rng::XorShift;
 use serde_json::json;
 
-fn twin() -> Value {
+pub(super) fn twin() -> Value {
     json!({
         "deviceId": "dev-1",
         "status": "enabled",
@@ -18,25 +18,25 @@ fn twin() -> Value {
     })
 }
 
-fn m(sql: &str) -> bool {
+pub(super) fn m(sql: &str) -> bool {
     match parse_query(sql) {
         Ok(q) => q.matches(&twin()),
         Err(e) => panic!("{sql}: {e}"),
     }
 }
 
-fn w(cond: &str) -> bool {
+pub(super) fn w(cond: &str) -> bool {
     m(&format!("SELECT * FROM devices WHERE {cond}"))
 }
 
-fn err(sql: &str) -> QueryError {
+pub(super) fn err(sql: &str) -> QueryError {
     match parse_query(sql) {
         Ok(q) => panic!("{sql} parsed as {q:?}"),
         Err(e) => e,
     }
 }
 
-fn path(p: &str) -> Vec<String> {
+pub(super) fn path(p: &str) -> Vec<String> {
     p.split('.').map(String::from).collect()
 }
 
@@ -45,9 +45,11 @@ fn parses_select_all_and_count() {
     assert_eq!(
         parse_query("SELECT * FROM devices").unwrap(),
         Query {
+            top: None,
             projection: Projection::All,
             source: Source::Devices,
-            condition: None
+            condition: None,
+            group_by: None,
         }
     );
     assert_eq!(
@@ -60,15 +62,18 @@ fn parses_select_all_and_count() {
         parse_query("select count() as numberOfDevices from DEVICES where tags.floor >= 2")
             .unwrap(),
         Query {
-            projection: Projection::Count {
-                alias: "numberOfDevices".into()
-            },
+            top: None,
+            projection: Projection::Items(vec![SelectItem {
+                value: Selected::Aggregate(Aggregate::Count),
+                alias: Some("numberOfDevices".into())
+            }]),
             source: Source::Devices,
             condition: Some(Condition::Compare {
                 path: path("tags.floor"),
                 op: CompareOp::Ge,
                 value: json!(2)
-            })
+            }),
+            group_by: None,
         }
     );
     assert!(m("SELECT * FROM devices"));
@@ -305,9 +310,9 @@ fn error_positions_and_messages() {
             "expected SELECT but found 'DELETE' at position 1",
         ),
         (
-            "SELECT deviceId FROM devices",
+            "SELECT FROM devices",
             8,
-            "expected '*' or COUNT() after SELECT but found 'deviceId' at position 8",
+            "expected '*', a property path or COUNT() after SELECT but found 'FROM' at position 8",
         ),
         (
             "SELECT * FROM devices.jobs",
@@ -357,7 +362,7 @@ fn error_positions_and_messages() {
         (
             "SELECT COUNT() FROM devices",
             16,
-            "expected AS and a name after COUNT() but found 'FROM' at position 16",
+            "expected AS and a name after the aggregate but found 'FROM' at position 16",
         ),
     ];
     for (sql, position, message) in cases {
@@ -376,10 +381,10 @@ fn error_positions_and_messages() {
         }
     );
     assert_eq!(
-        err("SELECT * FROM devices WHERE a = 1 GROUP BY x").kind,
+        err("SELECT * FROM devices WHERE a = 1 LIMIT 3").kind,
         QueryErrorKind::Expected {
-            expected: "WHERE or the end of the query",
-            found: "'GROUP'".into()
+            expected: "WHERE, GROUP BY or the end of the query",
+            found: "'LIMIT'".into()
         }
     );
     assert_eq!(
@@ -425,6 +430,9 @@ fn garbage_never_panics() {
         "SELECT * FROM devices WHERE tags.a = 'x' AND (NOT properties.reported.b IN [1, 2.5, -3e2])",
         "select count() as n from devices where is_defined(tags.x) or is_null(status)",
         "SELECT * FROM devices WHERE a <> \"q\"\"\" OR b >= -0.5 AND c != true",
+        "SELECT TOP 5 deviceId, properties.reported.fw AS fw FROM devices WHERE STARTSWITH(deviceId, 'd\\'') AND tags.a NIN [0x1F, 'b']",
+        "SELECT tags.floor AS f, COUNT() AS n, AVG(properties.reported.temp) AS t FROM devices WHERE IS_NUMBER(tags.floor) OR ARRAY_CONTAINS(tags.z, 1) GROUP BY tags.floor",
+        "select min(tags.ratio) as lo, max(tags.ratio) as hi, sum(tags.floor) as s from devices where not contains(tags.name, 'x') and is_primitive(status)",
     ];
     let pieces = [
         "(",
@@ -462,10 +470,22 @@ fn garbage_never_panics() {
         "1e",
         "+",
         "\n",
+        "TOP",
+        "GROUP BY",
+        "ORDER BY",
+        "NIN",
+        "STARTSWITH(",
+        "ARRAY_CONTAINS(",
+        "IS_PRIMITIVE(",
+        "\\",
+        "\\u00",
+        "0x",
+        "SUM(",
+        ", ",
     ];
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let doc = twin();
-    let mut parsed = 0;
+    let (mut parsed, mut aggregated) = (0, 0);
     for _ in 0..5000 {
         let mut s: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
         for _ in 0..1 + rng.below(6) {
@@ -485,17 +505,49 @@ fn garbage_never_panics() {
         let text: String = s.into_iter().collect();
         if let Ok(q) = parse_query(&text) {
             parsed += 1;
-            let _ = q.matches(&doc);
+            exercise(&q, &doc);
+            if q.is_aggregate() {
+                aggregated += 1;
+            }
         }
     }
     // Mutations must not all be rejected, or the evaluator is never exercised.
     assert!(parsed > 50, "only {parsed} mutated queries parsed");
+    assert!(
+        aggregated > 10,
+        "only {aggregated} aggregate queries parsed"
+    );
     for _ in 0..2000 {
         let len = rng.below(40);
         let text: String = (0..len)
             .map(|_| char::from_u32(rng.below(0x250) as u32).unwrap_or('?'))
             .collect();
         let _ = parse_query(&text);
+    }
+}
+
+/// A grouped query with as many aggregates as fit.
+fn longest_select_list() -> String {
+    let tail = "COUNT() AS n FROM devices GROUP BY tags.floor";
+    let mut sql = "SELECT ".to_string();
+    for i in 0.. {
+        let item = format!("SUM(tags.floor) AS s{i}, ");
+        if sql.len() + item.len() + tail.len() > MAX_QUERY_CHARS {
+            break;
+        }
+        sql.push_str(&item);
+    }
+    sql + tail
+}
+
+/// Runs a parsed query the way the hub does: WHERE, then the rows it selects.
+fn exercise(q: &Query, doc: &Value) {
+    let hit = q.matches(doc);
+    if q.is_aggregate() {
+        let docs = [doc.clone(), json!({}), json!({"tags": {"floor": "x"}})];
+        let _ = q.aggregate(&docs);
+    } else if hit {
+        let _ = q.project(doc);
     }
 }
 
@@ -521,8 +573,13 @@ fn queries_at_the_limits_never_crash() {
         nested(MAX_NESTING),
         nested(MAX_NESTING + 2),
         format!("{}{}", "a = 1 OR ".repeat(3), chain("a = 1 OR ", "b = 2")),
+        chain(
+            "STARTSWITH(deviceId, 'd') AND tags.x NIN [1] OR ",
+            "IS_NULL(tags.nothing)",
+        ),
+        longest_select_list(),
     ];
-    let alphabet: Vec<char> = "()[]' NOTANDOR=<>1a.,\u{e9}".chars().collect();
+    let alphabet: Vec<char> = "()[]' NOTANDOR=<>1a.,\u{e9}\\".chars().collect();
     let doc = twin();
     let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
     let (mut parsed, mut refused) = (0, 0);
@@ -532,7 +589,7 @@ fn queries_at_the_limits_never_crash() {
             Ok(q) => {
                 parsed += 1;
                 assert!(s.chars().count() <= MAX_QUERY_CHARS);
-                let _ = q.matches(&doc);
+                exercise(&q, &doc);
             }
             Err(e) if matches!(e.kind, QueryErrorKind::TooDeep | QueryErrorKind::TooLong) => {
                 refused += 1
