@@ -386,11 +386,26 @@ mod tests {
         ));
         let parsed = parse_query(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
         for (twin, hit) in [
-            (json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [1]}}), true),
-            (json!({"deviceId": "o'hara", "tags": {"site": null, "zones": [1]}}), true),
-            (json!({"deviceId": "o'hara", "tags": {"site": "y", "zones": [1]}}), false),
-            (json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [3]}}), false),
-            (json!({"deviceId": "ohara", "tags": {"site": "x", "zones": [1]}}), false),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [1]}}),
+                true,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": null, "zones": [1]}}),
+                true,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "y", "zones": [1]}}),
+                false,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [3]}}),
+                false,
+            ),
+            (
+                json!({"deviceId": "ohara", "tags": {"site": "x", "zones": [1]}}),
+                false,
+            ),
         ] {
             assert_eq!(parsed.matches(&twin), hit, "{twin}");
         }

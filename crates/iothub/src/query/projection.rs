@@ -62,15 +62,31 @@ impl Query {
 fn row(items: &[SelectItem], group_value: Option<&Value>, members: &[&Value]) -> Value {
     let mut row = Map::new();
     for item in items {
-        let value = match &item.value {
-            Selected::Path(_) => group_value.cloned(),
-            Selected::Aggregate(aggregate) => aggregate.over(members),
+        let entry = match &item.value {
+            Selected::Path(path) => {
+                group_value.map(|v| (path_name(item, path, members), v.clone()))
+            }
+            Selected::Aggregate(aggregate) => aggregate
+                .over(members)
+                .map(|v| (item.name().to_string(), v)),
         };
-        if let Some(value) = value {
-            row.insert(item.name().to_string(), value);
+        if let Some((name, value)) = entry {
+            row.insert(name, value);
         }
     }
     Value::Object(row)
+}
+
+/// A grouped path's key in the row: the alias, else the twins' own spelling of its last
+/// segment, as in a projection row.
+fn path_name(item: &SelectItem, path: &[String], members: &[&Value]) -> String {
+    if let Some(alias) = &item.alias {
+        return alias.clone();
+    }
+    members
+        .first()
+        .and_then(|t| lookup_entry(t, path))
+        .map_or_else(|| item.name().to_string(), |(key, _)| key.to_string())
 }
 
 impl Aggregate {

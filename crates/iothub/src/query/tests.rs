@@ -527,7 +527,7 @@ fn garbage_never_panics() {
 }
 
 /// A grouped query with as many aggregates as fit.
-fn longest_select_list() -> String {
+pub(super) fn longest_select_list() -> String {
     let tail = "COUNT() AS n FROM devices GROUP BY tags.floor";
     let mut sql = "SELECT ".to_string();
     for i in 0.. {

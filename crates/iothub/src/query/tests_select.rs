@@ -156,6 +156,26 @@ fn group_by_counts_each_value_in_first_seen_order() {
             .aggregate(&[])
             .is_empty()
     );
+    // The twins' spelling names an unaliased grouped property, as in a projection.
+    assert_eq!(
+        q("SELECT STATUS, COUNT() AS n FROM devices GROUP BY status").aggregate(&[twin()]),
+        [json!({"status": "enabled", "n": 1})]
+    );
+}
+
+#[test]
+fn the_longest_select_list_that_fits_parses_and_aggregates() {
+    let sql = super::tests::longest_select_list();
+    assert!(sql.len() <= MAX_QUERY_CHARS);
+    let query = q(&sql);
+    let Projection::Items(items) = &query.projection else {
+        panic!("not a list");
+    };
+    assert!(items.len() > 300, "{} items", items.len());
+    let rows = query.aggregate(&[twin(), twin()]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["s0"], 6);
+    assert_eq!(rows[0]["n"], 2);
 }
 
 #[test]
