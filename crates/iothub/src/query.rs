@@ -268,4 +268,6 @@ mod tests;
 #[cfg(test)]
 mod tests_select;
 #[cfg(test)]
+mod tests_smoke;
+#[cfg(test)]
 mod tests_where;

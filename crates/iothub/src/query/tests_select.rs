@@ -165,7 +165,7 @@ fn group_by_counts_each_value_in_first_seen_order() {
 
 #[test]
 fn the_longest_select_list_that_fits_parses_and_aggregates() {
-    let sql = super::tests::longest_select_list();
+    let sql = super::tests_smoke::longest_select_list();
     assert!(sql.len() <= MAX_QUERY_CHARS);
     let query = q(&sql);
     let Projection::Items(items) = &query.projection else {
