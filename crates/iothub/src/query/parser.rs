@@ -485,7 +485,7 @@ fn check_projection(
 }
 
 /// Paths name the same property: the first segment, like a lookup, ignores case.
-pub(super) fn same_path(a: &[String], b: &[String]) -> bool {
+fn same_path(a: &[String], b: &[String]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).enumerate().all(|(i, (x, y))| {
             if i == 0 {
@@ -494,18 +494,4 @@ pub(super) fn same_path(a: &[String], b: &[String]) -> bool {
                 x == y
             }
         })
-}
-
-impl SelectItem {
-    /// The key the item gets in a result as written in the query: the alias, else the
-    /// path's last segment. (A result names a path by the key found in the twin, whose
-    /// case may differ in the first segment.)
-    pub fn name(&self) -> &str {
-        match (&self.alias, &self.value) {
-            (Some(alias), _) => alias,
-            (None, Selected::Path(path)) => path.last().map_or("", String::as_str),
-            // The parser gives every aggregate an alias.
-            (None, Selected::Aggregate(_)) => "",
-        }
-    }
 }

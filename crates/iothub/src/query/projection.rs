@@ -145,3 +145,17 @@ fn extreme(numbers: &[&Number], want: std::cmp::Ordering) -> Option<Value> {
     }
     best.map(|n| Value::Number(n.clone()))
 }
+
+impl SelectItem {
+    /// The key the item gets in a result as written in the query: the alias, else the
+    /// path's last segment. (A result names a path by the key found in the twin, whose
+    /// case may differ in the first segment.)
+    pub fn name(&self) -> &str {
+        match (&self.alias, &self.value) {
+            (Some(alias), _) => alias,
+            (None, Selected::Path(path)) => path.last().map_or("", String::as_str),
+            // The parser gives every aggregate an alias.
+            (None, Selected::Aggregate(_)) => "",
+        }
+    }
+}
