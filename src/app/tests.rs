@@ -937,6 +937,29 @@ fn a_query_condition_filters_on_the_hub_not_by_id() {
 }
 
 #[test]
+fn a_function_condition_without_spaces_filters_on_the_hub_too() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::StartFilter);
+    typed(&mut app, "IS_DEFINED(tags.site)");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some("IS_DEFINED(tags.site)".into())
+        }]
+    );
+    update(&mut app, page(&["dev-b"], None, true));
+    let shown: Vec<_> = app
+        .devices
+        .visible()
+        .iter()
+        .map(|d| d.device_id.clone())
+        .collect();
+    assert_eq!(shown, ["dev-b"], "not narrowed again as an id substring");
+}
+
+#[test]
 fn the_identity_detail_masks_keys_and_tags_read_as_pairs() {
     let shown = devices::masked_identity(&device("dev-a")).to_string();
     assert!(!shown.contains("cHJpbWFyeWtleQ=="), "{shown}");
