@@ -163,6 +163,37 @@ impl HubState {
         Ok(out)
     }
 
+    /// The next `limit` devices (or module identities) after `after`, in (device id,
+    /// module id) order, with live activity: one chunk of a registry walk. The C2D counts
+    /// of the whole chunk come from one query rather than one per device.
+    pub fn identities_after(
+        &self,
+        modules: bool,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Identity>, ServiceError> {
+        let recs = self.store.identities_after(modules, after, limit)?;
+        let counts = match (recs.first(), recs.last()) {
+            (Some(a), Some(b)) if !modules => self.store.c2d_counts(&a.device_id, &b.device_id)?,
+            _ => Default::default(),
+        };
+        let activity = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+        recs.iter()
+            .map(|rec| {
+                let mut id = decode(rec)?;
+                let key = (id.device.device_id.clone(), id.module_id.clone());
+                if let Some(t) = activity.get(&key) {
+                    id.device.last_activity_time = format_time(*t);
+                }
+                if !modules {
+                    id.device.cloud_to_device_message_count =
+                        counts.get(&id.device.device_id).copied().unwrap_or(0);
+                }
+                Ok(id)
+            })
+            .collect()
+    }
+
     pub fn modules(&self, device_id: &str) -> Result<Vec<Identity>, ServiceError> {
         self.load(device_id, None)?;
         let mut out = Vec::new();

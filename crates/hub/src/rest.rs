@@ -456,72 +456,12 @@ async fn query(
             )
         })?),
     };
-    let wrong_token = || {
-        err(
-            ErrorCode::ArgumentInvalid,
-            "The continuation token belongs to a different kind of query.",
-        )
-    };
-    let identities = match parsed.source {
-        Source::Devices => s.devices()?,
-        Source::Modules => {
-            let mut all = Vec::new();
-            for device in s.devices()? {
-                all.extend(s.modules(&device.device.device_id)?);
-            }
-            all
-        }
-    };
-    let mut twins: Vec<Value> = identities
-        .iter()
-        .map(service_twin)
-        .filter(|t| parsed.matches(t))
-        .collect();
-    let top = parsed.top.unwrap_or(usize::MAX);
-    let (items, item_type, next) = if parsed.is_aggregate() {
-        // Aggregated rows have no twin key: pages continue at an offset into the rows.
-        let skip = match token {
-            None => 0,
-            Some(Continuation::Offset(n)) => n,
-            Some(Continuation::After(_)) => return Err(wrong_token()),
-        };
-        let mut rows = parsed.aggregate(&twins);
-        rows.truncate(top);
-        let more = rows.len() > skip.saturating_add(page);
-        let items: Vec<Value> = rows.into_iter().skip(skip).take(page).collect();
-        let next =
-            more.then(|| encode_continuation(&Continuation::Offset(skip.saturating_add(page))));
-        (items, "raw", next)
-    } else {
-        let after = match token {
-            None => None,
-            Some(Continuation::After(key)) => Some(key),
-            Some(Continuation::Offset(_)) => return Err(wrong_token()),
-        };
-        // TOP counts from the first twin, so later pages stay inside the same first n.
-        twins.truncate(top);
-        // Keyset pagination on (deviceId, moduleId) (the list is ordered by it), so
-        // twins added or removed between pages never shift or repeat results.
-        let rest: Vec<Value> = twins
-            .into_iter()
-            .filter(|t| after.as_ref().is_none_or(|a| twin_key(t) > *a))
-            .collect();
-        let more = rest.len() > page;
-        let twins: Vec<Value> = rest.into_iter().take(page).collect();
-        let next = if more {
-            twins
-                .last()
-                .map(|t| encode_continuation(&Continuation::After(twin_key(t))))
-        } else {
-            None
-        };
-        let item_type = match parsed.projection {
-            Projection::All => "twin",
-            Projection::Items(_) => "raw",
-        };
-        let items = twins.iter().map(|t| parsed.project(t)).collect();
-        (items, item_type, next)
-    };
+    // The registry is walked on a blocking thread: a query over a large registry reads
+    // and parses many rows and must not hold an async worker.
+    let (items, item_type, next) =
+        tokio::task::spawn_blocking(move || run_query(&s, &parsed, token, page))
+            .await
+            .map_err(|e| err(ErrorCode::ServerError, e.to_string()))??;
     let mut resp = axum::Json(Value::Array(items)).into_response();
     resp.headers_mut()
         .insert("x-ms-item-type", HeaderValue::from_static(item_type));
@@ -529,6 +469,119 @@ async fn query(
         resp.headers_mut().insert("x-ms-continuation", n);
     }
     Ok(resp)
+}
+
+/// Twins read from the store per step of a query's registry walk.
+const QUERY_CHUNK: usize = 500;
+
+/// One page of a query: its rows, their `x-ms-item-type` and the next page's token.
+type QueryPage = (Vec<Value>, &'static str, Option<String>);
+
+/// Runs `q` for one page of at most `page` rows from `token` on.
+fn run_query(
+    s: &HubState,
+    q: &iothub::query::Query,
+    token: Option<Continuation>,
+    page: usize,
+) -> ApiResult<QueryPage> {
+    let wrong_token = || {
+        err(
+            ErrorCode::ArgumentInvalid,
+            "The continuation token belongs to a different kind of query.",
+        )
+    };
+    let modules = matches!(q.source, Source::Modules);
+    let top = q.top.unwrap_or(usize::MAX);
+    if q.is_aggregate() {
+        // Aggregated rows have no twin key: pages continue at an offset into the rows.
+        let skip = match token {
+            None => 0,
+            Some(Continuation::Offset(n)) => n,
+            Some(Continuation::After { .. }) => return Err(wrong_token()),
+        };
+        let mut twins = Vec::new();
+        walk(s, modules, None, |t| {
+            if q.matches(&t) {
+                twins.push(t);
+            }
+            true
+        })?;
+        let mut rows = q.aggregate(&twins);
+        rows.truncate(top);
+        let more = rows.len() > skip.saturating_add(page);
+        let items: Vec<Value> = rows.into_iter().skip(skip).take(page).collect();
+        let next =
+            more.then(|| encode_continuation(&Continuation::Offset(skip.saturating_add(page))));
+        return Ok((items, "raw", next));
+    }
+    let (after, returned) = match token {
+        None => (None, 0),
+        Some(Continuation::After { key, returned }) => (Some(key), returned),
+        Some(Continuation::Offset(_)) => return Err(wrong_token()),
+    };
+    // TOP counts from the first twin, so later pages stay inside the same first n.
+    let wanted = page.min(top.saturating_sub(returned));
+    // Keyset pagination on (deviceId, moduleId), the walk's order, so twins added or
+    // removed between pages never shift or repeat results. One match beyond the page
+    // tells whether there is a next one.
+    let mut twins = Vec::new();
+    if wanted > 0 {
+        walk(s, modules, after.as_ref(), |t| {
+            if q.matches(&t) {
+                twins.push(t);
+            }
+            twins.len() <= wanted
+        })?;
+    }
+    let more = twins.len() > wanted && returned + wanted < top;
+    twins.truncate(wanted);
+    let next = if more {
+        twins.last().map(|t| {
+            encode_continuation(&Continuation::After {
+                key: twin_key(t),
+                returned: returned + wanted,
+            })
+        })
+    } else {
+        None
+    };
+    let item_type = match q.projection {
+        Projection::All => "twin",
+        Projection::Items(_) => "raw",
+    };
+    let items = twins.iter().map(|t| q.project(t)).collect();
+    Ok((items, item_type, next))
+}
+
+/// Hands each device twin (or module twin) after `after` to `visit`, in key order, a
+/// chunk of the store at a time, until `visit` says to stop or the registry ends.
+fn walk(
+    s: &HubState,
+    modules: bool,
+    after: Option<&(String, String)>,
+    mut visit: impl FnMut(Value) -> bool,
+) -> ApiResult<()> {
+    let mut cursor = after.cloned();
+    loop {
+        let at = cursor.as_ref().map(|(d, m)| (d.as_str(), m.as_str()));
+        let chunk = s.identities_after(modules, at, QUERY_CHUNK)?;
+        let Some(last) = chunk.last() else {
+            return Ok(());
+        };
+        cursor = Some((
+            last.device.device_id.clone(),
+            last.module_id.clone().unwrap_or_default(),
+        ));
+        let full = chunk.len() == QUERY_CHUNK;
+        for id in &chunk {
+            if !visit(service_twin(id)) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
 }
 
 /// Where a twin stands in a query's order: its device id, then its module id ("" for a
@@ -540,8 +593,12 @@ fn twin_key(twin: &Value) -> (String, String) {
 
 /// Where the next page of a query starts.
 enum Continuation {
-    /// After this twin key (queries with a row per twin).
-    After((String, String)),
+    /// After this twin key, with this many rows returned before (for TOP); queries with a
+    /// row per twin.
+    After {
+        key: (String, String),
+        returned: usize,
+    },
     /// At this row (aggregated queries).
     Offset(usize),
 }
@@ -550,7 +607,10 @@ fn encode_continuation(at: &Continuation) -> String {
     use base64::Engine;
     let text = match at {
         // Ids cannot contain '/', so it separates them unambiguously.
-        Continuation::After((device, module)) => format!("after:{device}/{module}"),
+        Continuation::After {
+            key: (device, module),
+            returned,
+        } => format!("after:{returned}:{device}/{module}"),
         Continuation::Offset(n) => format!("offset:{n}"),
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
@@ -565,9 +625,10 @@ fn decode_continuation(token: &str) -> Option<Continuation> {
     if let Some(n) = text.strip_prefix("offset:") {
         return n.parse().ok().map(Continuation::Offset);
     }
-    let (device, module) = text.strip_prefix("after:")?.split_once('/')?;
-    Some(Continuation::After((
-        device.to_string(),
-        module.to_string(),
-    )))
+    let (returned, key) = text.strip_prefix("after:")?.split_once(':')?;
+    let (device, module) = key.split_once('/')?;
+    Some(Continuation::After {
+        key: (device.to_string(), module.to_string()),
+        returned: returned.parse().ok()?,
+    })
 }

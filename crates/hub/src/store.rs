@@ -347,6 +347,49 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Up to `limit` devices (or, with `modules`, module identities) after `after` in
+    /// (device id, module id) order: a query walks the registry a chunk at a time.
+    pub fn identities_after(
+        &self,
+        modules: bool,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<StoredIdentity>, StoreError> {
+        let conn = self.read();
+        let kind = if modules {
+            "module_id <> ''"
+        } else {
+            "module_id = ''"
+        };
+        let (device, module) = after.unwrap_or(("", ""));
+        // (device_id, module_id) > (?1, ?2), written out so the primary key's index serves it.
+        let sql = format!(
+            "SELECT device_id, module_id, identity, twin FROM identities
+             WHERE {kind} AND (device_id > ?1 OR (device_id = ?1 AND module_id > ?2))
+             ORDER BY device_id, module_id LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![device, module, limit as i64], row_to_identity)?;
+        let first = after.is_none();
+        let mut out: Vec<StoredIdentity> = rows.collect::<Result<_, _>>()?;
+        if first {
+            // `> ('', '')` leaves out nothing but a device with an empty id, which cannot exist.
+            out.retain(|r| !r.device_id.is_empty());
+        }
+        Ok(out)
+    }
+
+    /// Queued C2D messages per device for the devices from `first` to `last` (ids with
+    /// none are absent): one query for a chunk of a registry walk.
+    pub fn c2d_counts(&self, first: &str, last: &str) -> Result<HashMap<String, u64>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT device_id, COUNT(*) FROM c2d WHERE device_id BETWEEN ?1 AND ?2 GROUP BY device_id",
+        )?;
+        let rows = stmt.query_map([first, last], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The modules of one device, ordered by id.
     pub fn modules(&self, device_id: &str) -> Result<Vec<StoredIdentity>, StoreError> {
         let conn = self.read();
