@@ -730,6 +730,12 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     // The device the refused requests named is untouched.
     let r = hub.call(Method::GET, "/devices/d1", None).await;
     assert_eq!(r.status, StatusCode::OK);
+    // A device named like the regenerate route's segment is still an ordinary device.
+    hub.create_device("keys").await;
+    hub.create_module("keys", "m").await;
+    let r = hub.call(Method::GET, "/devices/keys/modules", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body[0]["moduleId"], "m");
 }
 
 #[tokio::test]
@@ -1091,4 +1097,32 @@ async fn key_regeneration_reports_per_identity() {
     assert_eq!(error_name(&r.body), "TooManyDevices");
     let unchanged = hub.call(Method::GET, "/devices/k1", None).await.body;
     assert_eq!(unchanged["authentication"], after["authentication"]);
+}
+
+#[tokio::test]
+async fn concurrent_bulk_updates_with_one_etag_let_exactly_one_win() {
+    let hub = TestHub::start().await;
+    hub.create_device("race").await;
+    for round in 0..5 {
+        let etag = hub.call(Method::GET, "/devices/race", None).await.body["etag"].clone();
+        let calls = (0..8).map(|i| {
+            bulk(
+                &hub,
+                json!([{"id": "race", "importMode": "updateIfMatchETag", "eTag": etag,
+                        "statusReason": format!("round {round} writer {i}")}]),
+            )
+        });
+        let replies = futures::future::join_all(calls).await;
+        let won: Vec<_> = replies
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one writer wins");
+        for r in replies.iter().filter(|r| r.status != StatusCode::OK) {
+            assert_eq!(
+                bulk_errors(&r.body),
+                vec![("race".to_string(), "PreconditionFailed".to_string())]
+            );
+        }
+    }
 }

@@ -271,6 +271,19 @@ impl HubState {
         );
     }
 
+    /// Checks a just-attached connection against the stored identity: a delete, disable or
+    /// key change stored after the connection authenticated but before it attached found
+    /// no session to close, so it is caught here instead.
+    pub(crate) fn revoke_if_stale(&self, key: &IdentityKey) {
+        match self.load(&key.0, key.1.as_deref()) {
+            Ok(id) => self.revoke_stale_sessions(&id),
+            Err(e) if matches!(e.code, ErrorCode::DeviceNotFound | ErrorCode::ModuleNotFound) => {
+                self.sessions.close(key, "the identity was deleted")
+            }
+            Err(e) => tracing::warn!(device = %key.0, error = %e.message, "cannot recheck the connection's identity"),
+        }
+    }
+
     pub fn delete_identity(
         &self,
         device_id: &str,

@@ -116,6 +116,7 @@ where
     let mut ticket = state
         .sessions
         .attach_with(key.clone(), accepted.auth.credential.clone());
+    state.revoke_if_stale(&key);
     state
         .sessions
         .set_subscribed(&key, ticket.session_id, granted.subscribed());
