@@ -1195,8 +1195,10 @@ async fn a_put_that_replaces_keys_or_disables_closes_the_connection() {
             "iothubowner",
             Method::PUT,
             "/devices/pk",
-            Some(json!({"deviceId": "pk", "status": "disabled", "authentication": {"type": "sas",
-                "symmetricKey": {"primaryKey": fresh, "secondaryKey": fresh}}})),
+            Some(
+                json!({"deviceId": "pk", "status": "disabled", "authentication": {"type": "sas",
+                "symmetricKey": {"primaryKey": fresh, "secondaryKey": fresh}}}),
+            ),
             &[("If-Match", "*")],
         )
         .await;

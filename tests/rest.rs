@@ -708,7 +708,12 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         (Method::PUT, "/jobs/v2/job-1"),
     ] {
         let r = hub.call(method.clone(), path, None).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.body
+        );
         assert_eq!(error_name(&r.body), "GenericNotFound", "{method} {path}");
         assert_eq!(r.headers["iothub-errorcode"], "GenericNotFound");
     }
@@ -725,7 +730,11 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
             "{method} {path}: {}",
             r.body
         );
-        assert_eq!(error_name(&r.body), "GenericMethodNotAllowed", "{method} {path}");
+        assert_eq!(
+            error_name(&r.body),
+            "GenericMethodNotAllowed",
+            "{method} {path}"
+        );
     }
     // The device the refused requests named is untouched.
     let r = hub.call(Method::GET, "/devices/d1", None).await;
@@ -960,16 +969,28 @@ async fn bulk_failures_are_reported_per_device_with_400() {
             ("fresh".to_string(), "PreconditionFailed".to_string()),
         ]
     );
-    assert_eq!(hub.call(Method::GET, "/devices/taken", None).await.body, before);
-    assert_eq!(hub.call(Method::GET, "/devices/fresh", None).await.status, StatusCode::OK);
+    assert_eq!(
+        hub.call(Method::GET, "/devices/taken", None).await.body,
+        before
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/devices/fresh", None).await.status,
+        StatusCode::OK
+    );
     let r = bulk(
         &hub,
         json!([{"id": "taken", "importMode": "updateTwinIfMatchETag", "twinETag": "c3RhbGU=",
                 "tags": {"x": 1}}]),
     )
     .await;
-    assert_eq!(bulk_errors(&r.body), vec![("taken".to_string(), "PreconditionFailed".to_string())]);
-    assert_eq!(hub.call(Method::GET, "/twins/taken", None).await.body["tags"], twin_before["tags"]);
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![("taken".to_string(), "PreconditionFailed".to_string())]
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/twins/taken", None).await.body["tags"],
+        twin_before["tags"]
+    );
 }
 
 #[tokio::test]
@@ -985,7 +1006,12 @@ async fn bulk_requests_azure_refuses_whole() {
         .map(|i| json!({"id": format!("many-{i}"), "importMode": "create"}))
         .collect();
     let r = bulk(&hub, Value::Array(exactly)).await;
-    assert_eq!(r.status, StatusCode::OK, "100 devices are allowed: {}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "100 devices are allowed: {}",
+        r.body
+    );
 
     let r = bulk(
         &hub,
@@ -1011,7 +1037,10 @@ async fn bulk_requests_azure_refuses_whole() {
         assert_eq!(error_name(&r.body), "ArgumentInvalid", "{bad}");
     }
     let r = bulk(&hub, json!([{"id": "bad id!", "importMode": "create"}])).await;
-    assert_eq!(bulk_errors(&r.body), vec![("bad id!".to_string(), "ArgumentInvalid".to_string())]);
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![("bad id!".to_string(), "ArgumentInvalid".to_string())]
+    );
     let r = hub
         .call_as(
             "registryRead",
@@ -1046,7 +1075,10 @@ async fn key_regeneration_reports_per_identity() {
     let after = hub.call(Method::GET, "/devices/k1", None).await.body;
     let sym = &after["authentication"]["symmetricKey"];
     assert_eq!(sym["secondaryKey"], rotated["secondaryKey"]);
-    assert_ne!(sym["secondaryKey"], before["authentication"]["symmetricKey"]["secondaryKey"]);
+    assert_ne!(
+        sym["secondaryKey"],
+        before["authentication"]["symmetricKey"]["secondaryKey"]
+    );
     assert_eq!(sym["secondaryKey"].as_str().unwrap().len(), 44);
     assert_ne!(after["etag"], before["etag"]);
 

@@ -277,10 +277,17 @@ impl HubState {
     pub(crate) fn revoke_if_stale(&self, key: &IdentityKey) {
         match self.load(&key.0, key.1.as_deref()) {
             Ok(id) => self.revoke_stale_sessions(&id),
-            Err(e) if matches!(e.code, ErrorCode::DeviceNotFound | ErrorCode::ModuleNotFound) => {
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::DeviceNotFound | ErrorCode::ModuleNotFound
+                ) =>
+            {
                 self.sessions.close(key, "the identity was deleted")
             }
-            Err(e) => tracing::warn!(device = %key.0, error = %e.message, "cannot recheck the connection's identity"),
+            Err(e) => {
+                tracing::warn!(device = %key.0, error = %e.message, "cannot recheck the connection's identity")
+            }
         }
     }
 

@@ -58,7 +58,10 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/devices", get(list_devices).post(registry_ops::bulk))
-        .route("/devices/keys/regenerate", post(registry_ops::regenerate_keys))
+        .route(
+            "/devices/keys/regenerate",
+            post(registry_ops::regenerate_keys),
+        )
         // azure-iothub (JavaScript) lists with a trailing slash; IoT Hub accepts it.
         .route("/devices/", get(list_devices))
         .route("/devices/query", post(query))

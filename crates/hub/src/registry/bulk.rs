@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    HubState, Identity, RequestedIdentity, apply_service_update, bad_request, encode,
-    etag_matches, next_etag,
+    HubState, Identity, RequestedIdentity, apply_service_update, bad_request, encode, etag_matches,
+    next_etag,
 };
 use iothub::device::{validate_device_id, validate_module_id};
 use iothub::error::{ErrorCode, ServiceError};
@@ -145,12 +145,16 @@ impl HubState {
         let mut entries = Vec::with_capacity(items.len());
         let mut seen = HashSet::new();
         for item in items {
-            let entry: Entry = serde_json::from_value(item.clone())
-                .map_err(|e| bad_request(format!("An ExportImportDevice entry is not valid: {e}.")))?;
+            let entry: Entry = serde_json::from_value(item.clone()).map_err(|e| {
+                bad_request(format!("An ExportImportDevice entry is not valid: {e}."))
+            })?;
             if !seen.insert((entry.id.clone(), entry.module_id.clone())) {
                 return Err(ServiceError::new(
                     ErrorCode::DeviceDefinedMultipleTimes,
-                    format!("The device {} is defined more than once in the request.", entry.id),
+                    format!(
+                        "The device {} is defined more than once in the request.",
+                        entry.id
+                    ),
                 ));
             }
             entries.push(entry);
