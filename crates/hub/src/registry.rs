@@ -245,9 +245,10 @@ impl HubState {
         }
     }
 
-    /// Ends the live connection an identity change has revoked, as Azure does: any
-    /// connection once the identity is disabled, else one whose token was signed with a
-    /// key the identity no longer has. The device reconnects with a valid key or not at all.
+    /// Ends the live connection an identity change has revoked: any connection once the
+    /// identity is disabled (as Azure ends it), else one whose token was signed with a key
+    /// the identity no longer has, so that a renewed key takes effect at once. The device
+    /// reconnects with a valid key or not at all.
     pub(crate) fn revoke_stale_sessions(&self, id: &Identity) {
         let key = (id.device.device_id.clone(), id.module_id.clone());
         if id.device.status == DeviceStatus::Disabled {
