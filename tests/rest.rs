@@ -735,6 +735,8 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
             "GenericMethodNotAllowed",
             "{method} {path}"
         );
+        // RFC 9110: a 405 names the methods the resource does serve.
+        assert!(r.headers.contains_key("allow"), "{method} {path}");
     }
     // The device the refused requests named is untouched.
     let r = hub.call(Method::GET, "/devices/d1", None).await;
