@@ -499,6 +499,7 @@ async fn ingest(hub: &TestHub, device: &str, bag: &str, body: &str) {
         scope: "device",
         kind: "sas",
         generation_id: "gen-1".into(),
+        credential: Default::default(),
     };
     hub.hub
         .state
@@ -976,6 +977,7 @@ async fn telemetry_is_retained_across_a_restart() {
         scope: "device",
         kind: "sas",
         generation_id: "g".into(),
+        credential: Default::default(),
     };
     first
         .state

@@ -1081,3 +1081,153 @@ async fn hub_shutdown_closes_connections() {
     );
     drop(dir);
 }
+
+async fn regenerate(hub: &TestHub, body: Value) -> Value {
+    let r = hub
+        .call(Method::POST, "/devices/keys/regenerate", Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["rotatedKeys"][0].clone()
+}
+
+/// Checks that the hub keeps a connection open: it answers a subscription a while later.
+async fn still_served(dev: &mut Device) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dev.subscribe(Subscription::TwinResponses, QoS::AtLeastOnce)
+        .await;
+}
+
+#[tokio::test]
+async fn renewing_a_key_closes_the_connection_that_used_it() {
+    let hub = TestHub::start().await;
+    let old = hub.create_device("rk").await;
+    let mut dev = Device::connect(hub.mqtt_options("rk", &old)).await;
+    let rotated = regenerate(
+        &hub,
+        json!({"policyKey": "primaryKey", "devices": [{"id": "rk"}]}),
+    )
+    .await;
+    let new = rotated["primaryKey"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    dev.closed().await;
+    assert_eq!(
+        connack_code(hub.mqtt_options("rk", &old)).await.unwrap(),
+        ConnectReturnCode::NotAuthorized,
+        "the old key is refused"
+    );
+    let mut dev = Device::connect(hub.mqtt_options("rk", &new)).await;
+    still_served(&mut dev).await;
+    dev.disconnect().await;
+}
+
+#[tokio::test]
+async fn renewing_the_other_key_or_swapping_keeps_the_connection() {
+    let hub = TestHub::start().await;
+    hub.create_device("keep").await;
+    let ident = hub.call(Method::GET, "/devices/keep", None).await.body;
+    let secondary = ident["authentication"]["symmetricKey"]["secondaryKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut dev = Device::connect(hub.mqtt_options("keep", &secondary)).await;
+    // The primary key is renewed: the connection made with the secondary stays.
+    regenerate(
+        &hub,
+        json!({"policyKey": "primaryKey", "devices": [{"id": "keep"}]}),
+    )
+    .await;
+    still_served(&mut dev).await;
+    // A swap (what the CLI's --kt swap PUTs with If-Match "*") keeps both keys valid.
+    let mut swapped = hub.call(Method::GET, "/devices/keep", None).await.body;
+    let sym = swapped["authentication"]["symmetricKey"].clone();
+    swapped["authentication"]["symmetricKey"] =
+        json!({"primaryKey": sym["secondaryKey"], "secondaryKey": sym["primaryKey"]});
+    let r = hub
+        .call_as(
+            "iothubowner",
+            Method::PUT,
+            "/devices/keep",
+            Some(swapped),
+            &[("If-Match", "\"*\"")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["authentication"]["symmetricKey"]["primaryKey"],
+        secondary.as_str()
+    );
+    still_served(&mut dev).await;
+    // Renewing both leaves the connection's key behind: it closes.
+    regenerate(
+        &hub,
+        json!({"policyKey": "both", "devices": [{"id": "keep"}]}),
+    )
+    .await;
+    dev.closed().await;
+}
+
+#[tokio::test]
+async fn a_put_that_replaces_keys_or_disables_closes_the_connection() {
+    let hub = TestHub::start().await;
+    let old = hub.create_device("pk").await;
+    let mut dev = Device::connect(hub.mqtt_options("pk", &old)).await;
+    let fresh = "ERERERERERERERERERERERERERERERERERERERERERE=";
+    let r = hub
+        .call_as(
+            "iothubowner",
+            Method::PUT,
+            "/devices/pk",
+            Some(json!({"deviceId": "pk", "authentication": {"type": "sas",
+                "symmetricKey": {"primaryKey": fresh, "secondaryKey": fresh}}})),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    dev.closed().await;
+    assert_eq!(
+        connack_code(hub.mqtt_options("pk", &old)).await.unwrap(),
+        ConnectReturnCode::NotAuthorized
+    );
+    let mut dev = Device::connect(hub.mqtt_options("pk", fresh)).await;
+    still_served(&mut dev).await;
+    let r = hub
+        .call_as(
+            "iothubowner",
+            Method::PUT,
+            "/devices/pk",
+            Some(
+                json!({"deviceId": "pk", "status": "disabled", "authentication": {"type": "sas",
+                "symmetricKey": {"primaryKey": fresh, "secondaryKey": fresh}}}),
+            ),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    dev.closed().await;
+}
+
+#[tokio::test]
+async fn renewing_a_module_key_closes_the_module_connection() {
+    let hub = TestHub::start().await;
+    hub.create_device("host").await;
+    let old = hub.create_module("host", "mod").await;
+    let token = hub.device_token("devices/host/modules/mod", &old, now() + 3600);
+    let mut dev = Device::connect(hub.mqtt_options_with("host/mod", "host/mod", &token)).await;
+    let rotated = regenerate(
+        &hub,
+        json!({"policyKey": "primaryKey", "devices": [{"id": "host", "moduleId": "mod"}]}),
+    )
+    .await;
+    assert_eq!(rotated["moduleId"], "mod");
+    dev.closed().await;
+    assert_eq!(
+        connack_code(hub.mqtt_options_with("host/mod", "host/mod", &token))
+            .await
+            .unwrap(),
+        ConnectReturnCode::NotAuthorized
+    );
+    let new = rotated["primaryKey"].as_str().unwrap();
+    let token = hub.device_token("devices/host/modules/mod", new, now() + 3600);
+    let mut dev = Device::connect(hub.mqtt_options_with("host/mod", "host/mod", &token)).await;
+    still_served(&mut dev).await;
+}

@@ -696,3 +696,467 @@ async fn hub_json_describes_the_running_hub() {
     assert_eq!(parsed.host_name, "localhost");
     assert!(hub.dir.path().join("ca.pem").exists());
 }
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let hub = TestHub::start().await;
+    hub.create_device("d1").await;
+    for (method, path) in [
+        (Method::GET, "/nothing-here"),
+        (Method::POST, "/devices/d1/unknown"),
+        (Method::GET, "/statistics/everything"),
+        (Method::PUT, "/jobs/v2/job-1"),
+    ] {
+        let r = hub.call(method.clone(), path, None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.body
+        );
+        assert_eq!(error_name(&r.body), "GenericNotFound", "{method} {path}");
+        assert_eq!(r.headers["iothub-errorcode"], "GenericNotFound");
+    }
+    for (method, path) in [
+        (Method::PATCH, "/devices/d1"),
+        (Method::DELETE, "/statistics/devices"),
+        (Method::GET, "/devices/keys/regenerate"),
+        (Method::PUT, "/devices/query"),
+    ] {
+        let r = hub.call(method.clone(), path, None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {}",
+            r.body
+        );
+        assert_eq!(
+            error_name(&r.body),
+            "GenericMethodNotAllowed",
+            "{method} {path}"
+        );
+        // RFC 9110: a 405 names the methods the resource does serve.
+        assert!(r.headers.contains_key("allow"), "{method} {path}");
+    }
+    // The device the refused requests named is untouched.
+    let r = hub.call(Method::GET, "/devices/d1", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A device named like the regenerate route's segment is still an ordinary device.
+    hub.create_device("keys").await;
+    hub.create_module("keys", "m").await;
+    let r = hub.call(Method::GET, "/devices/keys/modules", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body[0]["moduleId"], "m");
+}
+
+#[tokio::test]
+async fn statistics_count_devices_and_connections() {
+    let hub = TestHub::start().await;
+    hub.create_device("on-1").await;
+    hub.create_device("on-2").await;
+    hub.create_device("host").await;
+    hub.create_module("host", "m").await;
+    let r = hub
+        .call(
+            Method::PUT,
+            "/devices/off",
+            Some(json!({"deviceId": "off", "status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = hub.call(Method::GET, "/statistics/devices", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"totalDeviceCount": 4, "enabledDeviceCount": 3, "disabledDeviceCount": 1})
+    );
+
+    let r = hub.call(Method::GET, "/statistics/service", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"connectedDeviceCount": 0}));
+    // Connected devices count; a connected module is not a device.
+    let sessions = &hub.hub.state.sessions;
+    let _d = sessions.attach(("on-1".into(), None));
+    let _m = sessions.attach(("host".into(), Some("m".into())));
+    let r = hub.call(Method::GET, "/statistics/service", None).await;
+    assert_eq!(r.body, json!({"connectedDeviceCount": 1}));
+
+    // Both need an api-version and registry read rights, like every service call.
+    let url = format!("{}/statistics/service", hub.base());
+    let resp = hub
+        .http
+        .get(&url)
+        .header("Authorization", hub.token("iothubowner"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let r = hub
+        .call_as("device", Method::GET, "/statistics/devices", None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn bulk(hub: &TestHub, ops: Value) -> common::Reply {
+    hub.call(Method::POST, "/devices", Some(ops)).await
+}
+
+fn bulk_errors(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["deviceId"].as_str().unwrap().to_string(),
+                e["errorCode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_create_update_delete_and_twin() {
+    let hub = TestHub::start().await;
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "b1", "importMode": "create"},
+            {"id": "b2", "importMode": "create", "status": "disabled",
+             "authentication": {"type": "sas", "symmetricKey": {
+                 "primaryKey": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                 "secondaryKey": "ERERERERERERERERERERERERERERERERERERERERERE="}},
+             "tags": {"site": "north"}, "properties": {"desired": {"rate": 5}}},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"isSuccessful": true, "errors": [], "warnings": []})
+    );
+    let b1 = hub.call(Method::GET, "/devices/b1", None).await.body;
+    assert_eq!(b1["status"], "enabled");
+    assert_eq!(
+        b1["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .unwrap()
+            .len(),
+        44,
+        "keys are generated when none are given"
+    );
+    let b2 = hub.call(Method::GET, "/devices/b2", None).await.body;
+    assert_eq!(b2["status"], "disabled");
+    assert_eq!(
+        b2["authentication"]["symmetricKey"]["primaryKey"],
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    let twin = hub.call(Method::GET, "/twins/b2", None).await.body;
+    assert_eq!(twin["tags"]["site"], "north");
+    assert_eq!(twin["properties"]["desired"]["rate"], 5);
+
+    // update (no etag) and updateIfMatchETag with the current etag both apply.
+    let etag = b1["etag"].as_str().unwrap();
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "b1", "importMode": "updateIfMatchETag", "eTag": etag, "status": "disabled"},
+            {"id": "b2", "importMode": "update", "status": "enabled"},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let b1_after = hub.call(Method::GET, "/devices/b1", None).await.body;
+    assert_eq!(b1_after["status"], "disabled");
+    assert_ne!(b1_after["etag"], b1["etag"]);
+    assert_eq!(
+        hub.call(Method::GET, "/devices/b2", None).await.body["status"],
+        "enabled"
+    );
+
+    // updateTwin replaces tags; updateTwinIfMatchETag needs the twin's etag.
+    let twin_etag = twin["etag"].as_str().unwrap();
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "b2", "importMode": "updateTwinIfMatchETag", "twinETag": twin_etag,
+             "tags": {"site": "south"}},
+            {"id": "b1", "importMode": "updateTwin", "tags": {"floor": 3}},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let twin = hub.call(Method::GET, "/twins/b2", None).await.body;
+    assert_eq!(twin["tags"], json!({"site": "south"}));
+    assert_eq!(twin["properties"]["desired"]["rate"], 5, "desired kept");
+    assert_eq!(
+        hub.call(Method::GET, "/twins/b1", None).await.body["tags"],
+        json!({"floor": 3})
+    );
+
+    // delete and deleteIfMatchETag with the current etag both delete.
+    let etag = hub.call(Method::GET, "/devices/b2", None).await.body["etag"].clone();
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "b1", "importMode": "delete"},
+            {"id": "b2", "importMode": "deleteIfMatchETag", "eTag": etag},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for id in ["b1", "b2"] {
+        let r = hub.call(Method::GET, &format!("/devices/{id}"), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_failures_are_reported_per_device_with_400() {
+    let hub = TestHub::start().await;
+    hub.create_device("taken").await;
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "taken", "importMode": "create"},
+            {"id": "fresh", "importMode": "create"},
+            {"id": "taken-too", "importMode": "update"},
+            {"id": "taken", "moduleId": "m", "importMode": "updateIfMatchETag", "eTag": "bm8="},
+            {"id": "ghost", "importMode": "delete"},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["isSuccessful"], false);
+    assert_eq!(r.body["warnings"], json!([]));
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![
+            ("taken".to_string(), "DeviceAlreadyExists".to_string()),
+            ("taken-too".to_string(), "DeviceNotFound".to_string()),
+            ("taken".to_string(), "ModuleNotFound".to_string()),
+            ("ghost".to_string(), "DeviceNotFound".to_string()),
+        ]
+    );
+    assert_eq!(r.body["errors"][2]["moduleId"], "m");
+    assert!(
+        r.body["errors"][0]["errorStatus"]
+            .as_str()
+            .unwrap()
+            .contains("taken")
+    );
+    // The entry that could succeed did.
+    let r = hub.call(Method::GET, "/devices/fresh", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // A stale etag changes nothing.
+    let before = hub.call(Method::GET, "/devices/taken", None).await.body;
+    let twin_before = hub.call(Method::GET, "/twins/taken", None).await.body;
+    let r = bulk(
+        &hub,
+        json!([
+            {"id": "taken", "importMode": "updateIfMatchETag", "eTag": "\"c3RhbGU=\"", "status": "disabled"},
+            {"id": "taken", "moduleId": "nope", "importMode": "deleteIfMatchETag"},
+            {"id": "fresh", "importMode": "deleteIfMatchETag", "eTag": "c3RhbGU="},
+            {"id": "fresh", "moduleId": "x", "importMode": "create"},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![
+            ("taken".to_string(), "PreconditionFailed".to_string()),
+            ("taken".to_string(), "ModuleNotFound".to_string()),
+            ("fresh".to_string(), "PreconditionFailed".to_string()),
+        ]
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/devices/taken", None).await.body,
+        before
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/devices/fresh", None).await.status,
+        StatusCode::OK
+    );
+    let r = bulk(
+        &hub,
+        json!([{"id": "taken", "importMode": "updateTwinIfMatchETag", "twinETag": "c3RhbGU=",
+                "tags": {"x": 1}}]),
+    )
+    .await;
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![("taken".to_string(), "PreconditionFailed".to_string())]
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/twins/taken", None).await.body["tags"],
+        twin_before["tags"]
+    );
+}
+
+#[tokio::test]
+async fn bulk_requests_azure_refuses_whole() {
+    let hub = TestHub::start().await;
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"id": format!("many-{i}"), "importMode": "create"}))
+        .collect();
+    let r = bulk(&hub, Value::Array(many)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert_eq!(error_name(&r.body), "TooManyDevices");
+    let exactly: Vec<Value> = (0..100)
+        .map(|i| json!({"id": format!("many-{i}"), "importMode": "create"}))
+        .collect();
+    let r = bulk(&hub, Value::Array(exactly)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "100 devices are allowed: {}",
+        r.body
+    );
+
+    let r = bulk(
+        &hub,
+        json!([{"id": "twice", "importMode": "create"}, {"id": "twice", "importMode": "delete"}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_name(&r.body), "DeviceDefinedMultipleTimes");
+    assert_eq!(
+        hub.call(Method::GET, "/devices/twice", None).await.status,
+        StatusCode::NOT_FOUND,
+        "nothing of a refused request is applied"
+    );
+
+    for bad in [
+        json!({"id": "x"}),
+        json!([{"importMode": "create"}]),
+        json!([{"id": "x", "importMode": "explode"}]),
+        json!([42]),
+    ] {
+        let r = bulk(&hub, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_name(&r.body), "ArgumentInvalid", "{bad}");
+    }
+    let r = bulk(&hub, json!([{"id": "bad id!", "importMode": "create"}])).await;
+    assert_eq!(
+        bulk_errors(&r.body),
+        vec![("bad id!".to_string(), "ArgumentInvalid".to_string())]
+    );
+    let r = hub
+        .call_as(
+            "registryRead",
+            Method::POST,
+            "/devices",
+            Some(json!([{"id": "ro", "importMode": "create"}])),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn key_regeneration_reports_per_identity() {
+    let hub = TestHub::start().await;
+    let old = hub.create_device("k1").await;
+    hub.create_module("k1", "m").await;
+    let before = hub.call(Method::GET, "/devices/k1", None).await.body;
+    let r = hub
+        .call(
+            Method::POST,
+            "/devices/keys/regenerate",
+            Some(json!({"policyKey": "secondaryKey", "devices": [{"id": "k1"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["policyKey"], "secondaryKey");
+    assert_eq!(r.body["errors"], json!([]));
+    let rotated = &r.body["rotatedKeys"][0];
+    assert_eq!(rotated["id"], "k1");
+    assert_eq!(rotated["primaryKey"], old.as_str(), "primary kept");
+    let after = hub.call(Method::GET, "/devices/k1", None).await.body;
+    let sym = &after["authentication"]["symmetricKey"];
+    assert_eq!(sym["secondaryKey"], rotated["secondaryKey"]);
+    assert_ne!(
+        sym["secondaryKey"],
+        before["authentication"]["symmetricKey"]["secondaryKey"]
+    );
+    assert_eq!(sym["secondaryKey"].as_str().unwrap().len(), 44);
+    assert_ne!(after["etag"], before["etag"]);
+
+    // Some succeed, some fail: 207; none succeed: 400.
+    let r = hub
+        .call(
+            Method::POST,
+            "/devices/keys/regenerate",
+            Some(json!({"policyKey": "both", "devices": [
+                {"id": "k1", "moduleId": "m"}, {"id": "ghost"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert_eq!(r.body["rotatedKeys"][0]["moduleId"], "m");
+    assert_eq!(r.body["errors"][0]["id"], "ghost");
+    assert_eq!(r.body["errors"][0]["errorCode"], "DeviceNotFound");
+    let r = hub
+        .call(
+            Method::POST,
+            "/devices/keys/regenerate",
+            Some(json!({"policyKey": "primaryKey", "devices": [{"id": "k1", "moduleId": "none"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["errorCode"], "ModuleNotFound");
+    assert_eq!(r.body["rotatedKeys"], json!([]));
+
+    for bad in [
+        json!({"policyKey": "tertiaryKey", "devices": [{"id": "k1"}]}),
+        json!({"devices": [{"id": "k1"}]}),
+        json!({"policyKey": "both"}),
+    ] {
+        let r = hub
+            .call(Method::POST, "/devices/keys/regenerate", Some(bad.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_name(&r.body), "ArgumentInvalid", "{bad}");
+    }
+    let many: Vec<Value> = (0..101).map(|i| json!({"id": format!("d{i}")})).collect();
+    let r = hub
+        .call(
+            Method::POST,
+            "/devices/keys/regenerate",
+            Some(json!({"policyKey": "both", "devices": many})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_name(&r.body), "TooManyDevices");
+    let unchanged = hub.call(Method::GET, "/devices/k1", None).await.body;
+    assert_eq!(unchanged["authentication"], after["authentication"]);
+}
+
+#[tokio::test]
+async fn concurrent_bulk_updates_with_one_etag_let_exactly_one_win() {
+    let hub = TestHub::start().await;
+    hub.create_device("race").await;
+    for round in 0..5 {
+        let etag = hub.call(Method::GET, "/devices/race", None).await.body["etag"].clone();
+        let calls = (0..8).map(|i| {
+            bulk(
+                &hub,
+                json!([{"id": "race", "importMode": "updateIfMatchETag", "eTag": etag,
+                        "statusReason": format!("round {round} writer {i}")}]),
+            )
+        });
+        let replies = futures::future::join_all(calls).await;
+        let won: Vec<_> = replies
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one writer wins");
+        for r in replies.iter().filter(|r| r.status != StatusCode::OK) {
+            assert_eq!(
+                bulk_errors(&r.body),
+                vec![("race".to_string(), "PreconditionFailed".to_string())]
+            );
+        }
+    }
+}

@@ -345,6 +345,7 @@ async fn event_hubs_endpoint_over_websockets_reads_a_partition() {
         scope: "device",
         kind: "sas",
         generation_id: "gen-1".into(),
+        credential: Default::default(),
     };
     hub.hub
         .state

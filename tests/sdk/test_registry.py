@@ -3,7 +3,7 @@
 import pytest
 from msrest.exceptions import HttpOperationError
 
-from conftest import new_key, unique_id
+from conftest import new_key, unique_id, wait_for
 
 
 def status_of(excinfo) -> int:
@@ -193,3 +193,113 @@ def test_query_projection_top_paging_and_group_by(registry_manager, make_device)
     with pytest.raises(HttpOperationError) as excinfo:
         query("SELECT * FROM devices ORDER BY deviceId")
     assert status_of(excinfo) == 400
+
+
+def _sas(pk: str, sk: str):
+    from azure.iot.hub.models import AuthenticationMechanism, SymmetricKey
+
+    return AuthenticationMechanism(
+        type="sas", symmetric_key=SymmetricKey(primary_key=pk, secondary_key=sk)
+    )
+
+
+def test_bulk_create_update_and_delete_devices(registry_manager):
+    from azure.iot.hub.models import ExportImportDevice
+
+    first, second = unique_id("bulk"), unique_id("bulk")
+    pk = new_key()
+    result = registry_manager.bulk_create_or_update_devices(
+        [
+            ExportImportDevice(id=first, import_mode="create", authentication=_sas(pk, new_key())),
+            ExportImportDevice(id=second, import_mode="create", status="disabled"),
+        ]
+    )
+    try:
+        assert result.is_successful is True
+        assert result.errors == []
+        created = registry_manager.get_device(first)
+        assert created.authentication.symmetric_key.primary_key == pk
+        assert registry_manager.get_device(second).status == "disabled"
+
+        # One entry fails (already exists, stale etag): HTTP 400 with the result, which
+        # the SDK returns rather than raises; the entry that can succeed does.
+        result = registry_manager.bulk_create_or_update_devices(
+            [
+                ExportImportDevice(id=first, import_mode="create"),
+                ExportImportDevice(
+                    id=second, import_mode="updateIfMatchETag", e_tag="c3RhbGU=", status="enabled"
+                ),
+                ExportImportDevice(id=unique_id("bulk-new"), import_mode="delete"),
+            ]
+        )
+        assert result.is_successful is False
+        failed = {(e.device_id, e.error_code) for e in result.errors}
+        assert len(failed) == 3
+        assert (first, "DeviceAlreadyExists") in failed
+        assert (second, "PreconditionFailed") in failed
+        assert all(e.error_status for e in result.errors)
+        assert registry_manager.get_device(second).status == "disabled"
+
+        result = registry_manager.bulk_create_or_update_devices(
+            [ExportImportDevice(id=first, import_mode="updateTwin", tags={"site": "bulk"})]
+        )
+        assert result.is_successful is True
+        assert registry_manager.get_twin(first).tags == {"site": "bulk"}
+
+        etag = registry_manager.get_device(second).etag
+        result = registry_manager.bulk_create_or_update_devices(
+            [ExportImportDevice(id=second, import_mode="updateIfMatchETag", e_tag=etag, status="enabled")]
+        )
+        assert result.is_successful is True
+        assert registry_manager.get_device(second).status == "enabled"
+    finally:
+        result = registry_manager.bulk_create_or_update_devices(
+            [
+                ExportImportDevice(id=first, import_mode="delete"),
+                ExportImportDevice(id=second, import_mode="delete"),
+            ]
+        )
+    assert result.is_successful is True
+    for device_id in (first, second):
+        with pytest.raises(HttpOperationError) as excinfo:
+            registry_manager.get_device(device_id)
+        assert status_of(excinfo) == 404
+
+
+def test_bulk_over_100_devices_is_refused(registry_manager):
+    from azure.iot.hub.models import ExportImportDevice
+
+    prefix = unique_id("many")
+    with pytest.raises(HttpOperationError) as excinfo:
+        registry_manager.bulk_create_or_update_devices(
+            [ExportImportDevice(id=f"{prefix}-{i}", import_mode="create") for i in range(101)]
+        )
+    assert status_of(excinfo) == 413
+    with pytest.raises(HttpOperationError):
+        registry_manager.get_device(f"{prefix}-0")
+
+
+def test_registry_and_service_statistics(registry_manager, make_device, make_client):
+    before = registry_manager.get_device_registry_statistics()
+    assert before.total_device_count == before.enabled_device_count + before.disabled_device_count
+    off = unique_id("off")
+    registry_manager.create_device_with_sas(off, new_key(), new_key(), "disabled")
+    try:
+        after = registry_manager.get_device_registry_statistics()
+        assert after.total_device_count == before.total_device_count + 1
+        assert after.disabled_device_count == before.disabled_device_count + 1
+        assert after.enabled_device_count == before.enabled_device_count
+    finally:
+        registry_manager.delete_device(off)
+
+    connected = registry_manager.get_service_statistics().connected_device_count
+    ident = make_device("stats")
+    client = make_client(ident.connection_string)
+    client.connect()
+    assert wait_for(
+        lambda: registry_manager.get_service_statistics().connected_device_count == connected + 1
+    )
+    client.disconnect()
+    assert wait_for(
+        lambda: registry_manager.get_service_statistics().connected_device_count == connected
+    )

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::sessions::{IdentityKey, SessionCommand};
+use super::sessions::{Credential, IdentityKey, SessionCommand};
 use super::state::HubState;
 use super::store::StoredIdentity;
 use iothub::device::{
@@ -14,6 +14,12 @@ use iothub::device::{
 };
 use iothub::error::{ErrorCode, ServiceError};
 use iothub::twin::{Section, ServiceTwinUpdate, Twin, desired_notification, parse_service_update};
+
+mod bulk;
+mod keys;
+
+pub use bulk::{BulkOutcome, MAX_BULK_DEVICES};
+pub use keys::{KeyRegeneration, PolicyKey};
 
 /// A loaded identity: registry record plus twin.
 #[derive(Clone, Debug)]
@@ -35,6 +41,8 @@ pub struct AuthMethod {
     /// "sas" (token from a device key) or "symkey" (via a policy).
     pub kind: &'static str,
     pub generation_id: String,
+    /// The key the token was signed with, so a key change can end this connection.
+    pub credential: Credential,
 }
 
 impl AuthMethod {
@@ -54,6 +62,19 @@ fn not_found(device_id: &str, module_id: Option<&str>) -> ServiceError {
         Some(m) => ServiceError::new(
             ErrorCode::ModuleNotFound,
             format!("Module {m} on device {device_id} cannot be found."),
+        ),
+    }
+}
+
+fn already_exists(device_id: &str, module_id: Option<&str>) -> ServiceError {
+    match module_id {
+        None => ServiceError::new(
+            ErrorCode::DeviceAlreadyExists,
+            format!("A device with ID '{device_id}' is already registered."),
+        ),
+        Some(m) => ServiceError::new(
+            ErrorCode::ModuleAlreadyExistsOnDevice,
+            format!("A module with ID '{m}' is already registered on device '{device_id}'."),
         ),
     }
 }
@@ -225,23 +246,11 @@ impl HubState {
             None => {
                 let id = requested.create(now);
                 if !self.store.identity_insert(&encode(&id)?)? {
-                    return Err(match module_id {
-                        None => ServiceError::new(
-                            ErrorCode::DeviceAlreadyExists,
-                            format!("A device with ID '{device_id}' is already registered."),
-                        ),
-                        Some(m) => ServiceError::new(
-                            ErrorCode::ModuleAlreadyExistsOnDevice,
-                            format!(
-                                "A module with ID '{m}' is already registered on device '{device_id}'."
-                            ),
-                        ),
-                    });
+                    return Err(already_exists(device_id, module_id));
                 }
                 Ok(id)
             }
             Some(tag) => {
-                let mut was_enabled = false;
                 let (mut id, ()) = self.modify(
                     device_id,
                     module_id,
@@ -254,21 +263,62 @@ impl HubState {
                                 ),
                             ));
                         }
-                        was_enabled = id.device.status == DeviceStatus::Enabled;
                         requested.apply_to(id, now);
                         id.device.etag = next_etag(&id.device.etag);
                         Ok(())
                     },
                     |_, _| {},
                 )?;
-                if was_enabled && id.device.status == DeviceStatus::Disabled {
-                    self.sessions.close(
-                        &(device_id.to_string(), module_id.map(str::to_string)),
-                        "the device was disabled",
-                    );
-                }
+                self.revoke_stale_sessions(&id);
                 self.overlay_live(&mut id);
                 Ok(id)
+            }
+        }
+    }
+
+    /// Ends the live connection an identity change has revoked: any connection once the
+    /// identity is disabled (as Azure ends it), else one whose token was signed with a key
+    /// the identity no longer has, so that a renewed key takes effect at once. The device
+    /// reconnects with a valid key or not at all.
+    pub(crate) fn revoke_stale_sessions(&self, id: &Identity) {
+        let key = (id.device.device_id.clone(), id.module_id.clone());
+        if id.device.status == DeviceStatus::Disabled {
+            self.sessions.close(&key, "the device was disabled");
+            return;
+        }
+        let auth = &id.device.authentication;
+        let valid: Vec<Credential> = match (&auth.auth_type, &auth.symmetric_key) {
+            (AuthType::Sas, Some(sym)) => [&sym.primary_key, &sym.secondary_key]
+                .into_iter()
+                .flatten()
+                .filter(|k| !k.is_empty())
+                .map(|k| Credential::identity_key(k))
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.sessions.close_unless(
+            &key,
+            |c| *c == Credential::Policy || valid.contains(c),
+            "the key the connection authenticated with was changed",
+        );
+    }
+
+    /// Checks a just-attached connection against the stored identity: a delete, disable or
+    /// key change stored after the connection authenticated but before it attached found
+    /// no session to close, so it is caught here instead.
+    pub(crate) fn revoke_if_stale(&self, key: &IdentityKey) {
+        match self.load(&key.0, key.1.as_deref()) {
+            Ok(id) => self.revoke_stale_sessions(&id),
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::DeviceNotFound | ErrorCode::ModuleNotFound
+                ) =>
+            {
+                self.sessions.close(key, "the identity was deleted")
+            }
+            Err(e) => {
+                tracing::warn!(device = %key.0, error = %e.message, "cannot recheck the connection's identity")
             }
         }
     }
@@ -451,10 +501,16 @@ impl HubState {
         for k in keys.iter().filter(|k| !k.is_empty()) {
             match verify_token(&token, k, now) {
                 Ok(()) => {
+                    let credential = if kind == "sas" {
+                        Credential::identity_key(k)
+                    } else {
+                        Credential::Policy
+                    };
                     return Ok(AuthMethod {
                         scope,
                         kind,
                         generation_id: id.device.generation_id.clone(),
+                        credential,
                     });
                 }
                 Err(e) => last = unauthorized(&e.to_string()),

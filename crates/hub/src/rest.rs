@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -22,7 +22,9 @@ use iothub::method::MethodInvocation;
 use iothub::query::{Projection, Source, parse_query};
 use iothub::sas::{SasToken, resource_covers, verify_token};
 
-type Shared = Arc<HubState>;
+mod registry_ops;
+
+pub(crate) type Shared = Arc<HubState>;
 
 /// An error on its way to the client in Azure's shape.
 pub struct ApiError(pub ServiceError);
@@ -47,7 +49,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError(ServiceError::new(code, message))
@@ -55,7 +57,11 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
 
 pub fn router(state: Shared) -> Router {
     Router::new()
-        .route("/devices", get(list_devices))
+        .route("/devices", get(list_devices).post(registry_ops::bulk))
+        .route(
+            "/devices/keys/regenerate",
+            post(registry_ops::regenerate_keys),
+        )
         // azure-iothub (JavaScript) lists with a trailing slash; IoT Hub accepts it.
         .route("/devices/", get(list_devices))
         .route("/devices/query", post(query))
@@ -79,15 +85,32 @@ pub fn router(state: Shared) -> Router {
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
         .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
-        .route("/statistics/devices", get(statistics))
+        .route("/statistics/devices", get(registry_ops::device_statistics))
+        .route("/statistics/service", get(registry_ops::service_statistics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// A path the hub does not serve: 404, never a 2xx or 400 a client could take for success.
+async fn not_found(method: Method, uri: Uri) -> ApiError {
     err(
-        ErrorCode::InvalidOperation,
-        "The requested resource does not exist on this IoT hub.",
+        ErrorCode::GenericNotFound,
+        format!(
+            "The requested resource {method} {} does not exist on this IoT hub.",
+            uri.path()
+        ),
+    )
+}
+
+/// A path the hub serves, with a method it does not serve there.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    err(
+        ErrorCode::GenericMethodNotAllowed,
+        format!(
+            "The requested resource {} does not support the HTTP method {method}.",
+            uri.path()
+        ),
     )
 }
 
@@ -151,7 +174,7 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Option<&str> {
     headers.get("if-match").and_then(|v| v.to_str().ok())
 }
 
-fn parse_json(body: &Bytes) -> ApiResult<Value> {
+pub(crate) fn parse_json(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Err(err(ErrorCode::ArgumentNull, "The request body is empty."));
     }
@@ -175,8 +198,8 @@ fn identity_response(id: &Identity) -> Response {
     json_with_etag(identity_json(id), &id.device.etag)
 }
 
-const READ: &[Permission] = &[Permission::RegistryRead];
-const WRITE: &[Permission] = &[Permission::RegistryWrite];
+pub(crate) const READ: &[Permission] = &[Permission::RegistryRead];
+pub(crate) const WRITE: &[Permission] = &[Permission::RegistryWrite];
 const SERVICE: &[Permission] = &[Permission::ServiceConnect];
 const SERVICE_OR_READ: &[Permission] = &[Permission::ServiceConnect, Permission::RegistryRead];
 
@@ -389,25 +412,6 @@ async fn purge_c2d(
         axum::Json(json!({"totalMessagesPurged": n, "deviceId": id, "moduleId": null}))
             .into_response(),
     )
-}
-
-async fn statistics(
-    State(s): State<Shared>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-) -> ApiResult<Response> {
-    authorize(&s, &h, &q, READ)?;
-    let devices = s.devices()?;
-    let enabled = devices
-        .iter()
-        .filter(|d| d.device.status == iothub::device::DeviceStatus::Enabled)
-        .count();
-    Ok(axum::Json(json!({
-        "totalDeviceCount": devices.len(),
-        "enabledDeviceCount": enabled,
-        "disabledDeviceCount": devices.len() - enabled,
-    }))
-    .into_response())
 }
 
 /// Largest page a query returns, whatever x-ms-max-item-count asks (Azure's cap).

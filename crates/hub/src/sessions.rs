@@ -29,6 +29,26 @@ pub enum SessionCommand {
     C2dWaiting,
 }
 
+/// The secret a connection proved itself with. A change of an identity's keys ends the
+/// connections whose key is gone and leaves the others (a policy token, the key that was
+/// kept) alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Credential {
+    /// A shared access policy's token, or nothing the registry can revoke.
+    #[default]
+    Policy,
+    /// A token signed with one of the identity's own keys: the key's SHA-256, so that the
+    /// key itself is never kept (nor printed by a Debug) outside the registry.
+    IdentityKey([u8; 32]),
+}
+
+impl Credential {
+    pub fn identity_key(key: &str) -> Credential {
+        use sha2::Digest;
+        Credential::IdentityKey(sha2::Sha256::digest(key.as_bytes()).into())
+    }
+}
+
 /// What a session has subscribed to, as far as the service side cares.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Subscribed {
@@ -58,6 +78,7 @@ struct Entry {
     session_id: u64,
     tx: mpsc::Sender<SessionCommand>,
     subscribed: Subscribed,
+    credential: Credential,
 }
 
 struct Inner {
@@ -110,9 +131,15 @@ impl Sessions {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// Attaches a new connection for `key`; an older connection of the same identity is
-    /// told to close, as Azure allows one connection per identity.
+    /// Attaches a connection that proved nothing the registry can revoke (see `attach_with`).
     pub fn attach(&self, key: IdentityKey) -> SessionTicket {
+        self.attach_with(key, Credential::Policy)
+    }
+
+    /// Attaches a new connection for `key`, authenticated with `credential`; an older
+    /// connection of the same identity is told to close, as Azure allows one connection
+    /// per identity.
+    pub fn attach_with(&self, key: IdentityKey, credential: Credential) -> SessionTicket {
         let (tx, rx) = mpsc::channel(QUEUE);
         let session_id;
         {
@@ -125,6 +152,7 @@ impl Sessions {
                     session_id,
                     tx,
                     subscribed: Subscribed::default(),
+                    credential,
                 },
             );
             if let Some(old) = old {
@@ -180,6 +208,11 @@ impl Sessions {
         self.lock().live.contains_key(key)
     }
 
+    /// How many devices (not modules) have a live connection.
+    pub fn connected_devices(&self) -> usize {
+        self.lock().live.keys().filter(|(_, m)| m.is_none()).count()
+    }
+
     pub fn subscribed(&self, key: &IdentityKey) -> Option<Subscribed> {
         self.lock().live.get(key).map(|e| e.subscribed)
     }
@@ -217,6 +250,25 @@ impl Sessions {
                 reason: reason.to_string(),
             },
         );
+    }
+
+    /// Tells the identity's connection to close if the credential it connected with is no
+    /// longer accepted (`still_valid` says no): its key was regenerated or replaced.
+    pub fn close_unless(
+        &self,
+        key: &IdentityKey,
+        still_valid: impl Fn(&Credential) -> bool,
+        reason: &str,
+    ) -> bool {
+        let revoked = self
+            .lock()
+            .live
+            .get(key)
+            .is_some_and(|e| !still_valid(&e.credential));
+        if revoked {
+            self.close(key, reason);
+        }
+        revoked
     }
 
     /// Calls a direct method: waits up to `connect_timeout` for the identity to be
@@ -287,6 +339,26 @@ mod tests {
 
     fn key(d: &str) -> IdentityKey {
         (d.to_string(), None)
+    }
+
+    #[tokio::test]
+    async fn a_key_change_closes_only_the_connection_whose_key_is_gone() {
+        let s = Sessions::new();
+        let old = Credential::identity_key("old");
+        let mut by_key = s.attach_with(key("d"), old.clone());
+        let mut by_policy = s.attach_with(key("p"), Credential::Policy);
+        let kept = Credential::identity_key("kept");
+        let valid = |c: &Credential| *c == Credential::Policy || *c == kept;
+        assert!(!s.close_unless(&key("p"), valid, "key changed"));
+        assert!(by_policy.rx.try_recv().is_err());
+        assert!(s.close_unless(&key("d"), valid, "key changed"));
+        assert!(matches!(
+            by_key.rx.try_recv(),
+            Ok(SessionCommand::Close { .. })
+        ));
+        let mut by_kept = s.attach_with(key("d"), Credential::identity_key("kept"));
+        assert!(!s.close_unless(&key("d"), valid, "key changed"));
+        assert!(by_kept.rx.try_recv().is_err());
     }
 
     #[tokio::test]

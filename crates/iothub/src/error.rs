@@ -45,10 +45,12 @@ error_codes! {
     IotHubQuotaExceeded = 403002,
     DeviceMaximumQueueDepthExceeded = 403004,
     DeviceMaximumActiveFileUploadLimitExceeded = 403006,
+    GenericNotFound = 404000,
     DeviceNotFound = 404001,
     ModuleNotFound = 404010,
     DeviceNotOnline = 404103,
     DeviceConnectionClosedRemotely = 404104,
+    GenericMethodNotAllowed = 405000,
     DeviceAlreadyExists = 409001,
     LinkCreationConflict = 409002,
     ModuleAlreadyExistsOnDevice = 409301,
@@ -240,7 +242,7 @@ mod tests {
             assert!((100_000..1_000_000).contains(&c.numeric()), "{c:?}");
             assert_eq!(u32::from(c.http_status()), c.numeric() / 1000);
         }
-        assert_eq!(ErrorCode::ALL.len(), 32);
+        assert_eq!(ErrorCode::ALL.len(), 34);
     }
 
     #[test]

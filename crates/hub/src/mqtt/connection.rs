@@ -113,7 +113,10 @@ where
 
     let key = accepted.key.clone();
     let granted = memory.resume(&key, &accepted.auth.generation_id, accepted.clean_session);
-    let mut ticket = state.sessions.attach(key.clone());
+    let mut ticket = state
+        .sessions
+        .attach_with(key.clone(), accepted.auth.credential.clone());
+    state.revoke_if_stale(&key);
     state
         .sessions
         .set_subscribed(&key, ticket.session_id, granted.subscribed());
