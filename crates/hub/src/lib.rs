@@ -22,6 +22,7 @@ pub mod telemetry;
 pub mod telemetry_writer;
 pub mod tls;
 pub mod websocket;
+pub mod x509;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -194,7 +195,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     let ingest = IngestRuntime::start()?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mqtt_tls = certs.server_config(&[b"mqtt"])?;
+    let mqtt_tls = certs.server_config_with_client_certs(&[b"mqtt"])?;
     let https_tls = certs.server_config(&[b"h2", b"http/1.1"])?;
     let amqp_tls = certs.server_config(&[])?;
     // Persistent MQTT sessions, shared by MQTT over TLS and over WebSockets.

@@ -12,7 +12,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod certificates;
 mod enrollments;
+pub use certificates::CaCertificateRow;
 pub use enrollments::{EnrollmentKind, RegistrationRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +160,7 @@ impl Store {
             .map_err(|e| locked_or(e, path))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
+        conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -168,6 +171,7 @@ impl Store {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
+        conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

@@ -50,7 +50,10 @@ pub(crate) async fn serve_stream<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    if let Err(e) = connection::serve(stream, state, memory, ingest, deadline, shutdown).await {
+    // The HTTPS listener does not ask for client certificates: over WebSockets a device
+    // authenticates with a SAS token.
+    if let Err(e) = connection::serve(stream, state, memory, ingest, deadline, None, shutdown).await
+    {
         tracing::debug!(%peer, reason = %e, "mqtt over websocket connection closed");
     }
 }
@@ -82,8 +85,22 @@ pub async fn serve(
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "mqtt").await else {
                 return;
             };
-            if let Err(e) =
-                connection::serve(tls, state, memory, ingest, deadline, conn_shutdown).await
+            let client_certs = tls.get_ref().1.peer_certificates().map(|chain| {
+                chain
+                    .iter()
+                    .map(|c| c.clone().into_owned())
+                    .collect::<Vec<_>>()
+            });
+            if let Err(e) = connection::serve(
+                tls,
+                state,
+                memory,
+                ingest,
+                deadline,
+                client_certs,
+                conn_shutdown,
+            )
+            .await
             {
                 tracing::debug!(%peer, reason = %e, "mqtt connection closed");
             }
