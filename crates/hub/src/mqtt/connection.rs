@@ -551,6 +551,14 @@ fn twin_error_body(e: &ServiceError) -> String {
     json!({"errorCode": e.code.numeric(), "message": e.message}).to_string()
 }
 
+/// Sleeps until `at`, or for ever when there is no `at`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,13 +571,5 @@ mod tests {
         assert_eq!(v["errorCode"], json!(ErrorCode::ArgumentInvalid.numeric()));
         assert_eq!(v["message"], json!("bad patch"));
         assert_eq!(e.code.http_status(), 400);
-    }
-}
-
-/// Sleeps until `at`, or for ever when there is no `at`.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
