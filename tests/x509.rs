@@ -461,3 +461,90 @@ async fn device_client_connects_with_a_certificate_sends_telemetry_and_reads_its
     assert_eq!(auth["scope"], "device");
     client.close().await;
 }
+
+/// CONNECT over MQTT over WebSockets on the HTTPS port, the certificate (if any) in that
+/// connection's TLS handshake; the CONNACK code.
+async fn connack_over_websockets(
+    hub: &TestHub,
+    client_id: &str,
+    issued: Option<&Issued>,
+) -> ConnectReturnCode {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{Connect, Packet as V4Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let port = hub.hub.info.ports.https;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_with_certificate(hub, issued)));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut req = format!("wss://localhost:{port}/$iothub/websocket")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    let (ws, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    let mut io = hubtui::ws_io::WsIo::new(ws);
+
+    let mut connect = Connect::new(client_id);
+    connect.keep_alive = 60;
+    connect.set_login(
+        format!("{}/{client_id}/?api-version=2021-04-12", hub.host()),
+        "",
+    );
+    let mut buf = BytesMut::new();
+    V4Packet::Connect(connect)
+        .write(&mut buf, usize::MAX)
+        .unwrap();
+    io.write_all(&buf).await.unwrap();
+    io.flush().await.unwrap();
+    let mut buf = BytesMut::new();
+    loop {
+        match V4Packet::read(&mut buf, 1 << 16) {
+            Ok(V4Packet::ConnAck(a)) => return a.code,
+            Ok(other) => panic!("expected CONNACK, got {other:?}"),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => panic!("bad packet from the hub: {e}"),
+        }
+        let n = tokio::time::timeout(WAIT, io.read_buf(&mut buf))
+            .await
+            .expect("the hub answers in time")
+            .unwrap();
+        assert!(n > 0, "the hub closed the connection before CONNACK");
+    }
+}
+
+#[tokio::test]
+async fn x509_devices_connect_over_mqtt_over_websockets_too() {
+    let hub = TestHub::start().await;
+    let cert = self_signed("ws-dev");
+    create_self_signed(&hub, "ws-ss", Some(&cert.sha256()), None).await;
+    assert_eq!(
+        connack_over_websockets(&hub, "ws-ss", Some(&cert)).await,
+        ConnectReturnCode::Success
+    );
+    assert_eq!(
+        connack_over_websockets(&hub, "ws-ss", Some(&self_signed("other"))).await,
+        ConnectReturnCode::NotAuthorized
+    );
+    assert_eq!(
+        connack_over_websockets(&hub, "ws-ss", None).await,
+        ConnectReturnCode::NotAuthorized
+    );
+
+    let root = root_ca("WS Root CA");
+    register_ca(&hub, "root", &root);
+    create_ca_device(&hub, "ws-ca").await;
+    let ca_signed = root.issue(leaf_params("ws-ca", 2024, 2049));
+    assert_eq!(
+        connack_over_websockets(&hub, "ws-ca", Some(&ca_signed)).await,
+        ConnectReturnCode::Success
+    );
+
+    // REST on the same port still serves clients without a certificate.
+    let r = hub.call(Method::GET, "/devices/ws-ca", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

@@ -110,3 +110,14 @@ def test_a_certificate_the_identity_does_not_name_is_refused(hub, registry_manag
     client = x509_client(ca_device, wrong_cn, connection_retry=False)
     with pytest.raises(CredentialError):
         client.connect()
+
+
+def test_self_signed_device_over_websockets(hub, registry_manager, x509_dir, x509_client, x509_devices):
+    # The SDK dials wss://{hostname}:443 with the certificate in that TLS handshake.
+    if int(hub.ports["https"]) != 443:
+        pytest.skip(f"MQTT over WebSockets dials port 443; the hub's HTTPS port is {hub.ports['https']}")
+    device_id = unique_id("x509ws")
+    cert = x509_certs.self_signed(x509_dir, device_id, device_id)
+    registry_manager.create_device_with_x509(device_id, cert.sha256(), None, "enabled")
+    x509_devices.append(device_id)
+    _connected_and_sending(registry_manager, x509_client(device_id, cert, websockets=True), device_id)

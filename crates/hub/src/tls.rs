@@ -122,7 +122,8 @@ impl HubCertificates {
     }
 
     /// A server config that asks clients for a certificate and accepts any, or none: the
-    /// MQTT listener, where X.509 devices are then checked at CONNECT (`hub::x509`).
+    /// MQTT and HTTPS listeners, where X.509 devices (MQTT over TLS or over WebSockets)
+    /// are then checked at CONNECT (`hub::x509`).
     pub fn server_config_with_client_certs(
         &self,
         alpn: &[&[u8]],

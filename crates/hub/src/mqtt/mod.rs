@@ -38,21 +38,30 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one device connection over a stream that is already secured and framed
 /// (MQTT over WebSockets): CONNECT within [`CONNECT_TIMEOUT`], then the same
-/// session handling as on the TLS port.
+/// session handling as on the TLS port. `client_certs` is the chain the client
+/// presented in the HTTPS connection's TLS handshake, if any.
 pub(crate) async fn serve_stream<S>(
     stream: S,
     peer: std::net::SocketAddr,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
     ingest: Handle,
+    client_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
     shutdown: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    // The HTTPS listener does not ask for client certificates: over WebSockets a device
-    // authenticates with a SAS token.
-    if let Err(e) = connection::serve(stream, state, memory, ingest, deadline, None, shutdown).await
+    if let Err(e) = connection::serve(
+        stream,
+        state,
+        memory,
+        ingest,
+        deadline,
+        client_certs,
+        shutdown,
+    )
+    .await
     {
         tracing::debug!(%peer, reason = %e, "mqtt over websocket connection closed");
     }
