@@ -121,3 +121,26 @@ def test_self_signed_device_over_websockets(hub, registry_manager, x509_dir, x50
     registry_manager.create_device_with_x509(device_id, cert.sha256(), None, "enabled")
     x509_devices.append(device_id)
     _connected_and_sending(registry_manager, x509_client(device_id, cert, websockets=True), device_id)
+
+
+def test_ca_signed_module_carries_device_slash_module_as_cn(hub, registry_manager, make_device, x509_dir):
+    from azure.iot.device import IoTHubModuleClient, Message, X509
+
+    ident = make_device("x509mod")
+    module_id = "m1"
+    registry_manager.create_module_with_certificate_authority(ident.device_id, module_id, None)
+    cert = x509_certs.issue(hub.x509_ca, x509_dir, f"{ident.device_id}-{module_id}",
+                            f"{ident.device_id}/{module_id}")
+    client = IoTHubModuleClient.create_from_x509_certificate(
+        x509=X509(cert_file=str(cert.cert), key_file=str(cert.key)),
+        hostname=hub.host_name,
+        device_id=ident.device_id,
+        module_id=module_id,
+        server_verification_cert=hub.ca_pem,
+    )
+    try:
+        client.connect()
+        assert client.connected
+        client.send_message(Message('{"from": "module"}'))
+    finally:
+        client.shutdown()

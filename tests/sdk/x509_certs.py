@@ -38,6 +38,11 @@ def openssl_missing() -> Optional[str]:
     return None
 
 
+def _subject(cn: str) -> str:
+    # openssl -subj separates attributes with '/': a module's CN `{device}/{module}` escapes it.
+    return "/CN=" + cn.replace("/", "\\/")
+
+
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
@@ -47,7 +52,7 @@ def make_ca(directory: Path, cn: str = "hubtui SDK test CA") -> Issued:
     cert, key = directory / "ca.pem", directory / "ca-key.pem"
     _openssl(
         "req", "-x509", *EC, "-keyout", str(key), "-out", str(cert), "-days", "3650",
-        "-subj", f"/CN={cn}",
+        "-subj", _subject(cn),
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
     )
@@ -58,7 +63,7 @@ def self_signed(directory: Path, name: str, cn: str) -> Issued:
     cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
     _openssl(
         "req", "-x509", *EC, "-keyout", str(key), "-out", str(cert), "-days", "365",
-        "-subj", f"/CN={cn}",
+        "-subj", _subject(cn),
         "-addext", "extendedKeyUsage=clientAuth",
     )
     return Issued(cert, key)
@@ -70,7 +75,7 @@ def issue(ca: Issued, directory: Path, name: str, cn: str) -> Issued:
                       directory / f"{name}.csr")
     ext = directory / f"{name}.ext"
     ext.write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    _openssl("req", "-new", *EC, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={cn}")
+    _openssl("req", "-new", *EC, "-keyout", str(key), "-out", str(csr), "-subj", _subject(cn))
     _openssl(
         "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
         "-set_serial", str(secrets.randbits(63)), "-days", "365", "-sha256",
