@@ -150,7 +150,7 @@ async fn main() {
         loop {
             match events.recv().await.unwrap() {
                 DeviceEvent::Connected => break,
-                DeviceEvent::Disconnected { reason } => panic!("{id}: {reason}"),
+                DeviceEvent::Disconnected { reason, .. } => panic!("{id}: {reason}"),
                 _ => {}
             }
         }

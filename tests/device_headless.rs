@@ -4,20 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::TestHub;
+use common::device_process::{BIN, DeviceProcess, WAIT};
 use common::wait::eventually;
+use hubtui::hub::{self, HubOptions};
 use hubtui::iothub::property_bag::PropertyBag;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A fast thermostat-like profile, from a user file.
 const PROFILE: &str = r#"
@@ -49,62 +45,6 @@ min = 5
 max = 35
 default = 21
 "#;
-
-/// The running binary; killed when dropped. Its stdout lines arrive on `lines`.
-struct DeviceProcess {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-}
-
-impl DeviceProcess {
-    fn start(args: &[&str]) -> DeviceProcess {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("IOTHUB_CONNECTION_STRING")
-            .env_remove("IOTHUB_DEVICE_CONNECTION_STRING")
-            .env("HUBTUI_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        DeviceProcess { child, lines }
-    }
-
-    /// The next printed event matching `wanted`, parsed; every line must be one JSON object.
-    async fn next_event(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = tokio::time::timeout(left, self.lines.recv())
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("no {what} line within {WAIT:?}"));
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            assert!(v["event"].is_string() && v["device"].is_string(), "{line}");
-            if wanted(&v) {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for DeviceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
@@ -215,6 +155,70 @@ async fn headless_device_sends_answers_acknowledges_and_receives() {
     assert_eq!(c2d["body"], json!({"hello": 1}));
     assert_eq!(c2d["properties"]["$.mid"], "c2d-1");
     assert_eq!(c2d["properties"]["colour"], "blue");
+}
+
+/// A desired change made while the device cannot reach the hub is applied and
+/// acknowledged once it is back: after a reconnect the device reads its whole twin.
+#[tokio::test]
+async fn a_desired_change_made_while_disconnected_is_applied_after_reconnect() {
+    let mut hub = TestHub::start().await;
+    let key = hub.create_device("d9").await;
+    let dir = hub.dir.path().to_path_buf();
+    let ca = write_file(&dir, "ca.pem", &hub.hub.ca_pem);
+    let profile = write_file(&dir, "fast.toml", PROFILE);
+    let cs = format!("HostName={};DeviceId=d9;SharedAccessKey={key}", hub.host());
+    let ports = hub.hub.info.ports.clone();
+    let mut device = DeviceProcess::start(&[
+        "device",
+        "--headless",
+        "--connection-string",
+        &cs,
+        "--profile",
+        &profile,
+        "--ca",
+        &ca,
+        "--mqtt-port",
+        &ports.mqtt.to_string(),
+    ]);
+    device
+        .next_event("connected", |v| v["event"] == "connected")
+        .await;
+
+    // The hub comes back on another MQTT port, out of the device's reach, and the
+    // desired property changes there.
+    let restart = |mqtt_port: u16| {
+        let mut opts = HubOptions::ephemeral(dir.clone());
+        opts.mqtt_port = mqtt_port;
+        opts.https_port = ports.https;
+        hub::start(opts)
+    };
+    hub.hub.shutdown().await;
+    hub.hub = restart(0).await.expect("the hub restarts");
+    device
+        .next_event("disconnected", |v| v["event"] == "disconnected")
+        .await;
+    let r = hub
+        .call(
+            Method::PATCH,
+            "/twins/d9",
+            Some(json!({"properties": {"desired": {"targetTemperature": 31}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let version = r.body["properties"]["desired"]["$version"].clone();
+    hub.hub.shutdown().await;
+    hub.hub = restart(ports.mqtt).await.expect("the hub restarts");
+
+    let ack = eventually(WAIT, "the acknowledgement after the reconnect", || async {
+        let t = twin(&hub, "d9").await;
+        let ack = t["properties"]["reported"]["targetTemperature"].clone();
+        (ack["av"] == version).then_some(ack)
+    })
+    .await;
+    assert_eq!(
+        ack,
+        json!({"value": 31, "ac": 200, "av": version, "ad": "completed"})
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The query language never panics or overflows the stack: whatever parses evaluates
-//! against a twin, and the length and nesting limits hold.
+//! against a twin and produces its rows (projected or aggregated), and the length and
+//! nesting limits hold.
 #![no_main]
 
 use hubtui::iothub::query::{MAX_QUERY_CHARS, parse_query};
@@ -14,9 +15,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(s.chars().count() <= MAX_QUERY_CHARS, "{s:?}");
         let twin = json!({
             "deviceId": "d", "status": "enabled",
-            "tags": {"floor": 3, "name": "x", "none": null},
+            "tags": {"floor": 3, "name": "x", "none": null, "zones": ["a", 1]},
             "properties": {"reported": {"temp": 21.5, "on": true}}
         });
-        let _ = q.matches(&twin);
+        let hit = q.matches(&twin);
+        if q.is_aggregate() {
+            let _ = q.aggregate(&[twin, json!({})]);
+        } else if hit {
+            let _ = q.project(&twin);
+        }
     }
 });

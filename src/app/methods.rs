@@ -2,9 +2,10 @@
 //! result that stays in place, and the history of calls per device with one-key re-run.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::Value;
 
 use client::events::{HubCommand, HubEvent, MethodFailure};
@@ -149,6 +150,68 @@ impl MethodsState {
     }
 }
 
+/// Method names worth offering for `device`: those it answered before (newest first;
+/// not those it answered 501, not implemented), then those of the model it announced,
+/// when that is the model of one of the built-in device profiles (the demo devices).
+pub fn known_methods(app: &App, device: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let answered = app
+        .methods
+        .calls(Some(device))
+        .iter()
+        .rev()
+        .filter(|c| matches!(c.outcome, CallOutcome::Answered { status, .. } if status != 501));
+    for call in answered {
+        if !names.contains(&call.name) {
+            names.push(call.name.clone());
+        }
+    }
+    let model = app.devices.twins.get(device).map(|t| t.model_id.as_str());
+    let of_model = profile_methods()
+        .iter()
+        .filter(|(m, _)| Some(m.as_str()) == model)
+        .flat_map(|(_, methods)| methods);
+    for name in of_model {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// (model id, method names) of each built-in profile, read once.
+fn profile_methods() -> &'static [(String, Vec<String>)] {
+    static METHODS: OnceLock<Vec<(String, Vec<String>)>> = OnceLock::new();
+    METHODS.get_or_init(|| {
+        client::profile::BUILTIN_NAMES
+            .iter()
+            .filter_map(|n| client::profile::Profile::builtin(n))
+            .filter_map(|p| Some((p.model_id?, p.methods.into_keys().collect())))
+            .collect()
+    })
+}
+
+/// Up / Down in the name field: the previous / next known method name, wrapping.
+fn pick_known(app: &mut App, by: isize) -> bool {
+    let Some(device) = app.selected_device.clone() else {
+        return false;
+    };
+    let names = known_methods(app, &device);
+    if names.is_empty() {
+        return false;
+    }
+    let current = names
+        .iter()
+        .position(|n| n == app.methods.form.name.value().trim());
+    let next = match current {
+        Some(i) => (i as isize + by).rem_euclid(names.len() as isize) as usize,
+        None if by > 0 => 0,
+        None => names.len() - 1,
+    };
+    app.methods.form.name.set(names[next].clone());
+    true
+}
+
 /// The user-facing sentence for a failed call; 404 and 504 get their own.
 pub fn failure_sentence(f: &MethodFailure, device: &str, response_timeout: u64) -> String {
     let device = escape(device);
@@ -265,6 +328,13 @@ fn invoke(app: &mut App, cmds: &mut Vec<HubCommand>) {
 }
 
 pub(super) fn on_action(app: &mut App, action: &Action, cmds: &mut Vec<HubCommand>) -> bool {
+    if app.methods.editing
+        && app.methods.form.focus == MethodField::Name
+        && let Action::Input(key) = action
+        && matches!(key.code, KeyCode::Up | KeyCode::Down)
+    {
+        return pick_known(app, if key.code == KeyCode::Down { 1 } else { -1 });
+    }
     if app.methods.editing {
         return match edit(&mut app.methods.form, action) {
             Edit::Leave => {

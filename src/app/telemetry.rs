@@ -16,6 +16,9 @@ use super::ring::TelemetryRing;
 use super::scroll::Scroll;
 use super::{Action, App, Prompt, PromptKind, input::TextField};
 
+/// The system property naming a message's Plug and Play component (from `$.sub`).
+const DT_SUBJECT: &str = iothub::amqp_model::annotation::DT_SUBJECT;
+
 /// Bytes of a body kept in the ring (display and export); the original size is kept apart.
 pub const MAX_KEPT_BODY: usize = 64 * 1024;
 const PAGE: usize = 10;
@@ -31,6 +34,8 @@ pub struct TelemetryRow {
     pub previous: Option<u64>,
     /// Escaped device id (and module) for display.
     pub source: String,
+    /// Escaped IoT Plug and Play component the message belongs to (`dt-subject`).
+    pub component: Option<String>,
 }
 
 /// The open message.
@@ -276,6 +281,11 @@ fn ingest(t: &mut TelemetryState, mut event: TelemetryEvent) {
         Some(m) => format!("{}/{}", escape(&event.device_id), escape(m)),
         None => escape(&event.device_id).into_owned(),
     };
+    let component = event
+        .system_properties
+        .iter()
+        .find(|(k, _)| k == DT_SUBJECT)
+        .map(|(_, v)| escape(v).into_owned());
     let device = event.device_id.clone();
     let row = TelemetryRow {
         event,
@@ -283,6 +293,7 @@ fn ingest(t: &mut TelemetryState, mut event: TelemetryEvent) {
         numbers,
         previous,
         source,
+        component,
     };
     let passes = t.passes(&row);
     let id = t.ring.push(row);

@@ -671,6 +671,63 @@ fn method_call_result_history_and_rerun() {
     assert_eq!(app.methods.selected, 1);
 }
 
+/// Calls `name` on dev-a from the form and gives it `status` as the device's answer.
+fn call_answered(app: &mut App, name: &str, status: i32) {
+    update(app, Action::EditForm);
+    app.methods.form.name.set(name);
+    let (_, cmds) = update(app, Action::Submit);
+    let [HubCommand::InvokeMethod { call_id, .. }] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    let call_id = *call_id;
+    update(
+        app,
+        Action::Hub(HubEvent::MethodResult {
+            call_id,
+            result: Ok(MethodResponse {
+                status,
+                payload: json!(null),
+            }),
+        }),
+    );
+}
+
+#[test]
+fn the_method_name_offers_what_the_device_answered_and_its_models_methods() {
+    let mut app = app_with_devices();
+    let summary = client::events::TwinSummary {
+        model_id: "dtmi:hubtui:simulator:DoorLock;1".into(),
+        tags: Default::default(),
+        modules: None,
+    };
+    app.devices.twins.insert("dev-a".into(), summary);
+    update(&mut app, Action::SelectTab(Tab::Methods));
+    call_answered(&mut app, "setInterval", 200);
+    call_answered(&mut app, "selfTest", 501);
+    call_answered(&mut app, "unlock", 200);
+    // Newest answered first, 501 (not implemented) left out, then the model's methods.
+    assert_eq!(
+        methods::known_methods(&app, "dev-a"),
+        ["unlock", "setInterval", "lock", "reboot"]
+    );
+    assert!(methods::known_methods(&app, "dev-b").is_empty());
+
+    // Down and Up in the name field walk the list, wrapping; typing still works.
+    update(&mut app, Action::EditForm);
+    app.methods.form.name.set("");
+    let down = Action::Input(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+    let up = Action::Input(KeyEvent::new(KeyCode::Up, KeyModifiers::NONE));
+    update(&mut app, down.clone());
+    assert_eq!(app.methods.form.name.value(), "unlock");
+    update(&mut app, down.clone());
+    assert_eq!(app.methods.form.name.value(), "setInterval");
+    update(&mut app, up.clone());
+    update(&mut app, up.clone());
+    assert_eq!(app.methods.form.name.value(), "reboot", "wraps around");
+    typed(&mut app, "2");
+    assert_eq!(app.methods.form.name.value(), "reboot2");
+}
+
 #[test]
 fn method_form_rejects_bad_timeouts() {
     let mut app = app_with_devices();
@@ -877,6 +934,29 @@ fn a_query_condition_filters_on_the_hub_not_by_id() {
         ["dev-b"],
         "the hub's answer is not filtered again by id"
     );
+}
+
+#[test]
+fn a_function_condition_without_spaces_filters_on_the_hub_too() {
+    let mut app = app_with_devices();
+    update(&mut app, Action::StartFilter);
+    typed(&mut app, "IS_DEFINED(tags.site)");
+    let (_, cmds) = update(&mut app, Action::Submit);
+    assert_eq!(
+        cmds,
+        vec![HubCommand::LoadDevices {
+            continuation: None,
+            filter: Some("IS_DEFINED(tags.site)".into())
+        }]
+    );
+    update(&mut app, page(&["dev-b"], None, true));
+    let shown: Vec<_> = app
+        .devices
+        .visible()
+        .iter()
+        .map(|d| d.device_id.clone())
+        .collect();
+    assert_eq!(shown, ["dev-b"], "not narrowed again as an id substring");
 }
 
 #[test]

@@ -10,7 +10,10 @@ use iothub::property_bag::PropertyBag;
 pub fn activity_line(a: &DeviceActivity) -> String {
     let (event, details) = match &a.activity {
         Activity::Connected => ("connected", json!({})),
-        Activity::Disconnected { reason } => ("disconnected", json!({ "reason": reason })),
+        Activity::Disconnected { reason, refused } => (
+            "disconnected",
+            json!({ "reason": reason, "refused": refused }),
+        ),
         Activity::Sent { body, properties } => (
             "sent",
             json!({"body": body_value(body), "properties": properties_object(properties)}),

@@ -10,6 +10,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use client::device::{ClientCertificate, DeviceClient, DeviceClientOptions};
+use client::dps::cache::CredentialCache;
+use client::dps::{self, Attestation, Registration};
 use client::profile::{Profile, ProfileDevice};
 use client::runner::{self, Activity};
 use client::service::{NewDeviceAuth, ServiceClient};
@@ -30,6 +32,30 @@ pub struct DeviceArgs {
     /// --connection-string; existing devices are reused.
     #[arg(long, env = "IOTHUB_CONNECTION_STRING", hide_env_values = true)]
     pub hub: Option<String>,
+    /// Provision through the Device Provisioning Service under this ID scope (with
+    /// --registration-id and --device-key or --group-key) instead of --connection-string.
+    #[arg(long, env = "IOTHUB_DPS_SCOPE")]
+    pub dps_scope: Option<String>,
+    /// The registration id to provision as (DPS).
+    #[arg(long, env = "IOTHUB_DPS_REGISTRATION_ID")]
+    pub registration_id: Option<String>,
+    /// An individual enrollment's symmetric key (DPS).
+    #[arg(
+        long,
+        env = "IOTHUB_DPS_DEVICE_KEY",
+        hide_env_values = true,
+        conflicts_with = "group_key"
+    )]
+    pub device_key: Option<String>,
+    /// An enrollment group's symmetric key; the device key is derived from it (DPS).
+    #[arg(long, env = "IOTHUB_DPS_GROUP_KEY", hide_env_values = true)]
+    pub group_key: Option<String>,
+    /// Provisioning host: Azure's global endpoint, or a local hub's host.
+    #[arg(long, default_value = client::dps::GLOBAL_HOST)]
+    pub dps_host: String,
+    /// HTTPS port of the provisioning host (a local hub's HTTPS port).
+    #[arg(long, default_value_t = 443)]
+    pub dps_port: u16,
     /// Device profile: thermostat, air-quality, door-lock, camera, or the path of a TOML file.
     #[arg(long, default_value = "thermostat")]
     pub profile: String,
@@ -78,6 +104,8 @@ pub struct DeviceArgs {
 /// Where the devices come from.
 enum Devices {
     One(DeviceConnectionString),
+    /// Provisioned through DPS (or taken from the credential cache).
+    Provision(Registration),
     Create {
         hub: ServiceConnectionString,
         ids: Vec<String>,
@@ -133,6 +161,14 @@ fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
 /// The devices of a key or token connection string, or created through --hub.
 fn sas_devices(args: &DeviceArgs) -> Result<Devices, Failure> {
     Ok(match (&args.connection_string, &args.hub) {
+        _ if args.dps_scope.is_some() => {
+            if args.connection_string.is_some() || args.hub.is_some() || args.count > 1 {
+                return Err(Failure::usage(
+                    "--dps-scope provisions one device: leave out --connection-string, --hub and --count",
+                ));
+            }
+            Devices::Provision(registration(args)?)
+        }
         (Some(cs), _) => {
             if args.count > 1 {
                 return Err(Failure::usage(
@@ -159,7 +195,7 @@ fn sas_devices(args: &DeviceArgs) -> Result<Devices, Failure> {
         }
         (None, None) => {
             return Err(Failure::usage(
-                "give the device's --connection-string (or IOTHUB_DEVICE_CONNECTION_STRING), or --hub with a hub connection string to create devices",
+                "give the device's --connection-string (or IOTHUB_DEVICE_CONNECTION_STRING), --dps-scope with --registration-id and a key to provision it, or --hub with a hub connection string to create devices",
             ));
         }
     })
@@ -175,6 +211,11 @@ fn x509_device(
     if args.count > 1 {
         return Err(Failure::usage(
             "--count does not apply to --x509-cert: one certificate is one device",
+        ));
+    }
+    if args.dps_scope.is_some() {
+        return Err(Failure::usage(
+            "--dps-scope provisions with a symmetric key (X.509 attestation is not served yet); leave out --dps-scope or the certificate",
         ));
     }
     let identity =
@@ -222,29 +263,159 @@ fn x509_device(
     Ok((cs, identity))
 }
 
+/// The DPS registration the arguments describe, checked.
+fn registration(args: &DeviceArgs) -> Result<Registration, Failure> {
+    let scope = args.dps_scope.clone().unwrap_or_default();
+    iothub::dps::validate_id_scope(&scope)
+        .map_err(|e| Failure::usage(format!("--dps-scope: {e}")))?;
+    let Some(registration_id) = args.registration_id.clone() else {
+        return Err(Failure::usage(
+            "--dps-scope needs --registration-id, the id the device is enrolled under",
+        ));
+    };
+    iothub::dps::validate_registration_id(&registration_id)
+        .map_err(|e| Failure::usage(format!("--registration-id: {e}")))?;
+    let attestation = match (&args.device_key, &args.group_key) {
+        (Some(k), None) => Attestation::DeviceKey(k.clone()),
+        (None, Some(g)) => Attestation::GroupKey(g.clone()),
+        _ => {
+            return Err(Failure::usage(
+                "--dps-scope needs --device-key (individual enrollment) or --group-key (enrollment group)",
+            ));
+        }
+    };
+    let reg = Registration {
+        host: args.dps_host.clone(),
+        port: args.dps_port,
+        id_scope: scope,
+        registration_id,
+        attestation,
+        model_id: None,
+    };
+    reg.device_key().map_err(|e| {
+        let flag = match reg.attestation {
+            Attestation::DeviceKey(_) => "--device-key",
+            Attestation::GroupKey(_) => "--group-key",
+        };
+        Failure::usage(format!("{flag}: {e}"))
+    })?;
+    Ok(reg)
+}
+
+/// The connection string of a provisioned device: from the credential cache, unless
+/// `fresh`, or else from a registration (which is then cached).
+async fn provision(
+    reg: &Registration,
+    trust: &Trust,
+    fresh: bool,
+) -> Result<(DeviceConnectionString, bool), Failure> {
+    let key = reg
+        .device_key()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let cache = CredentialCache::new(&super::xdg::data_dir().join("dps"), reg);
+    let cached = if fresh { None } else { cache.load(reg, &key) };
+    let (assignment, from_cache) = match cached {
+        Some(a) => {
+            tracing::info!(path = %cache.path().display(), "using the cached DPS assignment");
+            (a, true)
+        }
+        None => {
+            let a = dps::register(reg, trust)
+                .await
+                .map_err(|e| Failure::runtime(format!("cannot provision the device: {e}")))?;
+            if let Err(e) = cache.store(reg, &a) {
+                tracing::warn!(path = %cache.path().display(), error = %e, "cannot cache the DPS assignment");
+            }
+            (a, false)
+        }
+    };
+    let cs = DeviceConnectionString {
+        host_name: assignment.assigned_hub,
+        device_id: assignment.device_id,
+        module_id: None,
+        auth: DeviceAuth::SharedAccessKey(assignment.device_key),
+        gateway_host_name: None,
+    };
+    Ok((cs, from_cache))
+}
+
 async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
     super::logging::init_stderr_logging(&args.log_level);
+    let model_id = args
+        .model_id
+        .clone()
+        .or_else(|| plan.profile.model_id.clone());
+    let opts = DeviceClientOptions {
+        port: args.mqtt_port,
+        trust: plan.trust.clone(),
+        model_id: model_id.clone(),
+        client_certificate: plan.client_certificate.clone(),
+        ..DeviceClientOptions::default()
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
     let connections = match plan.devices {
         Devices::One(cs) => vec![cs],
         Devices::Create { hub, ids } => {
             create_devices(&hub, &ids, &plan.trust, args.https_port).await?
         }
+        Devices::Provision(mut reg) => {
+            reg.model_id = model_id;
+            let (cs, from_cache) = provision(&reg, &plan.trust, false).await?;
+            return match run_devices(&[cs], &opts, &plan.profile, seed).await {
+                // The hub no longer takes what the cache holds (the device was deleted or
+                // its keys changed): provision again, once.
+                Ended::Refused(_) if from_cache => {
+                    tracing::info!("the hub refused the cached DPS assignment; provisioning again");
+                    let (cs, _) = provision(&reg, &plan.trust, true).await?;
+                    run_devices(&[cs], &opts, &plan.profile, seed).await.into()
+                }
+                ended => ended.into(),
+            };
+        }
     };
-    let opts = DeviceClientOptions {
-        port: args.mqtt_port,
-        trust: plan.trust,
-        model_id: args.model_id.or_else(|| plan.profile.model_id.clone()),
-        client_certificate: plan.client_certificate,
-        ..DeviceClientOptions::default()
-    };
-    let seed = args.seed.unwrap_or_else(rand::random);
+    run_devices(&connections, &opts, &plan.profile, seed)
+        .await
+        .into()
+}
+
+/// How a run of devices ended.
+enum Ended {
+    /// Stopped (Ctrl-C, or nobody reads stdout).
+    Stopped,
+    /// A device that never connected was refused its credentials.
+    Refused(Failure),
+    Failed(Failure),
+}
+
+impl From<Ended> for Result<(), Failure> {
+    fn from(e: Ended) -> Self {
+        match e {
+            Ended::Stopped => Ok(()),
+            Ended::Refused(f) | Ended::Failed(f) => Err(f),
+        }
+    }
+}
+
+/// Runs one device per connection string from `profile` until stopped, printing a JSON
+/// line per event.
+async fn run_devices(
+    connections: &[DeviceConnectionString],
+    opts: &DeviceClientOptions,
+    profile: &Profile,
+    seed: u64,
+) -> Ended {
     let (stop, stop_rx) = watch::channel(false);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     for (i, cs) in connections.iter().enumerate() {
-        let (client, events) = DeviceClient::connect(cs, opts.clone())
-            .map_err(|e| Failure::usage(format!("device {}: {e}", cs.device_id)))?;
-        let device = ProfileDevice::new(plan.profile.clone(), seed.wrapping_add(i as u64));
+        let (client, events) = match DeviceClient::connect(cs, opts.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = stop.send(true);
+                return Ended::Failed(Failure::usage(format!("device {}: {e}", cs.device_id)));
+            }
+        };
+        let device = ProfileDevice::new(profile.clone(), seed.wrapping_add(i as u64));
         tasks.push(tokio::spawn(runner::run(
             client,
             events,
@@ -260,26 +431,27 @@ async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
-            _ = &mut shutdown => break Ok(()),
+            _ = &mut shutdown => break Ended::Stopped,
             next = rx.recv() => {
-                let Some(a) = next else { break Ok(()) };
+                let Some(a) = next else { break Ended::Stopped };
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{}", activity_line(&a)).and_then(|()| out.flush()).is_err() {
+                    // Nobody reads stdout any more.
+                    break Ended::Stopped;
+                }
                 match &a.activity {
                     Activity::Connected => {
                         ever_connected.insert(a.device_id.clone());
                     }
                     // A device that never got in will not: the hub refused it or is unreachable.
-                    Activity::Disconnected { reason } if !ever_connected.contains(&a.device_id) => {
-                        break Err(Failure::runtime(format!(
+                    Activity::Disconnected { reason, refused } if !ever_connected.contains(&a.device_id) => {
+                        let f = Failure::runtime(format!(
                             "device {} cannot connect: {reason}",
                             a.device_id
-                        )));
+                        ));
+                        break if *refused { Ended::Refused(f) } else { Ended::Failed(f) };
                     }
                     _ => {}
-                }
-                let mut out = std::io::stdout().lock();
-                if writeln!(out, "{}", activity_line(&a)).and_then(|()| out.flush()).is_err() {
-                    // Nobody reads stdout any more.
-                    break Ok(());
                 }
             }
         }

@@ -37,6 +37,14 @@ pub struct HubArgs {
     /// Event Hubs-compatible partitions for telemetry.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub partitions: u32,
+    /// Connections each listener (MQTT, AMQP, HTTPS) holds at once; lowered to the
+    /// listener's share of the process's descriptor limit.
+    #[arg(long, default_value_t = hub::ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Connections one client address holds at once on one listener (raise it to load-test
+    /// with many devices from one machine).
+    #[arg(long, default_value_t = hub::ConnectionLimits::default().max_connections_per_address)]
+    pub max_connections_per_address: usize,
     /// DPS ID scope devices register under (default: made on first start, then kept).
     #[arg(long, value_parser = parse_id_scope)]
     pub id_scope: Option<String>,
@@ -74,6 +82,8 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     opts.host_name = args.host_name.clone();
     opts.settings.partitions = args.partitions;
     opts.settings.id_scope = args.id_scope.clone();
+    opts.limits.max_connections = args.max_connections;
+    opts.limits.max_connections_per_address = args.max_connections_per_address;
     let running = hub::start(opts).await.map_err(|e| e.to_string())?;
     let simulators = match start_simulators(&running, &args.simulate.0, args.bind) {
         Ok(s) => s,

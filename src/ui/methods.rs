@@ -7,7 +7,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::app::App;
 use crate::app::body::escape;
-use crate::app::methods::{CallOutcome, MethodCall, MethodField};
+use crate::app::methods::{CallOutcome, MethodCall, MethodField, known_methods};
 
 use super::theme::{Role, Theme};
 use super::widgets::{block, clip, field_line, row_style};
@@ -64,8 +64,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         payload_label,
     );
     frame.render_widget(&f.payload.textarea, payload);
+    let known = if focus(MethodField::Name) {
+        app.selected_device
+            .as_deref()
+            .map(|d| known_methods(app, d))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let status_line = match (&m.form_error, &f.payload.status) {
         (Some(e), _) => Line::styled(e.clone(), theme.style(Role::Error)),
+        (None, _) if !known.is_empty() => Line::styled(
+            clip(
+                &format!("↑↓ known: {}", escape(&known.join(" · "))),
+                status.width as usize,
+            ),
+            theme.style(Role::Muted),
+        ),
         (None, Err(p)) => Line::styled(
             format!("payload: invalid JSON at {p}"),
             theme.style(Role::Error),

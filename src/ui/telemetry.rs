@@ -137,7 +137,10 @@ fn list_line(row: &TelemetryRow, width: usize, selected: bool, theme: &Theme) ->
                 theme.style(Role::Muted)
             },
         ),
-        Span::styled(clip(&row.body.preview, rest), style),
+        match &row.component {
+            Some(c) => Span::styled(clip(&format!("[{c}] {}", row.body.preview), rest), style),
+            None => Span::styled(clip(&row.body.preview, rest), style),
+        },
     ])
 }
 

@@ -402,9 +402,38 @@ fn footers_fit_80_columns_with_whole_hints() {
     }
 }
 
+/// A Plug and Play component's message names its component in the list.
+#[test]
+fn telemetry_rows_show_the_component() {
+    let mut app = sample_app(Tab::Telemetry);
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Telemetry(TelemetryEvent {
+            enqueued_time: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 9).unwrap(),
+            device_id: "thermostat-a".into(),
+            module_id: None,
+            partition: 0,
+            sequence_number: 99,
+            system_properties: vec![("dt-subject".into(), "thermostat1".into())],
+            application_properties: vec![],
+            body: br#"{"temperature":21.5}"#.to_vec(),
+        })),
+    );
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains(r#"[thermostat1] {"temperature":21.5}"#), "{t}");
+}
+
 #[test]
 fn methods_tab() {
     snapshot("methods", &sample_app(Tab::Methods));
+}
+
+/// Editing the method name: the names the device answered before are offered.
+#[test]
+fn methods_tab_offers_known_names() {
+    let mut app = sample_app(Tab::Methods);
+    update(&mut app, Action::EditForm);
+    snapshot("methods_known_names", &app);
 }
 
 #[test]

@@ -147,3 +147,49 @@ def test_query_devices(registry_manager, make_device):
     assert not result.continuation_token
     assert len(result.items) == 1
     assert result.items[0].device_id == ident.device_id
+
+
+def test_query_projection_top_paging_and_group_by(registry_manager, make_device):
+    """Projection and aggregate rows reach azure-iot-hub's [Twin] deserializer intact:
+    known keys on the Twin, the rest in additional_properties."""
+    from azure.iot.hub.models import QuerySpecification, Twin
+
+    devices = [make_device("qp") for _ in range(3)]
+    for i, ident in enumerate(devices):
+        before = registry_manager.get_twin(ident.device_id)
+        site = "north" if i < 2 else "south"
+        registry_manager.update_twin(ident.device_id, Twin(tags={"site": site, "n": i}), before.etag)
+    ids = sorted(d.device_id for d in devices)
+    where = "WHERE deviceId IN [" + ", ".join(f"'{d}'" for d in ids) + "]"
+
+    def query(sql, **kwargs):
+        return registry_manager.query_iot_hub(QuerySpecification(query=sql), **kwargs)
+
+    # A projection, one row per page, following the continuation token.
+    rows, token = [], None
+    while True:
+        page = query(f"SELECT deviceId, tags.site AS place FROM devices {where}",
+                     continuation_token=token, max_item_count=1)
+        assert page.type == "raw"
+        assert len(page.items) <= 1
+        rows += [(r.device_id, r.additional_properties["place"]) for r in page.items]
+        token = page.continuation_token
+        if not token:
+            break
+    assert [r[0] for r in rows] == ids
+    assert sorted(r[1] for r in rows) == ["north", "north", "south"]
+
+    top = query(f"SELECT TOP 2 * FROM devices WHERE STARTSWITH(deviceId, 'qp-') AND tags.n NIN [7] "
+                + where.replace("WHERE", "AND"))
+    assert [t.device_id for t in top.items] == ids[:2]
+
+    groups = query(f"SELECT tags.site AS site, COUNT() AS n FROM devices {where} GROUP BY tags.site")
+    counts = {g.additional_properties["site"]: g.additional_properties["n"] for g in groups.items}
+    assert counts == {"north": 2, "south": 1}
+
+    total = query(f"SELECT COUNT() AS numberOfDevices FROM devices {where}")
+    assert total.items[0].additional_properties == {"numberOfDevices": 3}
+
+    with pytest.raises(HttpOperationError) as excinfo:
+        query("SELECT * FROM devices ORDER BY deviceId")
+    assert status_of(excinfo) == 400

@@ -29,7 +29,7 @@ pub use super::tls::Trust;
 pub use backoff::Backoff;
 pub use credentials::API_VERSION;
 use credentials::Credentials;
-use inbound::{describe, error_message, route_publish};
+use inbound::{describe, error_message, is_refusal, route_publish};
 use requests::{PendingRequests, TwinReply, WaiterGuard};
 
 use iothub::connection_string::DeviceConnectionString;
@@ -54,7 +54,8 @@ pub enum DeviceEvent {
     /// CONNACK accepted; subscriptions are on their way.
     Connected,
     /// The connection dropped or could not be made; the task retries after a backoff.
-    Disconnected { reason: String },
+    /// `refused`: the hub refused the credentials (CONNACK not authorized).
+    Disconnected { reason: String, refused: bool },
     /// A desired-properties patch (`$version` removed from `patch`, given as `version`).
     DesiredPatch {
         version: u64,
@@ -132,6 +133,8 @@ pub enum DeviceError {
     QueueFull,
     #[error("the device connection is closed")]
     Closed,
+    #[error("the connection dropped before the hub answered the {what}")]
+    ConnectionLost { what: &'static str },
     #[error("the hub did not answer the {what} within {after:?}")]
     Timeout { what: &'static str, after: Duration },
     #[error("the hub refused the {what} with status {status}: {message}")]
@@ -350,7 +353,7 @@ impl DeviceClient {
                 .publish(topic, QoS::AtLeastOnce, false, body)
                 .await
                 .map_err(|_| DeviceError::Closed)?;
-            rx.await.map_err(|_| DeviceError::Closed)
+            rx.await.map_err(|_| self.lost_error(what))
         };
         let reply = tokio::time::timeout(self.request_timeout, exchange)
             .await
@@ -366,6 +369,15 @@ impl DeviceClient {
             });
         }
         Ok(reply)
+    }
+
+    /// Why a request's waiter went away without an answer.
+    fn lost_error(&self, what: &'static str) -> DeviceError {
+        if self.closed.load(Ordering::SeqCst) {
+            DeviceError::Closed
+        } else {
+            DeviceError::ConnectionLost { what }
+        }
     }
 
     fn queue_error(&self) -> DeviceError {
@@ -466,6 +478,10 @@ impl Connection {
     /// After a failed poll: report, wait the backoff, renew the token. False on shutdown.
     async fn retry_after(&mut self, e: &ConnectionError) -> bool {
         let reason = describe(e, &self.endpoint, self.creds.auth_kind());
+        let refused = is_refusal(e);
+        // Answers to requests sent on the lost connection will not come: their callers
+        // hear it now rather than at their timeout.
+        self.pending.fail_all();
         let first_failure = self.connected.load(Ordering::SeqCst) || self.backoff.attempts() == 0;
         self.set_connected(false);
         let delay = self.backoff.next_delay();
@@ -475,7 +491,7 @@ impl Connection {
         } else {
             tracing::debug!(endpoint = %self.endpoint, %reason, retry_in = ?delay, "reconnect failed");
         }
-        self.emit(DeviceEvent::Disconnected { reason });
+        self.emit(DeviceEvent::Disconnected { reason, refused });
         tokio::select! {
             biased;
             _ = self.shutdown.changed() => return false,
@@ -498,6 +514,7 @@ impl Connection {
             self.set_connected(false);
             self.emit(DeviceEvent::Disconnected {
                 reason: "renewing the SAS token".into(),
+                refused: false,
             });
         }
     }
@@ -576,7 +593,7 @@ mod tests {
         let mut at = Vec::new();
         while at.len() < 8 {
             let ev = events.recv().await.unwrap();
-            let DeviceEvent::Disconnected { reason } = ev else {
+            let DeviceEvent::Disconnected { reason, .. } = ev else {
                 panic!("{ev:?}")
             };
             assert_eq!(reason, format!("timed out connecting to 127.0.0.1:{port}"));

@@ -4,7 +4,9 @@
 pub mod backend;
 pub mod client_certificate;
 pub mod device;
+pub mod dps;
 pub mod events;
+mod http_error;
 pub mod pnp;
 pub mod profile;
 pub mod runner;

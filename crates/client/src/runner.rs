@@ -38,6 +38,8 @@ pub enum Activity {
     Connected,
     Disconnected {
         reason: String,
+        /// The hub refused the device's credentials.
+        refused: bool,
     },
     Sent {
         body: Vec<u8>,
@@ -128,12 +130,12 @@ pub async fn run(
                         }
                         tick = ticker(device.telemetry_interval());
                     }
-                    DeviceEvent::Disconnected { reason } => {
+                    DeviceEvent::Disconnected { reason, refused } => {
                         if online {
                             tracing::info!(device = %id, %reason, "device disconnected");
                         }
                         online = false;
-                        tell(Activity::Disconnected { reason });
+                        tell(Activity::Disconnected { reason, refused });
                     }
                     DeviceEvent::DesiredPatch { version, patch } => {
                         let before = device.telemetry_interval();

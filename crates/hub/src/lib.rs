@@ -164,8 +164,9 @@ async fn bind(
 /// then writes hub.json, so that a reader of hub.json can connect at once.
 pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     install_crypto_provider();
-    let limits = match limits::raise_descriptor_limit() {
-        Some(descriptors) => opts.limits.clone().within_descriptors(descriptors),
+    let descriptors = limits::raise_descriptor_limit();
+    let limits_for = |listener| match descriptors {
+        Some(d) => opts.limits.clone().within_descriptors(d, listener),
         None => opts.limits.clone(),
     };
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| HubError::DataDir {
@@ -215,7 +216,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             state.clone(),
             sessions,
             ingest.handle(),
-            limits.clone(),
+            limits_for(limits::Listener::Mqtt),
             shutdown_rx.clone(),
         )),
         tokio::spawn(https::serve(
@@ -223,7 +224,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             https_tls,
             state.clone(),
             ws,
-            limits.clone(),
+            limits_for(limits::Listener::Https),
             shutdown_rx.clone(),
         )),
         tokio::spawn(amqp::serve(
@@ -231,7 +232,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             amqp_tls,
             state.clone(),
             amqp_endpoint.clone(),
-            limits,
+            limits_for(limits::Listener::Amqp),
             shutdown_rx.clone(),
         )),
         tokio::spawn(retention(state.clone(), shutdown_rx)),

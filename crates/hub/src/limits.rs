@@ -16,9 +16,8 @@ pub struct ConnectionLimits {
     /// a second on average, or the request is answered 400 and the connection closed.
     pub min_body_bytes_per_second: u64,
     pub body_grace: Duration,
-    /// Connections one listener (MQTT, AMQP or HTTPS) holds at once; the hub lowers it
-    /// to a quarter of the process's descriptor limit, so the three listeners together
-    /// never take every descriptor.
+    /// Connections one listener (MQTT, AMQP or HTTPS) holds at once; the hub lowers it to
+    /// the listener's share of the process's descriptor limit (see [`Listener::share`]).
     pub max_connections: usize,
     /// Connections one client address holds at once on one listener.
     pub max_connections_per_address: usize,
@@ -38,11 +37,31 @@ impl Default for ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    /// These limits with the per-listener cap lowered to a quarter of `descriptors`.
-    pub fn within_descriptors(mut self, descriptors: u64) -> Self {
-        let quarter = usize::try_from(descriptors / 4).unwrap_or(usize::MAX);
-        self.max_connections = self.max_connections.min(quarter.max(1));
+    /// These limits with the per-listener cap lowered to `listener`'s share of `descriptors`.
+    pub fn within_descriptors(mut self, descriptors: u64, listener: Listener) -> Self {
+        let share = usize::try_from(listener.share(descriptors)).unwrap_or(usize::MAX);
+        self.max_connections = self.max_connections.min(share.max(1));
         self
+    }
+}
+
+/// The hub's listeners, for their share of the descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    Mqtt,
+    Https,
+    Amqp,
+}
+
+impl Listener {
+    /// Devices connect over MQTT, so it may hold half of the descriptors; HTTPS and AMQP
+    /// (service clients, WebSockets) an eighth each. A quarter always stays free for the
+    /// store, the logs and outgoing connections, whatever the clients do.
+    pub fn share(self, descriptors: u64) -> u64 {
+        match self {
+            Listener::Mqtt => descriptors / 2,
+            Listener::Https | Listener::Amqp => descriptors / 8,
+        }
     }
 }
 
@@ -83,13 +102,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_listener_gets_at_most_a_quarter_of_the_descriptors() {
+    fn the_listeners_share_the_descriptors_and_leave_a_quarter_free() {
         let limits = ConnectionLimits::default();
-        assert_eq!(limits.clone().within_descriptors(1024).max_connections, 256);
-        assert_eq!(
-            limits.clone().within_descriptors(1 << 20).max_connections,
-            limits.max_connections
-        );
-        assert_eq!(limits.within_descriptors(2).max_connections, 1);
+        let cap = |d, l| limits.clone().within_descriptors(d, l).max_connections;
+        assert_eq!(cap(1024, Listener::Mqtt), 512);
+        assert_eq!(cap(1024, Listener::Https), 128);
+        assert_eq!(cap(1024, Listener::Amqp), 128);
+        assert_eq!(cap(1 << 20, Listener::Mqtt), limits.max_connections);
+        assert_eq!(cap(2, Listener::Amqp), 1, "never below one");
+        // 20,000 descriptors (a common hard limit) hold 10,000 devices.
+        assert_eq!(cap(20_000, Listener::Mqtt), 10_000);
     }
 }

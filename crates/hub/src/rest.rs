@@ -443,7 +443,7 @@ async fn query(
             })?
             .min(MAX_PAGE),
     };
-    let after = match h
+    let token = match h
         .get("x-ms-continuation")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
@@ -456,6 +456,12 @@ async fn query(
             )
         })?),
     };
+    let wrong_token = || {
+        err(
+            ErrorCode::ArgumentInvalid,
+            "The continuation token belongs to a different kind of query.",
+        )
+    };
     let identities = match parsed.source {
         Source::Devices => s.devices()?,
         Source::Modules => {
@@ -466,33 +472,55 @@ async fn query(
             all
         }
     };
-    let twins: Vec<Value> = identities
+    let mut twins: Vec<Value> = identities
         .iter()
         .map(service_twin)
         .filter(|t| parsed.matches(t))
         .collect();
-    let (items, item_type, next) = match &parsed.projection {
-        Projection::Count { alias } => {
-            let mut row = serde_json::Map::new();
-            row.insert(alias.clone(), json!(twins.len()));
-            (vec![Value::Object(row)], "raw", None)
-        }
-        Projection::All => {
-            // Keyset pagination on (deviceId, moduleId) (the list is ordered by it), so
-            // twins added or removed between pages never shift or repeat results.
-            let rest: Vec<Value> = twins
-                .into_iter()
-                .filter(|t| after.as_ref().is_none_or(|a| twin_key(t) > *a))
-                .collect();
-            let more = rest.len() > page;
-            let items: Vec<Value> = rest.into_iter().take(page).collect();
-            let next = if more {
-                items.last().map(|t| encode_continuation(&twin_key(t)))
-            } else {
-                None
-            };
-            (items, "twin", next)
-        }
+    let top = parsed.top.unwrap_or(usize::MAX);
+    let (items, item_type, next) = if parsed.is_aggregate() {
+        // Aggregated rows have no twin key: pages continue at an offset into the rows.
+        let skip = match token {
+            None => 0,
+            Some(Continuation::Offset(n)) => n,
+            Some(Continuation::After(_)) => return Err(wrong_token()),
+        };
+        let mut rows = parsed.aggregate(&twins);
+        rows.truncate(top);
+        let more = rows.len() > skip.saturating_add(page);
+        let items: Vec<Value> = rows.into_iter().skip(skip).take(page).collect();
+        let next =
+            more.then(|| encode_continuation(&Continuation::Offset(skip.saturating_add(page))));
+        (items, "raw", next)
+    } else {
+        let after = match token {
+            None => None,
+            Some(Continuation::After(key)) => Some(key),
+            Some(Continuation::Offset(_)) => return Err(wrong_token()),
+        };
+        // TOP counts from the first twin, so later pages stay inside the same first n.
+        twins.truncate(top);
+        // Keyset pagination on (deviceId, moduleId) (the list is ordered by it), so
+        // twins added or removed between pages never shift or repeat results.
+        let rest: Vec<Value> = twins
+            .into_iter()
+            .filter(|t| after.as_ref().is_none_or(|a| twin_key(t) > *a))
+            .collect();
+        let more = rest.len() > page;
+        let twins: Vec<Value> = rest.into_iter().take(page).collect();
+        let next = if more {
+            twins
+                .last()
+                .map(|t| encode_continuation(&Continuation::After(twin_key(t))))
+        } else {
+            None
+        };
+        let item_type = match parsed.projection {
+            Projection::All => "twin",
+            Projection::Items(_) => "raw",
+        };
+        let items = twins.iter().map(|t| parsed.project(t)).collect();
+        (items, item_type, next)
     };
     let mut resp = axum::Json(Value::Array(items)).into_response();
     resp.headers_mut()
@@ -510,18 +538,36 @@ fn twin_key(twin: &Value) -> (String, String) {
     (text("deviceId").to_string(), text("moduleId").to_string())
 }
 
-fn encode_continuation((device, module): &(String, String)) -> String {
-    use base64::Engine;
-    // Ids cannot contain '/', so it separates them unambiguously.
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{device}/{module}"))
+/// Where the next page of a query starts.
+enum Continuation {
+    /// After this twin key (queries with a row per twin).
+    After((String, String)),
+    /// At this row (aggregated queries).
+    Offset(usize),
 }
 
-fn decode_continuation(token: &str) -> Option<(String, String)> {
+fn encode_continuation(at: &Continuation) -> String {
+    use base64::Engine;
+    let text = match at {
+        // Ids cannot contain '/', so it separates them unambiguously.
+        Continuation::After((device, module)) => format!("after:{device}/{module}"),
+        Continuation::Offset(n) => format!("offset:{n}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_continuation(token: &str) -> Option<Continuation> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
+    if let Some(n) = text.strip_prefix("offset:") {
+        return n.parse().ok().map(Continuation::Offset);
+    }
     let (device, module) = text.strip_prefix("after:")?.split_once('/')?;
-    Some((device.to_string(), module.to_string()))
+    Some(Continuation::After((
+        device.to_string(),
+        module.to_string(),
+    )))
 }

@@ -14,8 +14,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 mod certificates;
 mod enrollments;
+mod readers;
 pub use certificates::CaCertificateRow;
 pub use enrollments::{EnrollmentKind, RegistrationRecord};
+use readers::{ReadConn, Readers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +27,11 @@ pub enum StoreError {
         "the hub's database in {0} is locked by another process; is another `hubtui hub` using the same --data-dir?"
     )]
     Locked(String),
+    #[error("cannot open the hub's lock file {path}: {source}")]
+    LockFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A device or module identity as stored: its registry JSON and its twin JSON.
@@ -68,7 +75,12 @@ pub struct TelemetryRecord {
 }
 
 pub struct Store {
+    /// The one connection that writes (and reads inside its transactions).
     conn: Mutex<Connection>,
+    /// Connections for reads outside a write; None for an in-memory store.
+    readers: Option<Readers>,
+    /// `hub.db.lock`, locked for the life of the store: one hub per data dir.
+    _lock: Option<std::fs::File>,
 }
 
 const SCHEMA: &str = "
@@ -147,6 +159,10 @@ fn c2d_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<C2dRecord> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // One hub per data dir: a second hub on the same files gets a clear error instead
+        // of two writers racing. (SQLite's exclusive locking mode would also do it, but
+        // would shut out the read connections.)
+        let lock = lock_file(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_millis(200))?;
         let mode: String = conn
@@ -154,15 +170,13 @@ impl Store {
             .map_err(|e| locked_or(e, path))?;
         debug_assert_eq!(mode.to_ascii_lowercase(), "wal");
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-        // One hub per data dir: an exclusive lock taken for the life of the connection
-        // turns a second hub into a clear error instead of two writers racing.
-        conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
-            .map_err(|e| locked_or(e, path))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
         conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            readers: Some(Readers::new(path.to_path_buf())),
+            _lock: Some(lock),
         })
     }
 
@@ -174,7 +188,18 @@ impl Store {
         conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            readers: None,
+            _lock: None,
         })
+    }
+
+    /// A connection for a read outside any write: a reader when one is free, else the
+    /// writer's. Each read call sees the last committed state.
+    fn read(&self) -> ReadConn<'_> {
+        self.readers
+            .as_ref()
+            .and_then(Readers::take)
+            .unwrap_or_else(|| ReadConn::Writer(self.conn()))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -185,7 +210,7 @@ impl Store {
 
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
@@ -204,7 +229,7 @@ impl Store {
         device_id: &str,
         module_id: Option<&str>,
     ) -> Result<Option<StoredIdentity>, StoreError> {
-        select_identity(&self.conn(), device_id, module_id)
+        select_identity(&self.read(), device_id, module_id)
     }
 
     /// Inserts a new identity; Ok(false) if it exists already (nothing changed).
@@ -317,7 +342,7 @@ impl Store {
 
     /// All devices (not modules), ordered by id.
     pub fn devices(&self) -> Result<Vec<StoredIdentity>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT device_id, module_id, identity, twin FROM identities
              WHERE module_id = '' ORDER BY device_id",
@@ -328,7 +353,7 @@ impl Store {
 
     /// The modules of one device, ordered by id.
     pub fn modules(&self, device_id: &str) -> Result<Vec<StoredIdentity>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT device_id, module_id, identity, twin FROM identities
              WHERE device_id = ?1 AND module_id <> '' ORDER BY module_id",
@@ -369,7 +394,7 @@ impl Store {
 
     /// The device's queue in order (expired messages included; the caller retires them).
     pub fn c2d_queue(&self, device_id: &str) -> Result<Vec<C2dRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {C2D_COLUMNS} FROM c2d WHERE device_id = ?1 ORDER BY seq"
         ))?;
@@ -378,7 +403,7 @@ impl Store {
     }
 
     pub fn c2d_count(&self, device_id: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.read().query_row(
             "SELECT COUNT(*) FROM c2d WHERE device_id = ?1",
             [device_id],
             |r| r.get(0),
@@ -409,7 +434,7 @@ impl Store {
 
     pub fn c2d_get(&self, seq: i64) -> Result<Option<C2dRecord>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 &format!("SELECT {C2D_COLUMNS} FROM c2d WHERE seq = ?1"),
                 [seq],
@@ -540,7 +565,7 @@ impl Store {
         from: i64,
         limit: usize,
     ) -> Result<Vec<TelemetryRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT seq, partition, partition_seq, enqueued_ms, device_id, module_id, properties, body
              FROM telemetry WHERE partition = ?1 AND partition_seq >= ?2
@@ -563,7 +588,9 @@ impl Store {
 
     /// Retention window and last event of a partition.
     pub fn telemetry_stats(&self, partition: u32) -> Result<PartitionStats, StoreError> {
-        let conn = self.conn();
+        let reader = self.read();
+        // One snapshot for the three reads, whatever commits meanwhile.
+        let conn = reader.unchecked_transaction()?;
         let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
             "SELECT MIN(partition_seq), MAX(partition_seq) FROM telemetry WHERE partition = ?1",
             [partition],
@@ -618,7 +645,7 @@ impl Store {
             "SELECT MIN(partition_seq) FROM telemetry WHERE partition = ?1 AND enqueued_ms > ?2"
         };
         Ok(self
-            .conn()
+            .read()
             .query_row(sql, params![partition, millis], |r| r.get(0))?)
     }
 
@@ -709,6 +736,27 @@ fn row_to_identity(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredIdentity> {
     })
 }
 
+/// Opens and locks `{db}.lock` beside the database; Locked when another process holds it.
+fn lock_file(db: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let failed = |source| StoreError::LockFile {
+        path: Path::new(&name).display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(db.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
+    }
+}
+
 fn locked_or(e: rusqlite::Error, path: &Path) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
@@ -774,6 +822,41 @@ mod tests {
         assert!(s.identity_get("a", Some("m1")).unwrap().is_none());
         assert_eq!(s.c2d_count("a").unwrap(), 0);
         assert!(!s.identity_delete("a", None, accept).unwrap());
+    }
+
+    /// A read while a write transaction is open sees the last commit at once, rather
+    /// than waiting for the writer: REST reads do not queue behind a telemetry commit.
+    #[test]
+    fn reads_do_not_wait_for_a_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("hub.db")).unwrap());
+        assert!(s.identity_insert(&dev("a")).unwrap());
+        let reader = s.clone();
+        let seen = s
+            .identity_modify(
+                "a",
+                None,
+                |mut rec| {
+                    rec.twin = "{\"x\":1}".into();
+                    // Inside the write: another thread reads, and must not block on it.
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    std::thread::spawn(move || {
+                        let _ = tx.send(reader.identity_get("a", None).unwrap());
+                    });
+                    let seen = rx
+                        .recv_timeout(std::time::Duration::from_secs(5))
+                        .expect("the read finished while the write was open");
+                    Ok::<_, StoreError>((Some(rec), seen))
+                },
+                |_| {},
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen, Some(dev("a")), "the read saw the last commit");
+        assert_eq!(
+            s.identity_get("a", None).unwrap().unwrap().twin,
+            "{\"x\":1}"
+        );
     }
 
     #[test]

@@ -10,24 +10,30 @@ use serde_json::Value;
 use crate::events::{HubEvent, NewDeviceAuth, TwinSummary};
 use crate::service::ServiceClientError;
 use iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
+use iothub::query::parse_query;
 
 use super::Ctx;
 use super::link::describe_error;
 
-/// A query string literal: single quotes, a quote inside doubled.
+/// A query string literal: single quotes, with the backslash escapes Azure documents for
+/// the query language (`\'` and `\\`).
 fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The query condition in a filter typed in the Devices tab, if it is one: text after
-/// `WHERE`, or any text with a space (device ids have none), such as `tags.site = 'x'`.
+/// `WHERE`, any text with a space (device ids have none), such as `tags.site = 'x'`, or
+/// text that reads as a whole condition, such as `IS_DEFINED(tags.site)`; a device id
+/// such as `sim-1` does not.
 pub fn filter_condition(filter: &str) -> Option<&str> {
     let filter = filter.trim();
     let head = filter.get(..6).unwrap_or_default();
     if head.eq_ignore_ascii_case("where ") {
         return Some(filter[6..].trim());
     }
-    filter.contains(char::is_whitespace).then_some(filter)
+    let condition = filter.contains(char::is_whitespace)
+        || parse_query(&format!("SELECT * FROM devices WHERE {filter}")).is_ok();
+    condition.then_some(filter)
 }
 
 /// The devices query for a filter typed in the Devices tab: a query condition (see
@@ -319,7 +325,6 @@ pub(super) async fn delete(ctx: Arc<Ctx>, device_id: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iothub::query::parse_query;
     use serde_json::json;
 
     #[test]
@@ -329,7 +334,7 @@ mod tests {
         let q = devices_query(Some("o'hara"));
         assert_eq!(
             q,
-            "SELECT * FROM devices WHERE deviceId >= 'o''hara' AND deviceId < 'o''hara\u{ffff}'"
+            "SELECT * FROM devices WHERE deviceId >= 'o\\'hara' AND deviceId < 'o\\'hara\u{ffff}'"
         );
         let parsed = parse_query(&q).unwrap();
         for (id, hit) in [
@@ -355,6 +360,13 @@ mod tests {
             ("sim-", None),
             ("whereabouts", None),
             ("", None),
+            // Conditions without a space read as conditions; ids and prefixes do not.
+            ("IS_DEFINED(tags.site)", Some("IS_DEFINED(tags.site)")),
+            ("tags.floor>=2", Some("tags.floor>=2")),
+            ("sensor_01", None),
+            ("sim-1", None),
+            ("dev.a", None),
+            ("(x)", None),
         ];
         for (filter, want) in cases {
             assert_eq!(filter_condition(filter), want, "{filter}");
@@ -364,6 +376,46 @@ mod tests {
         let parsed = parse_query(&q).unwrap();
         assert!(parsed.matches(&json!({"deviceId": "a", "tags": {"site": "x"}})));
         assert!(!parsed.matches(&json!({"deviceId": "b", "tags": {"site": "y"}})));
+    }
+
+    #[test]
+    fn a_filter_uses_the_whole_where_language() {
+        let q = devices_query(Some(
+            "STARTSWITH(deviceId, 'o\\'h') AND (tags.site NIN ['y'] OR IS_NULL(tags.site)) \
+             AND NOT ARRAY_CONTAINS(tags.zones, 3)",
+        ));
+        let parsed = parse_query(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        for (twin, hit) in [
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [1]}}),
+                true,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": null, "zones": [1]}}),
+                true,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "y", "zones": [1]}}),
+                false,
+            ),
+            (
+                json!({"deviceId": "o'hara", "tags": {"site": "x", "zones": [3]}}),
+                false,
+            ),
+            (
+                json!({"deviceId": "ohara", "tags": {"site": "x", "zones": [1]}}),
+                false,
+            ),
+        ] {
+            assert_eq!(parsed.matches(&twin), hit, "{twin}");
+        }
+        let q = devices_query(Some("IS_DEFINED(tags.site)"));
+        assert_eq!(q, "SELECT * FROM devices WHERE IS_DEFINED(tags.site)");
+        // A prefix with a backslash stays a literal prefix.
+        let q = devices_query(Some("a\\b"));
+        let parsed = parse_query(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(parsed.matches(&json!({"deviceId": "a\\b-1"})));
+        assert!(!parsed.matches(&json!({"deviceId": "a\\c"})));
     }
 
     #[test]

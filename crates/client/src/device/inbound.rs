@@ -129,6 +129,16 @@ pub fn describe(e: &ConnectionError, endpoint: &str, auth: AuthKind) -> String {
     }
 }
 
+/// Did the hub refuse the credentials (rather than the network or the hub failing)?
+pub fn is_refusal(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword
+        )
+    )
+}
+
 fn refused(code: ConnectReturnCode, auth: AuthKind) -> String {
     match (code, auth) {
         (

@@ -45,6 +45,12 @@ impl PendingRequests {
         }
     }
 
+    /// Ends every waiting request: the connection they were sent on dropped. (The hub may
+    /// still answer a request the client re-sends after reconnecting; nobody waits then.)
+    pub fn fail_all(&self) {
+        self.lock().clear();
+    }
+
     /// Forgets a waiter whose caller gave up (timeout or cancellation).
     pub fn cancel(&self, rid: &str) {
         self.lock().remove(rid);
@@ -137,5 +143,20 @@ mod tests {
             };
         }
         assert!(p.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_ends_every_waiter_at_once() {
+        let pending = PendingRequests::new();
+        let (a, rx_a) = pending.register();
+        let (_, rx_b) = pending.register();
+        pending.fail_all();
+        assert!(pending.is_empty());
+        assert!(rx_a.await.is_err());
+        assert!(rx_b.await.is_err());
+        assert!(
+            !pending.complete(&a, reply(200, "{}")),
+            "a late answer finds nobody"
+        );
     }
 }

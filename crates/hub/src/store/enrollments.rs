@@ -80,7 +80,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT document FROM dps_enrollments WHERE kind = ?1 AND id = ?2",
                 params![kind.as_str(), id],
@@ -91,7 +91,7 @@ impl Store {
 
     /// Every enrollment document of a kind, by id.
     pub fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn
             .prepare_cached("SELECT document FROM dps_enrollments WHERE kind = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![kind.as_str()], |r| r.get(0))?;
@@ -147,7 +147,7 @@ impl Store {
         registration_id: &str,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT operation_id, result FROM dps_registrations WHERE registration_id = ?1",
                 params![registration_id],

@@ -127,7 +127,8 @@ pub(super) fn tokenize(sql: &str) -> Result<Vec<(Token, usize)>, QueryError> {
     Ok(tokens)
 }
 
-/// A quoted string starting at `start`; the quote is escaped by doubling it.
+/// A quoted string starting at `start`. Azure documents the escapes `\'`, `\"`, `\\` and
+/// `\uXXXX`; a quote doubled inside the string stands for itself too, as SQL writes it.
 /// Returns the text and the index of the closing quote.
 fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), QueryError> {
     let quote = chars[start];
@@ -136,6 +137,11 @@ fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), Query
     loop {
         match chars.get(i) {
             None => return Err(error(start + 1, QueryErrorKind::UnterminatedString)),
+            Some('\\') => {
+                let (c, len) = escape(chars, i)?;
+                text.push(c);
+                i += len;
+            }
             Some(&c) if c == quote => {
                 if chars.get(i + 1) == Some(&quote) {
                     text.push(quote);
@@ -149,6 +155,32 @@ fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), Query
                 i += 1;
             }
         }
+    }
+}
+
+/// The character an escape at `at` (a backslash) stands for, and the escape's length.
+fn escape(chars: &[char], at: usize) -> Result<(char, usize), QueryError> {
+    let bad = |len: usize| {
+        let end = (at + len).min(chars.len());
+        error(
+            at + 1,
+            QueryErrorKind::BadEscape(chars[at..end].iter().collect()),
+        )
+    };
+    match chars.get(at + 1) {
+        Some(&c @ ('\'' | '"' | '\\')) => Ok((c, 2)),
+        Some('u') => {
+            let hex: String = chars.iter().skip(at + 2).take(4).collect();
+            if hex.len() != 4 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad(2 + hex.chars().count()));
+            }
+            u32::from_str_radix(&hex, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .map(|c| (c, 6))
+                .ok_or_else(|| bad(6))
+        }
+        _ => Err(bad(2)),
     }
 }
 
@@ -170,6 +202,16 @@ fn number_end(chars: &[char], start: usize) -> usize {
 
 fn parse_number(text: &str) -> Option<Number> {
     let digits = text.strip_prefix('-').unwrap_or(text);
+    // Azure documents hexadecimal literals: "0x" and hex digits.
+    if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        let n = i64::from_str_radix(hex, 16)
+            .ok()
+            .filter(|_| !hex.starts_with(['+', '-']))?;
+        return Some(Number::from(if digits.len() < text.len() { -n } else { n }));
+    }
     let well_formed = !digits.is_empty()
         && digits
             .chars()
