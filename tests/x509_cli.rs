@@ -293,6 +293,15 @@ fn x509_device_arguments_are_checked_before_connecting() {
         "HostName=h;DeviceId=d;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     ]);
     assert!(e.contains("with x509=true"), "{e}");
+    let e = device(&[
+        "--x509-cert",
+        &cert,
+        "--x509-key",
+        &key,
+        "--dps-scope",
+        "0ne00000001",
+    ]);
+    assert!(e.contains("X.509 attestation is not served yet"), "{e}");
     let e = device(&["--connection-string", "HostName=h;DeviceId=d;x509=true"]);
     assert!(e.contains("--x509-cert and --x509-key"), "{e}");
 }
