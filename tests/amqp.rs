@@ -498,6 +498,7 @@ async fn ingest(hub: &TestHub, device: &str, bag: &str, body: &str) {
     let auth = AuthMethod {
         scope: "device",
         kind: "sas",
+        issuer: "iothub",
         generation_id: "gen-1".into(),
         credential: Default::default(),
     };
@@ -976,6 +977,7 @@ async fn telemetry_is_retained_across_a_restart() {
     let auth = AuthMethod {
         scope: "device",
         kind: "sas",
+        issuer: "iothub",
         generation_id: "g".into(),
         credential: Default::default(),
     };

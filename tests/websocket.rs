@@ -344,6 +344,7 @@ async fn event_hubs_endpoint_over_websockets_reads_a_partition() {
     let auth = AuthMethod {
         scope: "device",
         kind: "sas",
+        issuer: "iothub",
         generation_id: "gen-1".into(),
         credential: Default::default(),
     };

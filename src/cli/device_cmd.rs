@@ -9,7 +9,7 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use client::device::{DeviceClient, DeviceClientOptions};
+use client::device::{ClientCertificate, DeviceClient, DeviceClientOptions};
 use client::dps::cache::CredentialCache;
 use client::dps::{self, Attestation, Registration};
 use client::profile::{Profile, ProfileDevice};
@@ -65,9 +65,21 @@ pub struct DeviceArgs {
     /// Devices to start from the profile (needs --hub); ids are DEVICE_ID-1 … DEVICE_ID-N.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub count: u32,
-    /// Device id, or id prefix with --count, for devices created through --hub.
-    #[arg(long, default_value = "device")]
-    pub device_id: String,
+    /// Device id, or id prefix with --count, for devices created through --hub (default:
+    /// device); with --x509-cert and no --connection-string, the device id (default: the
+    /// certificate's subject CN, `DEVICE/MODULE` for a module).
+    #[arg(long)]
+    pub device_id: Option<String>,
+    /// Device certificate (PEM, followed by its chain if any) for X.509 authentication; with
+    /// --x509-key, and either a --connection-string with x509=true or --host-name.
+    #[arg(long, value_name = "FILE", requires = "x509_key")]
+    pub x509_cert: Option<PathBuf>,
+    /// Private key (PEM, unencrypted) of --x509-cert.
+    #[arg(long, value_name = "FILE", requires = "x509_cert")]
+    pub x509_key: Option<PathBuf>,
+    /// Host name of the hub an X.509 device connects to without --connection-string.
+    #[arg(long)]
+    pub host_name: Option<String>,
     /// IoT Plug and Play model id announced at connect (overrides the profile's).
     #[arg(long)]
     pub model_id: Option<String>,
@@ -105,7 +117,10 @@ struct Plan {
     devices: Devices,
     profile: Profile,
     trust: Trust,
+    client_certificate: Option<ClientCertificate>,
 }
+
+const DEFAULT_DEVICE_ID: &str = "device";
 
 pub fn run(args: DeviceArgs) -> Result<(), Failure> {
     let plan = check(&args)?;
@@ -113,43 +128,12 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
 }
 
 fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
-    let devices = match (&args.connection_string, &args.hub) {
-        _ if args.dps_scope.is_some() => {
-            if args.connection_string.is_some() || args.hub.is_some() || args.count > 1 {
-                return Err(Failure::usage(
-                    "--dps-scope provisions one device: leave out --connection-string, --hub and --count",
-                ));
-            }
-            Devices::Provision(registration(args)?)
+    let (devices, client_certificate) = match (&args.x509_cert, &args.x509_key) {
+        (Some(cert), Some(key)) => {
+            let (cs, identity) = x509_device(args, cert, key)?;
+            (Devices::One(cs), Some(identity))
         }
-        (Some(cs), _) => {
-            if args.count > 1 {
-                return Err(Failure::usage(
-                    "--count needs --hub (a hub connection string) to create the devices; one --connection-string runs one device",
-                ));
-            }
-            let cs = DeviceConnectionString::parse(cs.trim())
-                .map_err(|e| Failure::usage(format!("--connection-string: {e}")))?;
-            if cs.auth == DeviceAuth::X509 {
-                return Err(Failure::usage(
-                    "--connection-string uses x509, which hubtui device does not support yet; use one with a SharedAccessKey",
-                ));
-            }
-            Devices::One(cs)
-        }
-        (None, Some(hub)) => {
-            let hub = parse_service(hub, "--hub").map_err(Failure::usage)?;
-            let ids = match args.count {
-                1 => vec![args.device_id.clone()],
-                n => (1..=n).map(|i| format!("{}-{i}", args.device_id)).collect(),
-            };
-            Devices::Create { hub, ids }
-        }
-        (None, None) => {
-            return Err(Failure::usage(
-                "give the device's --connection-string (or IOTHUB_DEVICE_CONNECTION_STRING), --dps-scope with --registration-id and a key to provision it, or --hub with a hub connection string to create devices",
-            ));
-        }
+        _ => (sas_devices(args)?, None),
     };
     let profile = Profile::load(&args.profile).map_err(|e| Failure::usage(e.to_string()))?;
     let trust = match &args.ca {
@@ -170,7 +154,113 @@ fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
         devices,
         profile,
         trust,
+        client_certificate,
     })
+}
+
+/// The devices of a key or token connection string, or created through --hub.
+fn sas_devices(args: &DeviceArgs) -> Result<Devices, Failure> {
+    Ok(match (&args.connection_string, &args.hub) {
+        _ if args.dps_scope.is_some() => {
+            if args.connection_string.is_some() || args.hub.is_some() || args.count > 1 {
+                return Err(Failure::usage(
+                    "--dps-scope provisions one device: leave out --connection-string, --hub and --count",
+                ));
+            }
+            Devices::Provision(registration(args)?)
+        }
+        (Some(cs), _) => {
+            if args.count > 1 {
+                return Err(Failure::usage(
+                    "--count needs --hub (a hub connection string) to create the devices; one --connection-string runs one device",
+                ));
+            }
+            let cs = DeviceConnectionString::parse(cs.trim())
+                .map_err(|e| Failure::usage(format!("--connection-string: {e}")))?;
+            if cs.auth == DeviceAuth::X509 {
+                return Err(Failure::usage(
+                    "--connection-string says x509=true; give the device's certificate and key with --x509-cert and --x509-key",
+                ));
+            }
+            Devices::One(cs)
+        }
+        (None, Some(hub)) => {
+            let hub = parse_service(hub, "--hub").map_err(Failure::usage)?;
+            let prefix = args.device_id.as_deref().unwrap_or(DEFAULT_DEVICE_ID);
+            let ids = match args.count {
+                1 => vec![prefix.to_string()],
+                n => (1..=n).map(|i| format!("{prefix}-{i}")).collect(),
+            };
+            Devices::Create { hub, ids }
+        }
+        (None, None) => {
+            return Err(Failure::usage(
+                "give the device's --connection-string (or IOTHUB_DEVICE_CONNECTION_STRING), --dps-scope with --registration-id and a key to provision it, or --hub with a hub connection string to create devices",
+            ));
+        }
+    })
+}
+
+/// The one X.509 device: its certificate and key, and its identity from an `x509=true`
+/// connection string, or from --host-name with --device-id or the certificate's CN.
+fn x509_device(
+    args: &DeviceArgs,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(DeviceConnectionString, ClientCertificate), Failure> {
+    if args.count > 1 {
+        return Err(Failure::usage(
+            "--count does not apply to --x509-cert: one certificate is one device",
+        ));
+    }
+    if args.dps_scope.is_some() {
+        return Err(Failure::usage(
+            "--dps-scope provisions with a symmetric key (X.509 attestation is not served yet); leave out --dps-scope or the certificate",
+        ));
+    }
+    let identity =
+        ClientCertificate::from_pem_files(cert, key).map_err(|e| Failure::usage(e.to_string()))?;
+    let cs = match &args.connection_string {
+        Some(cs) => {
+            let cs = DeviceConnectionString::parse(cs.trim())
+                .map_err(|e| Failure::usage(format!("--connection-string: {e}")))?;
+            if cs.auth != DeviceAuth::X509 {
+                return Err(Failure::usage(
+                    "--connection-string has a key or token; with --x509-cert give one with x509=true, or --host-name instead",
+                ));
+            }
+            cs
+        }
+        None => {
+            let host_name = args.host_name.clone().ok_or_else(|| {
+                Failure::usage(
+                    "give --host-name (the hub's host name, e.g. localhost) or a --connection-string with x509=true for the X.509 device",
+                )
+            })?;
+            let (device_id, module_id) = match (&args.device_id, identity.common_name()) {
+                (Some(id), _) => (id.clone(), None),
+                // A module's CA-signed certificate names it `{deviceId}/{moduleId}`.
+                (None, Some(cn)) => match cn.split_once('/') {
+                    Some((d, m)) => (d.to_string(), Some(m.to_string())),
+                    None => (cn, None),
+                },
+                (None, None) => {
+                    return Err(Failure::usage(format!(
+                        "the certificate {} has no subject CN to take the device id from; give --device-id",
+                        cert.display()
+                    )));
+                }
+            };
+            DeviceConnectionString {
+                host_name,
+                device_id,
+                module_id,
+                auth: DeviceAuth::X509,
+                gateway_host_name: None,
+            }
+        }
+    };
+    Ok((cs, identity))
 }
 
 /// The DPS registration the arguments describe, checked.
@@ -259,6 +349,7 @@ async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         port: args.mqtt_port,
         trust: plan.trust.clone(),
         model_id: model_id.clone(),
+        client_certificate: plan.client_certificate.clone(),
         ..DeviceClientOptions::default()
     };
     let seed = args.seed.unwrap_or_else(rand::random);

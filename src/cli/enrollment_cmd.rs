@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Failure;
 use hub::dps::enrollments::{self, EnrollmentDocument};
-use hub::store::{Store, StoreError};
+use hub::store::Store;
 use iothub::dps::enrollment::{EnrollmentGroup, IndividualEnrollment};
 
 #[derive(Args, Debug)]
@@ -83,20 +83,10 @@ pub fn run(args: EnrollmentArgs, default_dir: PathBuf) -> Result<(), Failure> {
 
 fn open(target: &Target, default_dir: PathBuf) -> Result<(Store, PathBuf), Failure> {
     let dir = target.data_dir.clone().unwrap_or(default_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot create the data directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let store = Store::open(&dir.join("hub.db")).map_err(|e| match e {
-        StoreError::Locked(_) => Failure::runtime(format!(
-            "the hub in {} is running and holds its database; stop it first, or manage enrollments over its REST API (PUT /enrollments/{{id}})",
-            dir.display()
-        )),
-        other => Failure::runtime(other.to_string()),
-    })?;
-    Ok((store, dir))
+    super::hub_store::open(
+        &dir,
+        "stop it first, or manage enrollments over its REST API (PUT /enrollments/{id})",
+    )
 }
 
 /// A refusal from the enrollment rules is bad input (exit 2), anything else a failure.

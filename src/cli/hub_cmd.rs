@@ -58,6 +58,8 @@ pub struct HubArgs {
 pub enum HubCommand {
     /// The hub's Device Provisioning Service enrollments: add, list, show, remove.
     Enrollment(super::enrollment_cmd::EnrollmentArgs),
+    /// CA certificates for X.509 CA-signed devices: add, list, remove.
+    Ca(super::ca_cmd::CaArgs),
 }
 
 fn parse_id_scope(s: &str) -> Result<String, String> {

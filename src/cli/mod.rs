@@ -1,10 +1,12 @@
 //! Command-line entry: parses arguments with clap and runs one face of hubtui.
 
 mod activity_line;
+mod ca_cmd;
 mod device_cmd;
 mod enrollment_cmd;
 mod explorer;
 mod hub_cmd;
+mod hub_store;
 mod hubs_cmd;
 mod logging;
 pub mod profiles;
@@ -97,6 +99,10 @@ pub fn main() -> ExitCode {
             command: Some(hub_cmd::HubCommand::Enrollment(e)),
             ..
         })) => enrollment_cmd::run(e, hub_cmd::default_data_dir()),
+        Some(Command::Hub(hub_cmd::HubArgs {
+            command: Some(hub_cmd::HubCommand::Ca(c)),
+            ..
+        })) => ca_cmd::run(c, hub_cmd::default_data_dir()),
         Some(Command::Hub(args)) => {
             with_runtime(|rt| rt.block_on(hub_cmd::run(args)).map_err(Failure::runtime))
         }

@@ -44,7 +44,11 @@ impl TestHub {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut HubOptions)) -> TestHub {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// A hub on `dir`, which may hold state made before (by the `hubtui hub` subcommands).
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HubOptions)) -> TestHub {
         let mut opts = HubOptions::ephemeral(dir.path().to_path_buf());
         tweak(&mut opts);
         let hub = hub::start(opts).await.expect("hub starts");

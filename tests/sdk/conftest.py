@@ -129,6 +129,11 @@ class Hub:
     ports: dict
     eventhub_connection_string: Optional[str]
     process: subprocess.Popen = field(repr=False)
+    # The CA registered on the hub before it started (`hubtui hub ca add`), for X.509
+    # CA-signed devices; None with the reason in x509_problem when it could not be made.
+    x509_ca: Optional[object] = None
+    x509_dir: Optional[Path] = None
+    x509_problem: Optional[str] = None
 
     def device_connection_string(self, device_id: str, key: str) -> str:
         return f"HostName={self.host_name};DeviceId={device_id};SharedAccessKey={key}"
@@ -169,6 +174,25 @@ def _skip_or_fail(msg: str):
 # fixtures
 
 
+def _register_test_ca(binary: Path, data_dir: Path):
+    """Makes a test CA and registers it in the hub's data dir: (ca, dir, problem)."""
+    import x509_certs
+
+    problem = x509_certs.openssl_missing()
+    if problem:
+        return None, None, problem
+    x509_dir = data_dir.parent / "x509"
+    ca = x509_certs.make_ca(x509_dir)
+    done = subprocess.run(
+        [str(binary), "hub", "ca", "add", "sdk-test-ca", "--pem", str(ca.cert),
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        return None, None, f"`hubtui hub ca add` failed: {done.stderr.strip()}"
+    return ca, x509_dir, None
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory):
     binary = _hub_binary()
@@ -207,6 +231,9 @@ def hub(tmp_path_factory):
         "--https-port",
         str(https_port),
     ]
+    # A running hub holds its database, so its CA certificates are registered first.
+    x509_ca, x509_dir, x509_problem = _register_test_ca(binary, data_dir)
+
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         cmd,
@@ -310,6 +337,9 @@ def hub(tmp_path_factory):
         ports=ports,
         eventhub_connection_string=info.get("eventHubCompatibleConnectionString"),
         process=proc,
+        x509_ca=x509_ca,
+        x509_dir=x509_dir,
+        x509_problem=x509_problem,
     )
     try:
         yield hub_obj

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use super::client_certificate::{ClientCertificate, ClientCertificateError};
 pub use super::tls::Trust;
 pub use backoff::Backoff;
 pub use credentials::API_VERSION;
@@ -90,6 +91,8 @@ pub struct DeviceClientOptions {
     pub backoff_max: Duration,
     /// IoT Plug and Play model id announced in the username.
     pub model_id: Option<String>,
+    /// The X.509 certificate and key of an `x509=true` connection string.
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 impl Default for DeviceClientOptions {
@@ -104,6 +107,7 @@ impl Default for DeviceClientOptions {
             backoff_initial: Backoff::DEFAULT_INITIAL,
             backoff_max: Backoff::DEFAULT_MAX,
             model_id: None,
+            client_certificate: None,
         }
     }
 }
@@ -112,9 +116,13 @@ impl Default for DeviceClientOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "x509 connection strings are not supported yet; use one with a SharedAccessKey or SharedAccessSignature"
+        "the connection string says x509=true but no client certificate was given; give the device's certificate and key"
     )]
-    X509Unsupported,
+    X509NeedsCertificate,
+    #[error(
+        "a client certificate was given with a SharedAccessKey or SharedAccessSignature connection string; use x509=true in the connection string, or drop the certificate"
+    )]
+    MixedAuthentication,
     #[error("cannot sign a token with the device key: {0}")]
     Sas(#[from] SasError),
     #[error(transparent)]
@@ -159,8 +167,15 @@ impl DeviceClient {
         cs: &DeviceConnectionString,
         opts: DeviceClientOptions,
     ) -> Result<(DeviceClient, mpsc::UnboundedReceiver<DeviceEvent>), DeviceError> {
-        let creds = Credentials::new(cs, opts.model_id.as_deref(), opts.token_lifetime)?;
-        let tls = opts.trust.client_config(&[])?;
+        let creds = Credentials::new(
+            cs,
+            opts.model_id.as_deref(),
+            opts.token_lifetime,
+            opts.client_certificate.is_some(),
+        )?;
+        let tls = opts
+            .trust
+            .client_config_with_identity(&[], opts.client_certificate.as_ref())?;
         let host = opts
             .connect_host
             .clone()

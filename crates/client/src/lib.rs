@@ -2,6 +2,7 @@
 //! typed events and commands they exchange with the explorer.
 
 pub mod backend;
+pub mod client_certificate;
 pub mod device;
 pub mod dps;
 pub mod events;

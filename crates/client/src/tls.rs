@@ -7,6 +7,8 @@ use rustls::ClientConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::client_certificate::ClientCertificate;
+
 /// What a TLS connection trusts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Trust {
@@ -23,6 +25,8 @@ pub enum TlsError {
     CaPem(String),
     #[error("no platform root certificates were found; trust the hub's CA certificate instead")]
     NoPlatformRoots,
+    #[error("the client certificate cannot be used: {0}")]
+    ClientCertificate(String),
 }
 
 impl Trust {
@@ -54,12 +58,26 @@ impl Trust {
 
     /// A rustls client config with an explicit crypto provider (no global default needed).
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+        self.client_config_with_identity(alpn, None)
+    }
+
+    /// As `client_config`, presenting `identity` when the server asks for a certificate.
+    pub fn client_config_with_identity(
+        &self,
+        alpn: &[&[u8]],
+        identity: Option<&ClientCertificate>,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::CaPem(e.to_string()))?
-            .with_root_certificates(self.roots()?)
-            .with_no_client_auth();
+            .with_root_certificates(self.roots()?);
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(id) => builder
+                .with_client_auth_cert(id.chain().to_vec(), id.key())
+                .map_err(|e| TlsError::ClientCertificate(e.to_string()))?,
+        };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }

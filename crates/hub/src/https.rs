@@ -23,7 +23,7 @@ use super::limits::ConnectionLimits;
 use super::listen;
 use super::rest;
 use super::state::HubState;
-use super::websocket::{self, Peer, WsEndpoints};
+use super::websocket::{self, ClientCertificates, Peer, WsEndpoints};
 use body_rate::MinRateBody;
 use idle::{RequestGuard, Requests};
 
@@ -87,6 +87,13 @@ pub async fn serve(
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "https").await else {
                 return;
             };
+            // The chain the client presented, if any: MQTT over WebSockets authenticates
+            // X.509 devices with it at CONNECT, as the MQTT/TLS port does.
+            let client_certs = tls.get_ref().1.peer_certificates().map(|chain| {
+                ClientCertificates(Arc::new(
+                    chain.iter().map(|c| c.clone().into_owned()).collect(),
+                ))
+            });
             let requests = Requests::new();
             let in_flight = requests.clone();
             let (rate, grace) = (limits.min_body_bytes_per_second, limits.body_grace);
@@ -95,6 +102,9 @@ pub async fn serve(
                 // and the connection's place.
                 req.extensions_mut().insert(Peer(peer));
                 req.extensions_mut().insert(slot.clone());
+                if let Some(certs) = &client_certs {
+                    req.extensions_mut().insert(certs.clone());
+                }
                 let request = in_flight.start();
                 let req = req.map(|b| axum::body::Body::new(MinRateBody::new(b, rate, grace)));
                 let response = router.clone().oneshot(req);

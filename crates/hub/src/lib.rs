@@ -22,6 +22,7 @@ pub mod telemetry;
 pub mod telemetry_writer;
 pub mod tls;
 pub mod websocket;
+pub mod x509;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -195,8 +196,9 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     let ingest = IngestRuntime::start()?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mqtt_tls = certs.server_config(&[b"mqtt"])?;
-    let https_tls = certs.server_config(&[b"h2", b"http/1.1"])?;
+    let mqtt_tls = certs.server_config_with_client_certs(&[b"mqtt"])?;
+    // Client certificates on HTTPS too: X.509 devices use them over MQTT over WebSockets.
+    let https_tls = certs.server_config_with_client_certs(&[b"h2", b"http/1.1"])?;
     let amqp_tls = certs.server_config(&[])?;
     // Persistent MQTT sessions, shared by MQTT over TLS and over WebSockets.
     let sessions = Arc::new(mqtt::SessionMemory::new(state.clone()));

@@ -38,8 +38,11 @@ pub struct Identity {
 pub struct AuthMethod {
     /// "device", "module" or "hub" (a policy token).
     pub scope: &'static str,
-    /// "sas" (token from a device key) or "symkey" (via a policy).
+    /// "sas" (token from a device key), "symkey" (via a policy) or "x509Certificate".
     pub kind: &'static str,
+    /// "iothub" for keys and self-signed certificates the registry holds, "external" for a
+    /// certificate issued by a CA.
+    pub issuer: &'static str,
     pub generation_id: String,
     /// The key the token was signed with, so a key change can end this connection.
     pub credential: Credential,
@@ -48,7 +51,7 @@ pub struct AuthMethod {
 impl AuthMethod {
     /// The `iothub-connection-auth-method` annotation value.
     pub fn to_annotation(&self) -> String {
-        json!({"scope": self.scope, "type": self.kind, "issuer": "iothub", "acceptingIpFilterRule": null})
+        json!({"scope": self.scope, "type": self.kind, "issuer": self.issuer, "acceptingIpFilterRule": null})
             .to_string()
     }
 }
@@ -110,7 +113,11 @@ fn generation_id() -> String {
 }
 
 impl HubState {
-    fn load(&self, device_id: &str, module_id: Option<&str>) -> Result<Identity, ServiceError> {
+    pub(crate) fn load(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<Identity, ServiceError> {
         let rec = self
             .store
             .identity_get(device_id, module_id)?
@@ -509,6 +516,7 @@ impl HubState {
                     return Ok(AuthMethod {
                         scope,
                         kind,
+                        issuer: "iothub",
                         generation_id: id.device.generation_id.clone(),
                         credential,
                     });

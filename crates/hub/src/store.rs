@@ -12,8 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod certificates;
 mod enrollments;
 mod readers;
+pub use certificates::CaCertificateRow;
 pub use enrollments::{EnrollmentKind, RegistrationRecord};
 use readers::{ReadConn, Readers};
 
@@ -170,6 +172,7 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
+        conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             readers: Some(Readers::new(path.to_path_buf())),
@@ -182,6 +185,7 @@ impl Store {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
+        conn.execute_batch(certificates::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             readers: None,

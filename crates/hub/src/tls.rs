@@ -118,14 +118,35 @@ impl HubCertificates {
 
     /// A rustls server config for the hub's listeners.
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+        self.config(alpn, false)
+    }
+
+    /// A server config that asks clients for a certificate and accepts any, or none: the
+    /// MQTT and HTTPS listeners, where X.509 devices (MQTT over TLS or over WebSockets)
+    /// are then checked at CONNECT (`hub::x509`).
+    pub fn server_config_with_client_certs(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        self.config(alpn, true)
+    }
+
+    fn config(&self, alpn: &[&[u8]], client_certs: bool) -> Result<Arc<ServerConfig>, TlsError> {
         let chain = CertificateDer::pem_file_iter(&self.server_cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| bad_pem(&self.server_cert, e))?;
         let key = PrivateKeyDer::from_pem_file(&self.server_key)
             .map_err(|e| bad_pem(&self.server_key, e))?;
-        let mut config = ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+        let builder = ServerConfig::builder();
+        let builder = if client_certs {
+            let provider = builder.crypto_provider().clone();
+            builder.with_client_cert_verifier(
+                crate::x509::tls_client_auth::AnyClientCertificate::new(&provider),
+            )
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_single_cert(chain, key)?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::CertificateDer;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -44,6 +45,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The client's address, put on each request by the HTTPS server.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
+
+/// The certificate chain the client presented in the HTTPS connection's TLS handshake,
+/// leaf first: the credential of an X.509 device connecting over MQTT over WebSockets.
+#[derive(Clone, Debug)]
+pub struct ClientCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 
 /// What the WebSocket endpoints hand their connections to.
 pub struct WsEndpoints {
@@ -227,6 +233,10 @@ fn upgrade(ep: Arc<WsEndpoints>, mut req: Request, mqtt_allowed: bool) -> Respon
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     // The upgraded connection keeps the HTTPS connection's place in the connection limits.
     let place = req.extensions_mut().remove::<SharedSlot>();
+    let client_certs = req
+        .extensions_mut()
+        .remove::<ClientCertificates>()
+        .map(|c| c.0.as_ref().clone());
 
     let task_ep = ep.clone();
     ep.spawn(async move {
@@ -251,7 +261,7 @@ fn upgrade(ep: Arc<WsEndpoints>, mut req: Request, mqtt_allowed: bool) -> Respon
             Protocol::Mqtt => {
                 let (state, memory, ingest) =
                     (ep.state.clone(), ep.memory.clone(), ep.ingest.clone());
-                mqtt::serve_stream(io, peer, state, memory, ingest, shutdown).await
+                mqtt::serve_stream(io, peer, state, memory, ingest, client_certs, shutdown).await
             }
             Protocol::Amqp => {
                 amqp::serve_stream(io, peer, ep.state.clone(), ep.amqp.clone(), shutdown).await

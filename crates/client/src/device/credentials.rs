@@ -1,5 +1,6 @@
 //! What a device presents at CONNECT: client id, username and a SAS token (minted from the key
-//! and renewed, or a pre-made one used as is), plus the TLS trust it connects with.
+//! and renewed, or a pre-made one used as is), or no password at all when its X.509
+//! certificate, presented in the TLS handshake, is the credential.
 
 use std::time::Duration;
 
@@ -15,7 +16,12 @@ pub const API_VERSION: &str = "2021-04-12";
 #[derive(Clone)]
 enum Secret {
     Key(String),
-    Token { token: String, expiry: Option<u64> },
+    Token {
+        token: String,
+        expiry: Option<u64>,
+    },
+    /// `x509=true`: the username alone, no password (what the Azure SDKs send).
+    Certificate,
 }
 
 /// Identity and secret of one device or module connection.
@@ -38,10 +44,13 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// `has_certificate`: a client certificate is configured, which `x509=true` needs and
+    /// a key or token connection string must not mix with.
     pub fn new(
         cs: &DeviceConnectionString,
         model_id: Option<&str>,
         lifetime: Duration,
+        has_certificate: bool,
     ) -> Result<Credentials, DeviceError> {
         let module = cs.module_id.as_deref();
         let client_id = match module {
@@ -63,8 +72,15 @@ impl Credentials {
                 token: t.clone(),
                 expiry: SasToken::parse(t).ok().map(|t| t.expiry),
             },
-            DeviceAuth::X509 => return Err(DeviceError::X509Unsupported),
+            DeviceAuth::X509 => Secret::Certificate,
         };
+        match (&secret, has_certificate) {
+            (Secret::Certificate, false) => return Err(DeviceError::X509NeedsCertificate),
+            (Secret::Key(_) | Secret::Token { .. }, true) => {
+                return Err(DeviceError::MixedAuthentication);
+            }
+            _ => {}
+        }
         let creds = Credentials {
             client_id,
             username,
@@ -81,6 +97,7 @@ impl Credentials {
         match self.secret {
             Secret::Key(_) => AuthKind::Key,
             Secret::Token { .. } => AuthKind::Token,
+            Secret::Certificate => AuthKind::Certificate,
         }
     }
 
@@ -93,6 +110,7 @@ impl Credentials {
                 Ok((token, Some(expiry)))
             }
             Secret::Token { token, expiry } => Ok((token.clone(), *expiry)),
+            Secret::Certificate => Ok((String::new(), None)),
         }
     }
 
@@ -104,7 +122,7 @@ impl Credentials {
                 let margin = (self.lifetime.as_secs() / 4).min(900);
                 Some(expiry.saturating_sub(margin))
             }
-            Secret::Token { .. } => None,
+            Secret::Token { .. } | Secret::Certificate => None,
         }
     }
 }
@@ -128,6 +146,7 @@ mod tests {
             )),
             None,
             Duration::from_secs(3600),
+            false,
         )
         .unwrap();
         assert_eq!(c.client_id, "d1");
@@ -155,6 +174,7 @@ mod tests {
             )),
             Some("dtmi:com:example:Thermostat;1"),
             Duration::from_secs(3600),
+            false,
         )
         .unwrap();
         assert_eq!(c.client_id, "d1/m1");
@@ -174,6 +194,7 @@ mod tests {
             )),
             None,
             Duration::from_secs(3600),
+            false,
         )
         .unwrap();
         assert_eq!(c.password(5).unwrap(), (token, Some(2_000_000_000)));
@@ -182,13 +203,36 @@ mod tests {
     }
 
     #[test]
-    fn x509_is_refused_with_a_sentence() {
-        let e = Credentials::new(
+    fn x509_connects_with_the_username_and_no_password() {
+        let c = Credentials::new(
+            &cs("HostName=h;DeviceId=d1;ModuleId=m1;x509=true"),
+            None,
+            Duration::from_secs(3600),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.client_id, "d1/m1");
+        assert!(c.username.starts_with("h/d1/m1/?api-version="));
+        assert_eq!(c.password(5).unwrap(), (String::new(), None));
+        assert_eq!(c.renew_at(100), None);
+        assert_eq!(c.auth_kind(), AuthKind::Certificate);
+    }
+
+    #[test]
+    fn x509_needs_a_certificate_and_keys_do_not_mix_with_one() {
+        let x509 = Credentials::new(
             &cs("HostName=h;DeviceId=d1;x509=true"),
             None,
             Duration::from_secs(3600),
-        )
-        .unwrap_err();
-        assert!(matches!(e, DeviceError::X509Unsupported));
+            false,
+        );
+        assert!(matches!(x509, Err(DeviceError::X509NeedsCertificate)));
+        let mixed = Credentials::new(
+            &cs(&format!("HostName=h;DeviceId=d1;SharedAccessKey={KEY}")),
+            None,
+            Duration::from_secs(3600),
+            true,
+        );
+        assert!(matches!(mixed, Err(DeviceError::MixedAuthentication)));
     }
 }

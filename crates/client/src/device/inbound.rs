@@ -98,6 +98,7 @@ pub fn error_message(body: &[u8]) -> String {
 pub enum AuthKind {
     Key,
     Token,
+    Certificate,
 }
 
 /// One sentence for `Disconnected { reason }`.
@@ -148,6 +149,10 @@ fn refused(code: ConnectReturnCode, auth: AuthKind) -> String {
             ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword,
             AuthKind::Token,
         ) => "not authorized: the SharedAccessSignature is wrong or has expired".to_owned(),
+        (
+            ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword,
+            AuthKind::Certificate,
+        ) => "not authorized: the hub does not accept this certificate for the device (check the thumbprint registered for it, or that its CA is registered and its subject CN is the device id)".to_owned(),
         (ConnectReturnCode::BadClientId, _) => {
             "the hub refused the client id: is the device registered?".to_owned()
         }

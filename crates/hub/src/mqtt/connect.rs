@@ -1,10 +1,12 @@
-//! CONNECT checks: protocol level, client id, username and SAS token, in the
-//! order Azure applies them, each mapped to a CONNACK return code.
+//! CONNECT checks: protocol level, client id, username, then the SAS token or (with no
+//! password) the client certificate from the TLS handshake, in the order Azure applies
+//! them, each mapped to a CONNACK return code.
 
 use std::time::Duration;
 
 use rumqttc::mqttbytes::Protocol;
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode};
+use rustls_pki_types::CertificateDer;
 
 use crate::registry::AuthMethod;
 use crate::sessions::IdentityKey;
@@ -25,8 +27,8 @@ pub struct Accepted {
     /// The IoT Plug and Play model the device announced (`model-id=` in the username).
     pub model_id: Option<String>,
     /// How long the SAS token it connected with stays valid: Azure closes the connection
-    /// then, and the SDKs reconnect with a fresh token.
-    pub token_valid_for: Duration,
+    /// then, and the SDKs reconnect with a fresh token. None for a certificate connection.
+    pub token_valid_for: Option<Duration>,
     /// Close the connection when nothing arrives for this long.
     pub idle_timeout: Duration,
 }
@@ -58,9 +60,14 @@ fn identity_of(client_id: &str) -> Option<IdentityKey> {
 /// Checks a CONNECT. Refusals: 0x01 for a protocol level other than 4 (3.1.1),
 /// 0x02 for a client id that is not `{device}[/{module}]`, 0x04 for a missing or
 /// malformed username or one naming another identity or hub, 0x05 for a missing
-/// password and for every authentication failure (bad, expired or badly scoped
-/// token, unknown or disabled identity).
-pub fn check(state: &HubState, connect: &Connect) -> Result<Accepted, ConnectReturnCode> {
+/// password without a client certificate and for every authentication failure (bad,
+/// expired or badly scoped token, certificate that does not fit the identity, unknown
+/// or disabled identity). `client_certs` is the chain the TLS handshake received, if any.
+pub fn check(
+    state: &HubState,
+    connect: &Connect,
+    client_certs: Option<&[CertificateDer<'static>]>,
+) -> Result<Accepted, ConnectReturnCode> {
     if connect.protocol != Protocol::V4 {
         return Err(ConnectReturnCode::RefusedProtocolVersion);
     }
@@ -77,19 +84,30 @@ pub fn check(state: &HubState, connect: &Connect) -> Result<Accepted, ConnectRet
     {
         return Err(ConnectReturnCode::BadUserNamePassword);
     }
-    if login.password.is_empty() {
-        return Err(ConnectReturnCode::NotAuthorized);
-    }
-    let auth = state.authenticate(&key, &login.password).map_err(|e| {
+    let refused = |e: iothub::error::ServiceError| {
         tracing::info!(device = %key.0, module = ?key.1, reason = %e.message, "mqtt connect refused");
         ConnectReturnCode::NotAuthorized
-    })?;
+    };
+    // No password: the SDKs' X.509 connect, where the certificate is the credential.
+    let (auth, token_valid_for) = match (login.password.is_empty(), client_certs) {
+        (true, Some(chain)) if !chain.is_empty() => (
+            state
+                .authenticate_certificate(&key, chain)
+                .map_err(refused)?,
+            None,
+        ),
+        (true, _) => return Err(ConnectReturnCode::NotAuthorized),
+        (false, _) => (
+            state.authenticate(&key, &login.password).map_err(refused)?,
+            Some(token_valid_for(&login.password)),
+        ),
+    };
     Ok(Accepted {
         key,
         auth,
         clean_session: connect.clean_session,
         model_id: username.model_id.filter(|m| !m.is_empty()),
-        token_valid_for: token_valid_for(&login.password),
+        token_valid_for,
         idle_timeout: idle_timeout(connect.keep_alive),
     })
 }

@@ -14,6 +14,7 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
     UnsubAck, Unsubscribe,
 };
+use rustls_pki_types::CertificateDer;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::runtime::Handle;
@@ -67,13 +68,15 @@ fn violation(what: impl Into<String>) -> Closed {
     Closed::Violation(what.into())
 }
 
-/// Serves one connection until it ends. `connect_by` bounds the wait for CONNECT.
+/// Serves one connection until it ends. `connect_by` bounds the wait for CONNECT;
+/// `client_certs` is the chain the client presented in the TLS handshake, if any.
 pub async fn serve<S>(
     stream: S,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
     ingest: Handle,
     connect_by: Instant,
+    client_certs: Option<Vec<CertificateDer<'static>>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Closed>
 where
@@ -103,7 +106,7 @@ where
     if let Some(user) = super::dps::username(&state, &connect) {
         return super::dps::serve(state, connect, user, reader, writer, shutdown).await;
     }
-    let accepted = match connect::check(&state, &connect) {
+    let accepted = match connect::check(&state, &connect, client_certs.as_deref()) {
         Ok(a) => a,
         Err(code) => {
             refuse(&mut writer, code).await;
@@ -219,7 +222,7 @@ impl<W: AsyncWrite> Connection<W> {
         }
         let idle = self.accepted.idle_timeout;
         let mut last_received = Instant::now();
-        let token_expires = last_received + self.accepted.token_valid_for;
+        let token_expires = self.accepted.token_valid_for.map(|d| last_received + d);
         loop {
             if let Err(e) = self.flush().await {
                 return e;
@@ -248,7 +251,8 @@ impl<W: AsyncWrite> Connection<W> {
                     None => Err(Closed::Hub("the session ended".into())),
                 },
                 _ = tokio::time::sleep_until(last_received + idle) => Err(Closed::Idle(idle)),
-                _ = tokio::time::sleep_until(token_expires) => {
+                // A certificate connection has no token: it lasts until either side closes it.
+                _ = sleep_until_some(token_expires) => {
                     Err(Closed::Hub("its SAS token expired".into()))
                 }
                 _ = crate::listen::stopped(shutdown) => Err(Closed::Shutdown),
@@ -548,6 +552,14 @@ fn is_telemetry(p: &Publish) -> bool {
 /// Body of a failed twin request: Node's SDK looks for `errorCode`.
 fn twin_error_body(e: &ServiceError) -> String {
     json!({"errorCode": e.code.numeric(), "message": e.message}).to_string()
+}
+
+/// Sleeps until `at`, or for ever when there is no `at`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

@@ -38,19 +38,31 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one device connection over a stream that is already secured and framed
 /// (MQTT over WebSockets): CONNECT within [`CONNECT_TIMEOUT`], then the same
-/// session handling as on the TLS port.
+/// session handling as on the TLS port. `client_certs` is the chain the client
+/// presented in the HTTPS connection's TLS handshake, if any.
 pub(crate) async fn serve_stream<S>(
     stream: S,
     peer: std::net::SocketAddr,
     state: Arc<HubState>,
     memory: Arc<SessionMemory>,
     ingest: Handle,
+    client_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
     shutdown: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    if let Err(e) = connection::serve(stream, state, memory, ingest, deadline, shutdown).await {
+    if let Err(e) = connection::serve(
+        stream,
+        state,
+        memory,
+        ingest,
+        deadline,
+        client_certs,
+        shutdown,
+    )
+    .await
+    {
         tracing::debug!(%peer, reason = %e, "mqtt over websocket connection closed");
     }
 }
@@ -82,8 +94,22 @@ pub async fn serve(
             let Some(tls) = listen::handshake(&acceptor, tcp, peer, deadline, "mqtt").await else {
                 return;
             };
-            if let Err(e) =
-                connection::serve(tls, state, memory, ingest, deadline, conn_shutdown).await
+            let client_certs = tls.get_ref().1.peer_certificates().map(|chain| {
+                chain
+                    .iter()
+                    .map(|c| c.clone().into_owned())
+                    .collect::<Vec<_>>()
+            });
+            if let Err(e) = connection::serve(
+                tls,
+                state,
+                memory,
+                ingest,
+                deadline,
+                client_certs,
+                conn_shutdown,
+            )
+            .await
             {
                 tracing::debug!(%peer, reason = %e, "mqtt connection closed");
             }
