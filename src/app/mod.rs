@@ -4,6 +4,7 @@
 pub mod action;
 pub mod body;
 pub mod c2d;
+pub mod device;
 pub mod chart;
 pub mod devices;
 pub mod form;

@@ -2,6 +2,7 @@
 
 mod activity_line;
 mod device_cmd;
+mod device_tui;
 mod enrollment_cmd;
 mod explorer;
 mod hub_cmd;

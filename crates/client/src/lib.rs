@@ -8,6 +8,7 @@ pub mod events;
 mod http_error;
 pub mod pnp;
 pub mod profile;
+pub mod manual;
 pub mod runner;
 pub mod service;
 pub mod simulator;
