@@ -54,7 +54,8 @@ pub enum Command {
     Hub(hub_cmd::HubArgs),
     /// Saved hub profiles: add, list, remove.
     Hubs(hubs_cmd::HubsArgs),
-    /// Run a device from a profile: telemetry, method answers, property acknowledgements.
+    /// Be a device: a terminal UI for one device (compose telemetry, see C2D, methods and the
+    /// twin), or --headless devices run from a profile with one JSON line per event.
     Device(device_cmd::DeviceArgs),
 }
 

@@ -279,7 +279,24 @@ fn desired_patches_merge_with_their_version() {
         json!({"targetTemperature": 23.5, "$version": 4, "mode": "eco"})
     );
     assert!(a.twin.log[0].text.starts_with("desired $version 4: "));
-    assert!(a.twin.desired_lines.iter().any(|l| l.contains("\"$version\": 4")));
+    // With acknowledgements off, the log says so before the patch.
+    press(&mut a, ch('4'));
+    press(&mut a, ch('A'));
+    device(
+        &mut a,
+        ManualEvent::Desired {
+            version: 5,
+            patch: patch.as_object().unwrap().clone(),
+        },
+    );
+    assert!(
+        a.twin.log[0]
+            .text
+            .starts_with("desired $version 5, not acknowledged: "),
+        "{}",
+        a.twin.log[0].text
+    );
+    assert!(a.twin.desired_lines.iter().any(|l| l.contains("\"$version\": 5")));
 }
 
 #[test]

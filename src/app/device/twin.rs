@@ -81,9 +81,10 @@ impl TwinState {
         iothub::twin::merge(desired, patch);
         desired.insert("$version".into(), Value::from(version));
         self.refresh_lines();
-        let note = if self.auto_ack { "" } else { " (not acknowledged: auto-ack is off)" };
+        // Said first, so that a narrow screen cuts the patch rather than the note.
+        let note = if self.auto_ack { "" } else { ", not acknowledged" };
         let text = format!(
-            "desired $version {version}: {}{note}",
+            "desired $version {version}{note}: {}",
             preview_of(&Value::Object(patch.clone()).to_string())
         );
         self.log(at, text, false);

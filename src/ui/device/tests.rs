@@ -215,3 +215,18 @@ fn no_color_keeps_meaning_in_modifiers() {
     // The status bar is reversed.
     assert!(buf[(0, 23)].modifier.contains(Modifier::REVERSED));
 }
+
+#[test]
+fn paste_types_into_the_editor_only() {
+    use crate::ui::event_loop::LoopApp;
+    let mut app = sample(DeviceTab::Twin);
+    // Outside an editor a paste is dropped: `q` in it must not quit.
+    assert!(app.on_paste("q\nA").is_empty());
+    assert!(!app.should_quit);
+    assert!(app.twin.auto_ack);
+    update(&mut app, DeviceAction::EditReported);
+    app.twin.editor.set_text("");
+    assert!(app.on_paste("{\"a\":\r\n 1}").is_empty());
+    assert_eq!(app.twin.editor.text(), "{\"a\":\n 1}");
+    assert!(app.twin.patch().is_ok());
+}
