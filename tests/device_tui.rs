@@ -145,7 +145,8 @@ async fn device_tui_sends_receives_answers_and_reports() {
     ]);
     s.wait_for(&["1 Telemetry", "2 Inbox", "3 Methods", "4 Twin"])
         .await;
-    s.wait_for(&["● connected", "d1", "profile thermostat"]).await;
+    s.wait_for(&["● connected", "d1", "profile thermostat"])
+        .await;
 
     // Telemetry: the template as it starts, sent once; the hub stores the expanded JSON with
     // the composer's property.
@@ -157,9 +158,17 @@ async fn device_tui_sends_receives_answers_and_reports() {
     .await;
     let body: Value = serde_json::from_slice(&stored.body).unwrap();
     assert_eq!(body["seq"], json!(1), "{body}");
-    assert!(body["temperature"].as_f64().is_some_and(|t| (20.0..=25.0).contains(&t)));
+    assert!(
+        body["temperature"]
+            .as_f64()
+            .is_some_and(|t| (20.0..=25.0).contains(&t))
+    );
     assert!(body["time"].as_str().unwrap().ends_with('Z'), "{body}");
-    assert!(stored.properties.contains("hubtui"), "{}", stored.properties);
+    assert!(
+        stored.properties.contains("hubtui"),
+        "{}",
+        stored.properties
+    );
 
     // A bad placeholder is one sentence and nothing is sent; fixed, the edit is sent.
     s.keys("e").await;
@@ -175,7 +184,10 @@ async fn device_tui_sends_receives_answers_and_reports() {
     s.wait_for(&["#2"]).await;
     s.keys(ESC).await;
     let seqs = eventually(WAIT, "the second message stored", || async {
-        let seqs: Vec<Value> = bodies(&hub, "d1").iter().map(|b| b["seq"].clone()).collect();
+        let seqs: Vec<Value> = bodies(&hub, "d1")
+            .iter()
+            .map(|b| b["seq"].clone())
+            .collect();
         (seqs.len() >= 2).then_some(seqs)
     })
     .await;
@@ -196,13 +208,16 @@ async fn device_tui_sends_receives_answers_and_reports() {
         .call(
             Method::POST,
             "/twins/d1/methods",
-            Some(json!({"methodName": "ping", "payload": {"n": 7}, "responseTimeoutInSeconds": 10})),
+            Some(
+                json!({"methodName": "ping", "payload": {"n": 7}, "responseTimeoutInSeconds": 10}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, json!({"status": 200, "payload": {"pong": true}}));
     s.keys("3").await;
-    s.wait_for(&["200 ping", "\"n\": 7", "\"pong\": true"]).await;
+    s.wait_for(&["200 ping", "\"n\": 7", "\"pong\": true"])
+        .await;
 
     // Twin: the default reported patch sent from the editor reaches the twin.
     s.keys("4").await;
@@ -210,7 +225,11 @@ async fn device_tui_sends_receives_answers_and_reports() {
     s.keys("s").await;
     s.wait_for(&["the hub took the reported patch"]).await;
     let twin = hub.call(Method::GET, "/twins/d1", None).await;
-    assert_eq!(twin.body["properties"]["reported"]["status"], "ok", "{}", twin.body);
+    assert_eq!(
+        twin.body["properties"]["reported"]["status"], "ok",
+        "{}",
+        twin.body
+    );
 
     // q quits and gives the terminal back.
     s.keys("q").await;

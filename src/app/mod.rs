@@ -4,8 +4,8 @@
 pub mod action;
 pub mod body;
 pub mod c2d;
-pub mod device;
 pub mod chart;
+pub mod device;
 pub mod devices;
 pub mod form;
 pub mod input;

@@ -21,9 +21,9 @@ use iothub::connection_string::{DeviceAuth, DeviceConnectionString, ServiceConne
 use iothub::error::ErrorCode;
 
 use super::Failure;
-use crate::ui::Theme;
 use super::activity_line::activity_line;
 use super::profiles::parse_service;
+use crate::ui::Theme;
 
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
@@ -289,7 +289,10 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(async {
-        let model_id = args.model_id.clone().or_else(|| plan.profile.model_id.clone());
+        let model_id = args
+            .model_id
+            .clone()
+            .or_else(|| plan.profile.model_id.clone());
         let opts = DeviceClientOptions {
             port: args.mqtt_port,
             trust: plan.trust.clone(),

@@ -137,7 +137,16 @@ where
         commands,
     } = channels;
     let dispatch = |cmd| dispatch(cmd, &commands, &events_tx);
-    run_app(screen, app, theme, input, &mut events, dispatch, first_frame_only).await
+    run_app(
+        screen,
+        app,
+        theme,
+        input,
+        &mut events,
+        dispatch,
+        first_frame_only,
+    )
+    .await
 }
 
 /// Runs any [`LoopApp`] until it should quit (or after the first frame): the one loop of

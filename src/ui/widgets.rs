@@ -78,7 +78,10 @@ pub fn tab_spans<'a>(
         } else {
             Role::TabInactive
         };
-        spans.push(Span::styled(format!(" {} {title} ", i + 1), theme.style(role)));
+        spans.push(Span::styled(
+            format!(" {} {title} ", i + 1),
+            theme.style(role),
+        ));
         spans.push(Span::raw(" "));
     }
     spans

@@ -184,7 +184,13 @@ async fn report_now(
     out: &mpsc::Sender<ManualEvent>,
 ) {
     if !patch.is_empty() {
-        report(client.clone(), patch, ReportOrigin::Acknowledgement, out.clone()).await;
+        report(
+            client.clone(),
+            patch,
+            ReportOrigin::Acknowledgement,
+            out.clone(),
+        )
+        .await;
     }
 }
 

@@ -55,6 +55,9 @@ pub enum DeviceAction {
     Down,
     First,
     Last,
+    /// Scrolls what the tab shows in detail (the selected entry, or the twin's sections).
+    ScrollUp,
+    ScrollDown,
     EditTemplate,
     EditProperties,
     EditReported,

@@ -14,7 +14,8 @@ use crate::app::body::{escape, preview_of};
 use iothub::property_bag::PropertyBag;
 
 /// What the composer holds at start: every placeholder, so the first send shows them all.
-pub const DEFAULT_TEMPLATE: &str = "{\n  \"temperature\": {{rand 20.0 25.0}},\n  \"seq\": {{seq}},\n  \"time\": \"{{now}}\"\n}";
+pub const DEFAULT_TEMPLATE: &str =
+    "{\n  \"temperature\": {{rand 20.0 25.0}},\n  \"seq\": {{seq}},\n  \"time\": \"{{now}}\"\n}";
 pub const DEFAULT_PROPERTIES: &str = "source=hubtui";
 /// Auto-send periods `+` and `-` step through, in seconds.
 pub const INTERVALS: [u64; 7] = [1, 2, 5, 10, 30, 60, 300];

@@ -51,12 +51,32 @@ pub static LIST: &[Binding<A>] = &[
     foot(&[key('k'), code(KeyCode::Up)], A::Up, "newer"),
     bind(&[key('g'), code(KeyCode::Home)], A::First, "newest"),
     bind(&[key('G'), code(KeyCode::End)], A::Last, "oldest"),
+    bind(
+        &[code(KeyCode::PageDown)],
+        A::ScrollDown,
+        "scroll the detail down",
+    ),
+    bind(
+        &[code(KeyCode::PageUp)],
+        A::ScrollUp,
+        "scroll the detail up",
+    ),
 ];
 
 pub static TWIN: &[Binding<A>] = &[
     foot(&[key('e')], A::EditReported, "edit reported patch"),
     foot(&[key('s')], A::SendReported, "send patch"),
     foot(&[key('A')], A::ToggleAutoAck, "auto-ack on/off"),
+    bind(
+        &[key('j'), code(KeyCode::Down), code(KeyCode::PageDown)],
+        A::ScrollDown,
+        "scroll desired/reported",
+    ),
+    bind(
+        &[key('k'), code(KeyCode::Up), code(KeyCode::PageUp)],
+        A::ScrollUp,
+        "scroll back",
+    ),
 ];
 
 pub static EDITOR: &[Binding<A>] = &[

@@ -45,9 +45,13 @@ pub enum Link {
     Connecting,
     Connected,
     /// Dropped or not reachable; the client retries with backoff.
-    Reconnecting { reason: String },
+    Reconnecting {
+        reason: String,
+    },
     /// The hub refused the credentials; the client keeps retrying, but the key must change.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// One sentence in the status bar, for a while.
@@ -128,7 +132,11 @@ impl DeviceApp {
     /// Shows the cursor in the editor that has the keys, and in no other.
     fn style_editors(&mut self) {
         let on = |e: Editing| self.editing == Some(e);
-        let (t, p, r) = (on(Editing::Template), on(Editing::Properties), on(Editing::Reported));
+        let (t, p, r) = (
+            on(Editing::Template),
+            on(Editing::Properties),
+            on(Editing::Reported),
+        );
         style_editor(&mut self.composer.template, t);
         style_editor(&mut self.composer.properties, p);
         style_editor(&mut self.twin.editor.textarea, r);

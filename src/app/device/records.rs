@@ -19,6 +19,8 @@ pub struct Received<T> {
     pub selected: usize,
     /// Entries ever received (the list keeps the last `KEPT`).
     pub total: u64,
+    /// Lines of the selected entry's detail scrolled off the top.
+    pub detail_scroll: usize,
 }
 
 impl<T> Default for Received<T> {
@@ -27,6 +29,7 @@ impl<T> Default for Received<T> {
             items: VecDeque::new(),
             selected: 0,
             total: 0,
+            detail_scroll: 0,
         }
     }
 }
@@ -42,6 +45,17 @@ impl<T> Received<T> {
         }
     }
 
+    /// Scrolls the detail by `delta` lines within `lines`; false when it did not move.
+    pub fn scroll(&mut self, delta: isize, lines: usize) -> bool {
+        let next = self
+            .detail_scroll
+            .saturating_add_signed(delta)
+            .min(lines.saturating_sub(1));
+        let moved = next != self.detail_scroll;
+        self.detail_scroll = next;
+        moved
+    }
+
     pub fn selected(&self) -> Option<&T> {
         self.items.get(self.selected)
     }
@@ -55,6 +69,9 @@ impl<T> Received<T> {
         let next = self.selected.saturating_add_signed(delta).min(last);
         let moved = next != self.selected;
         self.selected = next;
+        if moved {
+            self.detail_scroll = 0;
+        }
         moved
     }
 }
@@ -71,6 +88,11 @@ pub struct C2dMessage {
 }
 
 impl C2dMessage {
+    /// Lines the detail view has (headings, properties, body).
+    pub fn detail_len(&self) -> usize {
+        5 + self.system.len() + self.application.len().max(1) + self.body.lines.len()
+    }
+
     pub fn new(at: DateTime<Utc>, properties: &PropertyBag, body: &[u8]) -> C2dMessage {
         let mut system = Vec::new();
         let mut application = Vec::new();
@@ -103,6 +125,11 @@ pub struct MethodCall {
 }
 
 impl MethodCall {
+    /// Lines the detail view has (name, payload, answer).
+    pub fn detail_len(&self) -> usize {
+        3 + self.payload.len() + usize::from(self.error.is_some()) + self.response.len()
+    }
+
     pub fn new(
         at: DateTime<Utc>,
         name: &str,

@@ -9,7 +9,9 @@ use rand::Rng;
 /// Why a template cannot be sent, in one sentence.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("the template opens a placeholder with {{{{ at line {line} but never closes it with }}}}")]
+    #[error(
+        "the template opens a placeholder with {{{{ at line {line} but never closes it with }}}}"
+    )]
     Unclosed { line: usize },
     #[error(
         "the template has an unknown placeholder {{{{{name}}}}} at line {line}; use {{{{seq}}}}, {{{{now}}}} or {{{{rand A B}}}}"
@@ -120,7 +122,11 @@ fn random(a: &str, b: &str, rng: &mut impl Rng) -> Option<String> {
         .max()
         .unwrap_or(0)
         .clamp(1, 6);
-    let x = if lo == hi { lo } else { rng.random_range(lo..=hi) };
+    let x = if lo == hi {
+        lo
+    } else {
+        rng.random_range(lo..=hi)
+    };
     Some(format!("{x:.decimals$}"))
 }
 
@@ -208,7 +214,13 @@ mod tests {
 
     #[test]
     fn bad_rand_bounds_are_refused() {
-        for t in ["{{rand}}", "{{rand 1}}", "{{rand a b}}", "{{rand 5 1}}", "{{rand 1 2 3}}"] {
+        for t in [
+            "{{rand}}",
+            "{{rand 1}}",
+            "{{rand a b}}",
+            "{{rand 5 1}}",
+            "{{rand 1 2 3}}",
+        ] {
             let e = run(t, 0).unwrap_err();
             assert!(matches!(e, TemplateError::BadRand { .. }), "{t}: {e:?}");
         }
@@ -223,7 +235,10 @@ mod tests {
         // {{now}} outside quotes is not JSON.
         let e = run("{\"at\": {{now}}}", 0).unwrap_err();
         assert!(matches!(e, TemplateError::NotJson { line: 1, .. }), "{e:?}");
-        assert!(e.to_string().starts_with("the expanded template is not valid JSON at line 1 column"));
+        assert!(
+            e.to_string()
+                .starts_with("the expanded template is not valid JSON at line 1 column")
+        );
         assert!(matches!(
             run("", 0).unwrap_err(),
             TemplateError::NotJson { .. }

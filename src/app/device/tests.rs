@@ -62,16 +62,34 @@ fn error_notice(app: &DeviceApp) -> String {
 #[test]
 fn keys_resolve_per_tab_and_editor() {
     let mut a = app();
-    assert_eq!(resolve(ch('s'), a.key_context()), Some(DeviceAction::SendOnce));
+    assert_eq!(
+        resolve(ch('s'), a.key_context()),
+        Some(DeviceAction::SendOnce)
+    );
     assert_eq!(resolve(ch('x'), a.key_context()), None);
     a.tab = DeviceTab::Twin;
-    assert_eq!(resolve(ch('s'), a.key_context()), Some(DeviceAction::SendReported));
-    assert_eq!(resolve(ch('A'), a.key_context()), Some(DeviceAction::ToggleAutoAck));
+    assert_eq!(
+        resolve(ch('s'), a.key_context()),
+        Some(DeviceAction::SendReported)
+    );
+    assert_eq!(
+        resolve(ch('A'), a.key_context()),
+        Some(DeviceAction::ToggleAutoAck)
+    );
     a.editing = Some(Editing::Reported);
     // In an editor, letters type (q does not quit) and Ctrl-s sends.
-    assert_eq!(resolve(ch('q'), a.key_context()), Some(DeviceAction::Input(ch('q'))));
-    assert_eq!(resolve(ctrl('s'), a.key_context()), Some(DeviceAction::Submit));
-    assert_eq!(resolve(k(KeyCode::Esc), a.key_context()), Some(DeviceAction::LeaveEditor));
+    assert_eq!(
+        resolve(ch('q'), a.key_context()),
+        Some(DeviceAction::Input(ch('q')))
+    );
+    assert_eq!(
+        resolve(ctrl('s'), a.key_context()),
+        Some(DeviceAction::Submit)
+    );
+    assert_eq!(
+        resolve(k(KeyCode::Esc), a.key_context()),
+        Some(DeviceAction::LeaveEditor)
+    );
 }
 
 #[test]
@@ -97,23 +115,43 @@ fn tabs_switch_by_number_and_tab_key() {
 fn send_expands_the_template_and_logs_the_status() {
     let mut a = app();
     let cmds = press(&mut a, ch('s'));
-    let [ManualCommand::SendTelemetry { id, body, properties }] = cmds.as_slice() else {
+    let [
+        ManualCommand::SendTelemetry {
+            id,
+            body,
+            properties,
+        },
+    ] = cmds.as_slice()
+    else {
         panic!("{cmds:?}")
     };
     let body: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(body["seq"], json!(1));
-    assert!(body["temperature"].as_f64().is_some_and(|t| (20.0..=25.0).contains(&t)));
+    assert!(
+        body["temperature"]
+            .as_f64()
+            .is_some_and(|t| (20.0..=25.0).contains(&t))
+    );
     assert!(body["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(properties.get("source"), Some("hubtui"));
     assert_eq!(a.composer.sent[0].status, SendStatus::Waiting);
-    device(&mut a, ManualEvent::Sent { id: *id, result: Ok(()) });
+    device(
+        &mut a,
+        ManualEvent::Sent {
+            id: *id,
+            result: Ok(()),
+        },
+    );
     assert_eq!(a.composer.sent[0].status, SendStatus::Queued);
 
     let cmds = press(&mut a, ch('s'));
     let [ManualCommand::SendTelemetry { id, body, .. }] = cmds.as_slice() else {
         panic!("{cmds:?}")
     };
-    assert_eq!(serde_json::from_slice::<Value>(body).unwrap()["seq"], json!(2));
+    assert_eq!(
+        serde_json::from_slice::<Value>(body).unwrap()["seq"],
+        json!(2)
+    );
     device(
         &mut a,
         ManualEvent::Sent {
@@ -157,7 +195,9 @@ fn a_template_that_is_not_json_is_not_sent() {
     press(&mut a, ch('e'));
     typed(&mut a, "x");
     assert!(press(&mut a, ctrl('s')).is_empty());
-    assert!(error_notice(&a).starts_with("the expanded template is not valid JSON at line 1 column 1"));
+    assert!(
+        error_notice(&a).starts_with("the expanded template is not valid JSON at line 1 column 1")
+    );
 }
 
 #[test]
@@ -187,7 +227,10 @@ fn auto_send_sends_now_then_every_period() {
     let (_, cmds) = update(&mut a, DeviceAction::Tick(due - Duration::from_millis(500)));
     assert!(cmds.is_empty());
     let (_, cmds) = update(&mut a, DeviceAction::Tick(due));
-    assert!(matches!(cmds.as_slice(), [ManualCommand::SendTelemetry { .. }]));
+    assert!(matches!(
+        cmds.as_slice(),
+        [ManualCommand::SendTelemetry { .. }]
+    ));
     assert_eq!(a.composer.seq, 3);
     // `-` makes it slower: 10 s from now.
     press(&mut a, ch('-'));
@@ -296,16 +339,27 @@ fn desired_patches_merge_with_their_version() {
         "{}",
         a.twin.log[0].text
     );
-    assert!(a.twin.desired_lines.iter().any(|l| l.contains("\"$version\": 5")));
+    assert!(
+        a.twin
+            .desired_lines
+            .iter()
+            .any(|l| l.contains("\"$version\": 5"))
+    );
 }
 
 #[test]
 fn auto_ack_toggle_tells_the_device_task() {
     let mut a = app();
     press(&mut a, ch('4'));
-    assert_eq!(press(&mut a, ch('A')), vec![ManualCommand::SetAutoAck(false)]);
+    assert_eq!(
+        press(&mut a, ch('A')),
+        vec![ManualCommand::SetAutoAck(false)]
+    );
     assert!(!a.twin.auto_ack);
-    assert_eq!(press(&mut a, ch('A')), vec![ManualCommand::SetAutoAck(true)]);
+    assert_eq!(
+        press(&mut a, ch('A')),
+        vec![ManualCommand::SetAutoAck(true)]
+    );
 }
 
 #[test]
@@ -337,7 +391,10 @@ fn c2d_and_methods_are_listed_newest_first() {
         },
     );
     assert_eq!(a.methods.items[0].status, 404);
-    assert_eq!(a.methods.items[0].payload, vec!["{", "  \"since\": \"now\"", "}"]);
+    assert_eq!(
+        a.methods.items[0].payload,
+        vec!["{", "  \"since\": \"now\"", "}"]
+    );
 }
 
 #[test]
@@ -382,4 +439,42 @@ fn notices_expire_on_tick() {
     assert!(a.notice.is_none());
     let (changed, _) = update(&mut a, DeviceAction::Tick(Instant::now()));
     assert!(!changed);
+}
+
+#[test]
+fn scroll_keys_move_the_twin_and_the_detail() {
+    let mut a = app();
+    let big: serde_json::Map<String, Value> =
+        (0..30).map(|i| (format!("p{i}"), json!(i))).collect();
+    device(
+        &mut a,
+        ManualEvent::Twin(json!({"desired": big, "reported": {"$version": 1}})),
+    );
+    press(&mut a, ch('4'));
+    press(&mut a, ch('j'));
+    assert_eq!(a.twin.scroll, 5);
+    press(&mut a, k(KeyCode::PageUp));
+    assert_eq!(a.twin.scroll, 0);
+    // Never past the last line of the longer section (30 properties and the braces).
+    for _ in 0..20 {
+        press(&mut a, ch('j'));
+    }
+    assert_eq!(a.twin.scroll, 31);
+
+    device(
+        &mut a,
+        ManualEvent::Method {
+            name: "m".into(),
+            payload: Value::Object(big),
+            status: 200,
+            response: json!({}),
+            error: None,
+        },
+    );
+    press(&mut a, ch('3'));
+    press(&mut a, k(KeyCode::PageDown));
+    assert_eq!(a.methods.detail_scroll, 5);
+    // j moves the selection, not the detail; a new selection starts at its top.
+    press(&mut a, ch('k'));
+    assert_eq!(a.methods.detail_scroll, 5);
 }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::app::body::{escape, preview_of, pretty_lines};
+use crate::app::body::{escape, pretty_lines, preview_of};
 use crate::app::input::JsonEditor;
 use client::manual::ReportOrigin;
 
@@ -36,6 +36,8 @@ pub struct TwinState {
     pub auto_ack: bool,
     /// Newest first.
     pub log: VecDeque<TwinLogEntry>,
+    /// Lines of the desired and reported panes scrolled off the top.
+    pub scroll: usize,
 }
 
 impl TwinState {
@@ -52,6 +54,7 @@ impl TwinState {
             },
             auto_ack,
             log: VecDeque::new(),
+            scroll: 0,
         }
     }
 
@@ -66,7 +69,8 @@ impl TwinState {
         self.desired = Some(section("desired").unwrap_or_default());
         self.reported = Some(section("reported").unwrap_or_default());
         self.refresh_lines();
-        let v = |s: &Option<Map<String, Value>>| version_of(s).map_or("-".into(), |v| v.to_string());
+        let v =
+            |s: &Option<Map<String, Value>>| version_of(s).map_or("-".into(), |v| v.to_string());
         let text = format!(
             "twin read: desired $version {}, reported $version {}",
             v(&self.desired),
@@ -82,7 +86,11 @@ impl TwinState {
         desired.insert("$version".into(), Value::from(version));
         self.refresh_lines();
         // Said first, so that a narrow screen cuts the patch rather than the note.
-        let note = if self.auto_ack { "" } else { ", not acknowledged" };
+        let note = if self.auto_ack {
+            ""
+        } else {
+            ", not acknowledged"
+        };
         let text = format!(
             "desired $version {version}{note}: {}",
             preview_of(&Value::Object(patch.clone()).to_string())
@@ -114,16 +122,34 @@ impl TwinState {
     }
 
     pub fn report_failed(&mut self, at: DateTime<Utc>, error: &str) {
-        self.log(at, format!("reported patch failed: {}", escape(error)), true);
+        self.log(
+            at,
+            format!("reported patch failed: {}", escape(error)),
+            true,
+        );
     }
 
     /// The patch the editor holds, or the one sentence that says why it cannot be sent.
     pub fn patch(&self) -> Result<Map<String, Value>, String> {
         match &self.editor.status {
             Ok(Value::Object(map)) => Ok(map.clone()),
-            Ok(_) => Err("the reported patch must be a JSON object, like {\"status\": \"ok\"}".into()),
+            Ok(_) => {
+                Err("the reported patch must be a JSON object, like {\"status\": \"ok\"}".into())
+            }
             Err(p) => Err(format!("the reported patch is not valid JSON at {p}")),
         }
+    }
+
+    /// Scrolls both sections by `delta` lines, down to the last line of the longer one.
+    pub fn scroll(&mut self, delta: isize) -> bool {
+        let longest = self.desired_lines.len().max(self.reported_lines.len());
+        let next = self
+            .scroll
+            .saturating_add_signed(delta)
+            .min(longest.saturating_sub(1));
+        let moved = next != self.scroll;
+        self.scroll = next;
+        moved
     }
 
     fn refresh_lines(&mut self) {

@@ -42,6 +42,8 @@ fn apply(app: &mut DeviceApp, action: DeviceAction, cmds: &mut Vec<ManualCommand
         DeviceAction::Down => step(app, 1),
         DeviceAction::First => step(app, isize::MIN / 2),
         DeviceAction::Last => step(app, isize::MAX / 2),
+        DeviceAction::ScrollUp => scroll(app, -SCROLL_STEP),
+        DeviceAction::ScrollDown => scroll(app, SCROLL_STEP),
         DeviceAction::EditTemplate => edit(app, DeviceTab::Telemetry, Editing::Template),
         DeviceAction::EditProperties => edit(app, DeviceTab::Telemetry, Editing::Properties),
         DeviceAction::EditReported => edit(app, DeviceTab::Twin, Editing::Reported),
@@ -93,6 +95,24 @@ fn step(app: &mut DeviceApp, delta: isize) -> bool {
         DeviceTab::Inbox => app.inbox.step(delta),
         DeviceTab::Methods => app.methods.step(delta),
         _ => false,
+    }
+}
+
+/// Lines a scroll key moves.
+const SCROLL_STEP: isize = 5;
+
+fn scroll(app: &mut DeviceApp, delta: isize) -> bool {
+    match app.tab {
+        DeviceTab::Inbox => {
+            let lines = app.inbox.selected().map_or(0, |m| m.detail_len());
+            app.inbox.scroll(delta, lines)
+        }
+        DeviceTab::Methods => {
+            let lines = app.methods.selected().map_or(0, |c| c.detail_len());
+            app.methods.scroll(delta, lines)
+        }
+        DeviceTab::Twin => app.twin.scroll(delta),
+        DeviceTab::Telemetry => false,
     }
 }
 
@@ -186,7 +206,11 @@ fn send_reported(app: &mut DeviceApp, cmds: &mut Vec<ManualCommand>) -> bool {
         Ok(patch) => {
             let id = app.take_id();
             cmds.push(ManualCommand::PatchReported { id, patch });
-            notice(app, "reported patch sent; waiting for the hub".into(), false);
+            notice(
+                app,
+                "reported patch sent; waiting for the hub".into(),
+                false,
+            );
         }
         Err(e) => notice(app, e, true),
     }
@@ -216,8 +240,9 @@ fn on_device(app: &mut DeviceApp, ev: ManualEvent) -> bool {
             response,
             error,
         } => {
-            app.methods
-                .push(MethodCall::new(now, &name, &payload, status, &response, error));
+            app.methods.push(MethodCall::new(
+                now, &name, &payload, status, &response, error,
+            ));
         }
         ManualEvent::Desired { version, patch } => app.twin.desired_patch(now, version, &patch),
         ManualEvent::Reported {
@@ -227,7 +252,11 @@ fn on_device(app: &mut DeviceApp, ev: ManualEvent) -> bool {
         } => {
             app.twin.reported_patch(now, origin, version, &patch);
             if let ReportOrigin::User(_) = origin {
-                notice(app, format!("the hub took the reported patch: $version {version}"), false);
+                notice(
+                    app,
+                    format!("the hub took the reported patch: $version {version}"),
+                    false,
+                );
             }
         }
         ManualEvent::ReportFailed { origin, error } => {

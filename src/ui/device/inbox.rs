@@ -50,14 +50,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
     frame.render_widget(b, detail);
     if let Some(m) = inbox.selected() {
         frame.render_widget(
-            Paragraph::new(detail_lines(m, usize::from(inner.height), theme)),
+            Paragraph::new(detail_lines(
+                m,
+                inbox.detail_scroll,
+                usize::from(inner.height),
+                theme,
+            )),
             inner,
         );
     }
 }
 
-/// The message's lines, at most `height` of them.
-fn detail_lines(m: &C2dMessage, height: usize, theme: &Theme) -> Vec<Line<'static>> {
+/// The message's lines from `skip`, at most `height` of them.
+fn detail_lines(m: &C2dMessage, skip: usize, height: usize, theme: &Theme) -> Vec<Line<'static>> {
     let heading = |t: String| Line::styled(t, theme.style(Role::Title));
     let pair = |k: &str, v: &str| {
         Line::from(vec![
@@ -81,7 +86,8 @@ fn detail_lines(m: &C2dMessage, height: usize, theme: &Theme) -> Vec<Line<'stati
         m.body.kind.label(),
         m.body.size_label()
     )));
-    let room = height.saturating_sub(lines.len());
+    // Only the body lines that can show are copied.
+    let room = (height + skip).saturating_sub(lines.len());
     lines.extend(
         m.body
             .lines
@@ -89,6 +95,5 @@ fn detail_lines(m: &C2dMessage, height: usize, theme: &Theme) -> Vec<Line<'stati
             .take(room)
             .map(|l| Line::styled(l.clone(), theme.style(Role::Text))),
     );
-    lines.truncate(height);
-    lines
+    lines.into_iter().skip(skip).take(height).collect()
 }

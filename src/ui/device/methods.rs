@@ -39,8 +39,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
             app.config.profile
         );
         frame.render_widget(
-            Paragraph::new(Line::styled(clip(&hint, width * 3), theme.style(Role::Muted)))
-                .wrap(ratatui::widgets::Wrap { trim: true }),
+            Paragraph::new(Line::styled(
+                clip(&hint, width * 3),
+                theme.style(Role::Muted),
+            ))
+            .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
     } else {
@@ -52,42 +55,52 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
     frame.render_widget(b, detail);
     if let Some(c) = calls.selected() {
         frame.render_widget(
-            Paragraph::new(detail_lines(c, usize::from(inner.height), theme)),
+            Paragraph::new(detail_lines(
+                c,
+                calls.detail_scroll,
+                usize::from(inner.height),
+                theme,
+            )),
             inner,
         );
     }
 }
 
-fn detail_lines(c: &MethodCall, height: usize, theme: &Theme) -> Vec<Line<'static>> {
-    let heading = |t: String| Line::styled(t, theme.style(Role::Title));
+/// The call's lines from `skip`, at most `height`: only those are built.
+fn detail_lines(c: &MethodCall, skip: usize, height: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let heading = |t: &str| Line::styled(t.to_string(), theme.style(Role::Title));
     let json = |l: &String| Line::styled(format!("  {l}"), theme.style(Role::Text));
     let status_role = if (200..300).contains(&c.status) {
         Role::Ok
     } else {
         Role::Error
     };
-    let mut lines = vec![
+    let title = || {
         Line::from(vec![
             Span::styled(c.name.clone(), theme.style(Role::Title)),
             Span::styled(
                 format!("  at {}", c.at.format("%Y-%m-%d %H:%M:%S UTC")),
                 theme.style(Role::Muted),
             ),
-        ]),
-        heading("Payload".into()),
-    ];
-    lines.extend(c.payload.iter().map(json));
-    lines.push(Line::from(vec![
-        Span::styled("Answer: status ", theme.style(Role::Title)),
-        Span::styled(c.status.to_string(), theme.style(status_role)),
-    ]));
-    if let Some(e) = &c.error {
-        lines.push(Line::styled(
-            format!("  not delivered: {e}"),
-            theme.style(Role::Error),
-        ));
-    }
-    lines.extend(c.response.iter().map(json));
-    lines.truncate(height);
-    lines
+        ])
+    };
+    let answer = || {
+        Line::from(vec![
+            Span::styled("Answer: status ", theme.style(Role::Title)),
+            Span::styled(c.status.to_string(), theme.style(status_role)),
+        ])
+    };
+    let error = c
+        .error
+        .iter()
+        .map(|e| Line::styled(format!("  not delivered: {e}"), theme.style(Role::Error)));
+    std::iter::once_with(title)
+        .chain(std::iter::once_with(|| heading("Payload")))
+        .chain(c.payload.iter().map(json))
+        .chain(std::iter::once_with(answer))
+        .chain(error)
+        .chain(c.response.iter().map(json))
+        .skip(skip)
+        .take(height)
+        .collect()
 }

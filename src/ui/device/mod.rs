@@ -45,13 +45,7 @@ pub fn render(frame: &mut Frame, app: &DeviceApp, theme: &Theme) {
     chrome::notice(frame, notice, app, theme);
     chrome::status_bar(frame, status, app, theme);
     if app.help {
-        super::widgets::help_popup(
-            frame,
-            area,
-            app.tab.title(),
-            &help_sections(app.tab),
-            theme,
-        );
+        super::widgets::help_popup(frame, area, app.tab.title(), &help_sections(app.tab), theme);
     }
 }
 

@@ -25,7 +25,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
     let b = block("Template", theme, editing == Some(Editing::Template));
     frame.render_widget(&c.template, b.inner(template));
     frame.render_widget(b, template);
-    let b = block("Properties (key=value)", theme, editing == Some(Editing::Properties));
+    let b = block(
+        "Properties (key=value)",
+        theme,
+        editing == Some(Editing::Properties),
+    );
     frame.render_widget(&c.properties, b.inner(props));
     frame.render_widget(b, props);
 

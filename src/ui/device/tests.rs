@@ -54,7 +54,10 @@ fn sample(tab: DeviceTab) -> DeviceApp {
 
     let mut props = PropertyBag::default();
     props.set("$.mid", Some("c2d-1".into()));
-    props.set("$.to", Some("/devices/thermostat-7/messages/devicebound".into()));
+    props.set(
+        "$.to",
+        Some("/devices/thermostat-7/messages/devicebound".into()),
+    );
     props.set("priority", Some("high".into()));
     event(
         &mut app,

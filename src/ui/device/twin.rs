@@ -25,6 +25,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
         desired,
         &format!("Desired · $version {}", version(version_of(&t.desired))),
         &t.desired_lines,
+        t.scroll,
         theme,
     );
     section(
@@ -32,6 +33,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
         reported,
         &format!("Reported · $version {}", version(version_of(&t.reported))),
         &t.reported_lines,
+        t.scroll,
         theme,
     );
 
@@ -39,12 +41,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
     let b = block("Reported patch", theme, focused);
     let inner = b.inner(editor);
     frame.render_widget(b, editor);
-    let [text, status] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    let [text, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
     frame.render_widget(&t.editor.textarea, text);
     let line = match t.patch() {
         Ok(_) => Line::styled("valid JSON object", theme.style(Role::Ok)),
-        Err(e) => Line::styled(clip(&e, usize::from(status.width)), theme.style(Role::Error)),
+        Err(e) => Line::styled(
+            clip(&e, usize::from(status.width)),
+            theme.style(Role::Error),
+        ),
     };
     frame.render_widget(Paragraph::new(line), status);
 
@@ -70,7 +74,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn section(frame: &mut Frame, area: Rect, title: &str, lines: &[String], theme: &Theme) {
+fn section(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: &[String],
+    skip: usize,
+    theme: &Theme,
+) {
     let b = block(title, theme, false);
     let inner = b.inner(area);
     frame.render_widget(b, area);
@@ -79,6 +90,7 @@ fn section(frame: &mut Frame, area: Rect, title: &str, lines: &[String], theme: 
     } else {
         lines
             .iter()
+            .skip(skip.min(lines.len().saturating_sub(1)))
             .take(usize::from(inner.height))
             .map(|l| Line::styled(l.clone(), theme.style(Role::Text)))
             .collect()

@@ -154,6 +154,9 @@ mod tests {
         assert!(pending.is_empty());
         assert!(rx_a.await.is_err());
         assert!(rx_b.await.is_err());
-        assert!(!pending.complete(&a, reply(200, "{}")), "a late answer finds nobody");
+        assert!(
+            !pending.complete(&a, reply(200, "{}")),
+            "a late answer finds nobody"
+        );
     }
 }
