@@ -1,7 +1,8 @@
 //! `hubtui device` (the terminal UI) as a real process in a pseudo-terminal at 80x24 with
 //! NO_COLOR, against the real local hub: telemetry composed and sent from the Telemetry tab
 //! is stored by the hub, a C2D message shows in the Inbox, a method invoked over REST is
-//! answered by the profile and listed, and a reported patch from the Twin tab reaches the twin.
+//! answered by the profile and listed, and a reported patch from the Twin tab reaches the twin;
+//! a device provisioned through DPS whose cached assignment the hub refuses registers again.
 
 mod common;
 
@@ -33,6 +34,11 @@ struct Screen {
 
 impl Screen {
     fn start(args: &[&str]) -> Screen {
+        Screen::start_with(args, &[])
+    }
+
+    /// `env` overrides the defaults (a temp home with XDG dirs in it).
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Screen {
         let home = tempfile::tempdir().unwrap();
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -55,6 +61,9 @@ impl Screen {
             ("XDG_STATE_HOME", "state"),
         ] {
             cmd.env(var, home.path().join(dir));
+        }
+        for (var, value) in env {
+            cmd.env(var, value);
         }
         cmd.cwd(home.path());
         let child = pair.slave.spawn_command(cmd).unwrap();
@@ -96,6 +105,19 @@ impl Screen {
                 Instant::now() < deadline,
                 "{what:?} did not appear; the screen:\n{text}"
             );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn quit(&mut self) {
+        self.keys("q").await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "hubtui device did not quit");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -232,14 +254,54 @@ async fn device_tui_sends_receives_answers_and_reports() {
     );
 
     // q quits and gives the terminal back.
-    s.keys("q").await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "hubtui device did not quit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_tui_provisions_again_when_the_cached_assignment_is_refused() {
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let hub = TestHub::start().await;
+    let r = hub
+        .call(
+            Method::PUT,
+            "/enrollmentGroups/fleet",
+            Some(json!({"attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": KEY}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
+    let data = tempfile::tempdir().unwrap();
+    let info = &hub.hub.info;
+    let (https, mqtt) = (info.ports.https.to_string(), info.ports.mqtt.to_string());
+    let args = [
+        "device",
+        "--dps-scope",
+        &info.id_scope,
+        "--registration-id",
+        "fleet-7",
+        "--group-key",
+        KEY,
+        "--dps-host",
+        &info.host_name,
+        "--dps-port",
+        &https,
+        "--mqtt-port",
+        &mqtt,
+        "--ca",
+        &ca,
+    ];
+    let env = [("XDG_DATA_HOME", data.path().to_str().unwrap())];
+    let mut s = Screen::start_with(&args, &env);
+    s.wait_for(&["● connected", "fleet-7"]).await;
+    s.quit().await;
+
+    // Deleted from the hub, the device's cached credentials are refused: it registers
+    // again (which creates it anew) and connects.
+    let r = hub.call(Method::DELETE, "/devices/fleet-7", None).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let mut s = Screen::start_with(&args, &env);
+    s.wait_for(&["● connected", "fleet-7"]).await;
+    let r = hub.call(Method::GET, "/devices/fleet-7", None).await;
+    assert_eq!(r.status, StatusCode::OK, "provisioned again: {}", r.body);
+    s.quit().await;
 }

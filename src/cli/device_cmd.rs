@@ -301,21 +301,30 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         };
         // Everything that can fail on the way to a connection string does so before the
         // terminal is taken, so its sentence prints normally.
-        let cs = match plan.devices {
-            Devices::One(cs) => cs,
+        let (cs, reprovision) = match plan.devices {
+            Devices::One(cs) => (cs, None),
             Devices::Create { hub, ids } => {
                 let mut all = create_devices(&hub, &ids, &plan.trust, args.https_port).await?;
-                all.pop()
-                    .ok_or_else(|| Failure::usage("no device to run".to_string()))?
+                let cs = all
+                    .pop()
+                    .ok_or_else(|| Failure::usage("no device to run".to_string()))?;
+                (cs, None)
             }
             Devices::Provision(mut reg) => {
                 reg.model_id = model_id;
-                provision(&reg, &plan.trust, false).await?.0
+                let (cs, from_cache) = provision(&reg, &plan.trust, false).await?;
+                // A cached assignment the hub no longer takes is replaced, once.
+                let trust = plan.trust.clone();
+                let again: Option<super::device_tui::Reprovision> = from_cache.then(|| {
+                    Box::pin(async move { provision(&reg, &trust, true).await.map(|(cs, _)| cs) })
+                        as super::device_tui::Reprovision
+                });
+                (cs, again)
             }
         };
         let theme = plan.theme.unwrap_or_else(Theme::default_dark);
         let seed = args.seed.unwrap_or_else(rand::random);
-        super::device_tui::run(cs, opts, plan.profile, seed, theme).await
+        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
