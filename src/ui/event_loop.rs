@@ -1,7 +1,7 @@
-//! The loop of both faces (explorer and device): one `tokio::select!` over terminal input, backend events and the next
-//! allowed frame. Every wake-up drains all pending input and events before it considers a
-//! redraw, and a redraw happens only when state changed, at most ~30 times a second, so a
-//! burst of telemetry costs one frame.
+//! The loop of both faces (explorer and device): one `tokio::select!` over terminal input,
+//! backend events and the next allowed frame. Every wake-up drains all pending input and
+//! events before it considers a redraw, and a redraw happens only when state changed, at most
+//! ~30 times a second, so a burst of telemetry costs one frame.
 
 use std::io;
 use std::path::PathBuf;

@@ -96,11 +96,14 @@ pub async fn run(
                 let Some(cmd) = cmd else { break };
                 match cmd {
                     ManualCommand::SendTelemetry { id, body, properties } => {
-                        let result = client.send_telemetry(body, properties).map_err(|e| e.to_string());
+                        let result = client
+                            .send_telemetry(body, properties)
+                            .map_err(|e| e.to_string());
                         emit(&out, ManualEvent::Sent { id, result }).await;
                     }
                     ManualCommand::PatchReported { id, patch } => {
-                        tokio::spawn(report(client.clone(), patch, ReportOrigin::User(id), out.clone()));
+                        let origin = ReportOrigin::User(id);
+                        tokio::spawn(report(client.clone(), patch, origin, out.clone()));
                     }
                     ManualCommand::SetAutoAck(on) => auto_ack = on,
                 }
