@@ -13,32 +13,33 @@ pub struct Chord {
     pub mods: KeyModifiers,
 }
 
-const fn key(c: char) -> Chord {
+pub const fn key(c: char) -> Chord {
     Chord {
         code: KeyCode::Char(c),
         mods: KeyModifiers::NONE,
     }
 }
 
-const fn code(code: KeyCode) -> Chord {
+pub const fn code(code: KeyCode) -> Chord {
     Chord {
         code,
         mods: KeyModifiers::NONE,
     }
 }
 
-const fn ctrl(c: char) -> Chord {
+pub const fn ctrl(c: char) -> Chord {
     Chord {
         code: KeyCode::Char(c),
         mods: KeyModifiers::CONTROL,
     }
 }
 
-/// A key binding and what the help overlay says about it.
+/// A key binding and what the help overlay says about it. Generic over the action so that
+/// the device face's tables share the footer and help overlay with the explorer's.
 #[derive(Debug)]
-pub struct Binding {
+pub struct Binding<A = Action> {
     pub keys: &'static [Chord],
-    pub action: Action,
+    pub action: A,
     pub desc: &'static str,
     /// Shown in the footer hint line.
     pub footer: bool,
@@ -311,7 +312,7 @@ fn normalized(key: &KeyEvent) -> KeyModifiers {
     }
 }
 
-fn matches(chord: &Chord, key: &KeyEvent) -> bool {
+pub fn matches(chord: &Chord, key: &KeyEvent) -> bool {
     chord.code == key.code && chord.mods == normalized(key)
 }
 
@@ -360,7 +361,7 @@ pub fn chord_label(chord: &Chord) -> String {
 }
 
 /// All keys of a binding, "j/↓".
-pub fn keys_label(binding: &Binding) -> String {
+pub fn keys_label<A>(binding: &Binding<A>) -> String {
     binding
         .keys
         .iter()

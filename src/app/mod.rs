@@ -5,6 +5,7 @@ pub mod action;
 pub mod body;
 pub mod c2d;
 pub mod chart;
+pub mod device;
 pub mod devices;
 pub mod form;
 pub mod input;

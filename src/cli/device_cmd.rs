@@ -1,8 +1,9 @@
 //! `hubtui device`: a device (or N devices) driven by a profile. Headless, it prints one JSON
-//! line per event on stdout. Everything that can be wrong with the arguments is reported in
-//! one sentence (exit status 2) before any connection is made.
+//! line per event on stdout; otherwise one device runs in a terminal UI. Everything that can be
+//! wrong with the arguments is reported in one sentence (exit status 2) before any connection
+//! is made or the terminal is touched.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -22,6 +23,7 @@ use iothub::error::ErrorCode;
 use super::Failure;
 use super::activity_line::activity_line;
 use super::profiles::parse_service;
+use crate::ui::Theme;
 
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
@@ -62,6 +64,10 @@ pub struct DeviceArgs {
     /// Run without a terminal UI, printing one JSON line per event on stdout.
     #[arg(long)]
     pub headless: bool,
+    /// Theme of the terminal UI: default-dark, light, high-contrast, or NAME.toml in the user
+    /// themes dir. NO_COLOR is honoured.
+    #[arg(long, env = "HUBTUI_THEME", default_value = "default-dark")]
+    pub theme: String,
     /// Devices to start from the profile (needs --hub); ids are DEVICE_ID-1 … DEVICE_ID-N.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub count: u32,
@@ -95,8 +101,9 @@ pub struct DeviceArgs {
     /// Seed of the telemetry generators: the same seed gives the same telemetry.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Log level on stderr (error, warn, info, debug, trace). Every event is already a
-    /// JSON line on stdout, so only problems are logged unless asked.
+    /// Log level (error, warn, info, debug, trace): on stderr headless, where every event is
+    /// already a JSON line on stdout, so only problems are logged unless asked; in the log
+    /// file with the terminal UI.
     #[arg(long = "log-level", env = "HUBTUI_LOG_LEVEL", default_value = "warn")]
     pub log_level: String,
 }
@@ -118,12 +125,17 @@ struct Plan {
     profile: Profile,
     trust: Trust,
     client_certificate: Option<ClientCertificate>,
+    /// The terminal UI's theme; None headless.
+    theme: Option<Theme>,
 }
 
 const DEFAULT_DEVICE_ID: &str = "device";
 
 pub fn run(args: DeviceArgs) -> Result<(), Failure> {
     let plan = check(&args)?;
+    if plan.theme.is_some() {
+        return run_tui(args, plan);
+    }
     super::with_runtime(|rt| rt.block_on(run_headless(args, plan)))
 }
 
@@ -145,16 +157,33 @@ fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
             ))
         })?),
     };
-    if !args.headless {
-        return Err(Failure::usage(
-            "the device face has no terminal UI yet; add --headless to run the device from its profile",
-        ));
-    }
+    let theme = if args.headless {
+        None
+    } else {
+        if args.count > 1 {
+            return Err(Failure::usage(
+                "the terminal UI runs one device; add --headless to run --count devices",
+            ));
+        }
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return Err(Failure::usage(
+                "the device terminal UI needs a terminal; add --headless for one JSON line per event",
+            ));
+        }
+        let theme = Theme::load(
+            &args.theme,
+            Theme::user_dir().as_deref(),
+            Theme::no_color_requested(),
+        )
+        .map_err(|e| Failure::usage(e.to_string()))?;
+        Some(theme)
+    };
     Ok(Plan {
         devices,
         profile,
         trust,
         client_certificate,
+        theme,
     })
 }
 
@@ -337,6 +366,59 @@ async fn provision(
         gateway_host_name: None,
     };
     Ok((cs, from_cache))
+}
+
+/// One device in the terminal UI; logs go to the log file, never to the screen.
+fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
+    let log = super::logging::init_file_logging(&args.log_level);
+    if let Ok(path) = &log {
+        tracing::info!(log = %path.display(), "device terminal UI starting");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(async {
+        let model_id = args
+            .model_id
+            .clone()
+            .or_else(|| plan.profile.model_id.clone());
+        let opts = DeviceClientOptions {
+            port: args.mqtt_port,
+            trust: plan.trust.clone(),
+            model_id: model_id.clone(),
+            client_certificate: plan.client_certificate.clone(),
+            ..DeviceClientOptions::default()
+        };
+        // Everything that can fail on the way to a connection string does so before the
+        // terminal is taken, so its sentence prints normally.
+        let (cs, reprovision) = match plan.devices {
+            Devices::One(cs) => (cs, None),
+            Devices::Create { hub, ids } => {
+                let mut all = create_devices(&hub, &ids, &plan.trust, args.https_port).await?;
+                let cs = all
+                    .pop()
+                    .ok_or_else(|| Failure::usage("no device to run".to_string()))?;
+                (cs, None)
+            }
+            Devices::Provision(mut reg) => {
+                reg.model_id = model_id;
+                let (cs, from_cache) = provision(&reg, &plan.trust, false).await?;
+                // A cached assignment the hub no longer takes is replaced, once.
+                let trust = plan.trust.clone();
+                let again: Option<super::device_tui::Reprovision> = from_cache.then(|| {
+                    Box::pin(async move { provision(&reg, &trust, true).await.map(|(cs, _)| cs) })
+                        as super::device_tui::Reprovision
+                });
+                (cs, again)
+            }
+        };
+        let theme = plan.theme.unwrap_or_else(Theme::default_dark);
+        let seed = args.seed.unwrap_or_else(rand::random);
+        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {

@@ -3,6 +3,7 @@
 mod activity_line;
 mod ca_cmd;
 mod device_cmd;
+mod device_tui;
 mod enrollment_cmd;
 mod explorer;
 mod hub_cmd;
@@ -55,7 +56,8 @@ pub enum Command {
     Hub(hub_cmd::HubArgs),
     /// Saved hub profiles: add, list, remove.
     Hubs(hubs_cmd::HubsArgs),
-    /// Run a device from a profile: telemetry, method answers, property acknowledgements.
+    /// Be a device: a terminal UI for one device (compose telemetry, see C2D, methods and the
+    /// twin), or --headless devices run from a profile with one JSON line per event.
     Device(device_cmd::DeviceArgs),
 }
 

@@ -2,6 +2,7 @@
 //! function of state, and nothing here changes state. (The terminal loop lands next.)
 
 pub mod c2d;
+pub mod device;
 pub mod devices;
 pub mod event_loop;
 pub mod methods;

@@ -176,7 +176,7 @@ fn draw(app: &App, theme: &Theme, w: u16, h: u16) -> Buffer {
     terminal.backend().buffer().clone()
 }
 
-fn text(buf: &Buffer) -> String {
+pub(crate) fn text(buf: &Buffer) -> String {
     let area = buf.area;
     let mut out = String::new();
     for y in 0..area.height {
@@ -190,7 +190,7 @@ fn text(buf: &Buffer) -> String {
     out
 }
 
-fn check_snapshot(name: &str, actual: &str) {
+pub(crate) fn check_snapshot(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/ui/snapshots")
         .join(format!("{name}.snap"));

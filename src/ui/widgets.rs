@@ -54,19 +54,8 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let mut spans = vec![];
-    for (i, tab) in Tab::ALL.iter().enumerate() {
-        let role = if *tab == app.tab {
-            Role::TabActive
-        } else {
-            Role::TabInactive
-        };
-        spans.push(Span::styled(
-            format!(" {} {} ", i + 1, tab.title()),
-            theme.style(role),
-        ));
-        spans.push(Span::raw(" "));
-    }
+    let active = Tab::ALL.iter().position(|t| *t == app.tab);
+    let mut spans = tab_spans(Tab::ALL.iter().map(|t| t.title()), active, theme);
     let device = match (&app.selected_device, &app.selected_module) {
         (Some(d), None) => format!("device: {}", escape(d)),
         (Some(d), Some(m)) => format!("device: {} · module: {}", escape(d), escape(m)),
@@ -74,6 +63,28 @@ pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     spans.push(Span::styled(device, theme.style(Role::Muted)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// " 1 Title " for each tab, numbered from 1, the active one in the active role.
+pub fn tab_spans<'a>(
+    titles: impl Iterator<Item = &'a str>,
+    active: Option<usize>,
+    theme: &Theme,
+) -> Vec<Span<'static>> {
+    let mut spans = vec![];
+    for (i, title) in titles.enumerate() {
+        let role = if Some(i) == active {
+            Role::TabActive
+        } else {
+            Role::TabInactive
+        };
+        spans.push(Span::styled(
+            format!(" {} {title} ", i + 1),
+            theme.style(role),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    spans
 }
 
 /// The embedded default's banner: this is the local hub; how to reach a real one.
@@ -168,9 +179,9 @@ fn hint_spans(bindings: &[&Binding], theme: &Theme) -> Vec<Span<'static>> {
     hints_with_labels(bindings, keymap::keys_label, theme)
 }
 
-fn hints_with_labels(
-    bindings: &[&Binding],
-    label: fn(&Binding) -> String,
+fn hints_with_labels<A>(
+    bindings: &[&Binding<A>],
+    label: fn(&Binding<A>) -> String,
     theme: &Theme,
 ) -> Vec<Span<'static>> {
     let mut spans = vec![];
@@ -193,7 +204,7 @@ const HINT_GAP: &str = " · ";
 const MORE: &str = "? more";
 
 /// The footer's label of a binding: its first key only; `?` lists the others.
-fn first_key(b: &Binding) -> String {
+fn first_key<A>(b: &Binding<A>) -> String {
     b.keys.first().map(keymap::chord_label).unwrap_or_default()
 }
 
@@ -201,12 +212,21 @@ fn first_key(b: &Binding) -> String {
 /// first); a hint too wide is skipped for later, shorter ones. True when "? more" ends the
 /// line (the mode has `?`).
 pub fn footer_fit<'a>(bindings: &[&'a Binding], width: usize) -> (Vec<&'a Binding>, bool) {
-    let more = bindings.iter().any(|b| b.action == Action::ToggleHelp);
-    let cost = |b: &Binding| first_key(b).chars().count() + 1 + b.desc.chars().count();
+    footer_fit_with(bindings, width, &Action::ToggleHelp)
+}
+
+/// `footer_fit` for any action type; `help` is the action that opens the help overlay.
+pub fn footer_fit_with<'a, A: PartialEq>(
+    bindings: &[&'a Binding<A>],
+    width: usize,
+    help: &A,
+) -> (Vec<&'a Binding<A>>, bool) {
+    let more = bindings.iter().any(|b| b.action == *help);
+    let cost = |b: &Binding<A>| first_key(b).chars().count() + 1 + b.desc.chars().count();
     let gap = HINT_GAP.chars().count();
     let mut used = if more { MORE.chars().count() } else { 0 };
     let mut shown = Vec::new();
-    for b in bindings.iter().filter(|b| b.action != Action::ToggleHelp) {
+    for b in bindings.iter().filter(|b| b.action != *help) {
         let extra = cost(b) + if shown.is_empty() && !more { 0 } else { gap };
         if used + extra <= width {
             used += extra;
@@ -214,6 +234,25 @@ pub fn footer_fit<'a>(bindings: &[&'a Binding], width: usize) -> (Vec<&'a Bindin
         }
     }
     (shown, more)
+}
+
+/// The footer line for `bindings` (those marked for the footer, in order) at `width`.
+pub fn footer_line<A: PartialEq>(
+    bindings: &[&Binding<A>],
+    width: usize,
+    help: &A,
+    theme: &Theme,
+) -> Line<'static> {
+    let (shown, more) = footer_fit_with(bindings, width, help);
+    let mut spans = hints_with_labels(&shown, first_key, theme);
+    if more {
+        if !spans.is_empty() {
+            spans.push(Span::styled(HINT_GAP, theme.style(Role::Muted)));
+        }
+        spans.push(Span::styled("?", theme.style(Role::Key)));
+        spans.push(Span::styled(" more", theme.style(Role::Text)));
+    }
+    Line::from(spans)
 }
 
 /// Footer hints: the bindings marked for the footer in the current mode's tables.
@@ -242,19 +281,16 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .flat_map(|t| t.iter())
         .filter(|b| b.footer)
         .collect();
-    let (shown, more) = footer_fit(&bindings, usize::from(area.width));
-    let mut spans = hints_with_labels(&shown, first_key, theme);
-    if more {
-        if !spans.is_empty() {
-            spans.push(Span::styled(HINT_GAP, theme.style(Role::Muted)));
-        }
-        spans.push(Span::styled("?", theme.style(Role::Key)));
-        spans.push(Span::styled(" more", theme.style(Role::Text)));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let line = footer_line(
+        &bindings,
+        usize::from(area.width),
+        &Action::ToggleHelp,
+        theme,
+    );
+    frame.render_widget(Paragraph::new(line), area);
 }
 
-fn help_column(sections: &[(&str, &[Binding])], theme: &Theme) -> Vec<Line<'static>> {
+fn help_column<A>(sections: &[(&str, &[Binding<A>])], theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![];
     for (heading, bindings) in sections {
         if !lines.is_empty() {
@@ -277,12 +313,22 @@ fn help_column(sections: &[(&str, &[Binding])], theme: &Theme) -> Vec<Line<'stat
 
 /// `?`: every key of the current tab, from the keymap tables, in two columns.
 pub fn help_overlay(frame: &mut Frame, area: Rect, tab: Tab, theme: &Theme) {
+    help_popup(frame, area, tab.title(), &keymap::help_sections(tab), theme);
+}
+
+/// The help popup for `sections` (heading, bindings); the last two go in the right column.
+pub fn help_popup<A>(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    sections: &[(&str, &[Binding<A>])],
+    theme: &Theme,
+) {
     let popup = centered(area, 80, 22);
     frame.render_widget(Clear, popup);
-    let outer = block(format!("Keys: {} (Esc closes)", tab.title()), theme, true);
+    let outer = block(format!("Keys: {title} (Esc closes)"), theme, true);
     let inner = outer.inner(popup);
     frame.render_widget(outer, popup);
-    let sections = keymap::help_sections(tab);
     let split = sections.len().saturating_sub(2);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);

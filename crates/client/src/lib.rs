@@ -7,6 +7,7 @@ pub mod device;
 pub mod dps;
 pub mod events;
 mod http_error;
+pub mod manual;
 pub mod pnp;
 pub mod profile;
 pub mod runner;

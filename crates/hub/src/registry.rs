@@ -301,6 +301,15 @@ impl HubState {
                 .filter(|k| !k.is_empty())
                 .map(|k| Credential::identity_key(k))
                 .collect(),
+            (AuthType::SelfSigned, _) => {
+                let thumbs = auth.x509_thumbprint.clone().unwrap_or_default();
+                [thumbs.primary_thumbprint, thumbs.secondary_thumbprint]
+                    .iter()
+                    .flatten()
+                    .map(|t| Credential::thumbprint(t))
+                    .collect()
+            }
+            (AuthType::CertificateAuthority, _) => vec![Credential::CertificateAuthority],
             _ => Vec::new(),
         };
         self.sessions.close_unless(

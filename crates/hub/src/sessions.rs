@@ -40,12 +40,24 @@ pub enum Credential {
     /// A token signed with one of the identity's own keys: the key's SHA-256, so that the
     /// key itself is never kept (nor printed by a Debug) outside the registry.
     IdentityKey([u8; 32]),
+    /// A self-signed certificate accepted by this registered thumbprint (its SHA-256,
+    /// lowercase).
+    Thumbprint([u8; 32]),
+    /// A certificate issued by a registered CA: valid while the identity takes CA-signed
+    /// certificates.
+    CertificateAuthority,
 }
 
 impl Credential {
     pub fn identity_key(key: &str) -> Credential {
         use sha2::Digest;
         Credential::IdentityKey(sha2::Sha256::digest(key.as_bytes()).into())
+    }
+
+    pub fn thumbprint(thumbprint: &str) -> Credential {
+        use sha2::Digest;
+        let normal = thumbprint.trim().to_ascii_lowercase();
+        Credential::Thumbprint(sha2::Sha256::digest(normal.as_bytes()).into())
     }
 }
 

@@ -250,7 +250,7 @@ fn stamp_metadata(
 }
 
 /// RFC 7386 merge patch: `null` deletes, objects merge, everything else (arrays too) replaces.
-fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {
         match value {
             Value::Null => {

@@ -20,7 +20,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::authorities;
 use super::certificate::{self, CertificateFacts};
 use crate::registry::AuthMethod;
-use crate::sessions::IdentityKey;
+use crate::sessions::{Credential, IdentityKey};
 use crate::state::HubState;
 use iothub::device::{AuthType, DeviceStatus};
 use iothub::error::{ErrorCode, ServiceError};
@@ -63,23 +63,23 @@ impl HubState {
         }
         let scope = if key.1.is_some() { "module" } else { "device" };
         let auth = &id.device.authentication;
-        let issuer = match auth.auth_type {
+        let (issuer, credential) = match auth.auth_type {
             AuthType::SelfSigned => {
                 let thumbs = auth.x509_thumbprint.clone().unwrap_or_default();
-                let matches = [thumbs.primary_thumbprint, thumbs.secondary_thumbprint]
-                    .iter()
+                let matched = [thumbs.primary_thumbprint, thumbs.secondary_thumbprint]
+                    .into_iter()
                     .flatten()
-                    .any(|t| facts.has_thumbprint(t));
-                if !matches {
+                    .find(|t| facts.has_thumbprint(t));
+                let Some(thumbprint) = matched else {
                     return Err(unauthorized(
                         "the certificate's thumbprint is neither the identity's primary nor its secondary thumbprint",
                     ));
-                }
-                "iothub"
+                };
+                ("iothub", Credential::thumbprint(&thumbprint))
             }
             AuthType::CertificateAuthority => {
                 self.check_ca_signed(key, &facts, leaf, intermediates)?;
-                "external"
+                ("external", Credential::CertificateAuthority)
             }
             AuthType::Sas | AuthType::None => {
                 return Err(unauthorized(
@@ -92,6 +92,7 @@ impl HubState {
             kind: "x509Certificate",
             issuer,
             generation_id: id.device.generation_id.clone(),
+            credential,
         })
     }
 
