@@ -194,6 +194,8 @@ async fn a_desired_change_made_while_disconnected_is_applied_after_reconnect() {
     };
     hub.hub.shutdown().await;
     hub.hub = restart(0).await.expect("the hub restarts");
+    // A pooled connection to the stopped hub would fail the next call.
+    hub.http = common::https_client(&hub.hub.ca_pem);
     device
         .next_event("disconnected", |v| v["event"] == "disconnected")
         .await;
@@ -208,6 +210,7 @@ async fn a_desired_change_made_while_disconnected_is_applied_after_reconnect() {
     let version = r.body["properties"]["desired"]["$version"].clone();
     hub.hub.shutdown().await;
     hub.hub = restart(ports.mqtt).await.expect("the hub restarts");
+    hub.http = common::https_client(&hub.hub.ca_pem);
 
     let ack = eventually(WAIT, "the acknowledgement after the reconnect", || async {
         let t = twin(&hub, "d9").await;

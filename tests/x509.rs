@@ -548,3 +548,62 @@ async fn x509_devices_connect_over_mqtt_over_websockets_too() {
     let r = hub.call(Method::GET, "/devices/ws-ca", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// Replacing the thumbprint a self-signed device connected with ends its connection, as a
+/// key change ends a SAS device's; a change that keeps it does not.
+#[tokio::test]
+async fn a_replaced_thumbprint_closes_the_connection_that_used_it() {
+    let hub = TestHub::start().await;
+    let cert = self_signed("rotating");
+    let other = self_signed("next");
+    create_self_signed(&hub, "ss-rot", Some(&cert.sha1()), Some(&other.sha1())).await;
+    let (_client, mut eventloop) = AsyncClient::new(x509_options(&hub, "ss-rot", Some(&cert)), 10);
+    match tokio::time::timeout(WAIT, eventloop.poll()).await {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) => {
+            assert_eq!(a.code, ConnectReturnCode::Success)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let put = |primary: String, secondary: String| {
+        let hub = &hub;
+        async move {
+            let r = hub
+                .call_as(
+                    "iothubowner",
+                    Method::PUT,
+                    "/devices/ss-rot",
+                    Some(json!({"deviceId": "ss-rot", "authentication": {"type": "selfSigned",
+                        "x509Thumbprint": {"primaryThumbprint": primary, "secondaryThumbprint": secondary}}})),
+                    &[("If-Match", "*")],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    };
+    // The secondary changes, the primary (the one in use) stays: still connected.
+    put(cert.sha1(), self_signed("third").sha1()).await;
+    let kept = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            if eventloop.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(kept.is_err(), "the connection stayed open");
+    // The primary is replaced: the hub closes the connection.
+    put(other.sha1(), other.sha256()).await;
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            if eventloop.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was closed");
+    assert_eq!(
+        connack(x509_options(&hub, "ss-rot", Some(&cert))).await,
+        ConnectReturnCode::NotAuthorized
+    );
+}
