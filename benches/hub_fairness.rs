@@ -8,10 +8,13 @@
 
 #[path = "common/mqtt_load.rs"]
 mod mqtt_load;
+#[path = "common/stats.rs"]
+mod stats;
 
 use std::time::{Duration, Instant};
 
 use mqtt_load::{BenchHub, connect_all, connect_with, flood_until, options};
+use stats::summary;
 
 const PAYLOAD: usize = 200;
 /// A device whose CONNACK takes longer than this counts as timed out (the Azure SDKs'
@@ -34,22 +37,6 @@ fn runtime(name: &str) -> tokio::runtime::Runtime {
         .thread_name(name)
         .build()
         .unwrap()
-}
-
-/// "p50 X ms, p99 Y ms, max Z ms" of `samples`.
-fn summary(samples: &mut [Duration]) -> String {
-    samples.sort_unstable();
-    let at = |p: f64| {
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
-    };
-    format!(
-        "n {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    )
 }
 
 fn main() {

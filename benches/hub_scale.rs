@@ -10,6 +10,8 @@
 
 #[path = "common/mqtt_load.rs"]
 mod mqtt_load;
+#[path = "common/stats.rs"]
+mod stats;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +25,7 @@ use hubtui::client::service::ServiceClient;
 use hubtui::iothub::connection_string::ServiceConnectionString;
 use mqtt_load::{Device, HubAccess, Target, connect_with, options, topic};
 use rumqttc::QoS;
+use stats::summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
 const FLOODERS: usize = 100;
@@ -105,22 +108,6 @@ impl HubProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     }
-}
-
-/// "n N, p50 X ms, p99 Y ms, max Z ms".
-fn summary(samples: &mut [Duration]) -> String {
-    samples.sort_unstable();
-    let at = |p: f64| {
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
-    };
-    format!(
-        "n {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    )
 }
 
 const STORM: u8 = 0;

@@ -8,24 +8,16 @@
 
 #[path = "common/mqtt_load.rs"]
 mod mqtt_load;
+#[path = "common/stats.rs"]
+mod stats;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mqtt_load::BenchHub;
 use serde_json::json;
+use stats::summary;
 
 const RUNS: usize = 20;
-
-fn summary(samples: &mut [Duration]) -> String {
-    samples.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!(
-        "p50 {:.1} ms, p99 {:.1} ms (n = {})",
-        ms(samples[samples.len() / 2]),
-        ms(samples[(samples.len() - 1) * 99 / 100]),
-        samples.len()
-    )
-}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {

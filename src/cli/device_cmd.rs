@@ -379,17 +379,8 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(async {
-        let model_id = args
-            .model_id
-            .clone()
-            .or_else(|| plan.profile.model_id.clone());
-        let opts = DeviceClientOptions {
-            port: args.mqtt_port,
-            trust: plan.trust.clone(),
-            model_id: model_id.clone(),
-            client_certificate: plan.client_certificate.clone(),
-            ..DeviceClientOptions::default()
-        };
+        let opts = client_options(&args, &plan);
+        let model_id = opts.model_id.clone();
         // Everything that can fail on the way to a connection string does so before the
         // terminal is taken, so its sentence prints normally.
         let (cs, reprovision) = match plan.devices {
@@ -421,19 +412,25 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
     result
 }
 
-async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
-    super::logging::init_stderr_logging(&args.log_level);
-    let model_id = args
-        .model_id
-        .clone()
-        .or_else(|| plan.profile.model_id.clone());
-    let opts = DeviceClientOptions {
+/// How the device connects: the hub's port, the trust, the model id (the flag's, else
+/// the profile's) and the client certificate, if any.
+fn client_options(args: &DeviceArgs, plan: &Plan) -> DeviceClientOptions {
+    DeviceClientOptions {
         port: args.mqtt_port,
         trust: plan.trust.clone(),
-        model_id: model_id.clone(),
+        model_id: args
+            .model_id
+            .clone()
+            .or_else(|| plan.profile.model_id.clone()),
         client_certificate: plan.client_certificate.clone(),
         ..DeviceClientOptions::default()
-    };
+    }
+}
+
+async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
+    super::logging::init_stderr_logging(&args.log_level);
+    let opts = client_options(&args, &plan);
+    let model_id = opts.model_id.clone();
     let seed = args.seed.unwrap_or_else(rand::random);
     let connections = match plan.devices {
         Devices::One(cs) => vec![cs],

@@ -462,10 +462,7 @@ async fn query(
     };
     // The registry is walked on a blocking thread: a query over a large registry reads
     // and parses many rows and must not hold an async worker.
-    let (items, item_type, next) =
-        tokio::task::spawn_blocking(move || run_query(&s, &parsed, token, page))
-            .await
-            .map_err(|e| err(ErrorCode::ServerError, e.to_string()))??;
+    let (items, item_type, next) = off_worker(move || run_query(&s, &parsed, token, page)).await?;
     let mut resp = axum::Json(Value::Array(items)).into_response();
     resp.headers_mut()
         .insert("x-ms-item-type", HeaderValue::from_static(item_type));
@@ -473,6 +470,18 @@ async fn query(
         resp.headers_mut().insert("x-ms-continuation", n);
     }
     Ok(resp)
+}
+
+/// Runs SQLite work on a blocking thread, so the async workers keep serving.
+pub(crate) async fn off_worker<T: Send + 'static, E: From<ServiceError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(E::from(ServiceError::new(
+            ErrorCode::ServerError,
+            format!("The operation did not complete: {e}."),
+        )))
+    })
 }
 
 /// Twins read from the store per step of a query's registry walk.

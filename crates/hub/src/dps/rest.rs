@@ -109,10 +109,7 @@ fn operation_response(status: StatusCode, op: &RegistrationOperation) -> Respons
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> DpsResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ServiceError::new(ErrorCode::ServerError, e.to_string()))?
-        .map_err(DpsError)
+    crate::rest::off_worker(f).await.map_err(DpsError)
 }
 
 async fn register(

@@ -7,21 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{ApiResult, ApiVersion, READ, Shared, WRITE, authorize, parse_json};
+use super::{ApiResult, ApiVersion, READ, Shared, WRITE, authorize, off_worker, parse_json};
 use iothub::device::DeviceStatus;
-use iothub::error::{ErrorCode, ServiceError};
-
-/// Runs a batch of store writes on the blocking pool, so it never holds an async worker.
-async fn off_worker<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(ServiceError::new(
-            ErrorCode::ServerError,
-            format!("The registry operation did not complete: {e}."),
-        ))
-    })
-}
 
 /// `GET /statistics/devices`: RegistryStatistics.
 pub(super) async fn device_statistics(
