@@ -48,7 +48,9 @@ impl BenchHub {
             .thread_name("hub")
             .build()
             .unwrap();
-        let opts = HubOptions::ephemeral(dir.path().to_path_buf());
+        let mut opts = HubOptions::ephemeral(dir.path().to_path_buf());
+        // HUB_FSYNC=1: the hub as `hubtui hub --fsync` runs it.
+        opts.settings.fsync = std::env::var("HUB_FSYNC").is_ok_and(|v| v == "1");
         let hub = runtime.block_on(hub::start(opts)).expect("hub starts");
         BenchHub {
             runtime,

@@ -45,6 +45,10 @@ pub struct HubArgs {
     /// with many devices from one machine).
     #[arg(long, default_value_t = hub::ConnectionLimits::default().max_connections_per_address)]
     pub max_connections_per_address: usize,
+    /// Make every acknowledged write durable across a power loss (each commit waits for
+    /// the disk), not only across a crash of the hub; slower.
+    #[arg(long)]
+    pub fsync: bool,
     /// DPS ID scope devices register under (default: made on first start, then kept).
     #[arg(long, value_parser = parse_id_scope)]
     pub id_scope: Option<String>,
@@ -82,6 +86,7 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     opts.host_name = args.host_name.clone();
     opts.settings.partitions = args.partitions;
     opts.settings.id_scope = args.id_scope.clone();
+    opts.settings.fsync = args.fsync;
     opts.limits.max_connections = args.max_connections;
     opts.limits.max_connections_per_address = args.max_connections_per_address;
     let running = hub::start(opts).await.map_err(|e| e.to_string())?;

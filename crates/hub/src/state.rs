@@ -37,6 +37,9 @@ pub struct HubSettings {
     pub amqp_auth_window: Duration,
     /// The DPS ID scope to use (`--id-scope`); None keeps the stored one or makes one.
     pub id_scope: Option<String>,
+    /// Every commit (a telemetry group commit, a twin write) reaches the disk before it
+    /// is acknowledged (`--fsync`): safe against power loss, not only against a crash.
+    pub fsync: bool,
 }
 
 impl Default for HubSettings {
@@ -52,6 +55,7 @@ impl Default for HubSettings {
             max_c2d_bytes: 64 * 1024,
             amqp_auth_window: Duration::from_secs(60),
             id_scope: None,
+            fsync: false,
         }
     }
 }
@@ -98,6 +102,9 @@ impl HubState {
             }
         };
         let id_scope = super::dps::load_id_scope(&store, settings.id_scope.as_deref())?;
+        if settings.fsync {
+            store.sync_every_commit()?;
+        }
         let store = Arc::new(store);
         let telemetry = broadcast::channel(4096).0;
         let state = Arc::new(HubState {
