@@ -4,6 +4,7 @@
 //! reaches the terminal unescaped.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -73,8 +74,9 @@ pub struct DecodedBody {
     pub kind: BodyKind,
     /// One escaped line for lists.
     pub preview: String,
-    /// Escaped display lines: pretty JSON, text lines, or a hex dump.
-    pub lines: Vec<String>,
+    /// Escaped display lines: pretty JSON, text lines, or a hex dump. A JSON body's are
+    /// made when first shown: most telemetry is only ever seen as its preview.
+    lines: OnceCell<Vec<String>>,
     /// The parsed JSON, when the body is JSON.
     pub json: Option<Value>,
     /// Size of the body as received, in bytes.
@@ -84,6 +86,14 @@ pub struct DecodedBody {
 }
 
 impl DecodedBody {
+    /// The display lines (made on first use for JSON).
+    pub fn lines(&self) -> &[String] {
+        self.lines.get_or_init(|| match &self.json {
+            Some(json) => pretty_lines(json),
+            None => Vec::new(),
+        })
+    }
+
     /// "1.2 KiB" or "1.2 KiB, truncated" for the detail header.
     pub fn size_label(&self) -> String {
         let size = human_size(self.original_len);
@@ -114,7 +124,7 @@ pub fn decode(body: &[u8]) -> DecodedBody {
         return DecodedBody {
             kind: BodyKind::Empty,
             preview: String::new(),
-            lines: vec![],
+            lines: OnceCell::from(Vec::new()),
             json: None,
             original_len,
             truncated: false,
@@ -125,7 +135,7 @@ pub fn decode(body: &[u8]) -> DecodedBody {
         return DecodedBody {
             kind: BodyKind::Json,
             preview: preview_of(&json.to_string()),
-            lines: pretty_lines(&json),
+            lines: OnceCell::new(),
             json: Some(json),
             original_len,
             truncated,
@@ -136,7 +146,11 @@ pub fn decode(body: &[u8]) -> DecodedBody {
         return DecodedBody {
             kind: BodyKind::Text,
             preview: preview_of(text),
-            lines: text.split('\n').map(|l| escape(l).into_owned()).collect(),
+            lines: OnceCell::from(
+                text.split('\n')
+                    .map(|l| escape(l).into_owned())
+                    .collect::<Vec<_>>(),
+            ),
             json: None,
             original_len,
             truncated,
@@ -145,7 +159,7 @@ pub fn decode(body: &[u8]) -> DecodedBody {
     DecodedBody {
         kind: BodyKind::Binary,
         preview: preview_of(&format!("0x{}", hex(&shown[..shown.len().min(64)]))),
-        lines: hex_dump(shown),
+        lines: OnceCell::from(hex_dump(shown)),
         json: None,
         original_len,
         truncated,
@@ -236,7 +250,7 @@ mod tests {
         let b = decode(br#"{"t": 21.5, "s": "x"}"#);
         assert_eq!(b.kind, BodyKind::Json);
         assert_eq!(b.preview, r#"{"t":21.5,"s":"x"}"#);
-        assert_eq!(b.lines, ["{", r#"  "t": 21.5,"#, r#"  "s": "x""#, "}"]);
+        assert_eq!(b.lines(), ["{", r#"  "t": 21.5,"#, r#"  "s": "x""#, "}"]);
         assert!(!b.truncated);
         assert_eq!(b.original_len, 21);
     }
@@ -245,7 +259,7 @@ mod tests {
     fn json_string_escapes_stay_escaped() {
         let b = decode(b"{\"k\\u001b\": \"\\u001b]0;pwn\\u0007\"}");
         assert_eq!(b.kind, BodyKind::Json);
-        assert!(b.lines.iter().all(|l| !l.chars().any(char::is_control)));
+        assert!(b.lines().iter().all(|l| !l.chars().any(char::is_control)));
         assert!(!b.preview.chars().any(char::is_control));
     }
 
@@ -253,7 +267,7 @@ mod tests {
     fn text_lines_are_escaped() {
         let b = decode(b"hello\nwor\x1bld");
         assert_eq!(b.kind, BodyKind::Text);
-        assert_eq!(b.lines, ["hello", "wor\\x1bld"]);
+        assert_eq!(b.lines(), ["hello", "wor\\x1bld"]);
         assert_eq!(b.preview, "hello\\nwor\\x1bld");
     }
 
@@ -262,9 +276,9 @@ mod tests {
         let b = decode(&[0xff, 0x00, 0x41, 0x80]);
         assert_eq!(b.kind, BodyKind::Binary);
         assert_eq!(b.preview, "0xff004180");
-        assert_eq!(b.lines.len(), 1);
-        assert!(b.lines[0].starts_with("0000  ff 00 41 80"));
-        assert!(b.lines[0].ends_with("|..A.|"));
+        assert_eq!(b.lines().len(), 1);
+        assert!(b.lines()[0].starts_with("0000  ff 00 41 80"));
+        assert!(b.lines()[0].ends_with("|..A.|"));
     }
 
     #[test]

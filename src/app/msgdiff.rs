@@ -52,7 +52,7 @@ pub fn diff(previous: &DecodedBody, current: &DecodedBody) -> Vec<DiffLine> {
             }
             out
         }
-        _ => text_diff(&previous.lines, &current.lines),
+        _ => text_diff(previous.lines(), current.lines()),
     }
 }
 

@@ -329,7 +329,7 @@ fn detail_lines(t: &TelemetryState, d: &Detail) -> usize {
     let e = &row.event;
     let content = match (&d.diff, d.show_diff) {
         (Some(diff), true) => diff.len(),
-        _ => row.body.lines.len(),
+        _ => row.body.lines().len(),
     };
     e.system_properties.len() + e.application_properties.len() + 5 + content
 }

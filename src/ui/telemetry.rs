@@ -287,7 +287,7 @@ fn render_detail(
     } else {
         lines.extend(
             row.body
-                .lines
+                .lines()
                 .iter()
                 .map(|l| Line::styled(l.clone(), Style::default())),
         );

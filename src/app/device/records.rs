@@ -90,7 +90,7 @@ pub struct C2dMessage {
 impl C2dMessage {
     /// Lines the detail view has (headings, properties, body).
     pub fn detail_len(&self) -> usize {
-        5 + self.system.len() + self.application.len().max(1) + self.body.lines.len()
+        5 + self.system.len() + self.application.len().max(1) + self.body.lines().len()
     }
 
     pub fn new(at: DateTime<Utc>, properties: &PropertyBag, body: &[u8]) -> C2dMessage {
@@ -177,6 +177,6 @@ mod tests {
         assert_eq!(m.message_id, "m1");
         assert_eq!(m.system, vec![("mid".to_string(), "m1".to_string())]);
         assert_eq!(m.application[0].1, "red\\x1b[31m");
-        assert_eq!(m.body.lines, vec!["{", "  \"a\": 1", "}"]);
+        assert_eq!(m.body.lines(), vec!["{", "  \"a\": 1", "}"]);
     }
 }

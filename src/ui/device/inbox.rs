@@ -90,7 +90,7 @@ fn detail_lines(m: &C2dMessage, skip: usize, height: usize, theme: &Theme) -> Ve
     let room = (height + skip).saturating_sub(lines.len());
     lines.extend(
         m.body
-            .lines
+            .lines()
             .iter()
             .take(room)
             .map(|l| Line::styled(l.clone(), theme.style(Role::Text))),
