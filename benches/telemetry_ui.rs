@@ -22,7 +22,7 @@ use ratatui::backend::TestBackend;
 
 const DEVICES: u64 = 10;
 const FRAME: Duration = Duration::from_millis(33);
-const RATES: [u64; 3] = [1_000, 10_000, 50_000];
+const RATES: [u64; 4] = [1_000, 10_000, 50_000, 100_000];
 
 /// Resident set size in MiB, from /proc/self/status.
 fn rss_mib() -> f64 {

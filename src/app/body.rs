@@ -132,9 +132,15 @@ pub fn decode(body: &[u8]) -> DecodedBody {
     }
     let truncated = body.len() > MAX_DISPLAY_BYTES;
     if !truncated && let Ok(json) = serde_json::from_slice::<Value>(body) {
+        // A body without line breaks or other control characters previews as sent, which
+        // spares re-serializing every message; others (pretty-printed JSON) compactly.
+        let preview = match std::str::from_utf8(body) {
+            Ok(text) if !text.bytes().any(|b| b < 0x20) => preview_of(text.trim()),
+            _ => preview_of(&json.to_string()),
+        };
         return DecodedBody {
             kind: BodyKind::Json,
-            preview: preview_of(&json.to_string()),
+            preview,
             lines: OnceCell::new(),
             json: Some(json),
             original_len,
@@ -246,10 +252,12 @@ mod tests {
     }
 
     #[test]
-    fn json_is_pretty_and_previewed_compactly() {
+    fn json_is_pretty_and_previewed_as_sent_or_compactly() {
         let b = decode(br#"{"t": 21.5, "s": "x"}"#);
         assert_eq!(b.kind, BodyKind::Json);
-        assert_eq!(b.preview, r#"{"t":21.5,"s":"x"}"#);
+        assert_eq!(b.preview, r#"{"t": 21.5, "s": "x"}"#, "one line: as sent");
+        let multi = decode(b"{\n  \"t\": 21.5\n}\n");
+        assert_eq!(multi.preview, r#"{"t":21.5}"#, "line breaks: compacted");
         assert_eq!(b.lines(), ["{", r#"  "t": 21.5,"#, r#"  "s": "x""#, "}"]);
         assert!(!b.truncated);
         assert_eq!(b.original_len, 21);
