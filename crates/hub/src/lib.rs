@@ -139,7 +139,6 @@ impl Drop for RunningHub {
         for t in &self.tasks {
             t.abort();
         }
-        // Dropping a runtime blocks, which is not allowed on an async worker.
     }
 }
 
@@ -296,6 +295,7 @@ impl Drop for IngestRuntime {
         }
     }
 }
+
 /// How long undelivered C2D feedback is kept (Azure's default feedback TTL).
 const FEEDBACK_TTL: Duration = Duration::from_secs(3600);
 

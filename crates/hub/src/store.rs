@@ -381,14 +381,9 @@ impl Store {
              ORDER BY device_id, module_id LIMIT ?3"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
+        // With no `after`, `> ('', '')` passes every identity: ids are never empty.
         let rows = stmt.query_map(params![device, module, limit as i64], row_to_identity)?;
-        let first = after.is_none();
-        let mut out: Vec<StoredIdentity> = rows.collect::<Result<_, _>>()?;
-        if first {
-            // `> ('', '')` leaves out nothing but a device with an empty id, which cannot exist.
-            out.retain(|r| !r.device_id.is_empty());
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Queued C2D messages per device for the devices from `first` to `last` (ids with
