@@ -1,8 +1,9 @@
 //! DPS with X.509 attestation against the real local hub: individual enrollments (the
 //! device's own certificate) and enrollment groups (a signing CA, or a CA registered on the
 //! hub), registered over MQTT (client certificate, no password) and over HTTPS (client
-//! certificate, no Authorization header); what the registry then holds, and the device
-//! connecting with the certificate it registered with.
+//! certificate, no Authorization header); what the registry then holds (a self-signed
+//! identity with the registered certificate's thumbprint, for groups too, as DPS makes
+//! them), and the device connecting with the certificate it registered with.
 
 mod common;
 
@@ -420,7 +421,7 @@ async fn an_individual_x509_registration_over_mqtt_creates_a_self_signed_device_
 }
 
 #[tokio::test]
-async fn a_group_x509_registration_over_mqtt_creates_a_ca_device_that_connects() {
+async fn a_group_x509_registration_over_mqtt_creates_a_device_that_connects() {
     let hub = TestHub::start().await;
     let root = root_ca("Fleet Root");
     let intermediate = root.intermediate("Fleet Intermediate");
@@ -439,8 +440,13 @@ async fn a_group_x509_registration_over_mqtt_creates_a_ca_device_that_connects()
         op.registration_state.unwrap().device_id.as_deref(),
         Some("fleet-7")
     );
+    // No CA is registered on the hub: the device is known by its certificate's thumbprint.
     let dev = device(&hub, "fleet-7").await;
-    assert_eq!(dev["authentication"]["type"], "certificateAuthority");
+    assert_eq!(dev["authentication"]["type"], "selfSigned");
+    assert_eq!(
+        dev["authentication"]["x509Thumbprint"]["primaryThumbprint"],
+        cert.sha1().as_str()
+    );
     let twin = hub.call(Method::GET, "/twins/fleet-7", None).await;
     assert_eq!(twin.body["properties"]["desired"]["interval"], 9);
     assert!(
@@ -498,7 +504,7 @@ async fn x509_registrations_over_https_for_individual_and_group_enrollments() {
     assert_eq!(a.device_id, "sensor-3");
     assert_eq!(
         device(&hub, "sensor-3").await["authentication"]["type"],
-        "certificateAuthority"
+        "selfSigned"
     );
     assert!(
         connect(device_options(&hub, "sensor-3", &sensor))

@@ -242,5 +242,5 @@ async fn x509_enrollments_from_the_command_line_provision_hubtui_device() {
         .await;
     assert_eq!(up["device"], "fleet-3");
     let dev = hub.call(Method::GET, "/devices/fleet-3", None).await;
-    assert_eq!(dev.body["authentication"]["type"], "certificateAuthority");
+    assert_eq!(dev.body["authentication"]["type"], "selfSigned");
 }

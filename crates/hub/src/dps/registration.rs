@@ -1,7 +1,7 @@
 //! Device registration: which enrollment a registration's SAS token proves (certificates:
 //! `x509_registration`), what the registration does to the registry (create or keep the
-//! device with the enrollment's or the derived keys, or as an X.509 identity; initial twin
-//! once, model id), and the operation a status poll reads.
+//! device with the enrollment's or the derived keys, or as a self-signed X.509 identity;
+//! initial twin once, model id), and the operation a status poll reads.
 //! The result is kept per registration id, so polls and re-registrations survive a restart.
 
 use serde_json::json;
@@ -36,10 +36,9 @@ pub struct Registrant {
 pub enum DeviceCredential {
     /// Symmetric keys: the individual enrollment's, or derived from the group's.
     Keys(SymmetricKey),
-    /// `selfSigned`: the thumbprints of the individual enrollment's certificates.
+    /// `selfSigned`: the thumbprints of the enrolled certificates (individual) or of the
+    /// certificate the device registered with (group).
     Thumbprints(X509Thumbprint),
-    /// `certificateAuthority`: a device of an X.509 enrollment group.
-    CertificateAuthority,
 }
 
 impl DeviceCredential {
@@ -61,11 +60,6 @@ impl DeviceCredential {
                 auth_type: AuthType::SelfSigned,
                 symmetric_key: None,
                 x509_thumbprint: Some(t.clone()),
-            },
-            DeviceCredential::CertificateAuthority => Authentication {
-                auth_type: AuthType::CertificateAuthority,
-                symmetric_key: None,
-                x509_thumbprint: None,
             },
         }
     }

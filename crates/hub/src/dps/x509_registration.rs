@@ -8,9 +8,11 @@
 //!   certificates' thumbprints.
 //! * Otherwise an X.509 enrollment group: the chain verifies up to one of the group's
 //!   signing certificates or referenced CAs, every certificate within its validity period.
-//!   The device becomes a `certificateAuthority` identity.
 //!
-//! Either way the leaf's subject CN is the registration id, as DPS requires.
+//! Either way the leaf's subject CN is the registration id, as DPS requires, and the device
+//! becomes a `selfSigned` identity with the thumbprints of the certificates it registers
+//! with, as DPS creates X.509 devices whatever their enrollment (so the hub needs no CA of
+//! its own to let it connect).
 
 use rustls_pki_types::CertificateDer;
 
@@ -29,25 +31,6 @@ fn server_error(e: impl ToString) -> ServiceError {
 }
 
 impl HubState {
-    /// The signing certificates of the enabled X.509 enrollment groups: what the devices
-    /// they provision chain up to when they connect to the hub.
-    pub fn dps_signing_certificates(&self) -> Result<Vec<CertificateDer<'static>>, ServiceError> {
-        let mut out = Vec::new();
-        for g in list::<EnrollmentGroup>(&self.store)? {
-            let signing = g
-                .settings
-                .attestation
-                .x509()
-                .and_then(|x| x.signing_certificates.as_ref());
-            if let (true, Some(signing)) = (g.settings.enabled(), signing)
-                && let Ok(certs) = read(signing, "signing")
-            {
-                out.extend(certs.into_iter().map(|(der, _)| der));
-            }
-        }
-        Ok(out)
-    }
-
     /// Checks the certificate chain (leaf first) a device presented to register
     /// `registration_id` under `id_scope`.
     pub fn dps_authenticate_certificate(
@@ -116,19 +99,24 @@ impl HubState {
                 })
             }
             Err(e) if e.code.http_status() == 404 => {
-                self.group_of_chain(registration_id, leaf, intermediates)
+                let credential = DeviceCredential::Thumbprints(X509Thumbprint {
+                    primary_thumbprint: Some(facts.sha1.clone()),
+                    secondary_thumbprint: Some(facts.sha1),
+                });
+                self.group_of_chain(registration_id, leaf, intermediates, credential)
             }
             Err(e) => Err(e),
         }
     }
 
     /// The first X.509 enrollment group whose signing certificates or referenced CAs the
-    /// chain verifies to.
+    /// chain verifies to; the device will authenticate with `credential`.
     fn group_of_chain(
         &self,
         registration_id: &str,
         leaf: &CertificateDer<'static>,
         intermediates: &[CertificateDer<'static>],
+        credential: DeviceCredential,
     ) -> Result<Registrant, ServiceError> {
         let groups = list::<EnrollmentGroup>(&self.store)?;
         let registered = authorities::list(&self.store).map_err(server_error)?;
@@ -161,7 +149,7 @@ impl HubState {
                     return Ok(Registrant {
                         registration_id: registration_id.to_string(),
                         device_id: registration_id.to_string(),
-                        credential: DeviceCredential::CertificateAuthority,
+                        credential,
                         settings: g.settings,
                     });
                 }

@@ -5,9 +5,8 @@
 //!   secondary thumbprint (hex, either case) and the leaf is within its validity period.
 //!   The subject does not matter.
 //! * `certificateAuthority`: the chain verifies up to a CA certificate registered on the
-//!   hub (or a signing certificate of an enabled X.509 DPS enrollment group), every
-//!   certificate in it is within its validity period, and the leaf's subject CN is the
-//!   device id (`{deviceId}/{moduleId}` for a module).
+//!   hub, every certificate in it is within its validity period, and the leaf's subject CN
+//!   is the device id (`{deviceId}/{moduleId}` for a module).
 //!
 //! Any other identity type, an unknown or disabled identity, is refused. The private key
 //! was already proven in the handshake (`tls_client_auth`).
@@ -109,14 +108,10 @@ impl HubState {
         }
         let authorities = authorities::list(&self.store)
             .map_err(|e| ServiceError::new(ErrorCode::ServerError, e.to_string()))?;
-        // A device provisioned by an X.509 enrollment group connects with the certificate it
-        // registered with: the groups' signing certificates vouch for it as the CAs do.
-        let signing = self.dps_signing_certificates()?;
-        if authorities.is_empty() && signing.is_empty() {
+        if authorities.is_empty() {
             return Err(unauthorized("no CA certificate is registered on the hub"));
         }
-        let anchors = authorities.into_iter().map(|ca| ca.der).chain(signing);
-        chain::verify(anchors, leaf, intermediates).map_err(|e| {
+        chain::verify(authorities.into_iter().map(|ca| ca.der), leaf, intermediates).map_err(|e| {
             unauthorized(format!(
                 "the certificate chain does not verify up to a registered CA: {e}"
             ))
