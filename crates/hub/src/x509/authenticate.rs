@@ -111,7 +111,12 @@ impl HubState {
         if authorities.is_empty() {
             return Err(unauthorized("no CA certificate is registered on the hub"));
         }
-        chain::verify(authorities.into_iter().map(|ca| ca.der), leaf, intermediates).map_err(|e| {
+        chain::verify(
+            authorities.into_iter().map(|ca| ca.der),
+            leaf,
+            intermediates,
+        )
+        .map_err(|e| {
             unauthorized(format!(
                 "the certificate chain does not verify up to a registered CA: {e}"
             ))
