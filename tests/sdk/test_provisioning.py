@@ -152,7 +152,9 @@ def pem_text(issued) -> str:
     return text[text.index("-----BEGIN CERTIFICATE-----"):end] + "\n"
 
 
-def provision_x509_and_send(hub, registration_id: str, issued, expected_device: str):
+def provision_x509_and_send(
+    hub, registration_id: str, issued, expected_device: str, websockets: bool = False
+):
     from azure.iot.device import IoTHubDeviceClient, ProvisioningDeviceClient, X509
 
     x509 = X509(cert_file=str(issued.cert), key_file=str(issued.key))
@@ -162,6 +164,7 @@ def provision_x509_and_send(hub, registration_id: str, issued, expected_device: 
         id_scope=hub.info["idScope"],
         x509=x509,
         server_verification_cert=hub.ca_pem,
+        websockets=websockets,
     )
     result = pdc.register()
     assert result.status == "assigned", result
@@ -237,6 +240,31 @@ def test_group_x509_enrollment_provisions_a_ca_signed_device(hub, registry_manag
     device = registry_manager.get_device(registration_id)
     assert device.authentication.type == "selfSigned"
     assert device.authentication.x509_thumbprint.primary_thumbprint == issued.sha1()
+    registry_manager.delete_device(registration_id)
+
+
+@pytest.mark.timeout(60)
+def test_x509_provisioning_over_websockets(hub, registry_manager, x509_files):
+    """With websockets=True the certificate arrives in the TLS handshake of the HTTPS port."""
+    import x509_certs
+
+    if int(hub.ports["https"]) != 443:
+        pytest.skip(
+            f"MQTT over WebSockets dials port 443; the hub's HTTPS port is {hub.ports['https']}"
+        )
+    registration_id = unique_id("dps-x509-ws")
+    issued = x509_certs.self_signed(x509_files, "device-ws", registration_id)
+    put_enrollment(
+        hub,
+        f"/enrollments/{registration_id}",
+        {
+            "attestation": {
+                "type": "x509",
+                "x509": {"clientCertificates": {"primary": {"certificate": pem_text(issued)}}},
+            },
+        },
+    )
+    provision_x509_and_send(hub, registration_id, issued, registration_id, websockets=True)
     registry_manager.delete_device(registration_id)
 
 
