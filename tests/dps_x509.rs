@@ -551,6 +551,15 @@ async fn a_wrong_certificate_is_refused_as_a_bad_key_is() {
         register_https(&hub, "fleet-1", &stranger).await,
         Err(ProvisioningError::Unauthorized)
     ));
+    // A certificate the group's CA issued, but expired.
+    let mut old = leaf_params("fleet-3");
+    old.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    old.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired = root.issue(old);
+    assert_eq!(
+        connect(dps_options(&hub, "fleet-3", &expired)).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
     // A self-signed certificate with the CN of a group device is no group member either.
     assert!(matches!(
         register_https(&hub, "fleet-2", &self_signed("fleet-2")).await,
@@ -571,7 +580,7 @@ async fn a_wrong_certificate_is_refused_as_a_bad_key_is() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert!(body["errorCode"].is_number(), "{body}");
-    for id in ["cam-1", "fleet-1", "fleet-2"] {
+    for id in ["cam-1", "fleet-1", "fleet-2", "fleet-3"] {
         let r = hub.call(Method::GET, &format!("/devices/{id}"), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.body);
     }
