@@ -204,7 +204,7 @@ async fn a_disabled_enrollment_or_a_wrong_key_is_one_sentence() {
     let wrong = run(s.args("off-1", "--device-key", "d3Jvbmcta2V5LXdyb25nLWtleQ=="));
     assert_eq!(
         wrong,
-        "hubtui: cannot provision the device: the provisioning service refused the registration's key (401): check the key, --registration-id and --dps-scope"
+        "hubtui: cannot provision the device: the provisioning service refused the registration's key or certificate (401): check it, --registration-id and --dps-scope"
     );
     assert!(!s.cache_file("off-1").exists());
 }
@@ -231,7 +231,7 @@ fn incomplete_dps_arguments_are_one_sentence_and_status_2() {
     with_id.extend(["--registration-id", "r1"]);
     assert_eq!(
         refused(&with_id),
-        "hubtui: --dps-scope needs --device-key (individual enrollment) or --group-key (enrollment group)"
+        "hubtui: --dps-scope needs --device-key (individual enrollment), --group-key (enrollment group) or --x509-cert with --x509-key"
     );
     let mut bad_key = with_id.clone();
     bad_key.extend(["--device-key", "not base64!"]);

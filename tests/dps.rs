@@ -360,19 +360,35 @@ async fn enrollment_api_reads_lists_deletes_and_checks_etags() {
         created["createdDateTimeUtc"]
     );
 
-    let x509 = hub
+    let tpm = hub
+        .call(
+            Method::PUT,
+            "/enrollmentGroups/g",
+            Some(json!({"attestation": {"type": "tpm"}})),
+        )
+        .await;
+    assert_eq!(tpm.status, StatusCode::BAD_REQUEST);
+    assert!(
+        tpm.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("symmetricKey")
+    );
+    let bare_x509 = hub
         .call(
             Method::PUT,
             "/enrollmentGroups/g",
             Some(json!({"attestation": {"type": "x509"}})),
         )
         .await;
-    assert_eq!(x509.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bare_x509.status, StatusCode::BAD_REQUEST);
     assert!(
-        x509.body["message"]
+        bare_x509.body["message"]
             .as_str()
             .unwrap()
-            .contains("symmetricKey")
+            .contains("no \"x509\" object"),
+        "{}",
+        bare_x509.body
     );
 
     let listed = hub

@@ -300,8 +300,24 @@ fn x509_device_arguments_are_checked_before_connecting() {
         &key,
         "--dps-scope",
         "0ne00000001",
+        "--host-name",
+        "h",
     ]);
-    assert!(e.contains("X.509 attestation is not served yet"), "{e}");
+    assert!(
+        e.contains("--dps-scope provisions one device: leave out --connection-string, --host-name"),
+        "{e}"
+    );
+    let e = device(&[
+        "--x509-cert",
+        &cert,
+        "--x509-key",
+        &key,
+        "--dps-scope",
+        "0ne00000001",
+        "--group-key",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ]);
+    assert!(e.contains("leave out --device-key and --group-key"), "{e}");
     let e = device(&["--connection-string", "HostName=h;DeviceId=d;x509=true"]);
     assert!(e.contains("--x509-cert and --x509-key"), "{e}");
 }

@@ -35,10 +35,12 @@ pub struct DeviceArgs {
     #[arg(long, env = "IOTHUB_CONNECTION_STRING", hide_env_values = true)]
     pub hub: Option<String>,
     /// Provision through the Device Provisioning Service under this ID scope (with
-    /// --registration-id and --device-key or --group-key) instead of --connection-string.
+    /// --registration-id and --device-key or --group-key, or with --x509-cert and --x509-key)
+    /// instead of --connection-string.
     #[arg(long, env = "IOTHUB_DPS_SCOPE")]
     pub dps_scope: Option<String>,
-    /// The registration id to provision as (DPS).
+    /// The registration id to provision as (DPS; with --x509-cert, default: the
+    /// certificate's subject CN).
     #[arg(long, env = "IOTHUB_DPS_REGISTRATION_ID")]
     pub registration_id: Option<String>,
     /// An individual enrollment's symmetric key (DPS).
@@ -141,6 +143,11 @@ pub fn run(args: DeviceArgs) -> Result<(), Failure> {
 
 fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
     let (devices, client_certificate) = match (&args.x509_cert, &args.x509_key) {
+        (Some(cert), Some(key)) if args.dps_scope.is_some() => {
+            let identity = x509_registration_identity(args, cert, key)?;
+            let reg = registration(args, Some(identity.clone()))?;
+            (Devices::Provision(reg), Some(identity))
+        }
         (Some(cert), Some(key)) => {
             let (cs, identity) = x509_device(args, cert, key)?;
             (Devices::One(cs), Some(identity))
@@ -196,7 +203,7 @@ fn sas_devices(args: &DeviceArgs) -> Result<Devices, Failure> {
                     "--dps-scope provisions one device: leave out --connection-string, --hub and --count",
                 ));
             }
-            Devices::Provision(registration(args)?)
+            Devices::Provision(registration(args, None)?)
         }
         (Some(cs), _) => {
             if args.count > 1 {
@@ -242,13 +249,13 @@ fn x509_device(
             "--count does not apply to --x509-cert: one certificate is one device",
         ));
     }
-    if args.dps_scope.is_some() {
-        return Err(Failure::usage(
-            "--dps-scope provisions with a symmetric key (X.509 attestation is not served yet); leave out --dps-scope or the certificate",
-        ));
-    }
     let identity =
         ClientCertificate::from_pem_files(cert, key).map_err(|e| Failure::usage(e.to_string()))?;
+    if args.dps_scope.is_some() {
+        return Err(Failure::usage(
+            "--dps-scope provisions the device: leave out --connection-string, --host-name and --device-id",
+        ));
+    }
     let cs = match &args.connection_string {
         Some(cs) => {
             let cs = DeviceConnectionString::parse(cs.trim())
@@ -292,24 +299,56 @@ fn x509_device(
     Ok((cs, identity))
 }
 
-/// The DPS registration the arguments describe, checked.
-fn registration(args: &DeviceArgs) -> Result<Registration, Failure> {
+/// The certificate a device registers with (DPS X.509 attestation): no key flags, no
+/// hub identity flags, since DPS assigns the hub and the device id.
+fn x509_registration_identity(
+    args: &DeviceArgs,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<ClientCertificate, Failure> {
+    if args.device_key.is_some() || args.group_key.is_some() {
+        return Err(Failure::usage(
+            "--x509-cert registers with the certificate; leave out --device-key and --group-key",
+        ));
+    }
+    if args.connection_string.is_some() || args.host_name.is_some() || args.count > 1 {
+        return Err(Failure::usage(
+            "--dps-scope provisions one device: leave out --connection-string, --host-name and --count",
+        ));
+    }
+    ClientCertificate::from_pem_files(cert, key).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// The DPS registration the arguments describe, checked; with `certificate`, X.509
+/// attestation and the registration id defaulting to the certificate's CN.
+fn registration(
+    args: &DeviceArgs,
+    certificate: Option<ClientCertificate>,
+) -> Result<Registration, Failure> {
     let scope = args.dps_scope.clone().unwrap_or_default();
     iothub::dps::validate_id_scope(&scope)
         .map_err(|e| Failure::usage(format!("--dps-scope: {e}")))?;
-    let Some(registration_id) = args.registration_id.clone() else {
-        return Err(Failure::usage(
-            "--dps-scope needs --registration-id, the id the device is enrolled under",
-        ));
+    let registration_id = args.registration_id.clone().or_else(|| {
+        certificate
+            .as_ref()
+            .and_then(ClientCertificate::common_name)
+    });
+    let Some(registration_id) = registration_id else {
+        return Err(Failure::usage(if certificate.is_some() {
+            "the certificate has no subject CN to take the registration id from; give --registration-id"
+        } else {
+            "--dps-scope needs --registration-id, the id the device is enrolled under"
+        }));
     };
     iothub::dps::validate_registration_id(&registration_id)
         .map_err(|e| Failure::usage(format!("--registration-id: {e}")))?;
-    let attestation = match (&args.device_key, &args.group_key) {
-        (Some(k), None) => Attestation::DeviceKey(k.clone()),
-        (None, Some(g)) => Attestation::GroupKey(g.clone()),
+    let attestation = match (&args.device_key, &args.group_key, certificate) {
+        (None, None, Some(c)) => Attestation::Certificate(c),
+        (Some(k), None, None) => Attestation::DeviceKey(k.clone()),
+        (None, Some(g), None) => Attestation::GroupKey(g.clone()),
         _ => {
             return Err(Failure::usage(
-                "--dps-scope needs --device-key (individual enrollment) or --group-key (enrollment group)",
+                "--dps-scope needs --device-key (individual enrollment), --group-key (enrollment group) or --x509-cert with --x509-key",
             ));
         }
     };
@@ -325,6 +364,7 @@ fn registration(args: &DeviceArgs) -> Result<Registration, Failure> {
         let flag = match reg.attestation {
             Attestation::DeviceKey(_) => "--device-key",
             Attestation::GroupKey(_) => "--group-key",
+            Attestation::Certificate(_) => "--x509-cert",
         };
         Failure::usage(format!("{flag}: {e}"))
     })?;
@@ -342,7 +382,11 @@ async fn provision(
         .device_key()
         .map_err(|e| Failure::usage(e.to_string()))?;
     let cache = CredentialCache::new(&super::xdg::data_dir().join("dps"), reg);
-    let cached = if fresh { None } else { cache.load(reg, &key) };
+    let cached = if fresh {
+        None
+    } else {
+        cache.load(reg, key.as_deref())
+    };
     let (assignment, from_cache) = match cached {
         Some(a) => {
             tracing::info!(path = %cache.path().display(), "using the cached DPS assignment");
@@ -362,7 +406,10 @@ async fn provision(
         host_name: assignment.assigned_hub,
         device_id: assignment.device_id,
         module_id: None,
-        auth: DeviceAuth::SharedAccessKey(assignment.device_key),
+        // No key: the device connects with the certificate it registered with.
+        auth: assignment
+            .device_key
+            .map_or(DeviceAuth::X509, DeviceAuth::SharedAccessKey),
         gateway_host_name: None,
     };
     Ok((cs, from_cache))

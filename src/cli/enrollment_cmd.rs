@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use hub::dps::enrollments::{self, EnrollmentDocument};
 use hub::store::Store;
-use iothub::dps::enrollment::{EnrollmentGroup, IndividualEnrollment};
+use hub::x509::certificate::MAX_PEM_BYTES;
+use iothub::dps::enrollment::{EnrollmentGroup, EnrollmentSettings, IndividualEnrollment};
 
 #[derive(Args, Debug)]
 pub struct EnrollmentArgs {
@@ -20,7 +21,8 @@ pub struct EnrollmentArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum EnrollmentCommand {
-    /// Create or replace an enrollment (keys are generated unless given).
+    /// Create or replace an enrollment (keys are generated unless given, or X.509 with
+    /// --x509-cert, --x509-ca or --ca-ref).
     Add(AddArgs),
     /// List individual enrollments and enrollment groups.
     List(Target),
@@ -70,6 +72,18 @@ pub struct AddArgs {
     /// Create the enrollment disabled: its devices are answered `disabled`.
     #[arg(long)]
     pub disabled: bool,
+    /// X.509 attestation of an individual enrollment: the device's certificate (PEM); its
+    /// subject CN must be the registration id.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["primary_key", "secondary_key", "x509_ca", "ca_ref"])]
+    pub x509_cert: Option<PathBuf>,
+    /// X.509 attestation of an enrollment group: the CA or intermediate certificate (PEM)
+    /// its devices' certificate chains verify to.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["primary_key", "secondary_key"])]
+    pub x509_ca: Option<PathBuf>,
+    /// X.509 attestation of an enrollment group: the name of a CA certificate registered
+    /// with `hubtui hub ca add`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["primary_key", "secondary_key"])]
+    pub ca_ref: Option<String>,
 }
 
 pub fn run(args: EnrollmentArgs, default_dir: PathBuf) -> Result<(), Failure> {
@@ -105,13 +119,67 @@ fn print(doc: &impl serde::Serialize, json: bool, summary: impl FnOnce() -> Stri
     }
 }
 
+/// The attestation the flags ask for: X.509 with a certificate or CA, else symmetric keys.
+fn attestation(a: &AddArgs) -> Result<Value, Failure> {
+    if let Some(path) = &a.x509_cert {
+        if a.named.group {
+            return Err(Failure::usage(
+                "--x509-cert is an individual enrollment's device certificate; give a group its CA with --x509-ca",
+            ));
+        }
+        let pem = read_certificate(path, "--x509-cert")?;
+        return Ok(json!({"type": "x509", "x509": {
+            "clientCertificates": {"primary": {"certificate": pem}}}}));
+    }
+    if a.x509_ca.is_some() || a.ca_ref.is_some() {
+        if !a.named.group {
+            return Err(Failure::usage(
+                "--x509-ca and --ca-ref apply to enrollment groups (--group); give an individual enrollment its device certificate with --x509-cert",
+            ));
+        }
+        let mut x509 = Map::new();
+        if let Some(path) = &a.x509_ca {
+            let pem = read_certificate(path, "--x509-ca")?;
+            x509.insert(
+                "signingCertificates".into(),
+                json!({"primary": {"certificate": pem}}),
+            );
+        }
+        if let Some(name) = &a.ca_ref {
+            x509.insert("caReferences".into(), json!({"primary": name}));
+        }
+        return Ok(json!({"type": "x509", "x509": x509}));
+    }
+    let keys = json!({"primaryKey": a.primary_key, "secondaryKey": a.secondary_key});
+    Ok(json!({"type": "symmetricKey", "symmetricKey": keys}))
+}
+
+/// A PEM file, bounded in size.
+fn read_certificate(path: &PathBuf, flag: &str) -> Result<String, Failure> {
+    use std::io::Read as _;
+    let unreadable = |e: std::io::Error| {
+        Failure::usage(format!(
+            "cannot read the certificate {} given to {flag}: {e}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut pem = String::new();
+    file.take(MAX_PEM_BYTES as u64 + 1)
+        .read_to_string(&mut pem)
+        .map_err(unreadable)?;
+    if pem.len() > MAX_PEM_BYTES {
+        return Err(Failure::usage(format!(
+            "{} given to {flag} is larger than {MAX_PEM_BYTES} bytes; give one PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
 fn add(a: AddArgs, default_dir: PathBuf) -> Result<(), Failure> {
     let mut body = Map::new();
-    let keys = json!({"primaryKey": a.primary_key, "secondaryKey": a.secondary_key});
-    body.insert(
-        "attestation".into(),
-        json!({"type": "symmetricKey", "symmetricKey": keys}),
-    );
+    body.insert("attestation".into(), attestation(&a)?);
     if let Some(twin) = &a.initial_twin {
         let twin: Value = serde_json::from_str(twin)
             .map_err(|e| Failure::usage(format!("--initial-twin is not valid JSON: {e}")))?;
@@ -146,13 +214,38 @@ fn add(a: AddArgs, default_dir: PathBuf) -> Result<(), Failure> {
 
 fn added<T: EnrollmentDocument>(what: &str, id: &str, doc: &T, scope: &str) -> String {
     let v = serde_json::to_value(doc).unwrap_or_default();
-    format!(
-        "{what} {id} saved ({})\n  id scope:    {scope}\n  primary key: {}",
-        v["provisioningStatus"].as_str().unwrap_or("enabled"),
-        v["attestation"]["symmetricKey"]["primaryKey"]
+    let head = format!(
+        "{what} {id} saved ({})\n  id scope:    {scope}",
+        v["provisioningStatus"].as_str().unwrap_or("enabled")
+    );
+    let attestation = &v["attestation"];
+    if attestation["type"] != "x509" {
+        let key = attestation["symmetricKey"]["primaryKey"]
             .as_str()
-            .unwrap_or("")
-    )
+            .unwrap_or("");
+        return format!("{head}\n  primary key: {key}");
+    }
+    let x509 = &attestation["x509"];
+    let mut lines = vec![head];
+    for (label, certs) in [
+        ("certificate", &x509["clientCertificates"]),
+        ("signing CA", &x509["signingCertificates"]),
+    ] {
+        let info = &certs["primary"]["info"];
+        if let Some(subject) = info["subjectName"].as_str() {
+            lines.push(format!("  {label}: {subject}"));
+            lines.push(format!(
+                "    sha1 {}  valid {} .. {}",
+                info["sha1Thumbprint"].as_str().unwrap_or(""),
+                info["notBeforeUtc"].as_str().unwrap_or(""),
+                info["notAfterUtc"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    if let Some(name) = x509["caReferences"]["primary"].as_str() {
+        lines.push(format!("  CA reference: {name}"));
+    }
+    lines.join("\n")
 }
 
 fn list(t: Target, default_dir: PathBuf) -> Result<(), Failure> {
@@ -162,15 +255,15 @@ fn list(t: Target, default_dir: PathBuf) -> Result<(), Failure> {
     let all = json!({"enrollments": individual, "enrollmentGroups": groups});
     print(&all, t.json, || {
         let mut lines = vec![format!(
-            "{:<6} {:<32} {:<32} {}",
-            "KIND", "ID", "DEVICE", "STATUS"
+            "{:<6} {:<32} {:<32} {:<12} {}",
+            "KIND", "ID", "DEVICE", "ATTESTATION", "STATUS"
         )];
         for e in &individual {
             lines.push(row(
                 "single",
                 &e.registration_id,
                 e.device_id(),
-                e.settings.enabled(),
+                &e.settings,
             ));
         }
         for g in &groups {
@@ -178,7 +271,7 @@ fn list(t: Target, default_dir: PathBuf) -> Result<(), Failure> {
                 "group",
                 &g.enrollment_group_id,
                 "(registration id)",
-                g.settings.enabled(),
+                &g.settings,
             ));
         }
         lines.join("\n")
@@ -186,9 +279,14 @@ fn list(t: Target, default_dir: PathBuf) -> Result<(), Failure> {
     Ok(())
 }
 
-fn row(kind: &str, id: &str, device: &str, enabled: bool) -> String {
-    let status = if enabled { "enabled" } else { "disabled" };
-    format!("{kind:<6} {id:<32} {device:<32} {status}")
+fn row(kind: &str, id: &str, device: &str, settings: &EnrollmentSettings) -> String {
+    let status = if settings.enabled() {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    let attestation = &settings.attestation.kind;
+    format!("{kind:<6} {id:<32} {device:<32} {attestation:<12} {status}")
 }
 
 fn show(n: Named, default_dir: PathBuf) -> Result<(), Failure> {

@@ -1,7 +1,9 @@
 //! Device provisioning: register with the Device Provisioning Service over HTTPS (the
 //! runtime REST API the SDKs' HTTP transports use) and learn the assigned hub and device
 //! id. Works against Azure's global endpoint and against the local hub, which is its own
-//! DPS. `cache` keeps an assignment so a restart does not provision again.
+//! DPS. A device proves itself with a symmetric key (a SAS token in the Authorization
+//! header) or with its X.509 certificate (presented in the TLS handshake, no header).
+//! `cache` keeps an assignment so a restart does not provision again.
 
 pub mod cache;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::client_certificate::ClientCertificate;
 use super::tls::Trust;
 use iothub::dps::registration::{RegistrationOperation, RegistrationStatus};
 use iothub::dps::{REGISTRATION_KEY_NAME, registration_resource};
@@ -37,6 +40,8 @@ pub enum Attestation {
     DeviceKey(String),
     /// An enrollment group's key (base64): the device key is derived from it.
     GroupKey(String),
+    /// The device's certificate (individual X.509 enrollment, or one signed by a group's CA).
+    Certificate(ClientCertificate),
 }
 
 /// Where and as whom to register.
@@ -52,19 +57,28 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// The device's own key: the individual key, or the one derived from the group key.
-    pub fn device_key(&self) -> Result<String, ProvisioningError> {
+    /// The device's own key: the individual key, or the one derived from the group key;
+    /// none for a certificate.
+    pub fn device_key(&self) -> Result<Option<String>, ProvisioningError> {
         match &self.attestation {
             Attestation::DeviceKey(k) => {
                 use base64::Engine as _;
                 base64::engine::general_purpose::STANDARD
                     .decode(k.trim())
                     .map_err(|_| ProvisioningError::Key(SasError::BadKey))?;
-                Ok(k.trim().to_owned())
+                Ok(Some(k.trim().to_owned()))
             }
-            Attestation::GroupKey(g) => {
-                derive_device_key(g, &self.registration_id).map_err(ProvisioningError::Key)
-            }
+            Attestation::GroupKey(g) => derive_device_key(g, &self.registration_id)
+                .map(Some)
+                .map_err(ProvisioningError::Key),
+            Attestation::Certificate(_) => Ok(None),
+        }
+    }
+
+    fn certificate(&self) -> Option<&ClientCertificate> {
+        match &self.attestation {
+            Attestation::Certificate(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -74,8 +88,9 @@ impl Registration {
 pub struct Assignment {
     pub assigned_hub: String,
     pub device_id: String,
-    /// The key to connect with (derived for a group enrollment).
-    pub device_key: String,
+    /// The key to connect with (derived for a group enrollment); none for a device that
+    /// connects with its certificate.
+    pub device_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +102,7 @@ pub enum ProvisioningError {
     #[error("cannot reach the provisioning service at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error(
-        "the provisioning service refused the registration's key (401): check the key, --registration-id and --dps-scope"
+        "the provisioning service refused the registration's key or certificate (401): check it, --registration-id and --dps-scope"
     )]
     Unauthorized,
     #[error("the provisioning service refused the registration with status {status}: {message}")]
@@ -107,7 +122,7 @@ pub enum ProvisioningError {
 /// Registers and waits for the outcome.
 pub async fn register(reg: &Registration, trust: &Trust) -> Result<Assignment, ProvisioningError> {
     let device_key = reg.device_key()?;
-    let tls = trust.client_config(&[b"http/1.1"])?;
+    let tls = trust.client_config_with_identity(&[b"http/1.1"], reg.certificate())?;
     let base = match reg.port {
         443 => format!("https://{}", reg.host),
         p => format!("https://{}:{p}", reg.host),
@@ -120,8 +135,16 @@ pub async fn register(reg: &Registration, trust: &Trust) -> Result<Assignment, P
         .map_err(|e| unreachable(&base, e))?;
     let resource = registration_resource(&reg.id_scope, &reg.registration_id);
     let expiry = now_unix() + TOKEN_LIFETIME.as_secs();
-    let token = generate_token(&resource, &device_key, Some(REGISTRATION_KEY_NAME), expiry)
+    // With a certificate there is no token: the TLS handshake proves the device.
+    let token = device_key
+        .as_deref()
+        .map(|key| generate_token(&resource, key, Some(REGISTRATION_KEY_NAME), expiry))
+        .transpose()
         .map_err(ProvisioningError::Key)?;
+    let authorize = |r: reqwest::RequestBuilder| match &token {
+        Some(t) => r.header("authorization", t),
+        None => r,
+    };
     let registration_path = format!(
         "{base}/{}/registrations/{}",
         url_encode(&reg.id_scope),
@@ -133,12 +156,10 @@ pub async fn register(reg: &Registration, trust: &Trust) -> Result<Assignment, P
     };
 
     let deadline = tokio::time::Instant::now() + REGISTRATION_TIMEOUT;
-    let send = http
-        .put(format!(
-            "{registration_path}/register?api-version={API_VERSION}"
-        ))
-        .header("authorization", &token)
-        .json(&body);
+    let send = authorize(http.put(format!(
+        "{registration_path}/register?api-version={API_VERSION}"
+    )))
+    .json(&body);
     let (mut op, mut wait) = read_operation(send.send().await, &base).await?;
     loop {
         match op.status {
@@ -159,12 +180,10 @@ pub async fn register(reg: &Registration, trust: &Trust) -> Result<Assignment, P
             return Err(ProvisioningError::Timeout(REGISTRATION_TIMEOUT));
         }
         tokio::time::sleep(wait).await;
-        let poll = http
-            .get(format!(
-                "{registration_path}/operations/{}?api-version={API_VERSION}",
-                url_encode(&op.operation_id)
-            ))
-            .header("authorization", &token);
+        let poll = authorize(http.get(format!(
+            "{registration_path}/operations/{}?api-version={API_VERSION}",
+            url_encode(&op.operation_id)
+        )));
         (op, wait) = read_operation(poll.send().await, &base).await?;
     }
 }
@@ -187,7 +206,7 @@ fn empty_state(reg: &Registration) -> iothub::dps::registration::RegistrationSta
 
 fn assignment(
     op: RegistrationOperation,
-    device_key: String,
+    device_key: Option<String>,
 ) -> Result<Assignment, ProvisioningError> {
     let state = op.registration_state.ok_or_else(|| {
         ProvisioningError::BadResponse("an assigned registration without its state".into())
@@ -269,7 +288,7 @@ mod tests {
             attestation: Attestation::GroupKey("c2VjcmV0LWdyb3VwLWtleQ==".into()),
             model_id: None,
         };
-        let derived = reg.device_key().unwrap();
+        let derived = reg.device_key().unwrap().unwrap();
         assert_eq!(
             derived,
             derive_device_key("c2VjcmV0LWdyb3VwLWtleQ==", "sensor-1").unwrap()

@@ -6,6 +6,8 @@
 pub mod enrollments;
 pub mod registration;
 pub mod rest;
+pub mod x509_enrollment;
+pub mod x509_registration;
 
 use super::store::{Store, StoreError};
 

@@ -6,6 +6,7 @@
 pub mod enrollment;
 pub mod registration;
 pub mod topic;
+pub mod x509_attestation;
 
 /// The key name DPS SAS tokens carry (`skn=registration`); the Node and C SDKs send it for
 /// every symmetric-key registration, Python sends none.

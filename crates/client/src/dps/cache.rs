@@ -1,5 +1,6 @@
 //! The provisioning credential cache, as the IoT Central device client keeps one: the
-//! assignment and the device key of a registration, in a file only the user can read,
+//! assignment and the device key of a registration (no key for a certificate, which stays
+//! in its own file), in a file only the user can read,
 //! reused on restart so a device does not provision again each time it starts.
 
 use std::io::Write;
@@ -19,7 +20,8 @@ struct Entry {
     registration_id: String,
     assigned_hub: String,
     device_id: String,
-    device_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_key: Option<String>,
 }
 
 /// The cache of one registration, in `dir`.
@@ -43,7 +45,7 @@ impl CredentialCache {
     /// The cached assignment of `reg`, if there is one made with the key `reg` has now (a
     /// changed key means the enrollment changed: provision again). A missing, unreadable
     /// or foreign file is no assignment.
-    pub fn load(&self, reg: &Registration, device_key: &str) -> Option<Assignment> {
+    pub fn load(&self, reg: &Registration, device_key: Option<&str>) -> Option<Assignment> {
         let file = std::fs::File::open(&self.path).ok()?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE_BYTES), &mut bytes)
@@ -51,7 +53,7 @@ impl CredentialCache {
         let e: Entry = serde_json::from_slice(&bytes).ok()?;
         (e.id_scope == reg.id_scope
             && e.registration_id == reg.registration_id
-            && e.device_key == device_key)
+            && e.device_key.as_deref() == device_key)
             .then_some(Assignment {
                 assigned_hub: e.assigned_hub,
                 device_id: e.device_id,
@@ -109,19 +111,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = reg("a2V5MQ==");
         let cache = CredentialCache::new(dir.path(), &r);
-        assert_eq!(cache.load(&r, "a2V5MQ=="), None);
+        assert_eq!(cache.load(&r, Some("a2V5MQ==")), None);
         let a = Assignment {
             assigned_hub: "hub.example".into(),
             device_id: "sensor-1".into(),
-            device_key: "a2V5MQ==".into(),
+            device_key: Some("a2V5MQ==".into()),
         };
         cache.store(&r, &a).unwrap();
-        assert_eq!(cache.load(&r, "a2V5MQ=="), Some(a.clone()));
+        assert_eq!(cache.load(&r, Some("a2V5MQ==")), Some(a.clone()));
         assert_eq!(
-            cache.load(&r, "a2V5Mg=="),
+            cache.load(&r, Some("a2V5Mg==")),
             None,
             "another key provisions again"
         );
+        assert_eq!(cache.load(&r, None), None, "a key is not a certificate");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -132,7 +135,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         cache.forget().unwrap();
-        assert_eq!(cache.load(&r, "a2V5MQ=="), None);
+        assert_eq!(cache.load(&r, Some("a2V5MQ==")), None);
         cache.forget().unwrap();
     }
 
@@ -142,6 +145,23 @@ mod tests {
         let r = reg("a2V5MQ==");
         let cache = CredentialCache::new(dir.path(), &r);
         std::fs::write(cache.path(), b"{ not json").unwrap();
-        assert_eq!(cache.load(&r, "a2V5MQ=="), None);
+        assert_eq!(cache.load(&r, Some("a2V5MQ==")), None);
+    }
+
+    #[test]
+    fn a_certificate_assignment_is_kept_without_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = reg("a2V5MQ==");
+        let cache = CredentialCache::new(dir.path(), &r);
+        let a = Assignment {
+            assigned_hub: "hub.example".into(),
+            device_id: "sensor-1".into(),
+            device_key: None,
+        };
+        cache.store(&r, &a).unwrap();
+        let text = std::fs::read_to_string(cache.path()).unwrap();
+        assert!(!text.contains("deviceKey"), "{text}");
+        assert_eq!(cache.load(&r, None), Some(a));
+        assert_eq!(cache.load(&r, Some("a2V5MQ==")), None);
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::x509_enrollment;
 use crate::policies::random_key;
 use crate::registry::etag_matches;
 use crate::store::{EnrollmentKind, Store};
@@ -20,6 +21,8 @@ pub trait EnrollmentDocument: Serialize + DeserializeOwned {
     const NAME: &'static str;
     fn from_request(id: &str, body: &Value) -> Result<Self, ServiceError>;
     fn settings_mut(&mut self) -> &mut EnrollmentSettings;
+    /// The registration id an individual enrollment's certificate must name; none for a group.
+    fn registration_id(&self) -> Option<&str>;
 }
 
 fn bad_request(e: impl ToString) -> ServiceError {
@@ -36,6 +39,9 @@ impl EnrollmentDocument for IndividualEnrollment {
     fn settings_mut(&mut self) -> &mut EnrollmentSettings {
         &mut self.settings
     }
+    fn registration_id(&self) -> Option<&str> {
+        Some(&self.registration_id)
+    }
 }
 
 impl EnrollmentDocument for EnrollmentGroup {
@@ -47,6 +53,9 @@ impl EnrollmentDocument for EnrollmentGroup {
     }
     fn settings_mut(&mut self) -> &mut EnrollmentSettings {
         &mut self.settings
+    }
+    fn registration_id(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -75,6 +84,10 @@ pub fn put<T: EnrollmentDocument>(
     if_match: Option<&str>,
 ) -> Result<T, ServiceError> {
     let mut doc = T::from_request(id, body)?;
+    let registration_id = doc.registration_id().map(str::to_owned);
+    if let Some(x509) = &mut doc.settings_mut().attestation.x509 {
+        x509_enrollment::complete(store, x509, registration_id.as_deref())?;
+    }
     let now = format_time(chrono::Utc::now());
     let stored = store.enrollment_modify(T::KIND, id, |current| {
         let previous = current.as_deref().map(decode::<T>).transpose()?;
@@ -84,11 +97,15 @@ pub fn put<T: EnrollmentDocument>(
             check_etag::<T>(id, if_match, old.etag.as_deref())?;
         }
         let settings = doc.settings_mut();
-        let keys = &mut settings.attestation.symmetric_key;
-        for k in [&mut keys.primary_key, &mut keys.secondary_key] {
-            if k.as_deref().is_none_or(str::is_empty) {
-                *k = Some(random_key());
+        if settings.attestation.is_symmetric_key() {
+            let keys = &mut settings.attestation.symmetric_key;
+            for k in [&mut keys.primary_key, &mut keys.secondary_key] {
+                if k.as_deref().is_none_or(str::is_empty) {
+                    *k = Some(random_key());
+                }
             }
+        } else {
+            settings.attestation.symmetric_key = Default::default();
         }
         settings.created_date_time_utc = old
             .and_then(|o| o.created_date_time_utc)

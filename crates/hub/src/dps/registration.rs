@@ -1,6 +1,7 @@
-//! Device registration: which enrollment a registration's SAS token proves, what the
-//! registration does to the registry (create or keep the device with the enrollment's or
-//! the derived keys, initial twin once, model id), and the operation a status poll reads.
+//! Device registration: which enrollment a registration's SAS token proves (certificates:
+//! `x509_registration`), what the registration does to the registry (create or keep the
+//! device with the enrollment's or the derived keys, or as a self-signed X.509 identity;
+//! initial twin once, model id), and the operation a status poll reads.
 //! The result is kept per registration id, so polls and re-registrations survive a restart.
 
 use serde_json::json;
@@ -9,7 +10,7 @@ use super::enrollments::{get, list};
 use crate::registry::next_etag;
 use crate::state::HubState;
 use crate::store::RegistrationRecord;
-use iothub::device::{AuthType, SymmetricKey, format_time};
+use iothub::device::{AuthType, Authentication, SymmetricKey, X509Thumbprint, format_time};
 use iothub::dps::enrollment::{EnrollmentGroup, EnrollmentSettings, IndividualEnrollment};
 use iothub::dps::registration::{
     RegistrationOperation, RegistrationRequest, RegistrationState, RegistrationStatus,
@@ -21,17 +22,61 @@ use iothub::sas::{SasToken, resource_covers, verify_token};
 /// Seconds a device is told to wait before polling (DPS's `retry-after`).
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// A registration whose token an enrollment accepted.
+/// A registration whose token or certificate an enrollment accepted.
 #[derive(Clone, Debug)]
 pub struct Registrant {
     pub registration_id: String,
     pub device_id: String,
-    /// The device's keys: the individual enrollment's, or derived from the group's.
-    pub keys: SymmetricKey,
+    pub credential: DeviceCredential,
     pub settings: EnrollmentSettings,
 }
 
-fn unauthorized(why: impl Into<String>) -> ServiceError {
+/// How the provisioned device authenticates to the hub.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeviceCredential {
+    /// Symmetric keys: the individual enrollment's, or derived from the group's.
+    Keys(SymmetricKey),
+    /// `selfSigned`: the thumbprints of the enrolled certificates (individual) or of the
+    /// certificate the device registered with (group).
+    Thumbprints(X509Thumbprint),
+}
+
+impl DeviceCredential {
+    /// The registry's authentication of a device with this credential.
+    fn authentication(&self) -> Authentication {
+        match self {
+            DeviceCredential::Keys(keys) => {
+                let mut keys = keys.clone();
+                if keys.secondary_key.is_none() {
+                    keys.secondary_key = keys.primary_key.clone();
+                }
+                Authentication {
+                    auth_type: AuthType::Sas,
+                    symmetric_key: Some(keys),
+                    x509_thumbprint: None,
+                }
+            }
+            DeviceCredential::Thumbprints(t) => Authentication {
+                auth_type: AuthType::SelfSigned,
+                symmetric_key: None,
+                x509_thumbprint: Some(t.clone()),
+            },
+        }
+    }
+}
+
+/// Whether two authentications carry the same credential (an absent thumbprint object and
+/// one with no thumbprints are the same).
+fn same_credential(a: &Authentication, b: &Authentication) -> bool {
+    let thumbs = |x: &Authentication| {
+        x.x509_thumbprint
+            .clone()
+            .filter(|t| t.primary_thumbprint.is_some() || t.secondary_thumbprint.is_some())
+    };
+    a.auth_type == b.auth_type && a.symmetric_key == b.symmetric_key && thumbs(a) == thumbs(b)
+}
+
+pub(super) fn unauthorized(why: impl Into<String>) -> ServiceError {
     ServiceError::new(ErrorCode::IotHubUnauthorizedAccess, why)
 }
 
@@ -75,30 +120,42 @@ impl HubState {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let signed_by =
             |keys: &SymmetricKey| keys.present().any(|k| verify_token(&token, k, now).is_ok());
-        let candidates: Vec<Registrant> =
+        let candidates: Vec<(SymmetricKey, Registrant)> =
             match get::<IndividualEnrollment>(&self.store, registration_id) {
-                Ok(e) => vec![Registrant {
-                    registration_id: registration_id.to_string(),
-                    device_id: e.device_id().to_string(),
-                    keys: e.settings.attestation.symmetric_key.clone(),
-                    settings: e.settings,
-                }],
+                Ok(e) => vec![(
+                    e.settings.attestation.symmetric_key.clone(),
+                    Registrant {
+                        registration_id: registration_id.to_string(),
+                        device_id: e.device_id().to_string(),
+                        credential: DeviceCredential::Keys(
+                            e.settings.attestation.symmetric_key.clone(),
+                        ),
+                        settings: e.settings,
+                    },
+                )],
                 Err(e) if e.code.http_status() == 404 => list::<EnrollmentGroup>(&self.store)?
                     .into_iter()
+                    .filter(|g| g.settings.attestation.is_symmetric_key())
                     .filter_map(|g| {
-                        Some(Registrant {
-                            registration_id: registration_id.to_string(),
-                            device_id: registration_id.to_string(),
-                            keys: g.device_keys(registration_id).ok()?,
-                            settings: g.settings,
-                        })
+                        let keys = g.device_keys(registration_id).ok()?;
+                        Some((
+                            keys.clone(),
+                            Registrant {
+                                registration_id: registration_id.to_string(),
+                                device_id: registration_id.to_string(),
+                                credential: DeviceCredential::Keys(keys),
+                                settings: g.settings,
+                            },
+                        ))
                     })
                     .collect(),
                 Err(e) => return Err(e),
             };
         candidates
             .into_iter()
-            .find(|c| signed_by(&c.keys))
+            .filter(|(_, c)| c.settings.attestation.is_symmetric_key())
+            .find(|(keys, _)| signed_by(keys))
+            .map(|(_, c)| c)
             .ok_or_else(|| {
                 unauthorized(format!(
                     "No enrollment of registration '{registration_id}' accepts this token (unknown registration, bad key or expired token)."
@@ -202,14 +259,12 @@ impl HubState {
             })
     }
 
-    /// Creates the device with the registrant's keys and the initial twin, or keeps an
-    /// existing one (its twin untouched) and brings its keys in line; records the model id.
+    /// Creates the device with the registrant's credential and the initial twin, or keeps an
+    /// existing one (its twin untouched) and brings its credential in line; records the
+    /// model id.
     fn assign_device(&self, who: &Registrant, model_id: Option<&str>) -> Result<(), ServiceError> {
-        let mut keys = who.keys.clone();
-        if keys.secondary_key.is_none() {
-            keys.secondary_key = keys.primary_key.clone();
-        }
-        let body = json!({"deviceId": who.device_id, "authentication": {"type": "sas", "symmetricKey": keys}});
+        let wanted = who.credential.authentication();
+        let body = json!({"deviceId": who.device_id, "authentication": wanted});
         let created = match self.put_identity(&who.device_id, None, &body, None) {
             Ok(_) => true,
             Err(e) if e.code == ErrorCode::DeviceAlreadyExists => false,
@@ -225,10 +280,8 @@ impl HubState {
             None,
             |id| {
                 let auth = &mut id.device.authentication;
-                if auth.auth_type != AuthType::Sas || auth.symmetric_key.as_ref() != Some(&keys) {
-                    auth.auth_type = AuthType::Sas;
-                    auth.symmetric_key = Some(keys.clone());
-                    auth.x509_thumbprint = None;
+                if !same_credential(auth, &wanted) {
+                    *auth = wanted.clone();
                     id.device.etag = next_etag(&id.device.etag);
                 }
                 if let Some(m) = model_id {

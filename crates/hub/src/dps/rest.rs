@@ -1,23 +1,25 @@
 //! DPS over HTTPS on the hub's HTTPS port: the device registration API (register, then
-//! poll the operation) authorised by the registration's SAS token, and the service-side
+//! poll the operation) authorised by the registration's SAS token or, without an
+//! Authorization header, by the client certificate of the TLS connection, and the service-side
 //! enrollment API (`/enrollments/{id}`, `/enrollmentGroups/{id}`) authorised by the hub's
 //! policies (the provisioning host is the hub's host). Errors use DPS's error body.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use serde_json::Value;
 
 use super::enrollments::{self, EnrollmentDocument};
-use super::registration::RETRY_AFTER_SECS;
+use super::registration::{RETRY_AFTER_SECS, Registrant};
 use crate::policies::Permission;
 use crate::rest::{ApiError, ApiVersion, authorize};
 use crate::state::HubState;
+use crate::websocket::ClientCertificates;
 use iothub::dps::enrollment::{EnrollmentGroup, IndividualEnrollment};
 use iothub::dps::registration::{RegistrationOperation, RegistrationRequest, error_body};
 use iothub::error::{ErrorCode, ServiceError};
@@ -80,16 +82,43 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn sas_header(headers: &HeaderMap) -> DpsResult<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
+/// How a registration request proves itself: the Authorization header's SAS token, else
+/// the client certificate of the TLS connection.
+enum Proof {
+    Sas(String),
+    Certificate(ClientCertificates),
+}
+
+fn proof(headers: &HeaderMap, certs: Option<Extension<ClientCertificates>>) -> DpsResult<Proof> {
+    if let Some(v) = headers.get("authorization") {
+        let token = v.to_str().map_err(|_| {
             DpsError(ServiceError::new(
                 ErrorCode::IotHubUnauthorizedAccess,
-                "The Authorization header with a SharedAccessSignature is missing.",
+                "The Authorization header is not text.",
             ))
-        })
+        })?;
+        return Ok(Proof::Sas(token.to_string()));
+    }
+    certs.map(|Extension(c)| Proof::Certificate(c)).ok_or_else(|| {
+        DpsError(ServiceError::new(
+            ErrorCode::IotHubUnauthorizedAccess,
+            "The request has neither an Authorization header with a SharedAccessSignature nor a client certificate.",
+        ))
+    })
+}
+
+impl HubState {
+    fn dps_authenticate_with(
+        &self,
+        scope: &str,
+        reg: &str,
+        proof: &Proof,
+    ) -> Result<Registrant, ServiceError> {
+        match proof {
+            Proof::Sas(token) => self.dps_authenticate(scope, reg, token),
+            Proof::Certificate(c) => self.dps_authenticate_certificate(scope, reg, &c.0),
+        }
+    }
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> DpsResult<T> {
@@ -115,13 +144,14 @@ async fn blocking<T: Send + 'static>(
 async fn register(
     State(state): State<Shared>,
     Path((scope, reg)): Path<(String, String)>,
+    certs: Option<Extension<ClientCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> DpsResult<Response> {
-    let token = sas_header(&headers)?.to_string();
+    let proof = proof(&headers, certs)?;
     let request: RegistrationRequest = json_body(&body)?;
     let operation_id = blocking(move || {
-        let who = state.dps_authenticate(&scope, &reg, &token)?;
+        let who = state.dps_authenticate_with(&scope, &reg, &proof)?;
         state.dps_register(&who, &request)
     })
     .await?;
@@ -137,11 +167,12 @@ async fn register(
 async fn operation_status(
     State(state): State<Shared>,
     Path((scope, reg, op)): Path<(String, String, String)>,
+    certs: Option<Extension<ClientCertificates>>,
     headers: HeaderMap,
 ) -> DpsResult<Response> {
-    let token = sas_header(&headers)?.to_string();
+    let proof = proof(&headers, certs)?;
     let result = blocking(move || {
-        state.dps_authenticate(&scope, &reg, &token)?;
+        state.dps_authenticate_with(&scope, &reg, &proof)?;
         state.dps_operation(&reg, &op)
     })
     .await?;

@@ -104,7 +104,8 @@ where
         Err(e) => return Err(e.into()),
     };
     if let Some(user) = super::dps::username(&state, &connect) {
-        return super::dps::serve(state, connect, user, reader, writer, shutdown).await;
+        return super::dps::serve(state, connect, user, client_certs, reader, writer, shutdown)
+            .await;
     }
     let accepted = match connect::check(&state, &connect, client_certs.as_deref()) {
         Ok(a) => a,

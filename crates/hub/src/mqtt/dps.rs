@@ -2,7 +2,8 @@
 //! `{idScope}/registrations/{registrationId}/…` is a provisioning client, not a device.
 //! It may subscribe to `$dps/registrations/res/#`, publish register and status requests,
 //! and gets each answer on `$dps/registrations/res/{status}/?$rid=…[&retry-after=…]`.
-//! DPS keeps no session: every connection starts clean.
+//! DPS keeps no session: every connection starts clean. A client authenticates with a SAS
+//! token as password, or with no password and the client certificate of its TLS handshake.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe,
     SubscribeReasonCode, UnsubAck,
 };
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -33,11 +35,13 @@ pub(super) fn username(state: &HubState, connect: &Connect) -> Option<DpsUsernam
 }
 
 /// Checks the CONNECT: client id = registration id (else 0x02), a SAS password an
-/// enrollment accepts (else 0x05).
+/// enrollment accepts, or no password and a client certificate an X.509 enrollment
+/// accepts (else 0x05).
 fn check(
     state: &HubState,
     connect: &Connect,
     user: &DpsUsername,
+    client_certs: Option<&[CertificateDer<'static>]>,
 ) -> Result<Registrant, ConnectReturnCode> {
     if connect.client_id != user.registration_id {
         return Err(ConnectReturnCode::BadClientId);
@@ -47,9 +51,13 @@ fn check(
         .as_ref()
         .map(|l| l.password.as_str())
         .unwrap_or("");
-    state
-        .dps_authenticate(&user.id_scope, &user.registration_id, password)
-        .map_err(|e| {
+    let checked = match client_certs {
+        Some(chain) if password.is_empty() => {
+            state.dps_authenticate_certificate(&user.id_scope, &user.registration_id, chain)
+        }
+        _ => state.dps_authenticate(&user.id_scope, &user.registration_id, password),
+    };
+    checked.map_err(|e| {
             tracing::info!(registration = %user.registration_id, reason = %e.message, "dps connect refused");
             ConnectReturnCode::NotAuthorized
         })
@@ -59,6 +67,7 @@ pub(super) async fn serve<S>(
     state: Arc<HubState>,
     connect: Connect,
     user: DpsUsername,
+    client_certs: Option<Vec<CertificateDer<'static>>>,
     mut reader: PacketReader<ReadHalf<S>>,
     mut writer: PacketWriter<WriteHalf<S>>,
     mut shutdown: watch::Receiver<bool>,
@@ -68,7 +77,8 @@ where
 {
     let check_state = state.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        check(&check_state, &connect, &user).map(|r| (r, connect.keep_alive))
+        check(&check_state, &connect, &user, client_certs.as_deref())
+            .map(|r| (r, connect.keep_alive))
     })
     .await
     .map_err(|e| Closed::Hub(e.to_string()))?;

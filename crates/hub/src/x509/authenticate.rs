@@ -11,14 +11,10 @@
 //! Any other identity type, an unknown or disabled identity, is refused. The private key
 //! was already proven in the handshake (`tls_client_auth`).
 
-use std::sync::Arc;
+use rustls_pki_types::CertificateDer;
 
-use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, UnixTime};
-
-use super::authorities;
 use super::certificate::{self, CertificateFacts};
+use super::{authorities, chain};
 use crate::registry::AuthMethod;
 use crate::sessions::{Credential, IdentityKey};
 use crate::state::HubState;
@@ -112,26 +108,19 @@ impl HubState {
         }
         let authorities = authorities::list(&self.store)
             .map_err(|e| ServiceError::new(ErrorCode::ServerError, e.to_string()))?;
-        let mut roots = RootCertStore::empty();
-        for ca in authorities {
-            if let Err(e) = roots.add(ca.der) {
-                tracing::warn!(name = %ca.name, error = %e, "CA certificate cannot be a trust anchor");
-            }
-        }
-        if roots.is_empty() {
+        if authorities.is_empty() {
             return Err(unauthorized("no CA certificate is registered on the hub"));
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| ServiceError::new(ErrorCode::ServerError, e.to_string()))?;
-        verifier
-            .verify_client_cert(leaf, intermediates, UnixTime::now())
-            .map_err(|e| {
-                unauthorized(format!(
-                    "the certificate chain does not verify up to a registered CA: {e}"
-                ))
-            })?;
+        chain::verify(
+            authorities.into_iter().map(|ca| ca.der),
+            leaf,
+            intermediates,
+        )
+        .map_err(|e| {
+            unauthorized(format!(
+                "the certificate chain does not verify up to a registered CA: {e}"
+            ))
+        })?;
         Ok(())
     }
 }

@@ -44,6 +44,12 @@ pub struct CertificateFacts {
     pub common_name: Option<String>,
     /// The subject as text, for listings and logs.
     pub subject: String,
+    /// The issuer as text.
+    pub issuer: String,
+    /// The serial number, upper-case hex.
+    pub serial: String,
+    /// The X.509 version as written in certificates' text form (3 for v3).
+    pub version: u32,
     pub not_before: i64,
     pub not_after: i64,
     pub is_ca: bool,
@@ -90,6 +96,9 @@ pub fn inspect(der: &[u8]) -> Result<CertificateFacts, CertificateError> {
         sha256: hex_upper(&<sha2::Sha256 as sha2::Digest>::digest(der)),
         common_name,
         subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: hex_upper(cert.raw_serial()),
+        version: cert.version().0 + 1,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         is_ca: cert.is_ca(),
@@ -122,6 +131,30 @@ pub fn parse_pem_chain(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Certi
     Ok(chain)
 }
 
+/// One certificate given as text, as the DPS enrollment API takes it: PEM (the first
+/// certificate of the text) or the base64 of the DER encoding.
+pub fn parse_text(text: &str) -> Result<CertificateDer<'static>, CertificateError> {
+    let text = text.trim();
+    if text.contains("-----BEGIN") {
+        return parse_pem_chain(text.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or(CertificateError::NoCertificate);
+    }
+    if text.len() > MAX_PEM_BYTES {
+        return Err(CertificateError::PemTooLarge(text.len()));
+    }
+    use base64::Engine as _;
+    let compact: String = text.split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| CertificateError::BadPem("it is neither PEM nor base64-encoded DER".into()))?;
+    if der.len() > MAX_CERTIFICATE_BYTES {
+        return Err(CertificateError::TooLarge(der.len()));
+    }
+    Ok(CertificateDer::from(der))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,12 +176,33 @@ mod tests {
         assert_eq!(facts.sha1.len(), 40);
         assert_eq!(facts.sha256.len(), 64);
         assert!(!facts.is_ca);
+        assert_eq!((facts.version, facts.issuer.as_str()), (3, "CN=dev-1"));
+        assert!(!facts.serial.is_empty());
         assert!(facts.has_thumbprint(&facts.sha1.to_lowercase()));
         assert!(facts.has_thumbprint(&facts.sha256));
         assert!(!facts.has_thumbprint(""));
         assert!(!facts.has_thumbprint(&facts.sha1[..39]));
         assert!(facts.valid_at(facts.not_before) && facts.valid_at(facts.not_after));
         assert!(!facts.valid_at(facts.not_after + 1));
+    }
+
+    #[test]
+    fn uploaded_text_is_pem_or_base64_der() {
+        use base64::Engine as _;
+        let (pem, der) = self_signed("a");
+        assert_eq!(parse_text(&pem).unwrap().as_ref(), der.as_slice());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert_eq!(parse_text(&b64).unwrap().as_ref(), der.as_slice());
+        assert!(matches!(
+            parse_text("not a cert!"),
+            Err(CertificateError::BadPem(_))
+        ));
+        let huge =
+            base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_CERTIFICATE_BYTES + 1]);
+        assert!(matches!(
+            parse_text(&huge),
+            Err(CertificateError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Enrollment documents as the DPS service REST API spells them: individual enrollments
 //! (one registration id) and enrollment groups (any registration id whose key derives from
-//! the group key), with symmetric-key attestation, an initial twin, a provisioning status
-//! and an optional target hub.
+//! the group key, or whose certificate chain verifies to the group's CA), with symmetric-key
+//! or X.509 attestation, an initial twin, a provisioning status and an optional target hub.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::x509_attestation::X509Attestation;
 use crate::device::SymmetricKey;
 use crate::sas::{SasError, derive_device_key};
 
@@ -14,8 +15,12 @@ use crate::sas::{SasError, derive_device_key};
 pub enum EnrollmentError {
     #[error("the enrollment is not valid JSON of the expected shape: {0}")]
     Shape(String),
-    #[error("the attestation type \"{0}\" is not supported by the local hub; use \"symmetricKey\"")]
+    #[error(
+        "the attestation type \"{0}\" is not supported by the local hub; use \"symmetricKey\" or \"x509\""
+    )]
     Attestation(String),
+    #[error("the X.509 attestation is incomplete: {0}")]
+    X509(&'static str),
     #[error("the {0} symmetric key is not valid base64")]
     BadKey(&'static str),
     #[error("the {0} \"{1}\" in the body does not match \"{2}\" in the path")]
@@ -30,14 +35,20 @@ pub enum ProvisioningStatus {
     Disabled,
 }
 
-/// `{"type": "symmetricKey", "symmetricKey": {...}}`
+/// `{"type": "symmetricKey", "symmetricKey": {...}}` or `{"type": "x509", "x509": {...}}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attestation {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "no_keys")]
     pub symmetric_key: SymmetricKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509Attestation>,
+}
+
+fn no_keys(keys: &SymmetricKey) -> bool {
+    keys.primary_key.is_none() && keys.secondary_key.is_none()
 }
 
 impl Default for Attestation {
@@ -45,11 +56,24 @@ impl Default for Attestation {
         Self {
             kind: SYMMETRIC_KEY.to_owned(),
             symmetric_key: SymmetricKey::default(),
+            x509: None,
         }
     }
 }
 
+impl Attestation {
+    pub fn is_symmetric_key(&self) -> bool {
+        self.kind == SYMMETRIC_KEY
+    }
+
+    /// The X.509 attestation, when that is the type.
+    pub fn x509(&self) -> Option<&X509Attestation> {
+        self.x509.as_ref().filter(|_| self.kind == X509)
+    }
+}
+
 const SYMMETRIC_KEY: &str = "symmetricKey";
+const X509: &str = "x509";
 
 /// `{"tags": {...}, "properties": {"desired": {...}}}`: applied to the twin of a device
 /// the first time it is provisioned.
@@ -89,8 +113,18 @@ pub struct EnrollmentSettings {
 }
 
 impl EnrollmentSettings {
-    /// Refuses attestations other than symmetric keys and keys that are not base64.
-    pub fn validate(&self) -> Result<(), EnrollmentError> {
+    /// Refuses attestations other than symmetric keys and X.509, keys that are not base64,
+    /// and X.509 attestations without the certificates their kind needs (`check`).
+    fn validate(
+        &self,
+        check: fn(&X509Attestation) -> Result<(), &'static str>,
+    ) -> Result<(), EnrollmentError> {
+        if self.attestation.kind == X509 {
+            let x509 = self.attestation.x509.as_ref().ok_or(EnrollmentError::X509(
+                "the attestation has no \"x509\" object",
+            ))?;
+            return check(x509).map_err(EnrollmentError::X509);
+        }
         if self.attestation.kind != SYMMETRIC_KEY {
             return Err(EnrollmentError::Attestation(self.attestation.kind.clone()));
         }
@@ -192,7 +226,7 @@ impl IndividualEnrollment {
     /// The body of `PUT /enrollments/{id}`, validated.
     pub fn from_request(id: &str, body: &Value) -> Result<Self, EnrollmentError> {
         let e: Self = parse_named(body, "registrationId", id)?;
-        e.settings.validate()?;
+        e.settings.validate(X509Attestation::check_individual)?;
         Ok(e)
     }
 }
@@ -201,7 +235,7 @@ impl EnrollmentGroup {
     /// The body of `PUT /enrollmentGroups/{id}`, validated.
     pub fn from_request(id: &str, body: &Value) -> Result<Self, EnrollmentError> {
         let g: Self = parse_named(body, "enrollmentGroupId", id)?;
-        g.settings.validate()?;
+        g.settings.validate(X509Attestation::check_group)?;
         Ok(g)
     }
 }
@@ -253,11 +287,30 @@ mod tests {
 
     #[test]
     fn unsupported_attestation_and_bad_keys_are_refused() {
-        let x509 = json!({"attestation": {"type": "x509"}});
+        let tpm = json!({"attestation": {"type": "tpm"}});
         assert_eq!(
-            EnrollmentGroup::from_request("g", &x509),
-            Err(EnrollmentError::Attestation("x509".into()))
+            EnrollmentGroup::from_request("g", &tpm),
+            Err(EnrollmentError::Attestation("tpm".into()))
         );
+        let x509 = json!({"attestation": {"type": "x509"}});
+        assert!(matches!(
+            EnrollmentGroup::from_request("g", &x509),
+            Err(EnrollmentError::X509(_))
+        ));
+        let client = json!({"attestation": {"type": "x509", "x509": {
+            "clientCertificates": {"primary": {"certificate": "MIIB"}}}}});
+        let e = IndividualEnrollment::from_request("r", &client).unwrap();
+        assert!(e.settings.attestation.x509().is_some());
+        assert!(!e.settings.attestation.is_symmetric_key());
+        assert!(
+            serde_json::to_value(&e).unwrap()["attestation"]
+                .get("symmetricKey")
+                .is_none()
+        );
+        assert!(matches!(
+            EnrollmentGroup::from_request("g", &client),
+            Err(EnrollmentError::X509(_))
+        ));
         let bad = json!({"attestation": {"type": "symmetricKey", "symmetricKey": {"primaryKey": "not base64!"}}});
         assert_eq!(
             IndividualEnrollment::from_request("r", &bad),
