@@ -144,7 +144,7 @@ where
     let session_id = ticket.session_id;
     let end = match conn.acknowledge().await {
         Err(e) => {
-            conn.writer.close().await;
+            conn.end_session(session_id).await;
             e
         }
         // The session's traffic runs on the ingest runtime: a telemetry flood then
@@ -154,18 +154,12 @@ where
         Ok(()) => ingest
             .spawn(async move {
                 let end = conn.run(&mut reader, &mut ticket.rx, &mut shutdown).await;
-                conn.writer.close().await;
+                conn.end_session(session_id).await;
                 end
             })
             .await
             .unwrap_or_else(|_| Closed::Hub("the hub's ingest runtime stopped".into())),
     };
-
-    if state.sessions.detach(&key, session_id)
-        && let Err(e) = state.set_connected(&key, None)
-    {
-        tracing::debug!(device = %key.0, error = %e.message, "cannot record the disconnect");
-    }
     tracing::info!(device = %key.0, module = ?key.1, reason = %end, "mqtt disconnected");
     match end {
         Closed::Disconnect => Ok(()),
@@ -196,6 +190,18 @@ struct Connection<W> {
 }
 
 impl<W: AsyncWrite> Connection<W> {
+    /// Records the device as gone, then closes the socket: whoever sees the close (the
+    /// device, a test) finds the hub's view already updated.
+    async fn end_session(&mut self, session_id: u64) {
+        let key = &self.accepted.key;
+        if self.state.sessions.detach(key, session_id)
+            && let Err(e) = self.state.set_connected(key, None)
+        {
+            tracing::debug!(device = %key.0, error = %e.message, "cannot record the disconnect");
+        }
+        self.writer.close().await;
+    }
+
     /// Sends the CONNACK that accepts the session.
     async fn acknowledge(&mut self) -> Result<(), Closed> {
         let ack = ConnAck::new(ConnectReturnCode::Success, self.session_present);
