@@ -238,7 +238,7 @@ async fn read_operation(
         .map_or(DEFAULT_POLL, |s| {
             Duration::from_secs(s).clamp(MIN_POLL, MAX_POLL)
         });
-    let body = resp.bytes().await.map_err(|e| unreachable(base, e))?;
+    let body = read_capped(resp, base).await?;
     if status == StatusCode::UNAUTHORIZED {
         return Err(ProvisioningError::Unauthorized);
     }
@@ -251,6 +251,26 @@ async fn read_operation(
     let op =
         serde_json::from_slice(&body).map_err(|e| ProvisioningError::BadResponse(e.to_string()))?;
     Ok((op, wait))
+}
+
+/// A DPS answer is a small JSON document: a body larger than this is refused rather than
+/// read whole, whatever the server sends.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+async fn read_capped(
+    mut resp: reqwest::Response,
+    base: &str,
+) -> Result<Vec<u8>, ProvisioningError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(base, e))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ProvisioningError::BadResponse(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// DPS's `message` from an error body, or the body itself when it has none.
