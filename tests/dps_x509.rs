@@ -7,168 +7,25 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestHub;
-use hubtui::client::device::{ClientCertificate, Trust};
+use common::certs::*;
+use hubtui::client::device::Trust;
 use hubtui::client::dps::{self, Attestation, ProvisioningError, Registration};
 use hubtui::hub::x509::authorities;
 use hubtui::iothub::dps::registration::{RegistrationOperation, RegistrationStatus};
 use hubtui::iothub::dps::topic::{DpsRequest, DpsResponse, DpsUsername, RESPONSE_FILTER};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use reqwest::{Method, StatusCode};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
     TlsConfiguration, Transport,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
-use sha1::Digest as _;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A certificate, its key, and the chain its holder presents (leaf first).
-struct Issued {
-    key: KeyPair,
-    pem: String,
-    chain: Vec<CertificateDer<'static>>,
-}
-
-impl Issued {
-    fn sha1(&self) -> String {
-        hex(&sha1::Sha1::digest(self.chain[0].as_ref()))
-    }
-    fn sha256(&self) -> String {
-        hex(&<sha2::Sha256 as sha2::Digest>::digest(
-            self.chain[0].as_ref(),
-        ))
-    }
-    /// The certificate (chain) and key as the device client reads them.
-    fn identity(&self) -> ClientCertificate {
-        let pem: String = self
-            .chain
-            .iter()
-            .map(|c| pem_of(c.as_ref()))
-            .collect::<Vec<_>>()
-            .join("");
-        ClientCertificate::from_pem(
-            pem.as_bytes(),
-            Path::new("device.pem"),
-            self.key.serialize_pem().as_bytes(),
-            Path::new("device-key.pem"),
-        )
-        .unwrap()
-    }
-}
-
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|l| std::str::from_utf8(l).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn leaf_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2049, 1, 1);
-    p
-}
-
-fn self_signed(cn: &str) -> Issued {
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf_params(cn).self_signed(&key).unwrap();
-    Issued {
-        pem: cert.pem(),
-        chain: vec![cert.der().clone()],
-        key,
-    }
-}
-
-/// A CA that issues device certificates; `presented` follows the leaf in a device's chain.
-struct Ca {
-    params: CertificateParams,
-    issued: Issued,
-    presented: Vec<CertificateDer<'static>>,
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2049, 1, 1);
-    p
-}
-
-fn root_ca(cn: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let params = ca_params(cn);
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        params,
-        issued: Issued {
-            pem: cert.pem(),
-            chain: vec![cert.der().clone()],
-            key,
-        },
-        presented: Vec::new(),
-    }
-}
-
-impl Ca {
-    fn issue(&self, params: CertificateParams) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let cert = params
-            .signed_by(&key, &Issuer::new(self.params.clone(), &self.issued.key))
-            .unwrap();
-        let mut chain = vec![cert.der().clone()];
-        chain.extend(self.presented.iter().cloned());
-        Issued {
-            pem: cert.pem(),
-            chain,
-            key,
-        }
-    }
-
-    fn intermediate(&self, cn: &str) -> Ca {
-        let params = ca_params(cn);
-        let issued = self.issue(params.clone());
-        Ca {
-            params,
-            presented: issued.chain.clone(),
-            issued,
-        }
-    }
-
-    fn device(&self, cn: &str) -> Issued {
-        self.issue(leaf_params(cn))
-    }
-}
 
 fn tls_with(hub: &TestHub, issued: &Issued) -> rustls::ClientConfig {
     hubtui::hub::install_crypto_provider();

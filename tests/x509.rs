@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestHub;
+use common::certs::*;
 use hubtui::client::device::{
     ClientCertificate, DeviceClient, DeviceClientOptions, DeviceEvent, Trust,
 };
@@ -16,126 +17,16 @@ use hubtui::hub::telemetry::{StoredProperties, partition_of};
 use hubtui::hub::x509::authorities;
 use hubtui::iothub::connection_string::DeviceConnectionString;
 use hubtui::iothub::property_bag::PropertyBag;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::KeyPair;
 use reqwest::{Method, StatusCode};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, TlsConfiguration,
     Transport,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
-use sha1::Digest as _;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A certificate with its key, and the chain a device presents (leaf first).
-struct Issued {
-    key: KeyPair,
-    pem: String,
-    chain: Vec<CertificateDer<'static>>,
-}
-
-impl Issued {
-    fn leaf_der(&self) -> &[u8] {
-        self.chain[0].as_ref()
-    }
-    fn sha1(&self) -> String {
-        hex(&sha1::Sha1::digest(self.leaf_der()))
-    }
-    fn sha256(&self) -> String {
-        hex(&<sha2::Sha256 as sha2::Digest>::digest(self.leaf_der()))
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn leaf_params(cn: &str, from_year: i32, to_year: i32) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = rcgen::date_time_ymd(from_year, 1, 1);
-    p.not_after = rcgen::date_time_ymd(to_year, 1, 1);
-    p
-}
-
-fn self_signed(cn: &str) -> Issued {
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf_params(cn, 2024, 2049).self_signed(&key).unwrap();
-    Issued {
-        pem: cert.pem(),
-        chain: vec![cert.der().clone()],
-        key,
-    }
-}
-
-/// A CA: its parameters and key (to issue with), its certificate, and the certificates a
-/// device it issues for presents after its own (the intermediates; never the root).
-struct Ca {
-    params: CertificateParams,
-    issued: Issued,
-    presented: Vec<CertificateDer<'static>>,
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2049, 1, 1);
-    p
-}
-
-fn root_ca(cn: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let params = ca_params(cn);
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        params,
-        issued: Issued {
-            pem: cert.pem(),
-            chain: vec![cert.der().clone()],
-            key,
-        },
-        presented: Vec::new(),
-    }
-}
-
-impl Ca {
-    /// Issues `params` under this CA, with the chain its holder presents.
-    fn issue(&self, params: CertificateParams) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let issuer = Issuer::new(self.params.clone(), &self.issued.key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let mut chain = vec![cert.der().clone()];
-        chain.extend(self.presented.iter().cloned());
-        Issued {
-            pem: cert.pem(),
-            chain,
-            key,
-        }
-    }
-
-    fn intermediate(&self, cn: &str) -> Ca {
-        let params = ca_params(cn);
-        let issued = self.issue(params.clone());
-        Ca {
-            params,
-            presented: issued.chain.clone(),
-            issued,
-        }
-    }
-}
 
 fn tls_with_certificate(hub: &TestHub, issued: Option<&Issued>) -> rustls::ClientConfig {
     hubtui::hub::install_crypto_provider();
@@ -249,7 +140,9 @@ async fn self_signed_certificates_connect_by_sha1_or_sha256_thumbprint() {
 async fn self_signed_refusals_expired_disabled_and_sas_identities() {
     let hub = TestHub::start().await;
     let key = KeyPair::generate().unwrap();
-    let old = leaf_params("old", 2020, 2021).self_signed(&key).unwrap();
+    let old = leaf_params_between("old", 2020, 2021)
+        .self_signed(&key)
+        .unwrap();
     let expired = Issued {
         pem: old.pem(),
         chain: vec![old.der().clone()],
@@ -312,7 +205,7 @@ async fn ca_signed_certificates_connect_once_their_ca_is_registered() {
     let hub = TestHub::start().await;
     let root = root_ca("Test Root CA");
     create_ca_device(&hub, "ca-dev").await;
-    let cert = root.issue(leaf_params("ca-dev", 2024, 2049));
+    let cert = root.issue(leaf_params_between("ca-dev", 2024, 2049));
 
     assert_eq!(
         connack(x509_options(&hub, "ca-dev", Some(&cert))).await,
@@ -326,19 +219,19 @@ async fn ca_signed_certificates_connect_once_their_ca_is_registered() {
     );
 
     // The CN must be the device id.
-    let other_cn = root.issue(leaf_params("someone-else", 2024, 2049));
+    let other_cn = root.issue(leaf_params_between("someone-else", 2024, 2049));
     assert_eq!(
         connack(x509_options(&hub, "ca-dev", Some(&other_cn))).await,
         ConnectReturnCode::NotAuthorized
     );
     // An expired certificate from the registered CA.
-    let expired = root.issue(leaf_params("ca-dev", 2020, 2021));
+    let expired = root.issue(leaf_params_between("ca-dev", 2020, 2021));
     assert_eq!(
         connack(x509_options(&hub, "ca-dev", Some(&expired))).await,
         ConnectReturnCode::NotAuthorized
     );
     // A certificate from a CA that is not registered, with the right CN.
-    let stranger = root_ca("Other CA").issue(leaf_params("ca-dev", 2024, 2049));
+    let stranger = root_ca("Other CA").issue(leaf_params_between("ca-dev", 2024, 2049));
     assert_eq!(
         connack(x509_options(&hub, "ca-dev", Some(&stranger))).await,
         ConnectReturnCode::NotAuthorized
@@ -360,7 +253,7 @@ async fn ca_chains_through_an_intermediate_and_modules_carry_device_slash_module
     create_ca_device(&hub, "chain-dev").await;
 
     // The device presents its certificate and the intermediate; the hub holds the root.
-    let cert = intermediate.issue(leaf_params("chain-dev", 2024, 2049));
+    let cert = intermediate.issue(leaf_params_between("chain-dev", 2024, 2049));
     assert_eq!(cert.chain.len(), 2);
     assert_eq!(
         connack(x509_options(&hub, "chain-dev", Some(&cert))).await,
@@ -383,12 +276,12 @@ async fn ca_chains_through_an_intermediate_and_modules_carry_device_slash_module
         json!({"deviceId": "chain-dev", "moduleId": "m1", "authentication": {"type": "certificateAuthority"}}),
     )
     .await;
-    let module_cert = intermediate.issue(leaf_params("chain-dev/m1", 2024, 2049));
+    let module_cert = intermediate.issue(leaf_params_between("chain-dev/m1", 2024, 2049));
     assert_eq!(
         connack(x509_options(&hub, "chain-dev/m1", Some(&module_cert))).await,
         ConnectReturnCode::Success
     );
-    let module_cn_only = intermediate.issue(leaf_params("m1", 2024, 2049));
+    let module_cn_only = intermediate.issue(leaf_params_between("m1", 2024, 2049));
     assert_eq!(
         connack(x509_options(&hub, "chain-dev/m1", Some(&module_cn_only))).await,
         ConnectReturnCode::NotAuthorized
@@ -414,7 +307,7 @@ async fn device_client_connects_with_a_certificate_sends_telemetry_and_reads_its
     let root = root_ca("Client Test CA");
     register_ca(&hub, "root", &root);
     create_ca_device(&hub, "x509-client").await;
-    let cert = root.issue(leaf_params("x509-client", 2024, 2049));
+    let cert = root.issue(leaf_params_between("x509-client", 2024, 2049));
     let files = tempfile::tempdir().unwrap();
     let cert_path = write(files.path(), "dev.pem", &cert.pem);
     let key_path = write(files.path(), "dev-key.pem", &cert.key.serialize_pem());
@@ -538,7 +431,7 @@ async fn x509_devices_connect_over_mqtt_over_websockets_too() {
     let root = root_ca("WS Root CA");
     register_ca(&hub, "root", &root);
     create_ca_device(&hub, "ws-ca").await;
-    let ca_signed = root.issue(leaf_params("ws-ca", 2024, 2049));
+    let ca_signed = root.issue(leaf_params_between("ws-ca", 2024, 2049));
     assert_eq!(
         connack_over_websockets(&hub, "ws-ca", Some(&ca_signed)).await,
         ConnectReturnCode::Success

@@ -5,6 +5,7 @@
 
 pub mod amqp;
 pub mod amqp_raw;
+pub mod certs;
 pub mod device_process;
 pub mod wait;
 
