@@ -132,7 +132,13 @@ pub async fn list(ctx: &Ctx) -> BlobResult {
 fn after_prefix(p: &str) -> Option<String> {
     let mut chars: Vec<char> = p.chars().collect();
     while let Some(last) = chars.pop() {
-        if let Some(next) = char::from_u32(last as u32 + 1) {
+        // The code point after the last; surrogates are not characters, so after
+        // U+D7FF comes U+E000.
+        let next = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
             chars.push(next);
             return Some(chars.into_iter().collect());
         }
@@ -272,5 +278,7 @@ mod tests {
         assert_eq!(after_prefix("a/").as_deref(), Some("a0"));
         assert!("a/zzz" < "a0" && "a0" > "a/");
         assert_eq!(after_prefix(""), None);
+        assert_eq!(after_prefix("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(after_prefix("a\u{10FFFF}").as_deref(), Some("b"));
     }
 }

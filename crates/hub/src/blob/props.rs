@@ -131,16 +131,18 @@ pub fn http_date(ms: i64) -> String {
         .to_string()
 }
 
-/// A fresh ETag, quoted, in the service's `"0x8D…"` form (time-ordered).
+/// A fresh ETag, quoted, in the service's `"0x8D…"` form (15 hex digits, time-ordered,
+/// never the same twice in one process).
 pub fn new_etag() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = Utc::now().timestamp_nanos_opt().unwrap_or(0).max(0) as u64 / 100;
+    // Microseconds since 1970 fit the 13 hex digits after `0x8D` until the year 2112.
+    let now = Utc::now().timestamp_micros().max(0) as u64;
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
         let next = now.max(prev + 1);
         match LAST.compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return format!("\"0x{:X}\"", 0x8D0_0000_0000_0000u64 | next),
+            Ok(_) => return format!("\"0x8D{:013X}\"", next & 0xF_FFFF_FFFF_FFFF),
             Err(p) => prev = p,
         }
     }
