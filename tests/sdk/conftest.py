@@ -129,6 +129,9 @@ class Hub:
     ports: dict
     eventhub_connection_string: Optional[str]
     process: subprocess.Popen = field(repr=False)
+    # The blob store's account (hub.json `storage`): accountName, accountKey,
+    # blobEndpoint and the storage connection string the storage SDKs take.
+    storage: Optional[dict] = None
     # The CA registered on the hub before it started (`hubtui hub ca add`), for X.509
     # CA-signed devices; None with the reason in x509_problem when it could not be made.
     x509_ca: Optional[object] = None
@@ -337,6 +340,7 @@ def hub(tmp_path_factory):
         ports=ports,
         eventhub_connection_string=info.get("eventHubCompatibleConnectionString"),
         process=proc,
+        storage=info.get("storage"),
         x509_ca=x509_ca,
         x509_dir=x509_dir,
         x509_problem=x509_problem,

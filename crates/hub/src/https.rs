@@ -1,4 +1,4 @@
-//! The HTTPS endpoint: TLS in front of the service REST API and of MQTT and AMQP
+//! The HTTPS endpoint: TLS in front of the service REST API, the blob store, and MQTT and AMQP
 //! over WebSockets (`hub::websocket`). One task per connection, each bounded in time
 //! (handshake, request headers, request body rate, idle time between requests) so
 //! that slow, broken or idle clients never hold the listener or its descriptors.
@@ -57,6 +57,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     state: Arc<HubState>,
+    blobs: Arc<super::blob::BlobService>,
     ws: Arc<WsEndpoints>,
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -64,7 +65,8 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let router = rest::router(state.clone())
         .merge(super::dps::rest::router(state))
-        .merge(websocket::router(ws.clone()));
+        .merge(websocket::router(ws.clone()))
+        .merge(super::blob::routes::router(blobs));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -31,6 +31,21 @@ pub struct HubInfo {
     /// The host provisioning clients dial: the hub itself, on its MQTT and HTTPS ports.
     #[serde(default)]
     pub provisioning_host: String,
+    /// The blob store's storage account, for the official storage SDKs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageInfo>,
+}
+
+/// The blob store's account as clients need it (hub.json `storage`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageInfo {
+    pub account_name: String,
+    pub account_key: String,
+    /// `https://localhost:PORT/{account}`: path-style, as the storage emulators serve it.
+    pub blob_endpoint: String,
+    /// `DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…;BlobEndpoint=…`.
+    pub connection_string: String,
 }
 
 impl HubInfo {
@@ -45,10 +60,11 @@ impl HubInfo {
             ports,
             id_scope: state.id_scope.clone(),
             provisioning_host: state.host_name.clone(),
+            storage: None,
         }
     }
 
-    /// Writes hub.json atomically (mode 0600: it holds the owner key).
+    /// Writes hub.json atomically (mode 0600: it holds the owner and storage account keys).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         super::fsutil::write_atomic(&dir.join(HUB_JSON), json.as_bytes(), true)

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod amqp;
+pub mod blob;
 pub mod c2d;
 pub mod dps;
 pub mod feedback;
@@ -56,6 +57,8 @@ pub struct HubOptions {
     pub host_name: String,
     pub settings: HubSettings,
     pub limits: ConnectionLimits,
+    /// What the blob store accepts (Azure's limits by default).
+    pub blob_limits: blob::BlobLimits,
 }
 
 impl HubOptions {
@@ -69,6 +72,7 @@ impl HubOptions {
             host_name: "localhost".to_string(),
             settings: HubSettings::default(),
             limits: ConnectionLimits::default(),
+            blob_limits: blob::BlobLimits::default(),
         }
     }
 
@@ -103,6 +107,8 @@ pub enum HubError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Blobs(#[from] blob::BlobStoreError),
     #[error("cannot start the hub's ingest threads: {0}")]
     Runtime(std::io::Error),
     #[error("cannot write {path}: {source}")]
@@ -181,6 +187,11 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
     let ca_pem = certs.ca_pem()?;
     let store = store::Store::open(&opts.data_dir.join("hub.db"))?;
     let state = HubState::open(store, opts.host_name.clone(), opts.settings.clone())?;
+    let blobs = Arc::new(blob::BlobService::open(
+        state.store.clone(),
+        &opts.data_dir,
+        opts.blob_limits.clone(),
+    )?);
 
     let mqtt_listener = bind(opts.bind, opts.mqtt_port, "MQTT", "--mqtt-port").await?;
     let https_listener = bind(opts.bind, opts.https_port, "HTTPS", "--https-port").await?;
@@ -191,6 +202,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
         amqp: Some(amqp_port),
         https: https_listener.local_addr().map(|a| a.port()).unwrap_or(0),
     };
+    let ports_https = ports.https;
     let amqp_endpoint = amqp::AmqpEndpoint::new(&state, amqp_port);
     let ingest = IngestRuntime::start()?;
 
@@ -222,6 +234,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             https_listener,
             https_tls,
             state.clone(),
+            blobs.clone(),
             ws,
             limits_for(limits::Listener::Https),
             shutdown_rx.clone(),
@@ -234,6 +247,7 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             limits_for(limits::Listener::Amqp),
             shutdown_rx.clone(),
         )),
+        tokio::spawn(blob::prune_blocks(blobs.clone(), shutdown_rx.clone())),
         tokio::spawn(retention(state.clone(), shutdown_rx)),
     ];
 
@@ -246,6 +260,12 @@ pub async fn start(opts: HubOptions) -> Result<RunningHub, HubError> {
             &p.primary_key,
             &amqp_endpoint.entity,
         )
+    });
+    info.storage = Some(info::StorageInfo {
+        account_name: blobs.account.clone(),
+        account_key: blobs.key.clone(),
+        blob_endpoint: blobs.endpoint(&state.host_name, ports_https),
+        connection_string: blobs.connection_string(&state.host_name, ports_https),
     });
     info.write(&opts.data_dir)
         .map_err(|source| HubError::Info {

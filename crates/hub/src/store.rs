@@ -12,9 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod blobs;
 mod certificates;
 mod enrollments;
 mod readers;
+pub use blobs::{BlobRow, BlobWriteError, BlockRow, ContainerRow};
 pub use certificates::CaCertificateRow;
 pub use enrollments::{EnrollmentKind, RegistrationRecord};
 use readers::{ReadConn, Readers};
@@ -173,6 +175,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
         conn.execute_batch(certificates::SCHEMA)?;
+        conn.execute_batch(blobs::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             readers: Some(Readers::new(path.to_path_buf())),
@@ -186,6 +189,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(enrollments::SCHEMA)?;
         conn.execute_batch(certificates::SCHEMA)?;
+        conn.execute_batch(blobs::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
             readers: None,

@@ -89,3 +89,6 @@ export async function invokeOnceSubscribed(service, ...target) {
 }
 
 export { deviceSdk, iothub };
+
+/** The blob store's account from hub.json: accountName, accountKey, blobEndpoint, connectionString. */
+export const storage = info.storage;
