@@ -4,7 +4,7 @@
 //! key in the portal or CLI) has no counterpart on a hub whose data dir you own.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -82,22 +82,18 @@ fn failure(e: CaError) -> Failure {
     }
 }
 
-fn read_pem(path: &PathBuf) -> Result<Vec<u8>, Failure> {
-    let unreadable = |e: std::io::Error| {
-        Failure::usage(format!(
-            "cannot read the CA certificate {}: {e}; check the path given to --pem",
-            path.display()
-        ))
-    };
+/// A PEM certificate file, bounded in size; `label` names it in the sentence on failure
+/// ("the CA certificate ca.pem").
+pub(super) fn read_pem(path: &Path, label: &str) -> Result<String, Failure> {
+    let unreadable = |e: std::io::Error| Failure::usage(format!("cannot read {label}: {e}"));
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut pem = Vec::new();
+    let mut pem = String::new();
     file.take(MAX_PEM_BYTES as u64 + 1)
-        .read_to_end(&mut pem)
+        .read_to_string(&mut pem)
         .map_err(unreadable)?;
     if pem.len() > MAX_PEM_BYTES {
         return Err(Failure::usage(format!(
-            "{} is larger than {MAX_PEM_BYTES} bytes; give the PEM file of one CA certificate",
-            path.display()
+            "{label} is larger than {MAX_PEM_BYTES} bytes; give the PEM file of one certificate"
         )));
     }
     Ok(pem)
@@ -123,10 +119,10 @@ fn describe(ca: &CaCertificate) -> Value {
 }
 
 fn add(a: AddArgs, default_dir: PathBuf) -> Result<(), Failure> {
-    let pem = read_pem(&a.pem)?;
+    let pem = read_pem(&a.pem, &format!("the CA certificate {}", a.pem.display()))?;
     let store = open(&a.named.target, default_dir)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let ca = authorities::add(&store, &a.named.name, &pem, now_ms).map_err(failure)?;
+    let ca = authorities::add(&store, &a.named.name, pem.as_bytes(), now_ms).map_err(failure)?;
     if a.named.target.json {
         println!("{}", describe(&ca));
     } else {

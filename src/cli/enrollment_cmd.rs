@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use hub::dps::enrollments::{self, EnrollmentDocument};
 use hub::store::Store;
-use hub::x509::certificate::MAX_PEM_BYTES;
 use iothub::dps::enrollment::{EnrollmentGroup, EnrollmentSettings, IndividualEnrollment};
 
 #[derive(Args, Debug)]
@@ -154,27 +153,9 @@ fn attestation(a: &AddArgs) -> Result<Value, Failure> {
     Ok(json!({"type": "symmetricKey", "symmetricKey": keys}))
 }
 
-/// A PEM file, bounded in size.
-fn read_certificate(path: &PathBuf, flag: &str) -> Result<String, Failure> {
-    use std::io::Read as _;
-    let unreadable = |e: std::io::Error| {
-        Failure::usage(format!(
-            "cannot read the certificate {} given to {flag}: {e}",
-            path.display()
-        ))
-    };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut pem = String::new();
-    file.take(MAX_PEM_BYTES as u64 + 1)
-        .read_to_string(&mut pem)
-        .map_err(unreadable)?;
-    if pem.len() > MAX_PEM_BYTES {
-        return Err(Failure::usage(format!(
-            "{} given to {flag} is larger than {MAX_PEM_BYTES} bytes; give one PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(pem)
+fn read_certificate(path: &std::path::Path, flag: &str) -> Result<String, Failure> {
+    let label = format!("the certificate {} given to {flag}", path.display());
+    super::ca_cmd::read_pem(path, &label)
 }
 
 fn add(a: AddArgs, default_dir: PathBuf) -> Result<(), Failure> {

@@ -108,6 +108,21 @@ pub async fn put(ctx: &Ctx, container: &str, blob: &str, body: Body) -> BlobResu
     if props.content_md5.is_empty() {
         props.content_md5 = md5.clone();
     }
+    let mut resp = commit_new(ctx, container, blob, written, &props, cond).await?;
+    set_header(&mut resp, "content-md5", &md5);
+    Ok(resp)
+}
+
+/// Records a fully written blob file as `container/blob` (under `cond`) and answers 201
+/// with its ETag and Last-Modified: the end of both Put Blob and Put Block List.
+pub async fn commit_new(
+    ctx: &Ctx,
+    container: &str,
+    blob: &str,
+    written: files::Written,
+    props: &BlobProps,
+    cond: Conditions,
+) -> BlobResult {
     let now = chrono::Utc::now().timestamp_millis();
     let row = BlobRow {
         container: container.to_string(),
@@ -124,7 +139,6 @@ pub async fn put(ctx: &Ctx, container: &str, blob: &str, body: Body) -> BlobResu
     let mut resp = ctx.respond(StatusCode::CREATED, ());
     set_header(&mut resp, "etag", &etag);
     set_header(&mut resp, "last-modified", &http_date(modified));
-    set_header(&mut resp, "content-md5", &md5);
     set_header(&mut resp, "x-ms-request-server-encrypted", "true");
     Ok(resp)
 }

@@ -7,14 +7,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use futures::StreamExt;
 
-use super::blob_ops::commit;
+use super::blob_ops::commit_new;
 use super::conditions::Conditions;
 use super::error::StorageError;
 use super::files;
-use super::props::{BlobProps, http_date, new_etag};
+use super::props::BlobProps;
 use super::routes::{BlobResult, Ctx, set_header};
 use super::xml::{BlockSource, parse_block_list};
-use crate::store::{BlobRow, BlockRow};
+use crate::store::BlockRow;
 
 /// Longest block ID before base64 (Azure: 64 bytes).
 const MAX_BLOCK_ID_BYTES: usize = 64;
@@ -175,22 +175,5 @@ pub async fn put_block_list(ctx: &Ctx, container: &str, blob: &str, body: Body) 
         .await
         .map_err(StorageError::internal)?
         .map_err(StorageError::internal)?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let row = BlobRow {
-        container: container.to_string(),
-        name: blob.to_string(),
-        file: written.file,
-        size: written.size,
-        etag: new_etag(),
-        created_ms: now,
-        modified_ms: now,
-        props: props.to_json(),
-    };
-    let (etag, modified) = (row.etag.clone(), row.modified_ms);
-    commit(ctx, row, cond).await?;
-    let mut resp = ctx.respond(StatusCode::CREATED, ());
-    set_header(&mut resp, "etag", &etag);
-    set_header(&mut resp, "last-modified", &http_date(modified));
-    set_header(&mut resp, "x-ms-request-server-encrypted", "true");
-    Ok(resp)
+    commit_new(ctx, container, blob, written, &props, cond).await
 }
