@@ -68,6 +68,13 @@ pub struct DeviceArgs {
     /// Run without a terminal UI, printing one JSON line per event on stdout.
     #[arg(long)]
     pub headless: bool,
+    /// Terminal UI: put each direct method call to you to answer (status and payload),
+    /// instead of the profile; `a` on the Methods tab switches.
+    #[arg(long, conflicts_with = "headless")]
+    pub ask_methods: bool,
+    /// Seconds a method call put to you waits for your answer before the profile answers it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ask_timeout: u64,
     /// Theme of the terminal UI: default-dark, light, high-contrast, or NAME.toml in the user
     /// themes dir. NO_COLOR is honoured.
     #[arg(long, env = "HUBTUI_THEME", default_value = "default-dark")]
@@ -483,7 +490,11 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         };
         let theme = plan.theme.unwrap_or_else(Theme::default_dark);
         let seed = args.seed.unwrap_or_else(rand::random);
-        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision).await
+        let ask = super::device_tui::Ask {
+            methods: args.ask_methods,
+            timeout: std::time::Duration::from_secs(args.ask_timeout),
+        };
+        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision, ask).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
