@@ -149,8 +149,11 @@ impl HubState {
     }
 }
 
+/// A module of a deployment manifest and its desired properties.
+type ModuleContent<'a> = (&'a str, &'a Map<String, Value>);
+
 /// The modules of a deployment manifest with their desired properties, checked.
-fn manifest_modules(body: &Value) -> Result<Vec<(&str, &Map<String, Value>)>, ServiceError> {
+fn manifest_modules(body: &Value) -> Result<Vec<ModuleContent<'_>>, ServiceError> {
     let content = body
         .get("modulesContent")
         .and_then(Value::as_object)
