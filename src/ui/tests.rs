@@ -227,6 +227,50 @@ fn devices_tab() {
     snapshot("devices", &sample_app(Tab::Devices));
 }
 
+/// An edge device with a child, and an X.509 device: the table marks the edge device, the
+/// detail names children, parent and thumbprints.
+#[test]
+fn devices_edge_children_and_thumbprints() {
+    let scope = "ms-azure-iot-edge://gw-1-637000000000000001";
+    let identity = |v: serde_json::Value| -> DeviceIdentity { serde_json::from_value(v).unwrap() };
+    let mut app = App::new(Config::default());
+    let _ = app.start();
+    update(
+        &mut app,
+        Action::Hub(HubEvent::DevicesPage {
+            items: vec![
+                identity(
+                    json!({"deviceId": "gw-1", "capabilities": {"iotEdge": true},
+                    "deviceScope": scope, "parentScopes": []}),
+                ),
+                identity(
+                    json!({"deviceId": "leaf-1", "deviceScope": scope, "parentScopes": [scope]}),
+                ),
+                identity(
+                    json!({"deviceId": "cam-1", "authentication": {"type": "selfSigned",
+                    "x509Thumbprint": {"primaryThumbprint": "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B", "secondaryThumbprint": null}}}),
+                ),
+            ],
+            twins: Default::default(),
+            continuation: None,
+            replace: true,
+        }),
+    );
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains("gw-1 [edge]"), "{t}");
+    assert!(t.contains("children (listed): 1"), "{t}");
+    snapshot("devices_edge", &app);
+    update(&mut app, Action::Down);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains("parent: \"gw-1\""), "{t}");
+    update(&mut app, Action::Down);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(
+        t.contains("primaryThumbprint: \"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B\""),
+        "{t}"
+    );
+}
+
 #[test]
 fn telemetry_tab() {
     let mut app = sample_app(Tab::Telemetry);

@@ -9,26 +9,15 @@
 use serde_json::{Map, Value, json};
 
 use super::{HubState, Identity, RequestedIdentity, bad_request};
+use iothub::device::{edge_scope as own_scope, edge_scope_device as scope_device};
 use iothub::error::{ErrorCode, ServiceError};
 
-const SCOPE_PREFIX: &str = "ms-azure-iot-edge://";
 /// The system modules IoT Hub creates with an edge device, and which every deployment
 /// manifest configures.
 pub const SYSTEM_MODULES: [&str; 2] = ["$edgeAgent", "$edgeHub"];
 /// Modules one deployment manifest may configure: Azure's limit of module identities
 /// per device.
 const MAX_DEPLOYMENT_MODULES: usize = 50;
-
-/// An edge device's own scope.
-pub fn own_scope(device_id: &str, generation_id: &str) -> String {
-    format!("{SCOPE_PREFIX}{device_id}-{generation_id}")
-}
-
-/// The device a scope names: the id before the generation id.
-fn scope_device(scope: &str) -> Option<&str> {
-    let rest = scope.strip_prefix(SCOPE_PREFIX)?;
-    rest.rsplit_once('-').map(|(id, _)| id)
-}
 
 /// The scopes an identity ends up with: an edge device has its own scope and keeps its
 /// parent unless `parentScopes` is given; a leaf device's parent is its `deviceScope`,
@@ -196,14 +185,6 @@ fn manifest_modules(body: &Value) -> Result<Vec<ModuleContent<'_>>, ServiceError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_scope_names_its_device_even_with_dashes_in_the_id() {
-        let scope = own_scope("edge-gw-1", "637000000000000001");
-        assert_eq!(scope, "ms-azure-iot-edge://edge-gw-1-637000000000000001");
-        assert_eq!(scope_device(&scope), Some("edge-gw-1"));
-        assert_eq!(scope_device("edge-gw-1"), None);
-    }
 
     #[test]
     fn a_manifest_needs_both_system_modules_and_desired_objects() {
