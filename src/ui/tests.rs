@@ -485,6 +485,37 @@ fn c2d_tab() {
     snapshot("c2d", &sample_app(Tab::C2d));
 }
 
+/// A device that rejects a message (or lets it expire or exceed its delivery count) shows
+/// as feedback in warning colours; success in the ok colour.
+#[test]
+fn c2d_rejected_feedback_is_shown_as_a_warning() {
+    let mut app = sample_app(Tab::C2d);
+    update(&mut app, Action::CycleAck);
+    let (_, cmds) = update(&mut app, Action::SendC2d);
+    let [client::events::HubCommand::SendC2d(m)] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::C2dFeedback {
+            original_message_id: m.message_id.clone(),
+            status: "Rejected".into(),
+        }),
+    );
+    let theme = Theme::default_dark();
+    let buf = draw(&app, &theme, 120, 40);
+    let t = text(&buf);
+    let (row, line) = t
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("feedback: Rejected"))
+        .unwrap_or_else(|| panic!("no rejected feedback on screen:\n{t}"));
+    let col = line.find("feedback: Rejected").unwrap();
+    let col = line[..col].chars().count() as u16;
+    let warn = theme.style(crate::ui::theme::Role::Warn).fg;
+    assert_eq!(buf[(col, row as u16)].fg, warn.unwrap());
+}
+
 #[test]
 fn help_overlay_and_confirmation() {
     let mut app = sample_app(Tab::Devices);
