@@ -52,6 +52,16 @@ pub struct HubArgs {
     /// DPS ID scope devices register under (default: made on first start, then kept).
     #[arg(long, value_parser = parse_id_scope)]
     pub id_scope: Option<String>,
+    /// Blob container device file uploads go to (made when first needed).
+    #[arg(long, default_value = "fileuploads", value_parser = parse_container)]
+    pub upload_container: String,
+    /// Hours the SAS URI handed out for a file upload is valid (1 to 24, as in Azure).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=24))]
+    pub upload_sas_hours: u64,
+    /// Do not notify services (`/messages/serviceBound/filenotifications`) of completed
+    /// file uploads.
+    #[arg(long)]
+    pub no_file_notifications: bool,
     #[command(flatten)]
     pub log: super::logging::LogLevel,
     #[command(subcommand)]
@@ -68,6 +78,14 @@ pub enum HubCommand {
 
 fn parse_id_scope(s: &str) -> Result<String, String> {
     iothub::dps::validate_id_scope(s).map(|()| s.to_string())
+}
+
+fn parse_container(s: &str) -> Result<String, String> {
+    if hub::blob::routes::valid_container_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a container name is 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit".into())
+    }
 }
 
 /// Where the hub keeps its state unless --data-dir says otherwise.
@@ -87,6 +105,11 @@ pub async fn run(args: HubArgs) -> Result<(), String> {
     opts.settings.partitions = args.partitions;
     opts.settings.id_scope = args.id_scope.clone();
     opts.settings.fsync = args.fsync;
+    opts.settings.file_upload = hub::file_upload::FileUploadSettings {
+        container: args.upload_container.clone(),
+        sas_ttl: std::time::Duration::from_secs(args.upload_sas_hours * 3600),
+        notifications: !args.no_file_notifications,
+    };
     opts.limits.max_connections = args.max_connections;
     opts.limits.max_connections_per_address = args.max_connections_per_address;
     let running = hub::start(opts).await.map_err(|e| e.to_string())?;

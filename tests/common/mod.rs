@@ -186,7 +186,11 @@ pub async fn feedback_settled(state: &hub::HubState) {
         || async {
             let left = state
                 .store
-                .feedback_pending(usize::MAX, &Default::default())
+                .queue_pending(
+                    hub::store::ServiceQueue::Feedback,
+                    usize::MAX,
+                    &Default::default(),
+                )
                 .unwrap();
             left.is_empty().then_some(())
         },

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::sessions::SessionCommand;
 use super::state::HubState;
-use super::store::C2dRecord;
+use super::store::{C2dRecord, ServiceQueue};
 use iothub::amqp_model::{AckMode, FeedbackRecord, FeedbackStatus};
 use iothub::error::{ErrorCode, ServiceError};
 use iothub::property_bag::{IOTHUB_ACK, MESSAGE_ID, PropertyBag};
@@ -180,9 +180,6 @@ impl HubState {
             &generation,
         );
         let json = serde_json::to_string(&record).unwrap_or_default();
-        self.store
-            .feedback_push(&json, Utc::now().timestamp_millis())?;
-        self.feedback.arrived.notify_waiters();
-        Ok(())
+        self.queue_push(ServiceQueue::Feedback, &json)
     }
 }

@@ -63,7 +63,15 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let uploads = state.settings.file_upload.clone();
     let router = rest::router(state.clone())
+        .merge(super::file_upload::router(
+            state.clone(),
+            blobs.clone(),
+            uploads,
+            port,
+        ))
         .merge(super::dps::rest::router(state))
         .merge(websocket::router(ws.clone()))
         .merge(super::blob::routes::router(blobs));

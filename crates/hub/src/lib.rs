@@ -6,7 +6,7 @@ pub mod amqp;
 pub mod blob;
 pub mod c2d;
 pub mod dps;
-pub mod feedback;
+pub mod file_upload;
 pub mod fsutil;
 pub mod https;
 pub mod info;
@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod policies;
 pub mod registry;
 pub mod rest;
+pub mod service_queues;
 pub mod sessions;
 pub mod state;
 pub mod store;
@@ -33,6 +34,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use store::ServiceQueue;
 
 pub use info::HubInfo;
 pub use limits::ConnectionLimits;
@@ -317,9 +320,10 @@ impl Drop for IngestRuntime {
 }
 
 /// How long undelivered C2D feedback is kept (Azure's default feedback TTL).
-const FEEDBACK_TTL: Duration = Duration::from_secs(3600);
+/// How long feedback and file upload notifications wait for a receiver (Azure's default).
+const SERVICE_QUEUE_TTL: Duration = Duration::from_secs(3600);
 
-/// Applies telemetry and feedback retention once a minute.
+/// Applies telemetry, feedback and file notification retention once a minute.
 async fn retention(state: Arc<HubState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -331,9 +335,11 @@ async fn retention(state: Arc<HubState>, mut shutdown: watch::Receiver<bool>) {
                     if let Err(e) = state.prune_telemetry() {
                         tracing::warn!(error = %e, "telemetry retention failed");
                     }
-                    let floor = HubState::now().timestamp_millis() - FEEDBACK_TTL.as_millis() as i64;
-                    if let Err(e) = state.store.feedback_prune(floor) {
-                        tracing::warn!(error = %e, "feedback retention failed");
+                    let floor = HubState::now().timestamp_millis() - SERVICE_QUEUE_TTL.as_millis() as i64;
+                    for queue in [ServiceQueue::Feedback, ServiceQueue::FileNotifications] {
+                        if let Err(e) = state.store.queue_prune(queue, floor) {
+                            tracing::warn!(error = %e, ?queue, "queue retention failed");
+                        }
                     }
                 });
                 let _ = pass.await;

@@ -126,18 +126,24 @@ pub(crate) struct ApiVersion {
 }
 
 /// Checks the api-version and the Authorization header against the hub's policies.
-pub(crate) fn authorize(
-    state: &HubState,
-    headers: &HeaderMap,
-    q: &ApiVersion,
-    needs: &[Permission],
-) -> ApiResult<()> {
+/// Every IoT Hub REST call names its api-version.
+pub(crate) fn require_api_version(q: &ApiVersion) -> ApiResult<()> {
     if q.api_version.as_deref().is_none_or(str::is_empty) {
         return Err(err(
             ErrorCode::InvalidProtocolVersion,
             "The api-version query parameter is missing; add ?api-version=2021-04-12.",
         ));
     }
+    Ok(())
+}
+
+pub(crate) fn authorize(
+    state: &HubState,
+    headers: &HeaderMap,
+    q: &ApiVersion,
+    needs: &[Permission],
+) -> ApiResult<()> {
+    require_api_version(q)?;
     let unauthorized = |why: String| err(ErrorCode::IotHubUnauthorizedAccess, why);
     let header = headers
         .get("authorization")

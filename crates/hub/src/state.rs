@@ -40,6 +40,8 @@ pub struct HubSettings {
     /// Every commit (a telemetry group commit, a twin write) reaches the disk before it
     /// is acknowledged (`--fsync`): safe against power loss, not only against a crash.
     pub fsync: bool,
+    /// The upload container, SAS lifetime and notifications of device file upload.
+    pub file_upload: super::file_upload::FileUploadSettings,
 }
 
 impl Default for HubSettings {
@@ -56,6 +58,7 @@ impl Default for HubSettings {
             amqp_auth_window: Duration::from_secs(60),
             id_scope: None,
             fsync: false,
+            file_upload: Default::default(),
         }
     }
 }
@@ -70,7 +73,7 @@ pub struct HubState {
     pub sessions: Sessions,
     pub settings: HubSettings,
     /// C2D feedback records on their way to service receivers.
-    pub feedback: super::feedback::FeedbackQueue,
+    pub queues: super::service_queues::ServiceQueues,
     /// Every stored telemetry record, for live readers (AMQP, tests).
     pub telemetry: broadcast::Sender<Arc<TelemetryRecord>>,
     /// Commits telemetry in groups, off the async workers.
@@ -115,7 +118,7 @@ impl HubState {
             id_scope,
             sessions: Sessions::new(),
             settings,
-            feedback: Default::default(),
+            queues: Default::default(),
             telemetry,
             activity: Mutex::new(HashMap::new()),
         });

@@ -121,13 +121,36 @@ CREATE TABLE IF NOT EXISTS c2d_feedback (
     record TEXT NOT NULL,
     enqueued_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS file_notifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record TEXT NOT NULL,
+    enqueued_ms INTEGER NOT NULL
+);
 ";
 
-/// A C2D feedback record waiting for a service to receive it.
+/// A queue of records the hub keeps for services until one receives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceQueue {
+    /// C2D delivery feedback (`/messages/serviceBound/feedback`).
+    Feedback,
+    /// File upload notifications (`/messages/serviceBound/filenotifications`).
+    FileNotifications,
+}
+
+impl ServiceQueue {
+    fn table(self) -> &'static str {
+        match self {
+            ServiceQueue::Feedback => "c2d_feedback",
+            ServiceQueue::FileNotifications => "file_notifications",
+        }
+    }
+}
+
+/// A record waiting in a service queue.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FeedbackRow {
+pub struct QueuedRecord {
     pub seq: i64,
-    /// JSON of one feedback record, owned by the c2d module.
+    /// JSON of one record, owned by the module that queued it.
     pub record: String,
     pub enqueued_ms: i64,
 }
@@ -493,26 +516,37 @@ impl Store {
             .optional()?)
     }
 
-    pub fn feedback_push(&self, record: &str, enqueued_ms: i64) -> Result<i64, StoreError> {
+    pub fn queue_push(
+        &self,
+        queue: ServiceQueue,
+        record: &str,
+        enqueued_ms: i64,
+    ) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO c2d_feedback (record, enqueued_ms) VALUES (?1, ?2)",
+            &format!(
+                "INSERT INTO {} (record, enqueued_ms) VALUES (?1, ?2)",
+                queue.table()
+            ),
             params![record, enqueued_ms],
         )?;
         Ok(conn.last_insert_rowid())
     }
 
-    /// Up to `limit` feedback records in order, skipping `exclude` (in flight).
-    pub fn feedback_pending(
+    /// Up to `limit` records of `queue` in order, skipping `exclude` (in flight).
+    pub fn queue_pending(
         &self,
+        queue: ServiceQueue,
         limit: usize,
         exclude: &std::collections::HashSet<i64>,
-    ) -> Result<Vec<FeedbackRow>, StoreError> {
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT seq, record, enqueued_ms FROM c2d_feedback ORDER BY seq")?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT seq, record, enqueued_ms FROM {} ORDER BY seq",
+            queue.table()
+        ))?;
         let rows = stmt.query_map([], |r| {
-            Ok(FeedbackRow {
+            Ok(QueuedRecord {
                 seq: r.get(0)?,
                 record: r.get(1)?,
                 enqueued_ms: r.get(2)?,
@@ -531,21 +565,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes delivered (or expired) feedback records.
-    pub fn feedback_remove(&self, seqs: &[i64]) -> Result<(), StoreError> {
+    /// Removes delivered (or expired) records.
+    pub fn queue_remove(&self, queue: ServiceQueue, seqs: &[i64]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let sql = format!("DELETE FROM {} WHERE seq = ?1", queue.table());
         for s in seqs {
-            tx.execute("DELETE FROM c2d_feedback WHERE seq = ?1", [s])?;
+            tx.execute(&sql, [s])?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Drops feedback records enqueued before `min_enqueued_ms` (feedback TTL).
-    pub fn feedback_prune(&self, min_enqueued_ms: i64) -> Result<u64, StoreError> {
+    /// Drops records enqueued before `min_enqueued_ms` (the queue's time to live).
+    pub fn queue_prune(
+        &self,
+        queue: ServiceQueue,
+        min_enqueued_ms: i64,
+    ) -> Result<u64, StoreError> {
         Ok(self.conn().execute(
-            "DELETE FROM c2d_feedback WHERE enqueued_ms < ?1",
+            &format!("DELETE FROM {} WHERE enqueued_ms < ?1", queue.table()),
             [min_enqueued_ms],
         )? as u64)
     }
@@ -1053,17 +1092,23 @@ mod tests {
     }
 
     #[test]
-    fn feedback_rows_skip_in_flight_and_are_removed() {
+    fn queued_records_skip_in_flight_and_are_removed() {
         let s = Store::in_memory().unwrap();
-        let a = s.feedback_push("a", 1).unwrap();
-        let b = s.feedback_push("b", 5).unwrap();
+        let q = ServiceQueue::Feedback;
+        let a = s.queue_push(q, "a", 1).unwrap();
+        let b = s.queue_push(q, "b", 5).unwrap();
+        // The queues are apart.
+        s.queue_push(ServiceQueue::FileNotifications, "f", 1)
+            .unwrap();
         let none = std::collections::HashSet::new();
-        assert_eq!(s.feedback_pending(10, &none).unwrap().len(), 2);
+        assert_eq!(s.queue_pending(q, 10, &none).unwrap().len(), 2);
         let skip_a: std::collections::HashSet<i64> = [a].into();
-        assert_eq!(s.feedback_pending(10, &skip_a).unwrap()[0].seq, b);
-        s.feedback_remove(&[a]).unwrap();
-        assert_eq!(s.feedback_prune(6).unwrap(), 1);
-        assert!(s.feedback_pending(10, &none).unwrap().is_empty());
+        assert_eq!(s.queue_pending(q, 10, &skip_a).unwrap()[0].seq, b);
+        s.queue_remove(q, &[a]).unwrap();
+        assert_eq!(s.queue_prune(q, 6).unwrap(), 1);
+        assert!(s.queue_pending(q, 10, &none).unwrap().is_empty());
+        let files = s.queue_pending(ServiceQueue::FileNotifications, 10, &none);
+        assert_eq!(files.unwrap()[0].record, "f");
     }
 
     #[test]

@@ -12,13 +12,13 @@ mod cbs;
 mod convert;
 mod epoch;
 mod eventhub;
-mod feedback;
 mod frame_guard;
 mod full_lists;
 mod header;
 mod limits;
 mod redirect;
 mod sasl;
+mod service_queue;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -481,7 +481,12 @@ async fn serve_sender(s: Sender, link: LinkRequest, ctx: Arc<ConnCtx>) {
             keys.extend(link.reply_to);
             reply_link(s, &keys, &ctx).await;
         }
-        NodeAddress::Feedback => feedback::serve(s, ctx).await,
+        NodeAddress::Feedback => {
+            service_queue::serve(s, ctx, crate::store::ServiceQueue::Feedback).await
+        }
+        NodeAddress::FileNotifications => {
+            service_queue::serve(s, ctx, crate::store::ServiceQueue::FileNotifications).await
+        }
         NodeAddress::Partition {
             consumer_group,
             partition,
@@ -497,10 +502,6 @@ async fn serve_sender(s: Sender, link: LinkRequest, ctx: Arc<ConnCtx>) {
             eventhub::serve_partition(s, ctx, reader).await
         }
         NodeAddress::HubEvents { rest } => redirect::refuse_sender(s, &ctx, &rest).await,
-        NodeAddress::FileNotifications => {
-            // Nothing produces file upload notifications yet: an idle link.
-            idle_until_detach(s).await;
-        }
         _ => {
             let _ = s
                 .close_with_error(error(
@@ -510,11 +511,6 @@ async fn serve_sender(s: Sender, link: LinkRequest, ctx: Arc<ConnCtx>) {
                 .await;
         }
     }
-}
-
-async fn idle_until_detach(mut s: Sender) {
-    let _ = s.on_detach().await;
-    let _ = s.close().await;
 }
 
 /// A link carrying responses ($cbs, $management) back to the client.

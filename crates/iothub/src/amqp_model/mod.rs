@@ -77,6 +77,10 @@ pub const EPOCH_PROPERTY: &str = "com.microsoft:epoch";
 
 /// Content type of feedback batches.
 pub const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.json";
+/// Content type of file upload notifications (by analogy with feedback; Azure's is not
+/// documented).
+pub const FILE_NOTIFICATION_CONTENT_TYPE: &str =
+    "application/vnd.microsoft.iothub.filenotification.json";
 
 /// SASL mechanisms the hub offers.
 pub const SASL_MSSBCBS: &str = "MSSBCBS";

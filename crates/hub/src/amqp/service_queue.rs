@@ -1,6 +1,7 @@
-//! `/messages/servicebound/feedback`: batches of C2D feedback records as JSON
-//! arrays. A batch leaves the store when the service accepts (or rejects) it and is
-//! offered again when released.
+//! The service queues' receive links: `/messages/servicebound/feedback` sends batches of
+//! C2D feedback records as JSON arrays, `/messages/servicebound/filenotifications` one
+//! file upload notification per message. A message's records leave the store when the
+//! service accepts (or rejects) it and are offered again when released.
 
 use std::sync::Arc;
 
@@ -11,12 +12,29 @@ use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 
 use super::convert::AmqpMessage;
 use super::{ConnCtx, token_lapsed};
-use iothub::amqp_model::FEEDBACK_CONTENT_TYPE;
+use crate::service_queues::FEEDBACK_BATCH;
+use crate::store::ServiceQueue;
+use iothub::amqp_model::{FEEDBACK_CONTENT_TYPE, FILE_NOTIFICATION_CONTENT_TYPE};
 
-const NODE: &str = "messages/servicebound/feedback";
+/// The node, records per message and content type of each queue.
+fn shape(queue: ServiceQueue) -> (&'static str, usize, &'static str) {
+    match queue {
+        ServiceQueue::Feedback => (
+            "messages/servicebound/feedback",
+            FEEDBACK_BATCH,
+            FEEDBACK_CONTENT_TYPE,
+        ),
+        ServiceQueue::FileNotifications => (
+            "messages/servicebound/filenotifications",
+            1,
+            FILE_NOTIFICATION_CONTENT_TYPE,
+        ),
+    }
+}
 
-pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
-    let resource = ctx.hub_resource(NODE);
+pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>, queue: ServiceQueue) {
+    let (node, batch, content_type) = shape(queue);
+    let resource = ctx.hub_resource(node);
     if let Err(e) = ctx.service_connect(&resource) {
         let _ = s.close_with_error(e).await;
         return;
@@ -24,13 +42,13 @@ pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
     let lapsed = ctx.service_connect_lapsed(&resource);
     tokio::pin!(lapsed);
     loop {
-        let arrived = ctx.state.feedback.arrived.notified();
+        let arrived = ctx.state.queues.get(queue).arrived.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
-        let rows = match ctx.state.feedback_take() {
+        let rows = match ctx.state.queue_take(queue, batch) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e.message, "feedback read failed");
+                tracing::warn!(error = %e.message, ?queue, "queue read failed");
                 Vec::new()
             }
         };
@@ -55,16 +73,14 @@ pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
             }
         }
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        let body = format!(
-            "[{}]",
-            rows.iter()
-                .map(|r| r.record.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let outcome = s.send(batch_message(&ctx, body)).await;
+        let records = rows.iter().map(|r| r.record.as_str());
+        let body = match queue {
+            ServiceQueue::Feedback => format!("[{}]", records.collect::<Vec<_>>().join(",")),
+            ServiceQueue::FileNotifications => records.collect(),
+        };
+        let outcome = s.send(queue_message(&ctx, body, content_type)).await;
         let delivered = matches!(outcome, Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)));
-        let _ = ctx.state.feedback_settled(&seqs, delivered);
+        let _ = ctx.state.queue_settled(queue, &seqs, delivered);
         if outcome.is_err() {
             break;
         }
@@ -72,10 +88,10 @@ pub(super) async fn serve(mut s: Sender, ctx: Arc<ConnCtx>) {
     let _ = s.close().await;
 }
 
-fn batch_message(ctx: &ConnCtx, body: String) -> AmqpMessage {
+fn queue_message(ctx: &ConnCtx, body: String, content_type: &str) -> AmqpMessage {
     let props = Properties {
         message_id: Some(MessageId::String(uuid::Uuid::new_v4().to_string())),
-        content_type: Some(Symbol::from(FEEDBACK_CONTENT_TYPE)),
+        content_type: Some(Symbol::from(content_type)),
         user_id: Some(Binary::from(ctx.state.hub_name().as_bytes().to_vec())),
         ..Default::default()
     };

@@ -1,0 +1,264 @@
+//! Device file upload against the real hub: the device asks for a SAS URI over HTTPS,
+//! uploads to the hub's blob store with it, and reports the outcome; services receive the
+//! notification on `/messages/serviceBound/filenotifications`. Refusals: unknown or
+//! foreign correlation ids, the per-device limit, a SAS used for another blob, no token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestHub;
+use common::wait::assert_nothing_within;
+use hubtui::client::device::Trust;
+use hubtui::client::events::LinkState;
+use hubtui::client::service::{AmqpOptions, Proxy, StreamUpdate, receive_file_notifications};
+use hubtui::iothub::amqp_model::FileNotification;
+use hubtui::iothub::connection_string::ServiceConnectionString;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Device<'a> {
+    hub: &'a TestHub,
+    id: String,
+    token: String,
+}
+
+impl Device<'_> {
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let url = format!(
+            "{}/devices/{}{path}?{}",
+            self.hub.base(),
+            self.id,
+            common::API
+        );
+        let r = self
+            .hub
+            .http
+            .post(url)
+            .header("Authorization", &self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// `POST /files`: the upload's correlation id and the blob URL with its SAS.
+    async fn start(&self, name: &str) -> (String, String) {
+        let (status, body) = self.post("/files", json!({"blobName": name})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let url = format!(
+            "https://{}/{}/{}{}",
+            body["hostName"].as_str().unwrap(),
+            body["containerName"].as_str().unwrap(),
+            body["blobName"].as_str().unwrap(),
+            body["sasToken"].as_str().unwrap()
+        );
+        (body["correlationId"].as_str().unwrap().to_string(), url)
+    }
+}
+
+async fn device<'a>(hub: &'a TestHub, id: &str) -> Device<'a> {
+    let key = hub.create_device(id).await;
+    let token = hub.device_token(&format!("devices/{id}"), &key, common::now() + 3600);
+    Device {
+        hub,
+        id: id.to_string(),
+        token,
+    }
+}
+
+async fn put_blob(hub: &TestHub, url: &str, body: &[u8]) -> StatusCode {
+    hub.http
+        .put(url)
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("x-ms-version", "2021-08-06")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+type Notifications = mpsc::Receiver<StreamUpdate<FileNotification>>;
+
+async fn notifications(hub: &TestHub) -> (hubtui::client::service::ReaderTask, Notifications) {
+    let cs = ServiceConnectionString::parse(&hub.hub.info.service_connection_string).unwrap();
+    let opts = AmqpOptions {
+        trust: Trust::CaPem(hub.hub.ca_pem.clone()),
+        port: hub.hub.info.ports.amqp,
+        proxy: Proxy::None,
+        ..AmqpOptions::default()
+    };
+    let (task, mut rx) = receive_file_notifications(&cs, opts);
+    loop {
+        match timeout(WAIT, rx.recv()).await.expect("connected in time") {
+            Some(StreamUpdate::State {
+                state: LinkState::Connected,
+                ..
+            }) => break,
+            Some(StreamUpdate::State {
+                state: LinkState::Failed,
+                detail,
+            }) => panic!("{detail:?}"),
+            Some(_) => {}
+            None => panic!("the receiver ended"),
+        }
+    }
+    (task, rx)
+}
+
+async fn next_notification(rx: &mut Notifications) -> FileNotification {
+    loop {
+        match timeout(WAIT, rx.recv())
+            .await
+            .expect("a notification in time")
+        {
+            Some(StreamUpdate::Item(n)) => return n,
+            Some(_) => {}
+            None => panic!("the receiver ended"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_file_is_notified_to_services() {
+    let hub = TestHub::start().await;
+    let cam = device(&hub, "cam-1").await;
+    let (_task, mut rx) = notifications(&hub).await;
+
+    let (status, info) = cam
+        .post("/files", json!({"blobName": "shots/img 1.jpg"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    let https = hub.hub.info.ports.https;
+    assert_eq!(info["hostName"], format!("localhost:{https}/hubtuistore"));
+    assert_eq!(info["containerName"], "fileuploads");
+    assert_eq!(info["blobName"], "cam-1/shots/img 1.jpg");
+    assert!(
+        info["sasToken"].as_str().unwrap().starts_with("?sv="),
+        "{info}"
+    );
+
+    let (cid, url) = cam.start("image.jpg").await;
+    let image = vec![0xffu8; 4096];
+    assert_eq!(put_blob(&hub, &url, &image).await, StatusCode::CREATED);
+    // The SAS names this one blob: it cannot write another.
+    let other = url.replace("image.jpg", "other.jpg");
+    assert_eq!(put_blob(&hub, &other, b"x").await, StatusCode::FORBIDDEN);
+
+    let outcome = json!({"correlationId": cid, "isSuccess": true, "statusCode": 200, "statusDescription": "ok"});
+    let (status, body) = cam.post("/files/notifications", outcome.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let n = next_notification(&mut rx).await;
+    assert_eq!(n.device_id, "cam-1");
+    assert_eq!(n.blob_name, "cam-1/image.jpg");
+    assert_eq!(n.blob_size_in_bytes, 4096);
+    assert_eq!(
+        n.blob_uri,
+        format!("https://localhost:{https}/hubtuistore/fileuploads/cam-1/image.jpg")
+    );
+    // The same correlation id cannot be reported twice.
+    let (status, body) = cam.post("/files/notifications", outcome).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The Node SDK's form: the correlation id in the path. A failure is not notified.
+    let (cid, _) = cam.start("failed.bin").await;
+    let (status, body) = cam
+        .post(
+            &format!("/files/notifications/{cid}"),
+            json!({"isSuccess": false, "statusCode": 500, "statusDescription": "disk full"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_nothing_within(
+        Duration::from_millis(500),
+        "a notification of a failed upload (a fixed wait proves the negative)",
+        next_notification(&mut rx),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_are_refused_clearly() {
+    let hub = TestHub::start().await;
+    let a = device(&hub, "dev-a").await;
+    let b = device(&hub, "dev-b").await;
+
+    let (cid, _) = a.start("a.txt").await;
+    let outcome = json!({"correlationId": cid, "isSuccess": true, "statusCode": 200});
+    let (status, body) = b.post("/files/notifications", outcome).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("No file upload of dev-b"),
+        "{body}"
+    );
+
+    let (status, body) = a.post("/files", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a blobName"),
+        "{body}"
+    );
+
+    // Ten under way (one already), then the device's limit.
+    for i in 1..10 {
+        a.start(&format!("f{i}")).await;
+    }
+    let (status, body) = a.post("/files", json!({"blobName": "one-too-many"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let message = body["Message"].as_str().unwrap();
+    assert!(
+        message.contains("DeviceMaximumActiveFileUploadLimitExceeded"),
+        "{body}"
+    );
+
+    // Another device's token, and none.
+    let stranger = Device {
+        hub: &hub,
+        id: "dev-a".into(),
+        token: b.token.clone(),
+    };
+    let (status, _) = stranger.post("/files", json!({"blobName": "x"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let nobody = Device {
+        hub: &hub,
+        id: "dev-a".into(),
+        token: String::new(),
+    };
+    let (status, _) = nobody.post("/files", json!({"blobName": "x"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn notifications_can_be_turned_off() {
+    let hub = TestHub::start_with(|o| o.settings.file_upload.notifications = false).await;
+    let cam = device(&hub, "cam-1").await;
+    let (_task, mut rx) = notifications(&hub).await;
+    let (cid, url) = cam.start("image.jpg").await;
+    assert_eq!(put_blob(&hub, &url, b"jpeg").await, StatusCode::CREATED);
+    let outcome = json!({"correlationId": cid, "isSuccess": true, "statusCode": 200});
+    let (status, _) = cam.post("/files/notifications", outcome).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_nothing_within(
+        Duration::from_millis(500),
+        "a notification with notifications off (a fixed wait proves the negative)",
+        next_notification(&mut rx),
+    )
+    .await;
+}
