@@ -262,3 +262,160 @@ async fn notifications_can_be_turned_off() {
     )
     .await;
 }
+
+/// hubtui's device client: the file streamed from disk, the outcome reported, the
+/// service notified; a missing file is a sentence and asks the hub for nothing.
+#[tokio::test]
+async fn the_device_client_uploads_a_file() {
+    use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceError};
+    use hubtui::iothub::connection_string::DeviceConnectionString;
+    let hub = TestHub::start().await;
+    let key = hub.create_device("logger").await;
+    let (_task, mut rx) = notifications(&hub).await;
+    let cs = DeviceConnectionString::parse(&format!(
+        "HostName={};DeviceId=logger;SharedAccessKey={key}",
+        hub.host()
+    ))
+    .unwrap();
+    let opts = DeviceClientOptions {
+        port: hub.hub.info.ports.mqtt,
+        https_port: hub.hub.info.ports.https,
+        trust: Trust::CaPem(hub.hub.ca_pem.clone()),
+        connect_host: Some("localhost".into()),
+        ..DeviceClientOptions::default()
+    };
+    let (client, _events) = DeviceClient::connect(&cs, opts).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("boot.log");
+    let log: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &log).unwrap();
+
+    let up = client.upload_file(&path, "logs/boot 1.log").await.unwrap();
+    assert_eq!(up.blob_name, "logger/logs/boot 1.log");
+    assert_eq!(up.bytes, log.len() as u64);
+    let n = next_notification(&mut rx).await;
+    assert_eq!(
+        (n.blob_name.as_str(), n.blob_size_in_bytes),
+        ("logger/logs/boot 1.log", 300_000)
+    );
+    let stored = hub
+        .hub
+        .state
+        .store
+        .blob_get("fileuploads", "logger/logs/boot 1.log")
+        .unwrap()
+        .expect("the blob is stored");
+    assert_eq!(stored.size, 300_000);
+
+    let e = client
+        .upload_file(&dir.path().join("missing.log"), "missing.log")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DeviceError::Upload(_)), "{e:?}");
+    assert!(
+        e.to_string().starts_with("file upload: cannot read "),
+        "{e}"
+    );
+    client.close().await;
+}
+
+/// `hubtui device --headless --upload FILE`: one upload, one JSON line, exit 0.
+#[tokio::test]
+async fn hubtui_device_uploads_a_file_and_says_so() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("cli-up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &hub.hub.ca_pem).unwrap();
+    let file = dir.path().join("report.csv");
+    std::fs::write(&file, "t,v\n1,2\n").unwrap();
+    let cs = format!(
+        "HostName={};DeviceId=cli-up;SharedAccessKey={key}",
+        hub.host()
+    );
+    let https = hub.hub.info.ports.https.to_string();
+    // tokio's Command: the hub serves on this test's runtime meanwhile.
+    let out = tokio::process::Command::new(common::device_process::BIN)
+        .args(["device", "--headless", "--connection-string", &cs, "--ca"])
+        .arg(&ca)
+        .args(["--https-port", &https, "--upload"])
+        .arg(&file)
+        .args(["--blob-name", "daily/report.csv"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["event"], "uploaded");
+    assert_eq!(line["device"], "cli-up");
+    assert_eq!(line["blob"], "cli-up/daily/report.csv");
+    assert_eq!(line["bytes"], 8);
+    let blob = hub
+        .hub
+        .state
+        .store
+        .blob_get("fileuploads", "cli-up/daily/report.csv");
+    assert_eq!(blob.unwrap().expect("stored").size, 8);
+}
+
+/// The camera profile answers `capture_image` by uploading a frame under the blob name
+/// the call gives, as the hub-messaging sample does.
+#[tokio::test]
+async fn the_camera_profile_uploads_a_capture_on_request() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("cam-7").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &hub.hub.ca_pem).unwrap();
+    let cs = format!(
+        "HostName={};DeviceId=cam-7;SharedAccessKey={key}",
+        hub.host()
+    );
+    let (mqtt, https) = (
+        hub.hub.info.ports.mqtt.to_string(),
+        hub.hub.info.ports.https.to_string(),
+    );
+    let mut device = common::device_process::DeviceProcess::start(&[
+        "device",
+        "--headless",
+        "--profile",
+        "camera",
+        "--connection-string",
+        &cs,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--mqtt-port",
+        &mqtt,
+        "--https-port",
+        &https,
+    ]);
+    device
+        .next_event("connected", |v| v["event"] == "connected")
+        .await;
+    let call = json!({"methodName": "capture_image", "payload": {"blobName": "captures/door.png"},
+        "responseTimeoutInSeconds": 20});
+    let r = common::wait::eventually(WAIT, "the camera answering", || async {
+        let r = hub
+            .call(
+                reqwest::Method::POST,
+                "/twins/cam-7/methods",
+                Some(call.clone()),
+            )
+            .await;
+        (r.status == StatusCode::OK).then_some(r)
+    })
+    .await;
+    assert_eq!(r.body["status"], 200, "{}", r.body);
+    assert_eq!(r.body["payload"]["blobName"], "cam-7/captures/door.png");
+    let blob = hub
+        .hub
+        .state
+        .store
+        .blob_get("fileuploads", "cam-7/captures/door.png");
+    let blob = blob.unwrap().expect("the capture is stored");
+    assert_eq!(Some(blob.size), r.body["payload"]["bytes"].as_u64());
+}

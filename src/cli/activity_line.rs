@@ -39,6 +39,14 @@ pub fn activity_line(a: &DeviceActivity) -> String {
             ("reported", json!({"version": version, "patch": patch}))
         }
         Activity::ReportFailed { error } => ("report_failed", json!({ "error": error })),
+        Activity::Uploaded {
+            blob_name,
+            container_name,
+            bytes,
+        } => (
+            "uploaded",
+            json!({"blob": blob_name, "container": container_name, "bytes": bytes}),
+        ),
     };
     let mut line = Map::new();
     line.insert("event".into(), json!(event));

@@ -124,6 +124,13 @@ pub struct DeviceArgs {
     /// NO_PROXY.
     #[arg(long)]
     pub websockets: bool,
+    /// Upload this file (file upload) as the device, print one JSON line, and exit
+    /// (--headless); the blob is named DEVICE_ID/--blob-name in the hub's upload container.
+    #[arg(long, value_name = "FILE", requires = "headless")]
+    pub upload: Option<PathBuf>,
+    /// Blob name of --upload (default: the file's name).
+    #[arg(long, requires = "upload")]
+    pub blob_name: Option<String>,
     /// Seed of the telemetry generators: the same seed gives the same telemetry.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -512,6 +519,7 @@ fn client_options(args: &DeviceArgs, plan: &Plan) -> DeviceClientOptions {
     DeviceClientOptions {
         port,
         transport,
+        https_port: args.https_port,
         trust: plan.trust.clone(),
         model_id: args
             .model_id
@@ -527,6 +535,21 @@ async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
     let opts = client_options(&args, &plan);
     let model_id = opts.model_id.clone();
     let seed = args.seed.unwrap_or_else(rand::random);
+    if let Some(file) = &args.upload {
+        let cs = match plan.devices {
+            Devices::One(cs) => cs,
+            Devices::Provision(mut reg) => {
+                reg.model_id = model_id;
+                provision(&reg, &plan.trust, false).await?.0
+            }
+            Devices::Create { hub, ids } => {
+                let mut all = create_devices(&hub, &ids, &plan.trust, args.https_port).await?;
+                all.pop()
+                    .ok_or_else(|| Failure::usage("no device to upload as".to_string()))?
+            }
+        };
+        return upload_once(&cs, opts, file, args.blob_name.as_deref()).await;
+    }
     let connections = match plan.devices {
         Devices::One(cs) => vec![cs],
         Devices::Create { hub, ids } => {
@@ -550,6 +573,42 @@ async fn run_headless(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
     run_devices(&connections, &opts, &plan.profile, seed)
         .await
         .into()
+}
+
+/// `--upload`: the one file, as the one device; one JSON line, then the exit status.
+async fn upload_once(
+    cs: &DeviceConnectionString,
+    opts: DeviceClientOptions,
+    file: &std::path::Path,
+    blob_name: Option<&str>,
+) -> Result<(), Failure> {
+    let name = match blob_name {
+        Some(n) => n.to_string(),
+        None => file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "--upload {} names no file; give the path of a file",
+                    file.display()
+                ))
+            })?,
+    };
+    let (client, _events) = DeviceClient::connect(cs, opts)
+        .map_err(|e| Failure::usage(format!("device {}: {e}", cs.device_id)))?;
+    let result = client.upload_file(file, &name).await;
+    client.close().await;
+    let up = result.map_err(|e| Failure::runtime(format!("device {}: {e}", cs.device_id)))?;
+    let line = activity_line(&client::runner::DeviceActivity {
+        device_id: cs.device_id.clone(),
+        activity: Activity::Uploaded {
+            blob_name: up.blob_name,
+            container_name: up.container_name,
+            bytes: up.bytes,
+        },
+    });
+    println!("{line}");
+    Ok(())
 }
 
 /// How a run of devices ended.

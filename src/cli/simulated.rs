@@ -95,6 +95,7 @@ pub fn start_simulators(
         };
         let client = DeviceClientOptions {
             port: running.info.ports.mqtt,
+            https_port: running.info.ports.https,
             trust: Trust::CaPem(running.ca_pem.clone()),
             connect_host: Some(connect_host.clone()),
             ..DeviceClientOptions::default()

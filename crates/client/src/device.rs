@@ -12,6 +12,7 @@ mod backoff;
 mod credentials;
 mod inbound;
 mod requests;
+mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,8 @@ pub use credentials::API_VERSION;
 use credentials::Credentials;
 use inbound::{describe, error_message, is_refusal, route_publish};
 use requests::{PendingRequests, TwinReply, WaiterGuard};
+use upload::Uploader;
+pub use upload::{StorageInfo, Uploaded};
 
 use iothub::connection_string::DeviceConnectionString;
 use iothub::property_bag::PropertyBag;
@@ -108,6 +111,8 @@ pub enum ProxyChoice {
 pub struct DeviceClientOptions {
     pub port: u16,
     pub transport: MqttTransport,
+    /// The hub's HTTPS port, for file upload (Azure: 443).
+    pub https_port: u16,
     pub trust: Trust,
     /// Connect to this host instead of the connection string's (GatewayHostName or HostName).
     /// TLS checks the certificate against it; tokens and the username keep the hub's name.
@@ -130,6 +135,7 @@ impl Default for DeviceClientOptions {
         DeviceClientOptions {
             port: DEFAULT_PORT,
             transport: MqttTransport::Tls,
+            https_port: WEBSOCKET_PORT,
             trust: Trust::PlatformRoots,
             connect_host: None,
             keep_alive: Duration::from_secs(60),
@@ -178,11 +184,16 @@ pub enum DeviceError {
     },
     #[error("the hub's answer to the {what} is unreadable: {reason}")]
     BadResponse { what: &'static str, reason: String },
+    #[error("file upload: {0}")]
+    Upload(String),
+    #[error("file upload is for devices; a module cannot upload files")]
+    ModuleUpload,
 }
 
 /// A live device or module connection. Dropping it stops the connection task.
 pub struct DeviceClient {
     mqtt: AsyncClient,
+    uploader: Uploader,
     pending: Arc<PendingRequests>,
     device_id: String,
     module_id: Option<String>,
@@ -215,6 +226,14 @@ impl DeviceClient {
             .or_else(|| cs.gateway_host_name.clone())
             .unwrap_or_else(|| cs.host_name.clone());
         let (password, expiry) = creds.password(now_unix())?;
+        let uploader = Uploader::new(
+            &opts.trust,
+            opts.client_certificate.as_ref(),
+            &host,
+            opts.https_port,
+            &cs.device_id,
+            creds.clone(),
+        )?;
         let tls = TlsConfiguration::Rustls(tls);
         let (broker, transport, endpoint, proxy) = match &opts.transport {
             MqttTransport::Tls => (
@@ -294,6 +313,7 @@ impl DeviceClient {
         Ok((
             DeviceClient {
                 mqtt,
+                uploader,
                 pending,
                 device_id: cs.device_id.clone(),
                 module_id: cs.module_id.clone(),
@@ -386,6 +406,27 @@ impl DeviceClient {
             .publish(topic, QoS::AtLeastOnce, false, payload.to_string())
             .await
             .map_err(|_| DeviceError::Closed)
+    }
+
+    /// Uploads the file at `path` to the hub's upload container as `{deviceId}/{name}`
+    /// (file upload over HTTPS, not the MQTT connection), and reports the outcome.
+    pub async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        name: &str,
+    ) -> Result<Uploaded, DeviceError> {
+        if self.module_id.is_some() {
+            return Err(DeviceError::ModuleUpload);
+        }
+        self.uploader.upload_file(path, name).await
+    }
+
+    /// As `upload_file`, from memory.
+    pub async fn upload_bytes(&self, data: Vec<u8>, name: &str) -> Result<Uploaded, DeviceError> {
+        if self.module_id.is_some() {
+            return Err(DeviceError::ModuleUpload);
+        }
+        self.uploader.upload_bytes(data, name).await
     }
 
     /// Sends DISCONNECT (when connected) and stops the connection task.

@@ -291,7 +291,8 @@ async fn on_event(
             }
         }
         DeviceEvent::MethodRequest { name, rid, payload } => {
-            let (status, response) = device.handle_method(&name, &payload);
+            let (status, response) =
+                super::runner::answer_method(client, device, &name, &payload).await;
             let call = Call { rid, name, payload };
             answer(client, call, status, response, Answerer::Profile, out).await;
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use builtin::BUILTIN_NAMES;
+pub use builtin::{BUILTIN_NAMES, asset};
 pub use device::ProfileDevice;
 
 /// The writable property that, when a profile declares it, sets the telemetry interval in
@@ -83,6 +83,9 @@ pub enum Generator {
 pub struct MethodAnswer {
     pub status: i32,
     pub payload: Value,
+    /// A file the device uploads (file upload) before answering: a built-in asset
+    /// (`capture.png`) or a path. The blob is named by the call's `blobName`.
+    pub upload: Option<String>,
 }
 
 /// A writable property: desired values of the right type within range are accepted

@@ -28,6 +28,11 @@ pub trait Behaviour: Send + 'static {
     ) -> Option<Map<String, Value>>;
     /// A direct method: (status, payload).
     fn handle_method(&mut self, name: &str, payload: &Value) -> (i32, Value);
+    /// The file (a built-in asset's name or a path) the device uploads before it answers
+    /// the method `name`, if it uploads one.
+    fn method_upload(&self, _name: &str) -> Option<String> {
+        None
+    }
     /// A C2D message arrived: the reported patch to send (may be empty).
     fn on_c2d(&mut self) -> Map<String, Value>;
 }
@@ -68,6 +73,12 @@ pub enum Activity {
     },
     ReportFailed {
         error: String,
+    },
+    /// A file uploaded (file upload): its blob in the hub's upload container.
+    Uploaded {
+        blob_name: String,
+        container_name: String,
+        bytes: u64,
     },
 }
 
@@ -150,7 +161,7 @@ pub async fn run(
                         }
                     }
                     DeviceEvent::MethodRequest { name, rid, payload } => {
-                        let (status, response) = device.handle_method(&name, &payload);
+                        let (status, response) = answer_method(&client, &mut device, &name, &payload).await;
                         tracing::info!(device = %id, method = %name, status, "direct method");
                         if let Err(e) = client.respond_method(&rid, status, &response).await {
                             tracing::warn!(device = %id, error = %e, "cannot answer a method");
@@ -174,6 +185,51 @@ pub async fn run(
         }
     }
     client.close().await;
+}
+
+/// The answer to a method call: the behaviour's, after the upload it asks for (the blob's
+/// name and size added to the payload), or 500 with the reason when the upload fails.
+pub async fn answer_method(
+    client: &DeviceClient,
+    device: &mut impl Behaviour,
+    name: &str,
+    payload: &Value,
+) -> (i32, Value) {
+    let (status, mut response) = device.handle_method(name, payload);
+    let Some(source) = device.method_upload(name) else {
+        return (status, response);
+    };
+    let blob = match payload.get("blobName").and_then(Value::as_str) {
+        Some(b) if !b.is_empty() => b.to_string(),
+        _ => {
+            let ext = std::path::Path::new(&source)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("bin");
+            format!(
+                "{name}-{}.{ext}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            )
+        }
+    };
+    let uploaded = match crate::profile::asset(&source) {
+        Some(data) => client.upload_bytes(data.to_vec(), &blob).await,
+        None => {
+            client
+                .upload_file(std::path::Path::new(&source), &blob)
+                .await
+        }
+    };
+    match uploaded {
+        Ok(up) => {
+            if let Value::Object(o) = &mut response {
+                o.insert("blobName".into(), Value::String(up.blob_name));
+                o.insert("bytes".into(), up.bytes.into());
+            }
+            (status, response)
+        }
+        Err(e) => (500, serde_json::json!({"error": e.to_string()})),
+    }
 }
 
 fn ticker(period: Duration) -> Interval {

@@ -1,6 +1,14 @@
 //! The profiles that ship with hubtui, compiled in from `assets/profiles`.
 
 /// Names of the built-in profiles, as `--profile` takes them.
+/// Files the built-in profiles upload, by name.
+pub fn asset(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "capture.png" => Some(include_bytes!("../../../../assets/capture.png")),
+        _ => None,
+    }
+}
+
 pub const BUILTIN_NAMES: [&str; 4] = ["thermostat", "air-quality", "door-lock", "camera"];
 
 /// The TOML text of a built-in profile.

@@ -145,6 +145,13 @@ impl Behaviour for ProfileDevice {
         advance(&mut self.desired_version, version).then(|| self.apply(patch, version))
     }
 
+    fn method_upload(&self, name: &str) -> Option<String> {
+        self.profile
+            .methods
+            .get(name)
+            .and_then(|m| m.upload.clone())
+    }
+
     fn handle_method(&mut self, name: &str, _payload: &Value) -> (i32, Value) {
         match self.profile.methods.get(name) {
             Some(answer) => (answer.status, answer.payload.clone()),

@@ -47,6 +47,7 @@ struct RawField {
 struct RawMethod {
     status: Option<i32>,
     payload: Option<Value>,
+    upload: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +126,21 @@ pub(super) fn parse(name: &str, text: &str) -> Result<Profile, ProfileError> {
             let payload = m
                 .payload
                 .unwrap_or_else(|| Value::Object(Default::default()));
-            Ok((name, MethodAnswer { status, payload }))
+            if m.upload.as_deref().is_some_and(str::is_empty) {
+                return Err(bad(
+                    format!("methods.{name}.upload"),
+                    "it must name a built-in asset (capture.png) or a file".into(),
+                ));
+            }
+            let upload = m.upload;
+            Ok((
+                name,
+                MethodAnswer {
+                    status,
+                    payload,
+                    upload,
+                },
+            ))
         })
         .collect::<Result<_, _>>()?;
     let writable = raw
