@@ -370,3 +370,37 @@ async fn device_tui_puts_method_calls_to_the_user() {
         .await;
     s.quit().await;
 }
+
+/// `u` uploads a file: the prompt takes its path, the hub stores the blob, the status says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_tui_uploads_a_file() {
+    let hub = TestHub::start().await;
+    let key = hub.create_device("d1").await;
+    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
+    let file = write_file(hub.dir.path(), "notes.txt", "uploaded from the terminal\n");
+    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
+    let mqtt = hub.hub.info.ports.mqtt.to_string();
+    let https = hub.hub.info.ports.https.to_string();
+    let mut s = Screen::start(&[
+        "device",
+        "--connection-string",
+        &cs,
+        "--ca",
+        &ca,
+        "--mqtt-port",
+        &mqtt,
+        "--https-port",
+        &https,
+    ]);
+    s.wait_for(&["● connected"]).await;
+    s.keys("u").await;
+    s.wait_for(&["Upload a file"]).await;
+    for c in file.chars() {
+        s.keys(&c.to_string()).await;
+    }
+    s.keys("\r").await;
+    s.wait_for(&["uploaded", "d1/notes.txt"]).await;
+    let blob = hub.hub.state.store.blob_get("fileuploads", "d1/notes.txt");
+    assert_eq!(blob.unwrap().expect("stored").size, 27);
+    s.quit().await;
+}

@@ -38,6 +38,8 @@ pub enum ManualCommand {
         status: i32,
         payload: Value,
     },
+    /// Upload the file at `path` (file upload), named by its file name.
+    Upload { path: std::path::PathBuf },
 }
 
 /// How the device starts out answering.
@@ -125,6 +127,11 @@ pub enum ManualEvent {
         origin: ReportOrigin,
         error: String,
     },
+    /// A file upload finished: the blob, or why it failed.
+    Uploaded {
+        path: std::path::PathBuf,
+        result: Result<super::device::Uploaded, String>,
+    },
 }
 
 /// A method call waiting for the user.
@@ -164,6 +171,9 @@ pub async fn run(
                     ManualCommand::PatchReported { id, patch } => {
                         let origin = ReportOrigin::User(id);
                         tokio::spawn(report(client.clone(), patch, origin, out.clone()));
+                    }
+                    ManualCommand::Upload { path } => {
+                        tokio::spawn(upload(client.clone(), path, out.clone()));
                     }
                     ManualCommand::SetAutoAck(on) => settings.auto_ack = on,
                     ManualCommand::SetAskMethods(on) => settings.ask_methods = on,
@@ -300,6 +310,27 @@ async fn on_event(
             emit(out, ManualEvent::C2d { properties, body }).await;
         }
     }
+}
+
+/// Uploads in the background, so that methods and telemetry go on meanwhile.
+async fn upload(
+    client: Arc<DeviceClient>,
+    path: std::path::PathBuf,
+    out: mpsc::Sender<ManualEvent>,
+) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = if name.is_empty() {
+        Err(format!("{} names no file", path.display()))
+    } else {
+        client
+            .upload_file(&path, &name)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    emit(&out, ManualEvent::Uploaded { path, result }).await;
 }
 
 async fn report_now(

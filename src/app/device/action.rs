@@ -44,6 +44,8 @@ pub enum Editing {
     Reported,
     /// The answer to a method call put to the user.
     Answer,
+    /// The path of a file to upload.
+    UploadPath,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +81,8 @@ pub enum DeviceAction {
     ToggleAskMethods,
     /// Opens the answer editor on the oldest call waiting.
     AnswerMethod,
+    /// Asks for the path of a file to upload (file upload).
+    StartUpload,
     Tick(Instant),
     /// Boxed: events are large and rare next to keys and ticks.
     Device(Box<ManualEvent>),

@@ -35,6 +35,13 @@ pub static GLOBAL: &[Binding<A>] = &[
     bind(&[key('2')], A::GoTab(DeviceTab::Inbox), "Inbox"),
     bind(&[key('3')], A::GoTab(DeviceTab::Methods), "Methods"),
     bind(&[key('4')], A::GoTab(DeviceTab::Twin), "Twin"),
+    bind(&[key('u')], A::StartUpload, "upload a file"),
+];
+
+/// The one-line upload prompt: Enter uploads.
+pub static PROMPT: &[Binding<A>] = &[
+    foot(&[code(KeyCode::Enter)], A::Submit, "upload"),
+    foot(&[code(KeyCode::Esc)], A::LeaveEditor, "cancel"),
 ];
 
 pub static TELEMETRY: &[Binding<A>] = &[
@@ -116,6 +123,8 @@ fn tab_tables(tab: DeviceTab) -> Vec<&'static [Binding<A>]> {
 pub fn tables(ctx: KeyContext) -> Vec<&'static [Binding<A>]> {
     if ctx.help {
         vec![HELP]
+    } else if ctx.editing == Some(Editing::UploadPath) {
+        vec![PROMPT]
     } else if ctx.editing.is_some() {
         vec![EDITOR]
     } else {

@@ -79,6 +79,8 @@ pub struct DeviceApp {
     pub inbox: Received<C2dMessage>,
     pub methods: Received<MethodCall>,
     pub questions: Questions,
+    /// The upload prompt's text (a file path).
+    pub upload_path: TextArea<'static>,
     pub twin: TwinState,
     pub should_quit: bool,
     dirty: bool,
@@ -98,6 +100,7 @@ impl DeviceApp {
             inbox: Received::default(),
             methods: Received::default(),
             questions: Questions::new(config.ask_methods, config.ask_timeout),
+            upload_path: TextArea::default(),
             twin: TwinState::new(config.auto_ack),
             should_quit: false,
             dirty: true,
@@ -157,6 +160,10 @@ impl DeviceApp {
         style_editor(&mut self.composer.properties, p);
         style_editor(&mut self.twin.editor.textarea, r);
         style_editor(&mut self.questions.editor, a);
+        style_editor(
+            &mut self.upload_path,
+            self.editing == Some(Editing::UploadPath),
+        );
     }
 
     fn take_id(&mut self) -> u64 {

@@ -594,3 +594,49 @@ fn a_bad_answer_stays_and_a_late_one_is_told() {
     press(&mut a, ch('e'));
     assert_eq!(a.editing, None);
 }
+
+#[test]
+fn u_asks_for_a_file_and_hands_it_to_the_device() {
+    let mut a = app();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("log.txt");
+    std::fs::write(&file, "x").unwrap();
+    press(&mut a, ch('u'));
+    assert_eq!(a.editing, Some(Editing::UploadPath));
+    // Enter on a path that is no file: one sentence, the prompt stays.
+    for c in "/no/such".chars() {
+        press(&mut a, ch(c));
+    }
+    assert!(press(&mut a, k(KeyCode::Enter)).is_empty());
+    assert!(a.notice.as_ref().unwrap().error);
+    assert_eq!(a.editing, Some(Editing::UploadPath));
+    a.upload_path = ratatui_textarea::TextArea::new(vec![file.display().to_string()]);
+    assert_eq!(
+        press(&mut a, k(KeyCode::Enter)),
+        vec![ManualCommand::Upload { path: file.clone() }]
+    );
+    assert_eq!(a.editing, None);
+    device(
+        &mut a,
+        ManualEvent::Uploaded {
+            path: file.clone(),
+            result: Ok(client::device::Uploaded {
+                blob_name: "dev-1/log.txt".into(),
+                container_name: "fileuploads".into(),
+                bytes: 1,
+            }),
+        },
+    );
+    let n = a.notice.as_ref().unwrap();
+    assert!(!n.error);
+    assert!(
+        n.text
+            .ends_with("as dev-1/log.txt in fileuploads (1 bytes)"),
+        "{}",
+        n.text
+    );
+    // Esc leaves the prompt without uploading.
+    press(&mut a, ch('u'));
+    assert!(press(&mut a, k(KeyCode::Esc)).is_empty());
+    assert_eq!(a.editing, None);
+}

@@ -52,6 +52,7 @@ fn apply(app: &mut DeviceApp, action: DeviceAction, cmds: &mut Vec<ManualCommand
             Some(Editing::Template | Editing::Properties) => send_once(app, cmds),
             Some(Editing::Reported) => send_reported(app, cmds),
             Some(Editing::Answer) => send_answer(app, cmds),
+            Some(Editing::UploadPath) => start_upload(app, cmds),
             None => false,
         },
         DeviceAction::Input(key) => input(app, key),
@@ -100,6 +101,10 @@ fn apply(app: &mut DeviceApp, action: DeviceAction, cmds: &mut Vec<ManualCommand
             } else {
                 notice(app, "no method call is waiting for an answer".into(), false);
             }
+            true
+        }
+        DeviceAction::StartUpload => {
+            app.editing = Some(Editing::UploadPath);
             true
         }
         DeviceAction::Tick(now) => tick(app, now, cmds),
@@ -153,6 +158,7 @@ fn input(app: &mut DeviceApp, key: KeyEvent) -> bool {
         Some(Editing::Properties) => feed(&mut app.composer.properties, key),
         Some(Editing::Reported) => app.twin.editor.handle(key),
         Some(Editing::Answer) => feed(&mut app.questions.editor, key),
+        Some(Editing::UploadPath) => feed(&mut app.upload_path, key),
         None => false,
     }
 }
@@ -225,6 +231,28 @@ fn tick(app: &mut DeviceApp, now: Instant, cmds: &mut Vec<ManualCommand>) -> boo
         changed = true;
     }
     changed
+}
+
+/// Hands the prompt's file to the device task; the path stays for the next upload.
+fn start_upload(app: &mut DeviceApp, cmds: &mut Vec<ManualCommand>) -> bool {
+    let path = app.upload_path.lines().concat().trim().to_string();
+    if path.is_empty() {
+        notice(app, "give the path of the file to upload".into(), true);
+        return true;
+    }
+    let path = std::path::PathBuf::from(path);
+    if !path.is_file() {
+        notice(
+            app,
+            format!("{} is not a file; give the path of a file", path.display()),
+            true,
+        );
+        return true;
+    }
+    notice(app, format!("uploading {}…", path.display()), false);
+    cmds.push(ManualCommand::Upload { path });
+    app.editing = None;
+    true
 }
 
 /// The user's answer to the call the editor holds; a bad one is a sentence and stays.
@@ -332,6 +360,24 @@ fn on_device(app: &mut DeviceApp, ev: ManualEvent) -> bool {
                 );
             }
         }
+        ManualEvent::Uploaded { path, result } => match result {
+            Ok(up) => notice(
+                app,
+                format!(
+                    "uploaded {} as {} in {} ({} bytes)",
+                    path.display(),
+                    up.blob_name,
+                    up.container_name,
+                    up.bytes
+                ),
+                false,
+            ),
+            Err(e) => notice(
+                app,
+                format!("the upload of {} failed: {e}", path.display()),
+                true,
+            ),
+        },
         ManualEvent::ReportFailed { origin, error } => {
             app.twin.report_failed(now, &error);
             if let ReportOrigin::User(_) = origin {

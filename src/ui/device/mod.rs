@@ -44,9 +44,26 @@ pub fn render(frame: &mut Frame, app: &DeviceApp, theme: &Theme) {
     chrome::footer(frame, footer, app, theme);
     chrome::notice(frame, notice, app, theme);
     chrome::status_bar(frame, status, app, theme);
+    if app.editing == Some(crate::app::device::Editing::UploadPath) {
+        upload_prompt(frame, area, app, theme);
+    }
     if app.help {
         super::widgets::help_popup(frame, area, app.tab.title(), &help_sections(app.tab), theme);
     }
+}
+
+/// The one-line prompt for the file to upload, over the tab.
+fn upload_prompt(frame: &mut Frame, area: ratatui::layout::Rect, app: &DeviceApp, theme: &Theme) {
+    let popup = super::widgets::centered(area, area.width.saturating_sub(8).min(90), 3);
+    frame.render_widget(ratatui::widgets::Clear, popup);
+    let b = super::widgets::block(
+        "Upload a file (path; Enter uploads, Esc cancels)",
+        theme,
+        true,
+    );
+    let inner = b.inner(popup);
+    frame.render_widget(b, popup);
+    frame.render_widget(&app.upload_path, inner);
 }
 
 impl LoopApp for DeviceApp {
@@ -67,8 +84,9 @@ impl LoopApp for DeviceApp {
         if self.help || self.editing.is_none() {
             return Vec::new();
         }
-        // Every editor of the device face has several lines.
-        paste_keys(text, true)
+        // Every editor of the device face has several lines, but the upload prompt.
+        let multiline = self.editing != Some(crate::app::device::Editing::UploadPath);
+        paste_keys(text, multiline)
             .into_iter()
             .flat_map(|key| update(self, DeviceAction::Input(key)).1)
             .collect()

@@ -214,6 +214,14 @@ fn device_methods_answer_editor() {
 }
 
 #[test]
+fn device_upload_prompt() {
+    let mut app = sample(DeviceTab::Telemetry);
+    update(&mut app, DeviceAction::StartUpload);
+    app.upload_path = ratatui_textarea::TextArea::new(vec!["/var/log/boot.log".into()]);
+    snapshot("upload_prompt", &app);
+}
+
+#[test]
 fn device_twin_tab() {
     snapshot("twin", &sample(DeviceTab::Twin));
 }
