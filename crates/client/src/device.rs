@@ -421,6 +421,16 @@ impl DeviceClient {
         self.uploader.upload_file(path, name).await
     }
 
+    /// Reads a blob through its SAS URL (a blob-linked twin asset): its content type and
+    /// size; more than `max` bytes is an error.
+    pub async fn fetch_blob(
+        &self,
+        url: &str,
+        max: u64,
+    ) -> Result<(Option<String>, u64), DeviceError> {
+        self.uploader.fetch(url, max).await
+    }
+
     /// As `upload_file`, from memory.
     pub async fn upload_bytes(&self, data: Vec<u8>, name: &str) -> Result<Uploaded, DeviceError> {
         if self.module_id.is_some() {

@@ -1,6 +1,7 @@
 //! Connections to a hub: device side (MQTT) and service side (REST), and the
 //! typed events and commands they exchange with the explorer.
 
+pub mod assets;
 pub mod backend;
 pub mod client_certificate;
 pub mod device;

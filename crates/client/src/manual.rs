@@ -281,6 +281,8 @@ async fn on_event(
                     if auto_ack {
                         let reported = device.on_connect(&twin);
                         report_now(client, reported, out).await;
+                        let refs = crate::assets::pending(&twin);
+                        tokio::spawn(follow_assets(client.clone(), refs, out.clone()));
                     }
                 }
                 Err(e) => {
@@ -295,9 +297,11 @@ async fn on_event(
             let acks = auto_ack
                 .then(|| device.apply_desired(version, &patch))
                 .flatten();
+            let refs = crate::assets::references(&patch);
             emit(out, ManualEvent::Desired { version, patch }).await;
             if let Some(acks) = acks {
                 report_now(client, acks, out).await;
+                tokio::spawn(follow_assets(client.clone(), refs, out.clone()));
             }
         }
         DeviceEvent::MethodRequest { name, rid, payload } => {
@@ -331,6 +335,28 @@ async fn upload(
             .map_err(|e| e.to_string())
     };
     emit(&out, ManualEvent::Uploaded { path, result }).await;
+}
+
+/// Takes referenced assets (see `assets`) in the background, as the runner does; what
+/// is current comes from the twin as it is now.
+async fn follow_assets(
+    client: Arc<DeviceClient>,
+    refs: Vec<crate::assets::AssetRef>,
+    out: mpsc::Sender<ManualEvent>,
+) {
+    if refs.is_empty() {
+        return;
+    }
+    let current = match client.get_twin().await {
+        Ok(twin) => crate::assets::current_from(&twin),
+        Err(_) => Default::default(),
+    };
+    for r in refs {
+        let before = current.get(&r.name).map(String::as_str);
+        report_now(&client, crate::assets::acknowledged(&r, before), &out).await;
+        let (patch, _) = crate::assets::take(&client, &r, before).await;
+        report_now(&client, patch, &out).await;
+    }
 }
 
 async fn report_now(

@@ -109,6 +109,8 @@ pub async fn run(
     };
     let mut tick = ticker(device.telemetry_interval());
     let mut online = false;
+    // The blob-linked assets the device has taken, by name.
+    let mut assets = std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -136,6 +138,9 @@ pub async fn run(
                             Ok(twin) => {
                                 let reported = device.on_connect(&twin);
                                 report(&client, reported, &tell).await;
+                                assets = crate::assets::current_from(&twin);
+                                let refs = crate::assets::pending(&twin);
+                                follow_assets(&client, refs, &mut assets, &tell).await;
                             }
                             Err(e) => tracing::warn!(device = %id, error = %e, "cannot read the twin"),
                         }
@@ -151,10 +156,12 @@ pub async fn run(
                     DeviceEvent::DesiredPatch { version, patch } => {
                         let before = device.telemetry_interval();
                         let acks = device.apply_desired(version, &patch);
+                        let refs = crate::assets::references(&patch);
                         tell(Activity::Desired { version, patch });
                         if let Some(acks) = acks {
                             report(&client, acks, &tell).await;
                         }
+                        follow_assets(&client, refs, &mut assets, &tell).await;
                         if device.telemetry_interval() != before {
                             tracing::info!(device = %id, interval = ?device.telemetry_interval(), "telemetry interval changed");
                             tick = ticker(device.telemetry_interval());
@@ -185,6 +192,29 @@ pub async fn run(
         }
     }
     client.close().await;
+}
+
+/// Takes each referenced asset in turn (see `assets`), reporting as it goes.
+async fn follow_assets(
+    client: &DeviceClient,
+    refs: Vec<crate::assets::AssetRef>,
+    current: &mut std::collections::HashMap<String, String>,
+    tell: &impl Fn(Activity),
+) {
+    for r in refs {
+        let before = current.get(&r.name).cloned();
+        report(
+            client,
+            crate::assets::acknowledged(&r, before.as_deref()),
+            tell,
+        )
+        .await;
+        let (patch, taken) = crate::assets::take(client, &r, before.as_deref()).await;
+        report(client, patch, tell).await;
+        if taken {
+            current.insert(r.name, r.uri);
+        }
+    }
 }
 
 /// The answer to a method call: the behaviour's, after the upload it asks for (the blob's

@@ -172,6 +172,55 @@ impl Uploader {
         })
     }
 
+    /// Reads the blob at `url` (a SAS URL) through, without keeping it: its content type
+    /// and size. More than `max` bytes is an error.
+    pub(super) async fn fetch(
+        &self,
+        url: &str,
+        max: u64,
+    ) -> Result<(Option<String>, u64), DeviceError> {
+        let fail = |m: String| DeviceError::Upload(m);
+        let mut r = self
+            .http
+            .get(url)
+            .header("x-ms-version", "2021-08-06")
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .map_err(|e| fail(format!("cannot fetch the blob: {}", causes(&e))))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            let code = r
+                .headers()
+                .get("x-ms-error-code")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return Err(fail(
+                format!("the storage service answered {status} {code}")
+                    .trim_end()
+                    .to_string(),
+            ));
+        }
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut bytes = 0u64;
+        while let Some(chunk) = r
+            .chunk()
+            .await
+            .map_err(|e| fail(format!("the blob's download broke off: {}", causes(&e))))?
+        {
+            bytes += chunk.len() as u64;
+            if bytes > max {
+                return Err(fail(format!("the blob is larger than {max} bytes")));
+            }
+        }
+        Ok((content_type, bytes))
+    }
+
     async fn storage_info(&self, name: &str) -> Result<StorageInfo, DeviceError> {
         let url = format!(
             "{}/devices/{}/files?api-version={API_VERSION}",

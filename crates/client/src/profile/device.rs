@@ -60,7 +60,8 @@ impl ProfileDevice {
     fn apply(&mut self, desired: &Map<String, Value>, version: u64) -> Map<String, Value> {
         let mut acks = Map::new();
         for (key, value) in desired {
-            if key.starts_with('$') {
+            // Asset references are followed by the runner, not acknowledged as properties.
+            if key.starts_with('$') || crate::assets::is_reference(value) {
                 continue;
             }
             let answer = match self.profile.writable.get(key) {
