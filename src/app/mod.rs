@@ -7,6 +7,7 @@ pub mod c2d;
 pub mod chart;
 pub mod device;
 pub mod devices;
+pub mod eventtext;
 pub mod form;
 pub mod input;
 pub mod jsonview;
