@@ -49,6 +49,22 @@ impl Numbers {
         ok
     }
 
+    /// True when `other` read the same paths in the same order.
+    pub fn same_paths(&self, other: &Numbers) -> bool {
+        self.names == other.names
+            && self
+                .found
+                .iter()
+                .map(|f| f.0)
+                .eq(other.found.iter().map(|f| f.0))
+    }
+
+    /// Becomes a copy of `other`, reusing its buffers.
+    pub fn copy_from(&mut self, other: &Numbers) {
+        self.names.clone_from(&other.names);
+        self.found.clone_from(&other.found);
+    }
+
     /// (path, value) of each numeric leaf read, in document order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         let starts = std::iter::once(0).chain(self.found.iter().map(|f| f.0));

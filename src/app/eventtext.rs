@@ -1,16 +1,15 @@
 //! `EventText`: the strings of one telemetry message (device id, module id, system and
 //! application properties) in one buffer. The ring holds thousands of messages and evicts
 //! one for each that arrives; a `String` per name and value made that a dozen allocations
-//! and frees per message, this makes it two.
+//! and frees per message, this makes it one (none once the ring is full: see `new_in`).
 
 /// Device id, module id and properties, unescaped, as received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventText {
-    /// Every piece, one after the other: device, module ("" when none), then each
-    /// property's name and value, system properties first.
-    buf: Box<str>,
-    /// End of each piece in `buf`.
-    ends: Box<[u32]>,
+    /// The number of pieces, the end of each (u32, little endian, counted from the first
+    /// piece), then every piece one after the other: device, module ("" when none), then
+    /// each property's name and value, system properties first.
+    buf: Vec<u8>,
     has_module: bool,
     /// Number of system properties.
     system: usize,
@@ -20,30 +19,70 @@ type Props = [(String, String)];
 
 impl EventText {
     pub fn new(device: &str, module: Option<&str>, system: &Props, application: &Props) -> Self {
-        let props = || system.iter().chain(application);
-        let pieces = || {
-            [device, module.unwrap_or("")]
-                .into_iter()
-                .chain(props().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
-        };
-        let mut buf = String::with_capacity(pieces().map(str::len).sum());
-        let mut ends = Vec::with_capacity(2 + 2 * (system.len() + application.len()));
-        for p in pieces() {
-            buf.push_str(p);
-            // Messages are at most a few hundred KiB, far below u32::MAX.
-            ends.push(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+        Self::new_in(Vec::new(), device, module, system, application)
+    }
+
+    /// `new`, writing into `buf` (the buffer of a message the ring dropped): a full ring
+    /// then allocates and frees nothing for the strings of each arriving message.
+    pub fn new_in(
+        mut buf: Vec<u8>,
+        device: &str,
+        module: Option<&str>,
+        system: &Props,
+        application: &Props,
+    ) -> Self {
+        let props = system.iter().chain(application);
+        let count = 2 + 2 * (system.len() + application.len());
+        let text_len = device.len()
+            + module.map_or(0, str::len)
+            + props.clone().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        let len = 4 * (1 + count) + text_len;
+        buf.clear();
+        // A buffer much larger than needed (from an unusually large message) is not kept.
+        if buf.capacity() > 4 * len.max(256) {
+            buf = Vec::new();
+        }
+        buf.reserve_exact(len);
+        // Messages are at most a few hundred KiB, far below u32::MAX.
+        let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        buf.extend_from_slice(&u32_of(count));
+        let mut end = 0;
+        let pieces = [device, module.unwrap_or("")]
+            .into_iter()
+            .chain(props.clone().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
+        for p in pieces.clone() {
+            end += p.len();
+            buf.extend_from_slice(&u32_of(end));
+        }
+        for p in pieces {
+            buf.extend_from_slice(p.as_bytes());
         }
         Self {
-            buf: buf.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            buf,
             has_module: module.is_some(),
             system: system.len(),
         }
     }
 
+    /// The buffer, for reuse by `new_in`.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
+    fn word(&self, i: usize) -> usize {
+        let b = &self.buf[4 * i..4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
+    fn count(&self) -> usize {
+        self.word(0)
+    }
+
     fn piece(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.buf[start..self.ends[i] as usize]
+        let base = 4 * (1 + self.count());
+        let start = if i == 0 { 0 } else { self.word(i) };
+        // Each piece was a whole `str`, so this never fails.
+        std::str::from_utf8(&self.buf[base + start..base + self.word(i + 1)]).unwrap_or("")
     }
 
     pub fn device_id(&self) -> &str {
@@ -65,7 +104,7 @@ impl EventText {
 
     /// (name, value) of each application property, in the order received.
     pub fn application_properties(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.props(self.system, (self.ends.len() - 2) / 2)
+        self.props(self.system, (self.count() - 2) / 2)
     }
 }
 
@@ -102,5 +141,12 @@ mod tests {
             EventText::new("d", Some(""), &[], &[]).module_id(),
             Some("")
         );
+        let again = EventText::new_in(t.into_buffer(), "x", None, &app, &sys);
+        assert_eq!((again.device_id(), again.module_id()), ("x", None));
+        assert_eq!(
+            again.system_properties().collect::<Vec<_>>(),
+            [("é", "\u{1b}x")]
+        );
+        assert_eq!(again.application_properties().len(), 2);
     }
 }

@@ -97,6 +97,9 @@ pub struct TelemetryState {
     scope_device: Option<String>,
     /// Scratch space for reading a body's numbers.
     numbers: Numbers,
+    /// The numbers of the last message whose fields went into `fields`: most messages have
+    /// the fields of the one before, which spares looking each one up.
+    fields_of_last: Numbers,
 }
 
 impl TelemetryState {
@@ -118,6 +121,7 @@ impl TelemetryState {
             last_by_device: HashMap::new(),
             scope_device: None,
             numbers: Numbers::default(),
+            fields_of_last: Numbers::default(),
         }
     }
 
@@ -302,10 +306,13 @@ fn ingest(t: &mut TelemetryState, event: TelemetryEvent) {
         json
     });
     if json {
-        for (f, _) in t.numbers.iter() {
-            if !t.fields.contains(f) {
-                t.fields.insert(f.to_string());
+        if !t.numbers.same_paths(&t.fields_of_last) {
+            for (f, _) in t.numbers.iter() {
+                if !t.fields.contains(f) {
+                    t.fields.insert(f.to_string());
+                }
             }
+            t.fields_of_last.copy_from(&t.numbers);
         }
         if t.chart.field.is_none() {
             t.chart.field = t.numbers.iter().next().map(|(f, _)| f.to_string());
@@ -316,16 +323,19 @@ fn ingest(t: &mut TelemetryState, event: TelemetryEvent) {
             t.chart.push(event.enqueued_time.timestamp_millis(), v);
         }
     }
-    let previous = t
-        .last_by_device
-        .get(&event.device_id)
-        .copied()
-        .filter(|id| *id >= t.ring.first_id());
-    let row = TelemetryRow {
+    let id = t.ring.next_id();
+    let first = t.ring.first_id();
+    let last = t.last_by_device.get_mut(&event.device_id);
+    let known = last.is_some();
+    let previous = last
+        .map(|last| std::mem::replace(last, id))
+        .filter(|p| *p >= first);
+    t.ring.push_with(|oldest| TelemetryRow {
         enqueued_time: event.enqueued_time,
         partition: event.partition,
         sequence_number: event.sequence_number,
-        text: EventText::new(
+        text: EventText::new_in(
+            oldest.map(|r| r.text.into_buffer()).unwrap_or_default(),
             &event.device_id,
             event.module_id.as_deref(),
             &event.system_properties,
@@ -333,15 +343,11 @@ fn ingest(t: &mut TelemetryState, event: TelemetryEvent) {
         ),
         body,
         previous,
-    };
-    let passes = t.passes(&row);
-    let id = t.ring.push(row);
-    match t.last_by_device.get_mut(&event.device_id) {
-        Some(last) => *last = id,
-        None => {
-            t.last_by_device.insert(event.device_id, id);
-        }
+    });
+    if !known {
+        t.last_by_device.insert(event.device_id, id);
     }
+    let passes = t.ring.get(id).is_some_and(|row| t.passes(row));
     while t.view.front().is_some_and(|&v| v < t.ring.first_id()) {
         t.view.pop_front();
     }
