@@ -219,6 +219,9 @@ fn contains_lowercase(hay: &str, needle: &str) -> bool {
     if !hay.is_ascii() {
         return hay.to_lowercase().contains(needle);
     }
+    if needle.is_empty() {
+        return true;
+    }
     // Lowercased ASCII stays ASCII, so it cannot contain a needle that is not.
     needle.is_ascii()
         && hay
