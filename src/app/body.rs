@@ -163,10 +163,10 @@ pub fn decode(body: Vec<u8>, keep: usize) -> DecodedBody {
     decode_with(body, keep, |b| serde_json::from_slice::<Value>(b).is_ok())
 }
 
-/// JSON when the whole body parses (`json` checks, as serde_json's `Value` would, and may
-/// read it on the way, e.g. for numbers), else UTF-8 text, else hex. Never a list of numbers. Bodies over
-/// `MAX_DISPLAY_BYTES` are shown cut, as text or hex; the first `keep` bytes are kept
-/// (`keep` is at least `MAX_DISPLAY_BYTES`).
+/// JSON when the whole body parses (`json` checks it as serde_json's `Value` would, and
+/// may read it on the way, e.g. for numbers), else UTF-8 text, else hex; never a list of
+/// numbers. Bodies over `MAX_DISPLAY_BYTES` are shown cut, as text or hex. The first
+/// `keep` bytes are kept (at least `MAX_DISPLAY_BYTES`).
 pub fn decode_with(
     mut body: Vec<u8>,
     keep: usize,

@@ -15,6 +15,7 @@ pub mod keymap;
 pub mod methods;
 pub mod modules;
 pub mod msgdiff;
+pub mod numbers;
 pub mod ring;
 pub mod scroll;
 pub mod telemetry;

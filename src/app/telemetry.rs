@@ -2,6 +2,7 @@
 //! date as messages arrive, pause (of the view, not of ingestion), message detail with the
 //! difference to the previous message of the same device, chart and export.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
@@ -9,12 +10,11 @@ use serde_json::{Map, Value, json};
 
 use client::events::{HubCommand, HubEvent, StartFrom, TelemetryEvent};
 
-use std::borrow::Cow;
-
 use super::body::{BodyKind, DecodedBody, decode_with, escape};
-use super::chart::{ChartSeries, Numbers};
+use super::chart::ChartSeries;
 use super::eventtext::EventText;
 use super::msgdiff::{DiffLine, diff};
+use super::numbers::Numbers;
 use super::ring::TelemetryRing;
 use super::scroll::Scroll;
 use super::{Action, App, Prompt, PromptKind, input::TextField};
