@@ -34,6 +34,7 @@ impl Numbers {
             found.push((names.len(), v));
         });
         if !ok {
+            self.names.clear();
             self.found.clear();
         }
         ok
@@ -49,7 +50,7 @@ impl Numbers {
                 .eq(other.found.iter().map(|f| f.0))
     }
 
-    /// Becomes a copy of `other`, reusing its buffers.
+    /// Becomes a copy of `other`, in its own buffers.
     pub fn copy_from(&mut self, other: &Numbers) {
         self.names.clone_from(&other.names);
         self.found.clone_from(&other.found);
