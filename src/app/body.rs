@@ -68,17 +68,19 @@ impl BodyKind {
     }
 }
 
-/// A body decoded once, when it arrives, ready to draw.
+/// A body as received (cut to what is kept), with how it reads. Only what every message
+/// needs is made when it arrives; display lines, and the parsed JSON for a diff, chart or
+/// export, are made from the bytes when asked for: most telemetry is only ever seen as its
+/// one-line preview, and a parsed `Value` per row costs many small allocations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodedBody {
     pub kind: BodyKind,
-    /// One escaped line for lists.
-    pub preview: String,
-    /// Escaped display lines: pretty JSON, text lines, or a hex dump. A JSON body's are
-    /// made when first shown: most telemetry is only ever seen as its preview.
+    /// The body's first bytes (all of it unless cut to the caller's limit).
+    bytes: Vec<u8>,
+    /// The preview when it is not the body's own text: JSON with line breaks, compacted.
+    compact: Option<Box<str>>,
+    /// Escaped display lines: pretty JSON, text lines, or a hex dump; made on first use.
     lines: OnceCell<Vec<String>>,
-    /// The parsed JSON, when the body is JSON.
-    pub json: Option<Value>,
     /// Size of the body as received, in bytes.
     pub original_len: usize,
     /// True when `lines` show only the first `MAX_DISPLAY_BYTES`.
@@ -86,11 +88,51 @@ pub struct DecodedBody {
 }
 
 impl DecodedBody {
-    /// The display lines (made on first use for JSON).
+    /// The bytes kept.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The part shown (at most `MAX_DISPLAY_BYTES`).
+    fn shown(&self) -> &[u8] {
+        &self.bytes[..self.bytes.len().min(MAX_DISPLAY_BYTES)]
+    }
+
+    /// The parsed JSON, parsed again on each call (a diff, the chart, export).
+    pub fn json(&self) -> Option<Value> {
+        match self.kind {
+            BodyKind::Json => serde_json::from_slice(&self.bytes).ok(),
+            _ => None,
+        }
+    }
+
+    /// One escaped line for lists; borrowed from the body when it needs no change.
+    pub fn preview(&self) -> Cow<'_, str> {
+        match self.kind {
+            BodyKind::Empty => Cow::Borrowed(""),
+            BodyKind::Json => match &self.compact {
+                Some(p) => Cow::Borrowed(p),
+                None => preview_cow(std::str::from_utf8(&self.bytes).unwrap_or("").trim()),
+            },
+            BodyKind::Text => preview_cow(utf8_prefix(self.shown(), self.truncated).unwrap_or("")),
+            BodyKind::Binary => Cow::Owned(preview_of(&format!(
+                "0x{}",
+                hex(&self.bytes[..self.bytes.len().min(64)])
+            ))),
+        }
+    }
+
+    /// The display lines (made on first use).
     pub fn lines(&self) -> &[String] {
-        self.lines.get_or_init(|| match &self.json {
-            Some(json) => pretty_lines(json),
-            None => Vec::new(),
+        self.lines.get_or_init(|| match self.kind {
+            BodyKind::Empty => Vec::new(),
+            BodyKind::Json => self.json().as_ref().map(pretty_lines).unwrap_or_default(),
+            BodyKind::Text => utf8_prefix(self.shown(), self.truncated)
+                .unwrap_or("")
+                .split('\n')
+                .map(|l| escape(l).into_owned())
+                .collect(),
+            BodyKind::Binary => hex_dump(self.shown()),
         })
     }
 
@@ -116,57 +158,46 @@ pub fn human_size(n: usize) -> String {
     }
 }
 
-/// JSON (pretty) when the whole body parses, else UTF-8 text, else hex. Never a list of
-/// numbers. Bodies over `MAX_DISPLAY_BYTES` are shown cut, as text or hex.
-pub fn decode(body: &[u8]) -> DecodedBody {
+/// `decode_with` checking JSON by parsing it.
+pub fn decode(body: Vec<u8>, keep: usize) -> DecodedBody {
+    decode_with(body, keep, |b| serde_json::from_slice::<Value>(b).is_ok())
+}
+
+/// JSON when the whole body parses (`json` checks it as serde_json's `Value` would, and
+/// may read it on the way, e.g. for numbers), else UTF-8 text, else hex; never a list of
+/// numbers. Bodies over `MAX_DISPLAY_BYTES` are shown cut, as text or hex. The first
+/// `keep` bytes are kept (at least `MAX_DISPLAY_BYTES`).
+pub fn decode_with(
+    mut body: Vec<u8>,
+    keep: usize,
+    json: impl FnOnce(&[u8]) -> bool,
+) -> DecodedBody {
     let original_len = body.len();
-    if body.is_empty() {
-        return DecodedBody {
-            kind: BodyKind::Empty,
-            preview: String::new(),
-            lines: OnceCell::from(Vec::new()),
-            json: None,
-            original_len,
-            truncated: false,
-        };
-    }
     let truncated = body.len() > MAX_DISPLAY_BYTES;
-    if !truncated && let Ok(json) = serde_json::from_slice::<Value>(body) {
-        // A body without line breaks or other control characters previews as sent, which
-        // spares re-serializing every message; others (pretty-printed JSON) compactly.
-        let preview = match std::str::from_utf8(body) {
-            Ok(text) if !text.bytes().any(|b| b < 0x20) => preview_of(text.trim()),
-            _ => preview_of(&json.to_string()),
-        };
-        return DecodedBody {
-            kind: BodyKind::Json,
-            preview,
-            lines: OnceCell::new(),
-            json: Some(json),
-            original_len,
-            truncated,
-        };
-    }
-    let shown = &body[..body.len().min(MAX_DISPLAY_BYTES)];
-    if let Some(text) = utf8_prefix(shown, truncated) {
-        return DecodedBody {
-            kind: BodyKind::Text,
-            preview: preview_of(text),
-            lines: OnceCell::from(
-                text.split('\n')
-                    .map(|l| escape(l).into_owned())
-                    .collect::<Vec<_>>(),
-            ),
-            json: None,
-            original_len,
-            truncated,
-        };
+    let kind = if body.is_empty() {
+        BodyKind::Empty
+    } else if !truncated && json(&body) {
+        BodyKind::Json
+    } else if utf8_prefix(&body[..body.len().min(MAX_DISPLAY_BYTES)], truncated).is_some() {
+        BodyKind::Text
+    } else {
+        BodyKind::Binary
+    };
+    // A JSON body without line breaks or other control characters previews as sent, which
+    // spares re-serializing every message; others (pretty-printed JSON) compactly.
+    let compact = (kind == BodyKind::Json && body.iter().any(|&b| b < 0x20))
+        .then(|| serde_json::from_slice::<Value>(&body).ok())
+        .flatten()
+        .map(|v| preview_of(&v.to_string()).into_boxed_str());
+    if body.len() > keep.max(MAX_DISPLAY_BYTES) {
+        body.truncate(keep.max(MAX_DISPLAY_BYTES));
+        body.shrink_to_fit();
     }
     DecodedBody {
-        kind: BodyKind::Binary,
-        preview: preview_of(&format!("0x{}", hex(&shown[..shown.len().min(64)]))),
-        lines: OnceCell::from(hex_dump(shown)),
-        json: None,
+        kind,
+        bytes: body,
+        compact,
+        lines: OnceCell::new(),
         original_len,
         truncated,
     }
@@ -180,6 +211,15 @@ fn utf8_prefix(bytes: &[u8], cut: bool) -> Option<&str> {
             std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
         }
         Err(_) => None,
+    }
+}
+
+/// `preview_of`, borrowing `s` when it is short and safe as it is.
+fn preview_cow(s: &str) -> Cow<'_, str> {
+    if s.len() <= PREVIEW_CHARS || s.char_indices().nth(PREVIEW_CHARS).is_none() {
+        escape(s)
+    } else {
+        Cow::Owned(preview_of(s))
     }
 }
 
@@ -241,6 +281,10 @@ fn hex_dump(bytes: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn dec(body: &[u8]) -> DecodedBody {
+        decode(body.to_vec(), MAX_DISPLAY_BYTES)
+    }
+
     #[test]
     fn escapes_controls_and_format_chars() {
         assert!(matches!(escape("plain ü"), Cow::Borrowed(_)));
@@ -253,11 +297,11 @@ mod tests {
 
     #[test]
     fn json_is_pretty_and_previewed_as_sent_or_compactly() {
-        let b = decode(br#"{"t": 21.5, "s": "x"}"#);
+        let b = dec(br#"{"t": 21.5, "s": "x"}"#);
         assert_eq!(b.kind, BodyKind::Json);
-        assert_eq!(b.preview, r#"{"t": 21.5, "s": "x"}"#, "one line: as sent");
-        let multi = decode(b"{\n  \"t\": 21.5\n}\n");
-        assert_eq!(multi.preview, r#"{"t":21.5}"#, "line breaks: compacted");
+        assert_eq!(b.preview(), r#"{"t": 21.5, "s": "x"}"#, "one line: as sent");
+        let multi = dec(b"{\n  \"t\": 21.5\n}\n");
+        assert_eq!(multi.preview(), r#"{"t":21.5}"#, "line breaks: compacted");
         assert_eq!(b.lines(), ["{", r#"  "t": 21.5,"#, r#"  "s": "x""#, "}"]);
         assert!(!b.truncated);
         assert_eq!(b.original_len, 21);
@@ -265,25 +309,25 @@ mod tests {
 
     #[test]
     fn json_string_escapes_stay_escaped() {
-        let b = decode(b"{\"k\\u001b\": \"\\u001b]0;pwn\\u0007\"}");
+        let b = dec(b"{\"k\\u001b\": \"\\u001b]0;pwn\\u0007\"}");
         assert_eq!(b.kind, BodyKind::Json);
         assert!(b.lines().iter().all(|l| !l.chars().any(char::is_control)));
-        assert!(!b.preview.chars().any(char::is_control));
+        assert!(!b.preview().chars().any(char::is_control));
     }
 
     #[test]
     fn text_lines_are_escaped() {
-        let b = decode(b"hello\nwor\x1bld");
+        let b = dec(b"hello\nwor\x1bld");
         assert_eq!(b.kind, BodyKind::Text);
         assert_eq!(b.lines(), ["hello", "wor\\x1bld"]);
-        assert_eq!(b.preview, "hello\\nwor\\x1bld");
+        assert_eq!(b.preview(), "hello\\nwor\\x1bld");
     }
 
     #[test]
     fn binary_is_hex_never_numbers() {
-        let b = decode(&[0xff, 0x00, 0x41, 0x80]);
+        let b = dec(&[0xff, 0x00, 0x41, 0x80]);
         assert_eq!(b.kind, BodyKind::Binary);
-        assert_eq!(b.preview, "0xff004180");
+        assert_eq!(b.preview(), "0xff004180");
         assert_eq!(b.lines().len(), 1);
         assert!(b.lines()[0].starts_with("0000  ff 00 41 80"));
         assert!(b.lines()[0].ends_with("|..A.|"));
@@ -292,21 +336,21 @@ mod tests {
     #[test]
     fn oversized_bodies_are_cut_with_size_kept() {
         let big = format!("[{}1]", "1,".repeat(MAX_DISPLAY_BYTES));
-        let b = decode(big.as_bytes());
+        let b = dec(big.as_bytes());
         assert!(b.truncated);
         assert_eq!(b.kind, BodyKind::Text);
         assert_eq!(b.original_len, big.len());
         assert!(b.size_label().contains("showing first 16.0 KiB"));
-        assert!(b.preview.ends_with('…'));
+        assert!(b.preview().ends_with('…'));
         // A multi-byte character split by the cut still reads as text.
         let mut s = "a".repeat(MAX_DISPLAY_BYTES - 1);
         s.push('é');
-        assert_eq!(decode(s.as_bytes()).kind, BodyKind::Text);
+        assert_eq!(dec(s.as_bytes()).kind, BodyKind::Text);
     }
 
     #[test]
     fn empty_and_sizes() {
-        assert_eq!(decode(b"").kind, BodyKind::Empty);
+        assert_eq!(dec(b"").kind, BodyKind::Empty);
         assert_eq!(human_size(10), "10 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");

@@ -29,9 +29,9 @@ fn line(change: Change, text: String) -> DiffLine {
 
 /// `previous` → `current`.
 pub fn diff(previous: &DecodedBody, current: &DecodedBody) -> Vec<DiffLine> {
-    match (&previous.json, &current.json) {
+    match (previous.json(), current.json()) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            let (old, new) = (leaves(a, ""), leaves(b, ""));
+            let (old, new) = (leaves(&a, ""), leaves(&b, ""));
             let mut out = Vec::new();
             for (path, value) in &new {
                 let path = escape(path);
@@ -98,7 +98,7 @@ mod tests {
     use crate::app::body::decode;
 
     fn changes(a: &[u8], b: &[u8]) -> Vec<(Change, String)> {
-        diff(&decode(a), &decode(b))
+        diff(&decode(a.to_vec(), 0), &decode(b.to_vec(), 0))
             .into_iter()
             .map(|l| (l.change, l.text))
             .collect()

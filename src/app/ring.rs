@@ -30,12 +30,20 @@ impl<T> TelemetryRing<T> {
 
     /// Appends a row and returns its id; the oldest row is dropped when full.
     pub fn push(&mut self, row: T) -> u64 {
-        if self.rows.len() == self.capacity {
-            self.rows.pop_front();
+        self.push_with(|_| row)
+    }
+
+    /// Appends the row `make` returns, given the oldest row when the ring is full (which
+    /// then leaves), so that its allocations can be reused.
+    pub fn push_with(&mut self, make: impl FnOnce(Option<T>) -> T) -> u64 {
+        let oldest = if self.rows.len() == self.capacity {
             self.first_id += 1;
             self.dropped += 1;
-        }
-        self.rows.push_back(row);
+            self.rows.pop_front()
+        } else {
+            None
+        };
+        self.rows.push_back(make(oldest));
         self.next_id() - 1
     }
 

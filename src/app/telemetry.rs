@@ -2,6 +2,7 @@
 //! date as messages arrive, pause (of the view, not of ingestion), message detail with the
 //! difference to the previous message of the same device, chart and export.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
@@ -9,9 +10,11 @@ use serde_json::{Map, Value, json};
 
 use client::events::{HubCommand, HubEvent, StartFrom, TelemetryEvent};
 
-use super::body::{DecodedBody, decode, escape};
-use super::chart::{ChartSeries, numeric_fields};
+use super::body::{BodyKind, DecodedBody, decode_with, escape};
+use super::chart::ChartSeries;
+use super::eventtext::EventText;
 use super::msgdiff::{DiffLine, diff};
+use super::numbers::Numbers;
 use super::ring::TelemetryRing;
 use super::scroll::Scroll;
 use super::{Action, App, Prompt, PromptKind, input::TextField};
@@ -23,19 +26,38 @@ const DT_SUBJECT: &str = iothub::amqp_model::annotation::DT_SUBJECT;
 pub const MAX_KEPT_BODY: usize = 64 * 1024;
 const PAGE: usize = 10;
 
-/// One received message, decoded once.
+/// One received message, kept compact: the ring holds many and drops one per arrival, so
+/// what can be derived (display text, parsed JSON, numbers) is derived when needed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TelemetryRow {
-    /// The message; `body` cut to `MAX_KEPT_BODY`.
-    pub event: TelemetryEvent,
+    pub enqueued_time: DateTime<Utc>,
+    pub partition: u32,
+    pub sequence_number: i64,
+    /// Device, module and properties.
+    pub text: EventText,
+    /// The body, cut to `MAX_KEPT_BODY`.
     pub body: DecodedBody,
-    pub numbers: Vec<(String, f64)>,
     /// Id of the previous message from the same device, for the diff.
     pub previous: Option<u64>,
+}
+
+impl TelemetryRow {
     /// Escaped device id (and module) for display.
-    pub source: String,
+    pub fn source(&self) -> Cow<'_, str> {
+        let device = escape(self.text.device_id());
+        match self.text.module_id() {
+            Some(m) => Cow::Owned(format!("{device}/{}", escape(m))),
+            None => device,
+        }
+    }
+
     /// Escaped IoT Plug and Play component the message belongs to (`dt-subject`).
-    pub component: Option<String>,
+    pub fn component(&self) -> Option<Cow<'_, str>> {
+        self.text
+            .system_properties()
+            .find(|(k, _)| *k == DT_SUBJECT)
+            .map(|(_, v)| escape(v))
+    }
 }
 
 /// The open message.
@@ -55,6 +77,8 @@ pub struct TelemetryState {
     /// Ids of rows passing scope and filter, oldest first.
     pub view: VecDeque<u64>,
     pub filter: String,
+    /// `filter` lowercased, made once per filter rather than per message.
+    needle: String,
     /// Only the selected device.
     pub only_selected: bool,
     /// While paused, the view shows rows with ids below this.
@@ -71,6 +95,11 @@ pub struct TelemetryState {
     last_by_device: HashMap<String, u64>,
     /// Device filter the view was built for.
     scope_device: Option<String>,
+    /// Scratch space for reading a body's numbers.
+    numbers: Numbers,
+    /// The numbers of the last message whose fields went into `fields`: most messages have
+    /// the fields of the one before, which spares looking each one up.
+    fields_of_last: Numbers,
 }
 
 impl TelemetryState {
@@ -79,6 +108,7 @@ impl TelemetryState {
             ring: TelemetryRing::new(capacity),
             view: VecDeque::new(),
             filter: String::new(),
+            needle: String::new(),
             only_selected: false,
             paused_at: None,
             selected: None,
@@ -90,25 +120,27 @@ impl TelemetryState {
             consumer_group,
             last_by_device: HashMap::new(),
             scope_device: None,
+            numbers: Numbers::default(),
+            fields_of_last: Numbers::default(),
         }
     }
 
     fn passes(&self, row: &TelemetryRow) -> bool {
         if let Some(device) = &self.scope_device
-            && &row.event.device_id != device
+            && row.text.device_id() != device
         {
             return false;
         }
         if self.filter.is_empty() {
             return true;
         }
-        let needle = self.filter.to_lowercase();
-        row.event.device_id.to_lowercase().contains(&needle)
-            || row.body.preview.to_lowercase().contains(&needle)
+        contains_lowercase(row.text.device_id(), &self.needle)
+            || contains_lowercase(&row.body.preview(), &self.needle)
     }
 
     /// Rebuilds the view after a change of scope or filter (one pass over the ring).
     fn rebuild_view(&mut self) {
+        self.needle = self.filter.to_lowercase();
         let ids: VecDeque<u64> = self
             .ring
             .iter()
@@ -155,18 +187,15 @@ impl TelemetryState {
             ..ChartSeries::default()
         };
         let Some(field) = field else { return };
-        let points: Vec<(i64, f64)> = self
-            .ring
-            .iter()
-            .filter_map(|(_, r)| {
-                r.numbers
-                    .iter()
-                    .find(|(f, _)| *f == field)
-                    .map(|(_, v)| (r.event.enqueued_time.timestamp_millis(), *v))
-            })
-            .collect();
-        for (t, v) in points {
-            self.chart.push(t, v);
+        // Rows keep no numbers: each JSON body is read again (once per change of field).
+        for (_, r) in self.ring.iter() {
+            if r.body.kind != BodyKind::Json {
+                continue;
+            }
+            self.numbers.read(r.body.bytes());
+            if let Some((_, v)) = self.numbers.iter().find(|(f, _)| *f == field) {
+                self.chart.push(r.enqueued_time.timestamp_millis(), v);
+            }
         }
     }
 
@@ -184,35 +213,51 @@ impl TelemetryState {
     }
 }
 
-fn props(p: &[(String, String)]) -> Value {
+/// True when `hay` lowercased contains `needle` (already lowercase). ASCII text, most
+/// telemetry, is compared in place: filtering runs for every arriving message.
+fn contains_lowercase(hay: &str, needle: &str) -> bool {
+    if !hay.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    if needle.is_empty() {
+        return true;
+    }
+    // Lowercased ASCII stays ASCII, so it cannot contain a needle that is not.
+    needle.is_ascii()
+        && hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn props<'a>(p: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     Value::Object(
-        p.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        p.map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect::<Map<_, _>>(),
     )
 }
 
 /// One message as a JSON object: body as JSON when it is, as text, or as hex.
 pub fn export_line(row: &TelemetryRow) -> Value {
-    let e = &row.event;
-    let body = match &row.body.json {
-        Some(v) => v.clone(),
-        None => match std::str::from_utf8(&e.body) {
+    let bytes = row.body.bytes();
+    let body = match row.body.json() {
+        Some(v) => v,
+        None => match std::str::from_utf8(bytes) {
             Ok(s) => Value::String(s.to_string()),
-            Err(_) => Value::String(e.body.iter().map(|b| format!("{b:02x}")).collect()),
+            Err(_) => Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect()),
         },
     };
     json!({
-        "enqueuedTime": e.enqueued_time.to_rfc3339(),
-        "deviceId": e.device_id,
-        "moduleId": e.module_id,
-        "partition": e.partition,
-        "sequenceNumber": e.sequence_number,
-        "systemProperties": props(&e.system_properties),
-        "applicationProperties": props(&e.application_properties),
+        "enqueuedTime": row.enqueued_time.to_rfc3339(),
+        "deviceId": row.text.device_id(),
+        "moduleId": row.text.module_id(),
+        "partition": row.partition,
+        "sequenceNumber": row.sequence_number,
+        "systemProperties": props(row.text.system_properties()),
+        "applicationProperties": props(row.text.application_properties()),
         "bodyKind": row.body.kind.label(),
         "bodySize": row.body.original_len,
-        "bodyTruncated": row.body.original_len > e.body.len(),
+        "bodyTruncated": row.body.original_len > bytes.len(),
         "body": body,
     })
 }
@@ -255,49 +300,57 @@ pub(super) fn device_changed(app: &mut App) {
     }
 }
 
-fn ingest(t: &mut TelemetryState, mut event: TelemetryEvent) {
-    let body = decode(&event.body);
-    event.body.truncate(MAX_KEPT_BODY);
-    let numbers = body.json.as_ref().map(numeric_fields).unwrap_or_default();
-    for (f, _) in &numbers {
-        if !t.fields.contains(f) {
-            t.fields.insert(f.clone());
+fn ingest(t: &mut TelemetryState, event: TelemetryEvent) {
+    // One pass over a JSON body checks it and finds its numbers; none are kept per row.
+    let numbers = &mut t.numbers;
+    let mut json = false;
+    let body = decode_with(event.body, MAX_KEPT_BODY, |b| {
+        json = numbers.read(b);
+        json
+    });
+    if json {
+        if !t.numbers.same_paths(&t.fields_of_last) {
+            for (f, _) in t.numbers.iter() {
+                if !t.fields.contains(f) {
+                    t.fields.insert(f.to_string());
+                }
+            }
+            t.fields_of_last.copy_from(&t.numbers);
+        }
+        if t.chart.field.is_none() {
+            t.chart.field = t.numbers.iter().next().map(|(f, _)| f.to_string());
+        }
+        if let Some(field) = &t.chart.field
+            && let Some((_, v)) = t.numbers.iter().find(|(f, _)| f == field)
+        {
+            t.chart.push(event.enqueued_time.timestamp_millis(), v);
         }
     }
-    if t.chart.field.is_none() {
-        t.chart.field = numbers.first().map(|(f, _)| f.clone());
-    }
-    if let Some(field) = &t.chart.field
-        && let Some((_, v)) = numbers.iter().find(|(f, _)| f == field)
-    {
-        t.chart.push(event.enqueued_time.timestamp_millis(), *v);
-    }
-    let previous = t
-        .last_by_device
-        .get(&event.device_id)
-        .copied()
-        .filter(|id| *id >= t.ring.first_id());
-    let source = match &event.module_id {
-        Some(m) => format!("{}/{}", escape(&event.device_id), escape(m)),
-        None => escape(&event.device_id).into_owned(),
-    };
-    let component = event
-        .system_properties
-        .iter()
-        .find(|(k, _)| k == DT_SUBJECT)
-        .map(|(_, v)| escape(v).into_owned());
-    let device = event.device_id.clone();
-    let row = TelemetryRow {
-        event,
+    let id = t.ring.next_id();
+    let first = t.ring.first_id();
+    let last = t.last_by_device.get_mut(&event.device_id);
+    let known = last.is_some();
+    let previous = last
+        .map(|last| std::mem::replace(last, id))
+        .filter(|p| *p >= first);
+    t.ring.push_with(|oldest| TelemetryRow {
+        enqueued_time: event.enqueued_time,
+        partition: event.partition,
+        sequence_number: event.sequence_number,
+        text: EventText::new_in(
+            oldest.map(|r| r.text.into_buffer()).unwrap_or_default(),
+            &event.device_id,
+            event.module_id.as_deref(),
+            &event.system_properties,
+            &event.application_properties,
+        ),
         body,
-        numbers,
         previous,
-        source,
-        component,
-    };
-    let passes = t.passes(&row);
-    let id = t.ring.push(row);
-    t.last_by_device.insert(device, id);
+    });
+    if !known {
+        t.last_by_device.insert(event.device_id, id);
+    }
+    let passes = t.ring.get(id).is_some_and(|row| t.passes(row));
     while t.view.front().is_some_and(|&v| v < t.ring.first_id()) {
         t.view.pop_front();
     }
@@ -326,12 +379,12 @@ fn detail_lines(t: &TelemetryState, d: &Detail) -> usize {
     let Some(row) = t.ring.get(d.id) else {
         return 0;
     };
-    let e = &row.event;
     let content = match (&d.diff, d.show_diff) {
         (Some(diff), true) => diff.len(),
         _ => row.body.lines().len(),
     };
-    e.system_properties.len() + e.application_properties.len() + 5 + content
+    let t = &row.text;
+    t.system_properties().len() + t.application_properties().len() + 5 + content
 }
 
 pub(super) fn on_action(app: &mut App, action: &Action) -> bool {
@@ -495,13 +548,13 @@ pub(super) fn on_prompt(app: &mut App, kind: PromptKind, text: String, cmds: &mu
     }
 }
 
+/// A message arrived (taken by value, sparing a copy of each message).
+pub(super) fn on_telemetry(app: &mut App, event: TelemetryEvent) {
+    ingest(&mut app.telemetry, event);
+}
+
 pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
     match event {
-        HubEvent::Telemetry(e) => {
-            ingest(&mut app.telemetry, e.clone());
-            // Visible only on the telemetry tab (or in the status counts); still redraw once.
-            true
-        }
         HubEvent::Exported { path, count } => {
             app.notice(format!(
                 "exported {count} messages to {}",

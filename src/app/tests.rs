@@ -437,6 +437,70 @@ fn telemetry_scope_filter_and_detail_diff() {
 }
 
 #[test]
+fn telemetry_chart_field_change_reads_bodies_again() {
+    let mut app = App::new(Config::default());
+    app.tab = Tab::Telemetry;
+    update(&mut app, msg("d", r#"{"t": 1, "h": {"x": 5}}"#, 0));
+    update(&mut app, msg("d", "not json", 1));
+    update(&mut app, msg("d", r#"{"t": 2, "h": {"x": 6}, "n": 0}"#, 2));
+    update(&mut app, msg("d", r#"{"h": {"x": 7}, "broken": "#, 3));
+    let t = &app.telemetry;
+    assert_eq!(t.chart.field.as_deref(), Some("t"));
+    assert_eq!(
+        t.chart.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [1.0, 2.0]
+    );
+    assert_eq!(t.fields.iter().collect::<Vec<_>>(), ["h.x", "n", "t"]);
+    update(&mut app, Action::NextChartField);
+    let t = &app.telemetry;
+    assert_eq!(
+        t.chart.field.as_deref(),
+        Some("h.x"),
+        "after the last, the first"
+    );
+    assert_eq!(
+        t.chart.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [5.0, 6.0]
+    );
+    update(&mut app, Action::NextChartField);
+    let t = &app.telemetry;
+    assert_eq!(t.chart.field.as_deref(), Some("n"));
+    assert_eq!(
+        t.chart.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [0.0]
+    );
+}
+
+#[test]
+fn telemetry_filter_ignores_case_in_any_script() {
+    let mut app = App::new(Config::default());
+    app.tab = Tab::Telemetry;
+    update(&mut app, msg("Gerät-1", r#"{"s": "ÜBER"}"#, 0));
+    update(&mut app, msg("dev-2", "Hello World", 1));
+    update(&mut app, msg("dev-3", "plain", 2));
+    for (filter, shown) in [
+        ("WORLD", 1),
+        ("gerät", 1),
+        ("über", 1),
+        ("DEV-", 2),
+        ("ö", 0),
+    ] {
+        update(&mut app, Action::StartFilter);
+        update(
+            &mut app,
+            Action::Input(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+        );
+        typed(&mut app, filter);
+        update(&mut app, Action::Submit);
+        assert_eq!(app.telemetry.view.len(), shown, "{filter}");
+    }
+    // New messages are filtered as they arrive.
+    update(&mut app, msg("dev-4", "nothing", 3));
+    update(&mut app, msg("dev-5", "Föö", 4));
+    assert_eq!(app.telemetry.view.len(), 1);
+}
+
+#[test]
 fn telemetry_prompts_make_commands() {
     let mut app = App::new(Config::default());
     app.tab = Tab::Telemetry;

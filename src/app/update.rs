@@ -135,6 +135,14 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
 }
 
 fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool {
+    if let HubEvent::Telemetry(e) = event {
+        telemetry::on_telemetry(app, e);
+        if app.tab == Tab::Twin {
+            twin::ensure_loaded(app, cmds);
+        }
+        // Visible only on the telemetry tab (or in the status counts); still redraw once.
+        return true;
+    }
     match &event {
         HubEvent::ConnectionState {
             backend,

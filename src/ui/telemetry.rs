@@ -124,8 +124,8 @@ fn render_list(
 }
 
 fn list_line(row: &TelemetryRow, width: usize, selected: bool, theme: &Theme) -> Line<'static> {
-    let device = clip(&row.source, 16);
-    let lead = format!("{} {device:<16} ", time(&row.event.enqueued_time));
+    let device = clip(&row.source(), 16);
+    let lead = format!("{} {device:<16} ", time(&row.enqueued_time));
     let rest = width.saturating_sub(lead.chars().count());
     let style = row_style(selected, theme);
     Line::from(vec![
@@ -137,9 +137,9 @@ fn list_line(row: &TelemetryRow, width: usize, selected: bool, theme: &Theme) ->
                 theme.style(Role::Muted)
             },
         ),
-        match &row.component {
-            Some(c) => Span::styled(clip(&format!("[{c}] {}", row.body.preview), rest), style),
-            None => Span::styled(clip(&row.body.preview, rest), style),
+        match row.component() {
+            Some(c) => Span::styled(clip(&format!("[{c}] {}", row.body.preview()), rest), style),
+            None => Span::styled(clip(&row.body.preview(), rest), style),
         },
     ])
 }
@@ -201,15 +201,19 @@ fn axis_decimals(lo: f64, hi: f64) -> usize {
     (1.0 - range.log10() - 1e-9).ceil().clamp(1.0, 4.0) as usize
 }
 
-fn props_lines(title: &str, props: &[(String, String)], theme: &Theme) -> Vec<Line<'static>> {
-    if props.is_empty() {
+fn props_lines<'a>(
+    title: &str,
+    props: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    if props.len() == 0 {
         return vec![Line::styled(
             format!("{title}: none"),
             theme.style(Role::Muted),
         )];
     }
     let mut out = vec![Line::styled(format!("{title}:"), theme.style(Role::Title))];
-    out.extend(props.iter().map(|(k, v)| {
+    out.extend(props.map(|(k, v)| {
         Line::from(vec![
             Span::styled(format!("  {}: ", escape(k)), theme.style(Role::Key)),
             Span::styled(escape(v).into_owned(), theme.style(Role::Text)),
@@ -233,18 +237,17 @@ fn render_detail(
         );
         return;
     };
-    let e = &row.event;
     let mut lines = vec![Line::from(vec![
         Span::styled(
-            format!("{} ", e.enqueued_time.format("%Y-%m-%d %H:%M:%S%.3f")),
+            format!("{} ", row.enqueued_time.format("%Y-%m-%d %H:%M:%S%.3f")),
             theme.style(Role::Text),
         ),
-        Span::styled(row.source.clone(), theme.style(Role::Title)),
+        Span::styled(row.source().into_owned(), theme.style(Role::Title)),
         Span::styled(
             format!(
                 " · partition {} · seq {} · {} · {}",
-                e.partition,
-                e.sequence_number,
+                row.partition,
+                row.sequence_number,
                 row.body.kind.label(),
                 row.body.size_label()
             ),
@@ -253,12 +256,12 @@ fn render_detail(
     ])];
     lines.extend(props_lines(
         "system properties",
-        &e.system_properties,
+        row.text.system_properties(),
         theme,
     ));
     lines.extend(props_lines(
         "application properties",
-        &e.application_properties,
+        row.text.application_properties(),
         theme,
     ));
     lines.push(Line::default());

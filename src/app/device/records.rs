@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::app::body::{DecodedBody, decode, escape, pretty_lines};
+use crate::app::body::{DecodedBody, MAX_DISPLAY_BYTES, decode, escape, pretty_lines};
 use client::manual::Answerer;
 use iothub::property_bag::{PropertyBag, SYSTEM_PREFIX};
 
@@ -109,7 +109,8 @@ impl C2dMessage {
             message_id: escape(properties.system("mid").unwrap_or("-")).into_owned(),
             system,
             application,
-            body: decode(body),
+            // Only the shown part is kept.
+            body: decode(body.to_vec(), MAX_DISPLAY_BYTES),
         }
     }
 }
