@@ -18,10 +18,11 @@ use super::registry::{Identity, identity_json, service_twin};
 use super::sessions::MethodCallError;
 use super::state::HubState;
 use iothub::error::{ErrorCode, ServiceError};
-use iothub::method::MethodInvocation;
+use iothub::method::{MethodInvocation, ValidInvocation};
 use iothub::query::{Projection, Source, parse_query};
 use iothub::sas::{SasToken, resource_covers, verify_token};
 
+mod digital_twins;
 mod registry_ops;
 
 pub(crate) type Shared = Arc<HubState>;
@@ -51,7 +52,7 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError(ServiceError::new(code, message))
 }
 
@@ -85,6 +86,18 @@ pub fn router(state: Shared) -> Router {
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
         .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
+        .route(
+            "/digitaltwins/{id}",
+            get(digital_twins::get).patch(digital_twins::update),
+        )
+        .route(
+            "/digitaltwins/{id}/commands/{command}",
+            post(digital_twins::root_command),
+        )
+        .route(
+            "/digitaltwins/{id}/components/{component}/commands/{command}",
+            post(digital_twins::component_command),
+        )
         .route("/statistics/devices", get(registry_ops::device_statistics))
         .route("/statistics/service", get(registry_ops::service_statistics))
         .fallback(not_found)
@@ -186,7 +199,7 @@ pub(crate) fn parse_json(body: &Bytes) -> ApiResult<Value> {
     })
 }
 
-fn json_with_etag(value: Value, etag: &str) -> Response {
+pub(crate) fn json_with_etag(value: Value, etag: &str) -> Response {
     let mut resp = axum::Json(value).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         resp.headers_mut().insert("etag", v);
@@ -200,8 +213,9 @@ fn identity_response(id: &Identity) -> Response {
 
 pub(crate) const READ: &[Permission] = &[Permission::RegistryRead];
 pub(crate) const WRITE: &[Permission] = &[Permission::RegistryWrite];
-const SERVICE: &[Permission] = &[Permission::ServiceConnect];
-const SERVICE_OR_READ: &[Permission] = &[Permission::ServiceConnect, Permission::RegistryRead];
+pub(crate) const SERVICE: &[Permission] = &[Permission::ServiceConnect];
+pub(crate) const SERVICE_OR_READ: &[Permission] =
+    &[Permission::ServiceConnect, Permission::RegistryRead];
 
 async fn list_devices(
     State(s): State<Shared>,
@@ -349,6 +363,18 @@ async fn invoke(
     let call = invocation
         .validate()
         .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
+    let (status, payload) = call_method(s, id, mid, &call).await?;
+    Ok(axum::Json(json!({"status": status, "payload": payload})).into_response())
+}
+
+/// Calls a direct method on an identity, waiting for it to connect for the call's connect
+/// timeout, and returns the device's status and JSON payload (`null` when it sent none).
+pub(crate) async fn call_method(
+    s: &HubState,
+    id: &str,
+    mid: Option<&str>,
+    call: &ValidInvocation,
+) -> ApiResult<(i32, Value)> {
     // The identity must exist before we wait for it to come online.
     s.identity(id, mid)?;
     let key = (id.to_string(), mid.map(str::to_string));
@@ -387,7 +413,7 @@ async fn invoke(
             Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
         })
     };
-    Ok(axum::Json(json!({"status": answer.status, "payload": payload})).into_response())
+    Ok((answer.status, payload))
 }
 
 async fn invoke_method(

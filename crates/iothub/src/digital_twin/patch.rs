@@ -24,7 +24,9 @@ const MAX_NAME_LEN: usize = 64;
 /// Why a digital twin patch was refused; every variant reads as one sentence.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DigitalTwinPatchError {
-    #[error("the digital twin patch must be a JSON array of operations, like [{{\"op\": \"add\", \"path\": \"/name\", \"value\": 1}}]")]
+    #[error(
+        "the digital twin patch must be a JSON array of operations, like [{{\"op\": \"add\", \"path\": \"/name\", \"value\": 1}}]"
+    )]
     NotAnArray,
     #[error("the digital twin patch has no operations; send at least one add, replace or remove")]
     Empty,
@@ -226,18 +228,26 @@ struct PatchState<'a> {
 
 impl PatchState<'_> {
     fn is_component(&self, name: &str) -> bool {
-        [self.patch.get(name), self.desired.get(name), self.reported.get(name)]
-            .into_iter()
-            .flatten()
-            .any(is_component)
+        [
+            self.patch.get(name),
+            self.desired.get(name),
+            self.reported.get(name),
+        ]
+        .into_iter()
+        .flatten()
+        .any(is_component)
     }
 
     /// Exists as a property (not a component) in desired, reported or this patch.
     fn is_property(&self, name: &str) -> bool {
-        [self.patch.get(name), self.desired.get(name), self.reported.get(name)]
-            .into_iter()
-            .flatten()
-            .any(|v| !v.is_null() && !is_component(v))
+        [
+            self.patch.get(name),
+            self.desired.get(name),
+            self.reported.get(name),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| !v.is_null() && !is_component(v))
     }
 
     /// A component whose desired values are all cleared: the start of a replacement.
@@ -298,10 +308,7 @@ impl PatchState<'_> {
                 path,
             });
         }
-        let old = self
-            .desired
-            .get(&component)
-            .and_then(|c| c.get(&property));
+        let old = self.desired.get(&component).and_then(|c| c.get(&property));
         let new = match value.filter(|_| op == Op::Set) {
             Some(v) => {
                 check_value(v, &path, 0)?;

@@ -34,10 +34,12 @@ fn controller() -> Twin {
     let desired_version = twin.desired.version;
     twin.patch(
         Section::Reported,
-        &obj(json!({"serialNumber": "alwinexlepaho8329", "thermostat1": {"__t": "c",
+        &obj(
+            json!({"serialNumber": "alwinexlepaho8329", "thermostat1": {"__t": "c",
             "maxTempSinceLastReboot": 25.3,
             "targetTemperature": {"value": 21.8, "ac": 200, "av": desired_version,
-                "ad": "Successfully executed patch"}}})),
+                "ad": "Successfully executed patch"}}}),
+        ),
         t(2),
     )
     .unwrap();
@@ -97,7 +99,10 @@ fn a_desired_change_moves_desired_value_and_version_not_the_reported_value() {
     assert_eq!(meta["desiredVersion"], json!(3));
     assert_eq!(meta["ackVersion"], json!(2));
     assert_eq!(meta["lastUpdateTime"], json!(T2));
-    assert!(dt["$metadata"].get("$model").is_none(), "no model announced");
+    assert!(
+        dt["$metadata"].get("$model").is_none(),
+        "no model announced"
+    );
 }
 
 #[test]
@@ -219,8 +224,10 @@ fn component_operations_replace_or_clear_the_whole_component() {
     let mut twin = controller();
     twin.patch(
         Section::Desired,
-        &obj(json!({"thermostat1": {"__t": "c", "anotherWritableProperty": 1},
-            "thermostat2": {"__t": "c", "targetTemperature": 20}})),
+        &obj(
+            json!({"thermostat1": {"__t": "c", "anotherWritableProperty": 1},
+            "thermostat2": {"__t": "c", "targetTemperature": 20}}),
+        ),
         t(3),
     )
     .unwrap();
@@ -304,7 +311,9 @@ fn bad_patches_are_refused_with_a_reason() {
         "the value at /a/x holds an array; digital twin properties cannot hold arrays"
     );
     assert_eq!(
-        err(json!([{"op": "add", "path": "/a", "value": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}])),
+        err(
+            json!([{"op": "add", "path": "/a", "value": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}])
+        ),
         "the value at /a/b/c/d/e/f nests deeper than 5 levels"
     );
     assert!(
