@@ -64,6 +64,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let router = rest::router(state.clone())
+        .merge(super::device_https::router(state.clone()))
         .merge(super::dps::rest::router(state))
         .merge(websocket::router(ws.clone()))
         .merge(super::blob::routes::router(blobs));

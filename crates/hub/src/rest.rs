@@ -134,6 +134,17 @@ pub(crate) struct ApiVersion {
     top: Option<usize>,
 }
 
+/// Every request names an api-version, as on Azure.
+pub(crate) fn require_api_version(api_version: Option<&str>) -> ApiResult<()> {
+    if api_version.is_none_or(str::is_empty) {
+        return Err(err(
+            ErrorCode::InvalidProtocolVersion,
+            "The api-version query parameter is missing; add ?api-version=2021-04-12.",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the api-version and the Authorization header against the hub's policies.
 pub(crate) fn authorize(
     state: &HubState,
@@ -141,12 +152,7 @@ pub(crate) fn authorize(
     q: &ApiVersion,
     needs: &[Permission],
 ) -> ApiResult<()> {
-    if q.api_version.as_deref().is_none_or(str::is_empty) {
-        return Err(err(
-            ErrorCode::InvalidProtocolVersion,
-            "The api-version query parameter is missing; add ?api-version=2021-04-12.",
-        ));
-    }
+    require_api_version(q.api_version.as_deref())?;
     let unauthorized = |why: String| err(ErrorCode::IotHubUnauthorizedAccess, why);
     let header = headers
         .get("authorization")

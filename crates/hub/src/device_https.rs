@@ -1,0 +1,213 @@
+//! The device side of the HTTPS port: telemetry (`POST /devices/{id}/messages/events`) and
+//! cloud-to-device messages (receive, complete, reject, abandon under
+//! `/devices/{id}/messages/deviceBound`), authorised by the device's SAS token as on MQTT.
+//! Header mappings live in `iothub::device_http`; locks in `c2d_lock`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+
+use super::c2d_lock::{LockedC2d, Settlement};
+use super::registry::AuthMethod;
+use super::rest::{ApiResult, err, require_api_version};
+use super::state::HubState;
+use iothub::device_http::{BATCH_CONTENT_TYPE, C2dHeaders, bag_from_headers, parse_batch};
+use iothub::error::ErrorCode;
+
+type Shared = Arc<HubState>;
+
+/// The routes, in both spellings of `deviceBound` the SDKs use (C and the CLI: `deviceBound`
+/// or `devicebound`; Node: `devicebound`).
+pub fn router(state: Shared) -> Router {
+    let mut router = Router::new().route("/devices/{id}/messages/events", post(send_event));
+    for bound in ["deviceBound", "devicebound"] {
+        router = router
+            .route(&format!("/devices/{{id}}/messages/{bound}"), get(receive))
+            .route(
+                &format!("/devices/{{id}}/messages/{bound}/{{lock}}"),
+                delete(complete_or_reject),
+            )
+            .route(
+                &format!("/devices/{{id}}/messages/{bound}/{{lock}}/abandon"),
+                post(abandon),
+            );
+    }
+    router.with_state(state)
+}
+
+#[derive(Deserialize)]
+struct DeviceQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+/// The api-version and the device's own SAS token (or a DeviceConnect policy token scoped
+/// to it), as at an MQTT CONNECT.
+fn authenticate(s: &HubState, h: &HeaderMap, q: &DeviceQuery, id: &str) -> ApiResult<AuthMethod> {
+    require_api_version(q.api_version.as_deref())?;
+    let token = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            err(
+                ErrorCode::IotHubUnauthorizedAccess,
+                "The Authorization header with the device's SharedAccessSignature is missing.",
+            )
+        })?;
+    s.authenticate(&(id.to_string(), None), token).map_err(|e| {
+        err(
+            ErrorCode::IotHubUnauthorizedAccess,
+            format!("The SAS token of device {id} was refused: {}.", e.message),
+        )
+    })
+}
+
+/// `POST /devices/{id}/messages/events`: one message, or a batch when the content type is
+/// `application/vnd.microsoft.iothub.json`; 204 once every message is stored.
+async fn send_event(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let auth = authenticate(&s, &h, &q, &id)?;
+    let bad =
+        |e: iothub::device_http::DeviceHttpError| err(ErrorCode::ArgumentInvalid, e.to_string());
+    let is_batch = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with(BATCH_CONTENT_TYPE)
+        });
+    let messages = if is_batch {
+        parse_batch(&body).map_err(bad)?
+    } else {
+        let headers = h
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
+        vec![(bag_from_headers(headers).map_err(bad)?, body.to_vec())]
+    };
+    let key = (id, None);
+    // Every message is checked (size) before any is stored; then all are awaited.
+    let mut committing = Vec::with_capacity(messages.len());
+    for (bag, payload) in &messages {
+        committing.push(s.ingest_telemetry(&key, &auth, bag, payload)?);
+    }
+    for committed in committing {
+        committed.await?;
+    }
+    s.touch(&key);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /devices/{id}/messages/deviceBound`: 200 with the next message, locked, or 204.
+async fn receive(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+) -> ApiResult<Response> {
+    authenticate(&s, &h, &q, &id)?;
+    let key = (id.clone(), None);
+    let shared = s.clone();
+    let received =
+        super::rest::off_worker(move || Ok::<_, super::rest::ApiError>(shared.c2d_receive(&id)?))
+            .await?;
+    s.touch(&key);
+    Ok(match received {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(locked) => c2d_response(locked),
+    })
+}
+
+fn c2d_response(locked: LockedC2d) -> Response {
+    let m = locked.message;
+    let enqueued = chrono::DateTime::from_timestamp_millis(m.enqueued_ms).unwrap_or_default();
+    let headers = C2dHeaders {
+        properties: &m.properties,
+        sequence_number: m.seq,
+        delivery_count: m.delivery_count,
+        enqueued,
+    }
+    .to_headers();
+    let mut resp = Response::new(Body::from(m.body));
+    let out = resp.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", locked.lock_token)) {
+        out.insert(header::ETAG, v);
+    }
+    for (name, value) in headers {
+        // A property that cannot be an HTTP header (a space in its name, a line break in its
+        // value) cannot travel over HTTPS; the rest of the message still does.
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                out.append(n, v);
+            }
+            _ => {
+                tracing::debug!(header = %name.escape_debug(), "c2d property not sent as a header")
+            }
+        }
+    }
+    resp
+}
+
+/// The lock token as sent: bare (Node, the CLI) or in the ETag's quotes.
+fn lock_token(raw: &str) -> &str {
+    raw.trim().trim_matches('"')
+}
+
+/// `DELETE /devices/{id}/messages/deviceBound/{lock}`: complete, or with `?reject`, reject;
+/// 204.
+async fn complete_or_reject(
+    State(s): State<Shared>,
+    Path((id, lock)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    authenticate(&s, &h, &q, &id)?;
+    let reject = raw.as_deref().unwrap_or_default().split('&').any(|p| {
+        let name = p.split_once('=').map_or(p, |(k, _)| k);
+        name.eq_ignore_ascii_case("reject")
+    });
+    let how = if reject {
+        Settlement::Reject
+    } else {
+        Settlement::Complete
+    };
+    settle(s, id, lock, how).await
+}
+
+/// `POST /devices/{id}/messages/deviceBound/{lock}/abandon`: 204.
+async fn abandon(
+    State(s): State<Shared>,
+    Path((id, lock)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+) -> ApiResult<Response> {
+    authenticate(&s, &h, &q, &id)?;
+    settle(s, id, lock, Settlement::Abandon).await
+}
+
+async fn settle(s: Shared, id: String, lock: String, how: Settlement) -> ApiResult<Response> {
+    super::rest::off_worker(move || {
+        Ok::<_, super::rest::ApiError>(s.c2d_settle_locked(&id, lock_token(&lock), how)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
