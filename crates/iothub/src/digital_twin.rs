@@ -59,10 +59,13 @@ pub fn digital_twin(device_id: &str, model_id: Option<&str>, twin: &Twin) -> Val
     Value::Object(out)
 }
 
+/// One side (desired or reported) of a level: its properties and their `$metadata` tree.
+type Side<'a> = (&'a Map<String, Value>, &'a Map<String, Value>);
+
 /// One level of the twin (the root, or one component): properties with their `$metadata`.
 struct Level<'a> {
-    desired: Option<(&'a Map<String, Value>, &'a Map<String, Value>)>,
-    reported: Option<(&'a Map<String, Value>, &'a Map<String, Value>)>,
+    desired: Option<Side<'a>>,
+    reported: Option<Side<'a>>,
     /// The desired section's `$version`, for properties whose metadata lost their own.
     desired_version: u64,
 }
@@ -103,7 +106,7 @@ impl<'a> Level<'a> {
     }
 
     fn component(&self, name: &str) -> Value {
-        let child = |side: Option<(&'a Map<String, Value>, &'a Map<String, Value>)>| {
+        let child = |side: Option<Side<'a>>| {
             let (props, meta) = side?;
             let props = props.get(name)?.as_object()?;
             Some((props, object_at(meta, name).unwrap_or(empty())))
