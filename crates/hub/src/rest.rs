@@ -92,11 +92,11 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/digitaltwins/{id}/commands/{command}",
-            post(digital_twins::root_command),
+            post(digital_twins::command),
         )
         .route(
             "/digitaltwins/{id}/components/{component}/commands/{command}",
-            post(digital_twins::component_command),
+            post(digital_twins::command),
         )
         .route("/statistics/devices", get(registry_ops::device_statistics))
         .route("/statistics/service", get(registry_ops::service_statistics))

@@ -74,54 +74,35 @@ fn seconds(name: &str, value: Option<&str>) -> ApiResult<Option<u64>> {
         .transpose()
 }
 
+/// A command's path: `{id}/commands/{command}` or `{id}/components/{component}/commands/{command}`.
 #[derive(Deserialize)]
-pub(super) struct RootCommand {
+pub(super) struct CommandPath {
     id: String,
+    component: Option<String>,
     command: String,
 }
 
-#[derive(Deserialize)]
-pub(super) struct ComponentCommand {
-    id: String,
-    component: String,
-    command: String,
-}
-
-/// `POST /digitaltwins/{id}/commands/{command}`.
-pub(super) async fn root_command(
-    State(s): State<Shared>,
-    Path(p): Path<RootCommand>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    Query(t): Query<CommandTimeouts>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &t, &p.id, None, &p.command, &body).await
-}
-
+/// `POST /digitaltwins/{id}/commands/{command}` and
 /// `POST /digitaltwins/{id}/components/{component}/commands/{command}`.
-pub(super) async fn component_command(
+pub(super) async fn command(
     State(s): State<Shared>,
-    Path(p): Path<ComponentCommand>,
+    Path(p): Path<CommandPath>,
     h: HeaderMap,
     Query(q): Query<ApiVersion>,
     Query(t): Query<CommandTimeouts>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &t, &p.id, Some(&p.component), &p.command, &body).await
+    invoke(&s, &h, &q, &t, &p, &body).await
 }
 
 /// Invokes the command as the direct method `command` or `component*command`; answers 200
 /// with the device's payload, its status in `x-ms-command-statuscode`, and a request id.
-#[allow(clippy::too_many_arguments)]
 async fn invoke(
     s: &Shared,
     h: &HeaderMap,
     q: &ApiVersion,
     t: &CommandTimeouts,
-    id: &str,
-    component: Option<&str>,
-    command: &str,
+    p: &CommandPath,
     body: &Bytes,
 ) -> ApiResult<Response> {
     authorize(s, h, q, SERVICE)?;
@@ -132,14 +113,14 @@ async fn invoke(
         parse_json(body)?
     };
     let call = MethodInvocation {
-        method_name: command_method_name(component, command),
+        method_name: command_method_name(p.component.as_deref(), &p.command),
         payload,
         response_timeout_in_seconds: seconds("responseTimeoutInSeconds", t.response.as_deref())?,
         connect_timeout_in_seconds: seconds("connectTimeoutInSeconds", t.connect.as_deref())?,
     }
     .validate()
     .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
-    let (status, payload) = call_method(s, id, None, &call).await?;
+    let (status, payload) = call_method(s, &p.id, None, &call).await?;
     let mut resp = axum::Json(payload).into_response();
     let headers = resp.headers_mut();
     headers.insert("x-ms-command-statuscode", HeaderValue::from(status));

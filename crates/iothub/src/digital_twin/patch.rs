@@ -227,7 +227,8 @@ struct PatchState<'a> {
 }
 
 impl PatchState<'_> {
-    fn is_component(&self, name: &str) -> bool {
+    /// What `name` holds in this patch, desired and reported properties.
+    fn held(&self, name: &str) -> impl Iterator<Item = &Value> {
         [
             self.patch.get(name),
             self.desired.get(name),
@@ -235,19 +236,15 @@ impl PatchState<'_> {
         ]
         .into_iter()
         .flatten()
-        .any(is_component)
+    }
+
+    fn is_component(&self, name: &str) -> bool {
+        self.held(name).any(is_component)
     }
 
     /// Exists as a property (not a component) in desired, reported or this patch.
     fn is_property(&self, name: &str) -> bool {
-        [
-            self.patch.get(name),
-            self.desired.get(name),
-            self.reported.get(name),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|v| !v.is_null() && !is_component(v))
+        self.held(name).any(|v| !v.is_null() && !is_component(v))
     }
 
     /// A component whose desired values are all cleared: the start of a replacement.

@@ -2,24 +2,11 @@
 
 use super::*;
 use crate::twin::Section;
-use chrono::{DateTime, TimeZone, Utc};
+use crate::twin::tests::{obj, t};
 use serde_json::json;
 
-fn t(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + secs, 0)
-        .single()
-        .expect("valid time")
-}
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
-
-const T1: &str = "2023-11-14T22:13:21.000Z";
-const T2: &str = "2023-11-14T22:13:22.000Z";
+const T1: &str = "2023-11-14T22:13:21.123Z";
+const T2: &str = "2023-11-14T22:13:22.123Z";
 
 /// The Temperature Controller of concepts-digital-twin: a read-only root property, a
 /// component with a read-only and an acknowledged writable property.
