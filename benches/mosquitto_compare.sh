@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Compares the local hub's MQTT ingest with mosquitto's on this machine, in one run of
-# the same load generator (benches/mqtt_ingest.rs): TLS and QoS 1 on both, SAS auth on
-# the hub, none on mosquitto. Installs mosquitto with apt when it is missing. Extra
-# arguments and MQTT_INGEST_* variables pass through to the bench.
+# Compares the local hub with mosquitto on this machine, with the same load generator in
+# the same run: TLS and QoS 1 on both, SAS auth on the hub, none on mosquitto.
+#   ingest: PUBACKed publishes (benches/mqtt_ingest.rs; MQTT_INGEST_* variables)
+#   e2e:    messages delivered end to end: the hub to hubtui's AMQP reader, mosquitto to
+#           one subscriber (benches/telemetry_e2e.rs; TELEMETRY_E2E_* variables), and the
+#           official azure-eventhub reader's rate when tests/sdk/.venv has it (.ci/run
+#           makes that venv)
+# Usage: benches/mosquitto_compare.sh [ingest|e2e|all] (default all). Installs mosquitto
+# with apt when it is missing.
 set -euo pipefail
 
 if ! command -v mosquitto >/dev/null 2>&1; then
@@ -51,4 +56,17 @@ for _ in $(seq 50); do
 done
 echo "mosquitto $("$MOSQUITTO" -h 2>/dev/null | head -1 | awk '{print $3}') on 127.0.0.1:$port (TLS)"
 
-MQTT_BROKER_PORT=$port MQTT_BROKER_CA="$dir/ca.pem" cargo bench --bench mqtt_ingest "$@"
+which=${1:-all}
+export MQTT_BROKER_PORT=$port MQTT_BROKER_CA="$dir/ca.pem"
+if [ "$which" = ingest ] || [ "$which" = all ]; then
+    cargo bench --bench mqtt_ingest
+fi
+if [ "$which" = e2e ] || [ "$which" = all ]; then
+    venv_python="$(cd "$(dirname "$0")/.." && pwd)/tests/sdk/.venv/bin/python"
+    if "$venv_python" -c 'import azure.eventhub' 2>/dev/null; then
+        export EVENTHUB_PYTHON="$venv_python"
+    else
+        echo "no azure-eventhub in tests/sdk/.venv (run .ci/run once to make it): the Python reader is left out"
+    fi
+    cargo bench --bench telemetry_e2e
+fi

@@ -1,14 +1,35 @@
-//! End-to-end telemetry throughput and latency: N devices publish over MQTT (hubtui's
-//! DeviceClient) to a local hub, and hubtui's AMQP telemetry reader reads every
-//! partition of its Event Hubs-compatible endpoint (through the hub's redirect).
+//! End-to-end telemetry throughput and latency: N devices publish over MQTT to a local
+//! hub, and hubtui's AMQP telemetry reader reads every partition of its Event
+//! Hubs-compatible endpoint (through the hub's redirect).
 //!
-//! `cargo bench --bench telemetry_e2e`; sizes from TELEMETRY_E2E_DEVICES (default 10)
-//! and TELEMETRY_E2E_MESSAGES (per device, default 1000); TELEMETRY_E2E_TRANSPORT=ws
-//! reads over AMQP on WebSockets (the hub's HTTPS port) instead of AMQP over TLS.
-//! Latency is publish call to delivery by the reader, all on loopback in one process.
+//! Phases, on one hub and one reader:
+//! - delivered: the load generator of `mqtt_ingest` (rumqttc, QoS 1, 200-byte payloads,
+//!   a window of 100 per device) floods; the rate is messages delivered by the reader.
+//!   With MQTT_BROKER_PORT and MQTT_BROKER_CA (benches/mosquitto_compare.sh sets them) the
+//!   same generator floods that broker too, and one rumqttc subscriber (QoS 1) on
+//!   `devices/+/messages/events/#` counts: the broker's publish-to-subscriber rate.
+//! - burst and paced: hubtui's DeviceClient publishes JSON carrying its send time, as
+//!   fast as it can, then paced at half the delivered rate (or TELEMETRY_E2E_RATE msg/s
+//!   per device): latency from publish call to delivery by the reader.
+//! - with EVENTHUB_PYTHON (a python with azure-eventhub, e.g. tests/sdk/.venv/bin/python),
+//!   the official Python reader (benches/eventhub_reader.py) reads one more flood beside
+//!   hubtui's reader: the rate at which it keeps up.
+//!
+//! `cargo bench --bench telemetry_e2e`; TELEMETRY_E2E_DEVICES (default 10),
+//! TELEMETRY_E2E_MESSAGES per device (default 1000); TELEMETRY_E2E_TRANSPORT=ws reads
+//! over AMQP on WebSockets (the hub's HTTPS port) instead of AMQP over TLS. All on
+//! loopback in one process (the Python reader in its own).
+
+#[path = "common/mqtt_load.rs"]
+mod mqtt_load;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mqtt_load::{HubAccess, Target, broker_from_env, connect_all, flood};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::Notify;
 
 use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceError, DeviceEvent, Trust};
 use hubtui::client::events::{LinkState, TelemetryEvent};
@@ -110,6 +131,141 @@ async fn phase(
     Run { elapsed, latencies }
 }
 
+/// Floods `per_device` messages from each of `devices` while `delivered` counts them at
+/// the other end; messages per second from the first publish to the last delivery.
+async fn delivered_rate<F: std::future::Future<Output = ()>>(
+    devices: &[mqtt_load::Device],
+    per_device: usize,
+    delivered: impl FnOnce() -> F,
+) -> f64 {
+    let started = Instant::now();
+    let (_, ()) = tokio::join!(flood(devices, per_device, 200), delivered());
+    (devices.len() * per_device) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Waits until the reader has delivered one flood (every generator message).
+async fn count_reader(rx: &mut tokio::sync::mpsc::Receiver<StreamUpdate<TelemetryEvent>>) {
+    let total = env_usize("TELEMETRY_E2E_DEVICES", 10) * env_usize("TELEMETRY_E2E_MESSAGES", 1000);
+    let mut n = 0;
+    while n < total {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(StreamUpdate::Item(_))) => n += 1,
+            Ok(Some(_)) => {}
+            _ => panic!("the reader delivered {n} of {total}"),
+        }
+    }
+}
+
+/// One QoS 1 subscriber to every device's telemetry on a plain broker.
+struct Subscriber {
+    received: Arc<AtomicUsize>,
+    notify: Arc<Notify>,
+    _client: AsyncClient,
+}
+
+impl Subscriber {
+    /// Waits until `more` messages arrived since the last wait.
+    async fn wait_for(&self, more: usize) {
+        let target = self.received.load(Ordering::Relaxed) + more;
+        while self.received.load(Ordering::Relaxed) < target {
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.notify.notified()).await;
+        }
+    }
+}
+
+async fn subscribe_all(broker: &Target) -> Subscriber {
+    let opts = mqtt_load::options(broker, "e2e-subscriber").await;
+    let (client, mut events) = AsyncClient::new(opts, 1000);
+    client
+        .subscribe("devices/+/messages/events/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let notify = Arc::new(Notify::new());
+    let (r, n) = (received.clone(), notify.clone());
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        while let Ok(e) = events.poll().await {
+            match e {
+                Event::Incoming(Packet::Publish(_)) => {
+                    r.fetch_add(1, Ordering::Relaxed);
+                    n.notify_one();
+                }
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    subscribed
+        .await
+        .expect("the broker acknowledged the subscription");
+    Subscriber {
+        received,
+        notify,
+        _client: client,
+    }
+}
+
+/// Runs benches/eventhub_reader.py (the official azure-eventhub reader, from the latest
+/// event of every partition) while the generator floods once more; its rate, from its
+/// first event to its last. hubtui's reader drains the same flood meanwhile.
+async fn python_reader_rate(
+    python: &str,
+    hub: &hub::RunningHub,
+    generator: &[mqtt_load::Device],
+    per_device: usize,
+    rx: &mut tokio::sync::mpsc::Receiver<StreamUpdate<TelemetryEvent>>,
+) -> f64 {
+    use tokio::io::AsyncBufReadExt;
+    let total = generator.len() * per_device;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &hub.ca_pem).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/eventhub_reader.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(
+            hub.info
+                .event_hub_compatible_connection_string
+                .as_deref()
+                .expect("the hub serves Event Hubs"),
+        )
+        .arg(&ca)
+        .arg(total.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next_line().await.unwrap();
+    assert_eq!(
+        ready.as_deref(),
+        Some("ready"),
+        "the Python reader did not start"
+    );
+    // Its receivers start at the latest event once their links are attached, which
+    // "ready" (sent when each partition is initialized) may precede a little.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, ()) = tokio::join!(flood(generator, per_device, 200), count_reader(rx));
+    let result = tokio::time::timeout(Duration::from_secs(600), lines.next_line())
+        .await
+        .expect("the Python reader finished")
+        .unwrap()
+        .unwrap_or_default();
+    // "read N events in S s"
+    let secs: f64 = result
+        .split_whitespace()
+        .nth(4)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line from the Python reader: {result}"));
+    total as f64 / secs
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful.
@@ -193,13 +349,49 @@ async fn main() {
         }
     }
 
+    // Delivered: the ingest generator floods; the reader counts.
+    let hub_target = Target {
+        name: "hubtui hub",
+        port: hub.info.ports.mqtt,
+        ca_pem: hub.ca_pem.clone(),
+        hub: Some(HubAccess {
+            host_name: hub.info.host_name.clone(),
+            rest: Arc::new(rest),
+        }),
+    };
+    let generator = connect_all(&hub_target, "gen", devices).await;
+    let delivered = delivered_rate(&generator, per_device, || count_reader(&mut rx)).await;
+    println!(
+        "telemetry_e2e delivered: {} messages through the hub to hubtui's AMQP reader: {delivered:.0} msg/s",
+        devices * per_device
+    );
+    if let Some(broker) = broker_from_env() {
+        let subscriber = subscribe_all(&broker).await;
+        let publishers = connect_all(&broker, "gen", devices).await;
+        let total = devices * per_device;
+        let broker_rate =
+            delivered_rate(&publishers, per_device, || subscriber.wait_for(total)).await;
+        println!(
+            "telemetry_e2e delivered: {total} messages through the broker to one subscriber: {broker_rate:.0} msg/s; hub / broker = {:.2}",
+            delivered / broker_rate
+        );
+    }
+    if let Ok(python) = std::env::var("EVENTHUB_PYTHON") {
+        let rate = python_reader_rate(&python, &hub, &generator, per_device, &mut rx).await;
+        println!(
+            "telemetry_e2e delivered: the azure-eventhub Python reader kept up at {rate:.0} msg/s (hubtui's reader read the same flood)"
+        );
+    }
+
     let clients: Vec<Arc<DeviceClient>> = clients.into_iter().map(Arc::new).collect();
     // Burst: every device publishes as fast as its queue allows (throughput; the
     // latency then is mostly time spent queued behind the burst).
     let burst = phase(&clients, &mut rx, per_device, None).await;
     report("burst", devices, per_device, &burst);
-    // Paced: each device publishes at a steady rate below saturation (latency).
-    let rate = env_usize("TELEMETRY_E2E_RATE", 100).max(1);
+    // Paced: each device publishes at a steady rate below saturation (latency): half of
+    // what the hub delivered, unless TELEMETRY_E2E_RATE gives the rate per device.
+    let half = (delivered / 2.0 / devices as f64) as usize;
+    let rate = env_usize("TELEMETRY_E2E_RATE", half).max(1);
     let paced_n = (rate * 3).min(per_device.max(1));
     let paced = phase(
         &clients,

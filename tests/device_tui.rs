@@ -305,3 +305,68 @@ async fn device_tui_provisions_again_when_the_cached_assignment_is_refused() {
     assert_eq!(r.status, StatusCode::OK, "provisioned again: {}", r.body);
     s.quit().await;
 }
+
+/// With --ask-methods, a method call waits for the user: answered from the editor, the
+/// caller gets the user's status and payload; left alone past --ask-timeout, the profile's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_tui_puts_method_calls_to_the_user() {
+    const END: &str = "\x1b[F";
+    let hub = TestHub::start().await;
+    let key = hub.create_device("d1").await;
+    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
+    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
+    let port = hub.hub.info.ports.mqtt.to_string();
+    let mut s = Screen::start(&[
+        "device",
+        "--connection-string",
+        &cs,
+        "--ca",
+        &ca,
+        "--mqtt-port",
+        &port,
+        "--ask-methods",
+        "--ask-timeout",
+        "3",
+    ]);
+    s.wait_for(&["● connected"]).await;
+    s.keys("3").await;
+    s.wait_for(&["Calls (0) · ask me"]).await;
+
+    let invoke = || {
+        hub.call(
+            Method::POST,
+            "/twins/d1/methods",
+            Some(
+                json!({"methodName": "ping", "payload": {"n": 7}, "responseTimeoutInSeconds": 20}),
+            ),
+        )
+    };
+    let answer = async {
+        s.wait_for(&["Methods (1 waiting)", "ping · "]).await;
+        s.keys("e").await;
+        s.wait_for(&["Answer ping", "\"pong\": true"]).await;
+        // 200 (the profile's status) becomes 418.
+        s.keys(END).await;
+        for k in [BACKSPACE, BACKSPACE, BACKSPACE, "4", "1", "8"] {
+            s.keys(k).await;
+        }
+        s.keys(CTRL_S).await;
+    };
+    let (r, ()) = tokio::join!(invoke(), answer);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"status": 418, "payload": {"pong": true}}));
+    s.wait_for(&["418 ping", "by you"]).await;
+
+    // Nobody answers: after 3 s the profile does.
+    let started = Instant::now();
+    let r = invoke().await;
+    assert_eq!(r.body, json!({"status": 200, "payload": {"pong": true}}));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    s.wait_for(&["200 ping", "by the profile, time ran out"])
+        .await;
+    s.quit().await;
+}

@@ -311,7 +311,7 @@ async fn device_client_connects_with_a_certificate_sends_telemetry_and_reads_its
     let files = tempfile::tempdir().unwrap();
     let cert_path = write(files.path(), "dev.pem", &cert.pem);
     let key_path = write(files.path(), "dev-key.pem", &cert.key.serialize_pem());
-    let identity = ClientCertificate::from_pem_files(&cert_path, &key_path).unwrap();
+    let identity = ClientCertificate::from_pem_files(&cert_path, &key_path, None).unwrap();
     assert_eq!(identity.common_name().as_deref(), Some("x509-client"));
 
     let cs = DeviceConnectionString::parse(&format!(

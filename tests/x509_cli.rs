@@ -109,7 +109,12 @@ async fn a_ca_registered_on_the_command_line_authenticates_a_headless_x509_devic
     let pki = pki("cli-dev");
     let ca_file = write(files.path(), "root.pem", &pki.ca_pem);
     let cert_file = write(files.path(), "cli-dev.pem", &pki.device_pem);
-    let key_file = write(files.path(), "cli-dev-key.pem", &pki.device_key);
+    // The key is encrypted; its passphrase comes from the environment.
+    let key_file = write(
+        files.path(),
+        "cli-dev-key.pem",
+        &common::certs::encrypt_key(&pki.device_key, "open sesame"),
+    );
 
     let added = json_of(&ca(
         dir.path(),
@@ -168,6 +173,7 @@ async fn a_ca_registered_on_the_command_line_authenticates_a_headless_x509_devic
             ])
             .env_remove("IOTHUB_CONNECTION_STRING")
             .env_remove("IOTHUB_DEVICE_CONNECTION_STRING")
+            .env("HUBTUI_X509_KEY_PASSPHRASE", "open sesame")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -284,6 +290,29 @@ fn x509_device_arguments_are_checked_before_connecting() {
     assert!(e.contains("holds no usable private key"), "{e}");
     let e = device(&["--x509-cert", &cert, "--x509-key", &key]);
     assert!(e.contains("give --host-name"), "{e}");
+    let encrypted = write(
+        dir.path(),
+        "a-key.enc.pem",
+        &common::certs::encrypt_key(&a.device_key, "right"),
+    );
+    let with_encrypted = |extra: &[&str]| {
+        let mut args = vec!["--x509-cert", &cert, "--x509-key", &encrypted];
+        args.extend_from_slice(&["--host-name", "h"]);
+        args.extend_from_slice(extra);
+        device(&args)
+    };
+    assert_eq!(
+        with_encrypted(&[]),
+        format!(
+            "hubtui: the key file {encrypted} is encrypted; give its passphrase (HUBTUI_X509_KEY_PASSPHRASE or --x509-key-passphrase)"
+        )
+    );
+    assert_eq!(
+        with_encrypted(&["--x509-key-passphrase", "wrong"]),
+        format!(
+            "hubtui: cannot decrypt the key file {encrypted} with the passphrase given; check the passphrase"
+        )
+    );
     let e = device(&[
         "--x509-cert",
         &cert,

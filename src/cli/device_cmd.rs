@@ -10,7 +10,9 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use client::device::{ClientCertificate, DeviceClient, DeviceClientOptions};
+use client::device::{
+    ClientCertificate, DeviceClient, DeviceClientOptions, MqttTransport, Proxy, ProxyChoice,
+};
 use client::dps::cache::CredentialCache;
 use client::dps::{self, Attestation, Registration};
 use client::profile::{Profile, ProfileDevice};
@@ -66,6 +68,13 @@ pub struct DeviceArgs {
     /// Run without a terminal UI, printing one JSON line per event on stdout.
     #[arg(long)]
     pub headless: bool,
+    /// Terminal UI: put each direct method call to you to answer (status and payload),
+    /// instead of the profile; `a` on the Methods tab switches.
+    #[arg(long, conflicts_with = "headless")]
+    pub ask_methods: bool,
+    /// Seconds a method call put to you waits for your answer before the profile answers it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ask_timeout: u64,
     /// Theme of the terminal UI: default-dark, light, high-contrast, or NAME.toml in the user
     /// themes dir. NO_COLOR is honoured.
     #[arg(long, env = "HUBTUI_THEME", default_value = "default-dark")]
@@ -82,9 +91,19 @@ pub struct DeviceArgs {
     /// --x509-key, and either a --connection-string with x509=true or --host-name.
     #[arg(long, value_name = "FILE", requires = "x509_key")]
     pub x509_cert: Option<PathBuf>,
-    /// Private key (PEM, unencrypted) of --x509-cert.
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1; or encrypted PKCS#8 with
+    /// --x509-key-passphrase) of --x509-cert.
     #[arg(long, value_name = "FILE", requires = "x509_cert")]
     pub x509_key: Option<PathBuf>,
+    /// Passphrase of an encrypted --x509-key; prefer the environment variable, which other
+    /// users cannot see in the process list.
+    #[arg(
+        long,
+        env = "HUBTUI_X509_KEY_PASSPHRASE",
+        hide_env_values = true,
+        requires = "x509_key"
+    )]
+    pub x509_key_passphrase: Option<String>,
     /// Host name of the hub an X.509 device connects to without --connection-string.
     #[arg(long)]
     pub host_name: Option<String>,
@@ -97,9 +116,14 @@ pub struct DeviceArgs {
     /// MQTT over TLS port of the hub.
     #[arg(long, default_value_t = 8883)]
     pub mqtt_port: u16,
-    /// HTTPS port of the hub's service API (used with --hub).
+    /// HTTPS port of the hub: its service API (used with --hub), and MQTT over WebSockets.
     #[arg(long, default_value_t = 443)]
     pub https_port: u16,
+    /// Connect with MQTT over WebSockets on the HTTPS port instead of MQTT on --mqtt-port,
+    /// for networks that allow only HTTPS out; HTTPS_PROXY (or ALL_PROXY) is honoured, and
+    /// NO_PROXY.
+    #[arg(long)]
+    pub websockets: bool,
     /// Seed of the telemetry generators: the same seed gives the same telemetry.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -154,6 +178,11 @@ fn check(args: &DeviceArgs) -> Result<Plan, Failure> {
         }
         _ => (sas_devices(args)?, None),
     };
+    if args.websockets {
+        // A malformed proxy variable is refused now; which hosts it applies to is decided
+        // per connection.
+        Proxy::from_env("").map_err(|e| Failure::usage(e.to_string()))?;
+    }
     let profile = Profile::load(&args.profile).map_err(|e| Failure::usage(e.to_string()))?;
     let trust = match &args.ca {
         None => Trust::PlatformRoots,
@@ -249,8 +278,7 @@ fn x509_device(
             "--count does not apply to --x509-cert: one certificate is one device",
         ));
     }
-    let identity =
-        ClientCertificate::from_pem_files(cert, key).map_err(|e| Failure::usage(e.to_string()))?;
+    let identity = read_identity(args, cert, key)?;
     if args.dps_scope.is_some() {
         return Err(Failure::usage(
             "--dps-scope provisions the device: leave out --connection-string, --host-name and --device-id",
@@ -316,7 +344,16 @@ fn x509_registration_identity(
             "--dps-scope provisions one device: leave out --connection-string, --host-name and --count",
         ));
     }
-    ClientCertificate::from_pem_files(cert, key).map_err(|e| Failure::usage(e.to_string()))
+    read_identity(args, cert, key)
+}
+
+fn read_identity(
+    args: &DeviceArgs,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<ClientCertificate, Failure> {
+    ClientCertificate::from_pem_files(cert, key, args.x509_key_passphrase.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))
 }
 
 /// The DPS registration the arguments describe, checked; with `certificate`, X.509
@@ -453,17 +490,28 @@ fn run_tui(args: DeviceArgs, plan: Plan) -> Result<(), Failure> {
         };
         let theme = plan.theme.unwrap_or_else(Theme::default_dark);
         let seed = args.seed.unwrap_or_else(rand::random);
-        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision).await
+        let ask = super::device_tui::Ask {
+            methods: args.ask_methods,
+            timeout: std::time::Duration::from_secs(args.ask_timeout),
+        };
+        super::device_tui::run(cs, opts, plan.profile, seed, theme, reprovision, ask).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
 }
 
-/// How the device connects: the hub's port, the trust, the model id (the flag's, else
-/// the profile's) and the client certificate, if any.
+/// How the device connects: the transport and the hub's port, the trust, the model id
+/// (the flag's, else the profile's) and the client certificate, if any.
 fn client_options(args: &DeviceArgs, plan: &Plan) -> DeviceClientOptions {
+    let (transport, port) = if args.websockets {
+        let proxy = ProxyChoice::FromEnvironment;
+        (MqttTransport::WebSockets { proxy }, args.https_port)
+    } else {
+        (MqttTransport::Tls, args.mqtt_port)
+    };
     DeviceClientOptions {
-        port: args.mqtt_port,
+        port,
+        transport,
         trust: plan.trust.clone(),
         model_id: args
             .model_id

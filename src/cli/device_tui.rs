@@ -1,6 +1,7 @@
 //! `hubtui device` without `--headless`: one device in a terminal UI. The device connection
 //! runs as a task (`client::manual`) feeding events into the same loop as the explorer; the
-//! profile answers methods and acknowledges writable properties.
+//! profile answers methods (or the user, with "ask me" on) and acknowledges writable
+//! properties.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use ratatui::crossterm::event::EventStream;
 use tokio::sync::mpsc;
 
 use client::device::{DeviceClient, DeviceClientOptions, DeviceEvent};
-use client::manual::{self, ManualCommand, ManualEvent};
+use client::manual::{self, ManualCommand, ManualEvent, ManualSettings};
 use client::profile::{Profile, ProfileDevice};
 use iothub::connection_string::DeviceConnectionString;
 
@@ -37,6 +38,7 @@ pub async fn run(
     seed: u64,
     theme: Theme,
     reprovision: Option<Reprovision>,
+    ask: Ask,
 ) -> Result<(), Failure> {
     // Connecting only checks the configuration; a mistake is one sentence before the
     // terminal is taken.
@@ -47,6 +49,8 @@ pub async fn run(
         hub_host: cs.host_name.clone(),
         profile: profile.name.clone(),
         auto_ack: true,
+        ask_methods: ask.methods,
+        ask_timeout: ask.timeout,
         seed,
     };
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
@@ -56,7 +60,11 @@ pub async fn run(
         opts,
         profile,
         seed,
-        auto_ack: config.auto_ack,
+        settings: ManualSettings {
+            auto_ack: config.auto_ack,
+            ask_methods: config.ask_methods,
+            ask_timeout: config.ask_timeout,
+        },
     };
     let task = tokio::spawn(supervise(
         device,
@@ -100,7 +108,14 @@ struct Device {
     opts: DeviceClientOptions,
     profile: Profile,
     seed: u64,
-    auto_ack: bool,
+    /// As the user last set them, for a restarted task.
+    settings: ManualSettings,
+}
+
+/// Whether method calls start out put to the user, and how long each waits for an answer.
+pub struct Ask {
+    pub methods: bool,
+    pub timeout: Duration,
 }
 
 type Connection = (DeviceClient, mpsc::UnboundedReceiver<DeviceEvent>);
@@ -135,15 +150,17 @@ async fn supervise(
             ProfileDevice::new(device.profile.clone(), device.seed),
             device_commands,
             inner_tx,
-            device.auto_ack,
+            device.settings,
         ));
         let mut connected = false;
         let refused = loop {
             tokio::select! {
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else { break false };
-                    if let ManualCommand::SetAutoAck(on) = cmd {
-                        device.auto_ack = on;
+                    match cmd {
+                        ManualCommand::SetAutoAck(on) => device.settings.auto_ack = on,
+                        ManualCommand::SetAskMethods(on) => device.settings.ask_methods = on,
+                        _ => {}
                     }
                     let _ = to_device.send(cmd);
                 }

@@ -74,7 +74,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Layout::vertical([Constraint::Min(0), Constraint::Length(DETAIL_HEIGHT)]).areas(inner);
         device_table(frame, list, app, &visible, theme);
         if let Some(device) = visible.get(d.selected) {
-            device_detail(frame, detail, device, d.twins.get(&device.device_id), theme);
+            // Counted among the devices loaded so far: only what is on hand, no extra call.
+            let children = device
+                .device_scope
+                .as_deref()
+                .filter(|_| device.capabilities.iot_edge)
+                .map(|scope| {
+                    let parent_is = |c: &&DeviceIdentity| {
+                        c.parent_scopes.first().map(String::as_str) == Some(scope)
+                    };
+                    d.items.iter().filter(parent_is).count()
+                });
+            let twin = d.twins.get(&device.device_id);
+            device_detail(frame, detail, device, twin, children, theme);
         }
     } else {
         device_table(frame, inner, app, &visible, theme);
@@ -162,8 +174,13 @@ fn device_table(
                     theme.style(role)
                 })
             };
+            let id = if dev.capabilities.iot_edge {
+                format!("{} [edge]", escape(&dev.device_id))
+            } else {
+                escape(&dev.device_id).into_owned()
+            };
             let mut cells = vec![
-                cell(escape(&dev.device_id).into_owned(), Role::Text),
+                cell(id, Role::Text),
                 cell(status.into(), status_role),
                 cell(conn.into(), conn_role),
                 cell(short_time(&dev.last_activity_time), Role::Text),
@@ -225,6 +242,7 @@ fn device_detail(
     area: Rect,
     device: &DeviceIdentity,
     twin: Option<&TwinSummary>,
+    children: Option<usize>,
     theme: &Theme,
 ) {
     let b = block(
@@ -246,6 +264,13 @@ fn device_detail(
         .into_iter()
         .filter(|(_, v)| v != "null" && v != "\"\"" && *v != never)
         .collect();
+    // Edge relations by device id, ahead of the raw scopes.
+    if let Some(parent) = device.parent_device() {
+        fields.insert(0, ("parent".into(), format!("{parent:?}")));
+    }
+    if let Some(n) = children {
+        fields.insert(0, ("children (listed)".into(), n.to_string()));
+    }
     if let Some(t) = twin {
         if let Some(n) = t.modules {
             fields.push(("modules".into(), n.to_string()));
@@ -262,17 +287,21 @@ fn device_detail(
             Span::styled(escape(v).into_owned(), theme.style(Role::Text)),
         ])
     };
-    let split = fields.len().div_ceil(2);
+    // Fields that fit half the width go in two columns; longer ones (thumbprints,
+    // scopes) get whole lines below, so that no value is cut.
+    let half = usize::from(inner.width / 2);
+    let (short, long): (Vec<_>, Vec<_>) = fields
+        .iter()
+        .partition(|(k, v)| k.chars().count() + 2 + v.chars().count() < half);
+    let split = short.len().div_ceil(2);
+    let [columns, rest] =
+        Layout::vertical([Constraint::Length(split as u16), Constraint::Min(0)]).areas(inner);
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
-    frame.render_widget(
-        Paragraph::new(fields[..split].iter().map(line).collect::<Vec<_>>()),
-        left,
-    );
-    frame.render_widget(
-        Paragraph::new(fields[split..].iter().map(line).collect::<Vec<_>>()),
-        right,
-    );
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(columns);
+    let lines = |fields: &[&(String, String)]| fields.iter().map(|f| line(f)).collect::<Vec<_>>();
+    frame.render_widget(Paragraph::new(lines(&short[..split])), left);
+    frame.render_widget(Paragraph::new(lines(&short[split..])), right);
+    frame.render_widget(Paragraph::new(lines(&long)), rest);
 }
 
 fn create_form(frame: &mut Frame, area: Rect, form: &CreateDeviceForm, theme: &Theme) {

@@ -227,6 +227,50 @@ fn devices_tab() {
     snapshot("devices", &sample_app(Tab::Devices));
 }
 
+/// An edge device with a child, and an X.509 device: the table marks the edge device, the
+/// detail names children, parent and thumbprints.
+#[test]
+fn devices_edge_children_and_thumbprints() {
+    let scope = "ms-azure-iot-edge://gw-1-637000000000000001";
+    let identity = |v: serde_json::Value| -> DeviceIdentity { serde_json::from_value(v).unwrap() };
+    let mut app = App::new(Config::default());
+    let _ = app.start();
+    update(
+        &mut app,
+        Action::Hub(HubEvent::DevicesPage {
+            items: vec![
+                identity(
+                    json!({"deviceId": "gw-1", "capabilities": {"iotEdge": true},
+                    "deviceScope": scope, "parentScopes": []}),
+                ),
+                identity(
+                    json!({"deviceId": "leaf-1", "deviceScope": scope, "parentScopes": [scope]}),
+                ),
+                identity(
+                    json!({"deviceId": "cam-1", "authentication": {"type": "selfSigned",
+                    "x509Thumbprint": {"primaryThumbprint": "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B", "secondaryThumbprint": null}}}),
+                ),
+            ],
+            twins: Default::default(),
+            continuation: None,
+            replace: true,
+        }),
+    );
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains("gw-1 [edge]"), "{t}");
+    assert!(t.contains("children (listed): 1"), "{t}");
+    snapshot("devices_edge", &app);
+    update(&mut app, Action::Down);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(t.contains("parent: \"gw-1\""), "{t}");
+    update(&mut app, Action::Down);
+    let t = text(&draw(&app, &Theme::default_dark(), 120, 40));
+    assert!(
+        t.contains("primaryThumbprint: \"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B\""),
+        "{t}"
+    );
+}
+
 #[test]
 fn telemetry_tab() {
     let mut app = sample_app(Tab::Telemetry);
@@ -439,6 +483,37 @@ fn methods_tab_offers_known_names() {
 #[test]
 fn c2d_tab() {
     snapshot("c2d", &sample_app(Tab::C2d));
+}
+
+/// A device that rejects a message (or lets it expire or exceed its delivery count) shows
+/// as feedback in warning colours; success in the ok colour.
+#[test]
+fn c2d_rejected_feedback_is_shown_as_a_warning() {
+    let mut app = sample_app(Tab::C2d);
+    update(&mut app, Action::CycleAck);
+    let (_, cmds) = update(&mut app, Action::SendC2d);
+    let [client::events::HubCommand::SendC2d(m)] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::C2dFeedback {
+            original_message_id: m.message_id.clone(),
+            status: "Rejected".into(),
+        }),
+    );
+    let theme = Theme::default_dark();
+    let buf = draw(&app, &theme, 120, 40);
+    let t = text(&buf);
+    let (row, line) = t
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("feedback: Rejected"))
+        .unwrap_or_else(|| panic!("no rejected feedback on screen:\n{t}"));
+    let col = line.find("feedback: Rejected").unwrap();
+    let col = line[..col].chars().count() as u16;
+    let warn = theme.style(crate::ui::theme::Role::Warn).fg;
+    assert_eq!(buf[(col, row as u16)].fg, warn.unwrap());
 }
 
 #[test]

@@ -39,6 +39,7 @@ impl Issued {
             Path::new("device.pem"),
             self.key.serialize_pem().as_bytes(),
             Path::new("device-key.pem"),
+            None,
         )
         .unwrap()
     }
@@ -155,4 +156,18 @@ impl Ca {
     pub fn device(&self, cn: &str) -> Issued {
         self.issue(leaf_params(cn))
     }
+}
+
+/// `key_pem` (PKCS#8) encrypted with `passphrase` as `openssl genpkey -aes256` writes it:
+/// PBES2 with PBKDF2-SHA256 and AES-256-CBC.
+pub fn encrypt_key(key_pem: &str, passphrase: &str) -> String {
+    let (_, der) = pkcs8::Document::from_pem(key_pem).unwrap();
+    let info = pkcs8::PrivateKeyInfo::try_from(der.as_bytes()).unwrap();
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16]).unwrap();
+    let encrypted = info.encrypt_with_params(params, passphrase).unwrap();
+    encrypted
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap()
+        .to_string()
 }

@@ -42,9 +42,16 @@ pub enum ClientCertificateError {
     )]
     ChainTooLong(PathBuf),
     #[error(
-        "the key file {0} holds an encrypted private key; decrypt it first (openssl pkey -in KEY -out KEY.plain.pem)"
+        "the key file {0} is encrypted; give its passphrase (HUBTUI_X509_KEY_PASSPHRASE or --x509-key-passphrase)"
     )]
-    EncryptedKey(PathBuf),
+    PassphraseNeeded(PathBuf),
+    #[error("cannot decrypt the key file {0} with the passphrase given; check the passphrase")]
+    WrongPassphrase(PathBuf),
+    #[error(
+        "the key file {0} is encrypted in OpenSSL's legacy form, which is not read; convert it to PKCS#8 (openssl pkcs8 -topk8 -in KEY -out KEY.p8.pem)"
+    )]
+    LegacyEncryptedKey(PathBuf),
+
     #[error(
         "the key file {path} holds no usable private key ({reason}); give the certificate's private key in PEM form (PKCS#8, PKCS#1 or SEC1)"
     )]
@@ -102,12 +109,51 @@ fn read_bounded(
     Ok(bytes)
 }
 
+/// The private key of a PEM key file: plain (PKCS#8, PKCS#1, SEC1) or encrypted PKCS#8
+/// (PBES2, as `openssl genpkey -aes256` and `openssl pkcs8 -topk8` write it).
+fn read_key(
+    key_pem: &[u8],
+    path: &Path,
+    passphrase: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, ClientCertificateError> {
+    let text = String::from_utf8_lossy(key_pem);
+    let path = path.to_path_buf();
+    // OpenSSL's traditional encryption: PEM headers on a PKCS#1 or SEC1 key.
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(ClientCertificateError::LegacyEncryptedKey(path));
+    }
+    let bad_key = |reason: String| ClientCertificateError::BadKey {
+        path: path.clone(),
+        reason,
+    };
+    // A passphrase for a plain key is ignored, as OpenSSL does: it may come from the
+    // environment for other keys.
+    if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad_key(e.to_string()));
+    }
+    let Some(passphrase) = passphrase else {
+        return Err(ClientCertificateError::PassphraseNeeded(path));
+    };
+    let (_, der) = pkcs8::Document::from_pem(&text).map_err(|e| bad_key(e.to_string()))?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_bytes())
+        .map_err(|e| bad_key(e.to_string()))?;
+    let plain = encrypted
+        .decrypt(passphrase)
+        .map_err(|_| ClientCertificateError::WrongPassphrase(path))?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+}
+
 impl ClientCertificate {
-    /// Reads the certificate (and chain) and key PEM files and checks that they match.
-    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, ClientCertificateError> {
+    /// Reads the certificate (and chain) and key PEM files and checks that they match;
+    /// `passphrase` decrypts an encrypted PKCS#8 key.
+    pub fn from_pem_files(
+        cert: &Path,
+        key: &Path,
+        passphrase: Option<&str>,
+    ) -> Result<Self, ClientCertificateError> {
         let cert_pem = read_bounded("certificate", cert, MAX_CERT_FILE_BYTES)?;
         let key_pem = read_bounded("key", key, MAX_KEY_FILE_BYTES)?;
-        Self::from_pem(&cert_pem, cert, &key_pem, key)
+        Self::from_pem(&cert_pem, cert, &key_pem, key, passphrase)
     }
 
     /// As `from_pem_files`, from PEM text; the paths name the inputs in errors.
@@ -116,6 +162,7 @@ impl ClientCertificate {
         cert_path: &Path,
         key_pem: &[u8],
         key_path: &Path,
+        passphrase: Option<&str>,
     ) -> Result<Self, ClientCertificateError> {
         let mut chain = Vec::new();
         for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(cert_pem) {
@@ -138,14 +185,11 @@ impl ClientCertificate {
                 cert_path.to_path_buf(),
             ));
         }
-        if String::from_utf8_lossy(key_pem).contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(ClientCertificateError::EncryptedKey(key_path.to_path_buf()));
-        }
         let bad_key = |reason: String| ClientCertificateError::BadKey {
             path: key_path.to_path_buf(),
             reason,
         };
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad_key(e.to_string()))?;
+        let key = read_key(key_pem, key_path, passphrase)?;
         let me = ClientCertificate { chain, key };
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         match rustls::sign::CertifiedKey::from_der(me.chain.clone(), me.key.clone_key(), &provider)
@@ -195,6 +239,7 @@ mod tests {
             Path::new("dev.pem"),
             key.as_bytes(),
             Path::new("dev-key.pem"),
+            None,
         )
     }
 
@@ -223,19 +268,73 @@ mod tests {
             load(&cert, &cert),
             Err(ClientCertificateError::BadKey { .. })
         ));
-        assert!(matches!(
-            load(
-                &cert,
-                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
-            ),
-            Err(ClientCertificateError::EncryptedKey(_))
-        ));
-        let e = ClientCertificate::from_pem_files(Path::new("no-such-dir/c.pem"), Path::new("k"))
-            .unwrap_err();
+        let e =
+            ClientCertificate::from_pem_files(Path::new("no-such-dir/c.pem"), Path::new("k"), None)
+                .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("cannot read the certificate file no-such-dir/c.pem:"),
             "{e}"
+        );
+    }
+
+    /// `key` encrypted as PKCS#8 PBES2 (PBKDF2-SHA256, AES-256-CBC): OpenSSL's default.
+    fn encrypt(key_pem: &str, passphrase: &str) -> String {
+        let (_, der) = pkcs8::Document::from_pem(key_pem).unwrap();
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_bytes()).unwrap();
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
+                .unwrap();
+        let encrypted = info.encrypt_with_params(params, passphrase).unwrap();
+        encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", Default::default())
+            .unwrap()
+            .to_string()
+    }
+
+    fn load_with(
+        cert: &str,
+        key: &str,
+        pass: &str,
+    ) -> Result<ClientCertificate, ClientCertificateError> {
+        ClientCertificate::from_pem(
+            cert.as_bytes(),
+            Path::new("dev.pem"),
+            key.as_bytes(),
+            Path::new("dev-key.pem"),
+            Some(pass),
+        )
+    }
+
+    #[test]
+    fn an_encrypted_key_loads_with_its_passphrase() {
+        let (cert, key) = pair("dev-1");
+        let encrypted = encrypt(&key, "s3cret");
+        assert!(encrypted.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let c = load_with(&cert, &encrypted, "s3cret").unwrap();
+        assert_eq!(c, load(&cert, &key).unwrap());
+    }
+
+    #[test]
+    fn a_missing_or_wrong_passphrase_is_one_sentence() {
+        let (cert, key) = pair("dev-1");
+        let encrypted = encrypt(&key, "s3cret");
+        assert_eq!(
+            load(&cert, &encrypted).unwrap_err().to_string(),
+            "the key file dev-key.pem is encrypted; give its passphrase (HUBTUI_X509_KEY_PASSPHRASE or --x509-key-passphrase)"
+        );
+        assert_eq!(
+            load_with(&cert, &encrypted, "wrong").unwrap_err(),
+            ClientCertificateError::WrongPassphrase("dev-key.pem".into())
+        );
+        assert_eq!(
+            load_with(&cert, &key, "s3cret").unwrap(),
+            load(&cert, &key).unwrap()
+        );
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(
+            load_with(&cert, legacy, "s3cret").unwrap_err(),
+            ClientCertificateError::LegacyEncryptedKey("dev-key.pem".into())
         );
     }
 }

@@ -1,4 +1,5 @@
-//! A device or module connection to IoT Hub over MQTT 3.1.1 with TLS.
+//! A device or module connection to IoT Hub over MQTT 3.1.1 with TLS, directly (port 8883)
+//! or over WebSockets (port 443, through an HTTP proxy if one is configured).
 //!
 //! [`DeviceClient::connect`] spawns one tokio task that owns the rumqttc `EventLoop`: it
 //! connects, subscribes to twin responses, desired patches, methods and (for devices) C2D on
@@ -18,13 +19,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rumqttc::{
     AsyncClient, ConnectionError, Disconnect, Event, EventLoop, Incoming, MqttOptions, Outgoing,
-    QoS, Request, Subscribe, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    ProxyAuth, ProxyType, QoS, Request, Subscribe, SubscribeFilter, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use super::client_certificate::{ClientCertificate, ClientCertificateError};
+pub use super::proxy::Proxy;
 pub use super::tls::Trust;
 pub use backoff::Backoff;
 pub use credentials::API_VERSION;
@@ -39,6 +42,10 @@ use iothub::topic::{DevicePublish, Subscription};
 
 /// IoT Hub's MQTT over TLS port.
 pub const DEFAULT_PORT: u16 = 8883;
+/// IoT Hub's port for MQTT over WebSockets (HTTPS).
+pub const WEBSOCKET_PORT: u16 = 443;
+/// The path of IoT Hub's MQTT over WebSockets endpoint.
+const WEBSOCKET_PATH: &str = "/$iothub/websocket";
 /// The largest device-to-cloud message IoT Hub accepts.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Largest MQTT packet either way: a full D2C message or method payload plus topic.
@@ -74,10 +81,33 @@ pub enum DeviceEvent {
     },
 }
 
-/// How to connect; `Default` is Azure: port 8883, platform roots.
+/// How MQTT reaches the hub.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum MqttTransport {
+    /// MQTT over TLS, usually on port 8883.
+    #[default]
+    Tls,
+    /// MQTT over WebSockets over TLS (`wss://host:port/$iothub/websocket`, subprotocol
+    /// `mqtt`), usually on port 443, for sites that block 8883.
+    WebSockets { proxy: ProxyChoice },
+}
+
+/// Which proxy a WebSocket connection goes through.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ProxyChoice {
+    /// None: connect directly.
+    Direct,
+    /// The one `HTTPS_PROXY` (or `ALL_PROXY`) names, unless `NO_PROXY` names the hub.
+    #[default]
+    FromEnvironment,
+    Use(Proxy),
+}
+
+/// How to connect; `Default` is Azure: MQTT over TLS on port 8883, platform roots.
 #[derive(Clone, Debug)]
 pub struct DeviceClientOptions {
     pub port: u16,
+    pub transport: MqttTransport,
     pub trust: Trust,
     /// Connect to this host instead of the connection string's (GatewayHostName or HostName).
     /// TLS checks the certificate against it; tokens and the username keep the hub's name.
@@ -99,6 +129,7 @@ impl Default for DeviceClientOptions {
     fn default() -> Self {
         DeviceClientOptions {
             port: DEFAULT_PORT,
+            transport: MqttTransport::Tls,
             trust: Trust::PlatformRoots,
             connect_host: None,
             keep_alive: Duration::from_secs(60),
@@ -127,6 +158,8 @@ pub enum DeviceError {
     Sas(#[from] SasError),
     #[error(transparent)]
     Tls(#[from] super::tls::TlsError),
+    #[error(transparent)]
+    Proxy(#[from] super::proxy::ProxyError),
     #[error("the message is {size} bytes, more than the {max} bytes IoT Hub accepts")]
     MessageTooLarge { size: usize, max: usize },
     #[error("the outgoing queue is full: the connection is down or the hub is slow")]
@@ -182,15 +215,46 @@ impl DeviceClient {
             .or_else(|| cs.gateway_host_name.clone())
             .unwrap_or_else(|| cs.host_name.clone());
         let (password, expiry) = creds.password(now_unix())?;
+        let tls = TlsConfiguration::Rustls(tls);
+        let (broker, transport, endpoint, proxy) = match &opts.transport {
+            MqttTransport::Tls => (
+                host.clone(),
+                Transport::Tls(tls),
+                format!("{host}:{}", opts.port),
+                None,
+            ),
+            MqttTransport::WebSockets { proxy } => {
+                let proxy = match proxy {
+                    ProxyChoice::Direct => None,
+                    ProxyChoice::FromEnvironment => Proxy::from_env(&host)?,
+                    ProxyChoice::Use(p) => Some(p.clone()),
+                };
+                // rumqttc takes the host and port of a WebSocket connection from its URL.
+                let url_host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let url = format!("wss://{url_host}:{}{WEBSOCKET_PATH}", opts.port);
+                let endpoint = match &proxy {
+                    Some(p) => format!("{url} through the proxy {}:{}", p.host, p.port),
+                    None => url.clone(),
+                };
+                (url, Transport::Wss(tls), endpoint, proxy)
+            }
+        };
 
-        let mut mqtt_opts = MqttOptions::new(creds.client_id.clone(), host.clone(), opts.port);
+        let mut mqtt_opts = MqttOptions::new(creds.client_id.clone(), broker, opts.port);
         mqtt_opts
             .set_credentials(creds.username.clone(), password)
             .set_keep_alive(opts.keep_alive)
             // Like the Azure SDKs: the hub keeps C2D and subscriptions across reconnects.
             .set_clean_session(false)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
-            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+            .set_transport(transport);
+        if let Some(p) = &proxy {
+            mqtt_opts.set_proxy(rumqttc_proxy(p)?);
+        }
         let (mqtt, eventloop) = AsyncClient::new(mqtt_opts, REQUEST_QUEUE);
 
         let mut filters = vec![
@@ -212,7 +276,7 @@ impl DeviceClient {
         let closed = Arc::new(AtomicBool::new(false));
         let conn = Connection {
             eventloop,
-            endpoint: format!("{host}:{}", opts.port),
+            endpoint,
             creds,
             expiry,
             filters: filters.iter().map(Subscription::to_filter).collect(),
@@ -393,6 +457,31 @@ impl Drop for DeviceClient {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// The proxy as rumqttc takes it; an `https://` proxy is reached over TLS with the
+/// platform's roots.
+fn rumqttc_proxy(p: &Proxy) -> Result<rumqttc::Proxy, DeviceError> {
+    let ty = if p.tls {
+        ProxyType::Https(TlsConfiguration::Rustls(
+            Trust::PlatformRoots.client_config(&[])?,
+        ))
+    } else {
+        ProxyType::Http
+    };
+    let auth = match &p.credentials {
+        Some((username, password)) => ProxyAuth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        None => ProxyAuth::None,
+    };
+    Ok(rumqttc::Proxy {
+        ty,
+        auth,
+        addr: p.host.clone(),
+        port: p.port,
+    })
 }
 
 fn now_unix() -> u64 {

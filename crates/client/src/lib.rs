@@ -10,6 +10,7 @@ mod http_error;
 pub mod manual;
 pub mod pnp;
 pub mod profile;
+pub mod proxy;
 pub mod runner;
 pub mod service;
 pub mod simulator;

@@ -1,12 +1,17 @@
 //! Runs one device by hand, for a terminal UI: telemetry and reported patches go out when a
 //! [`ManualCommand`] asks, while direct methods are answered and writable properties
-//! acknowledged by a [`Behaviour`] (a device profile), as the runner does. Everything that
-//! happens comes back as a [`ManualEvent`], including the twin read at every connect.
+//! acknowledged by a [`Behaviour`] (a device profile), as the runner does. With
+//! `ask_methods`, a method call is put to the user instead, and the profile answers it only
+//! if the user has not within `ask_timeout`. Everything that happens comes back as a
+//! [`ManualEvent`], including the twin read at every connect.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::device::{DeviceClient, DeviceEvent};
 use super::runner::Behaviour;
@@ -25,6 +30,38 @@ pub enum ManualCommand {
     PatchReported { id: u64, patch: Map<String, Value> },
     /// Whether desired properties are acknowledged automatically (Plug and Play).
     SetAutoAck(bool),
+    /// Whether method calls are put to the user (`MethodAsked`) rather than the profile.
+    SetAskMethods(bool),
+    /// The user's answer to the call `rid` that `MethodAsked` put to them.
+    AnswerMethod {
+        rid: String,
+        status: i32,
+        payload: Value,
+    },
+}
+
+/// How the device starts out answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManualSettings {
+    /// Plug and Play acknowledgements by the profile.
+    pub auto_ack: bool,
+    /// Method calls put to the user.
+    pub ask_methods: bool,
+    /// How long a call put to the user waits before the profile answers it.
+    pub ask_timeout: Duration,
+}
+
+/// Calls waiting for the user at once; more are answered by the profile at once, so a
+/// flood of calls cannot pile up unanswered.
+pub const MAX_ASKED: usize = 32;
+
+/// Who answered a method call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answerer {
+    Profile,
+    User,
+    /// The call was put to the user, who did not answer within the timeout.
+    ProfileAfterTimeout,
 }
 
 /// Who asked for a reported patch.
@@ -55,11 +92,23 @@ pub enum ManualEvent {
         properties: PropertyBag,
         body: Vec<u8>,
     },
+    /// A method call put to the user; answer with `AnswerMethod` before `timeout`.
+    MethodAsked {
+        rid: String,
+        name: String,
+        payload: Value,
+        /// What the profile would answer (status, payload).
+        suggested: (i32, Value),
+        timeout: Duration,
+    },
+    /// A method call answered.
     Method {
+        rid: String,
         name: String,
         payload: Value,
         status: i32,
         response: Value,
+        by: Answerer,
         /// Why the answer could not be sent, if it could not.
         error: Option<String>,
     },
@@ -78,6 +127,14 @@ pub enum ManualEvent {
     },
 }
 
+/// A method call waiting for the user.
+struct Asked {
+    rid: String,
+    name: String,
+    payload: Value,
+    deadline: Instant,
+}
+
 /// Drives `client` until the command channel closes (the UI quit) or the connection task ends.
 pub async fn run(
     client: DeviceClient,
@@ -85,12 +142,15 @@ pub async fn run(
     mut device: impl Behaviour,
     mut commands: mpsc::UnboundedReceiver<ManualCommand>,
     out: mpsc::Sender<ManualEvent>,
-    mut auto_ack: bool,
+    mut settings: ManualSettings,
 ) {
     // Reported patches wait for the hub's answer (up to the request timeout): they run beside
     // the loop so that methods and C2D keep flowing meanwhile.
     let client = Arc::new(client);
+    // Oldest first; one timeout for all, so the first deadline is the earliest.
+    let mut asked: VecDeque<Asked> = VecDeque::new();
     loop {
+        let next_deadline = asked.front().map(|a| a.deadline);
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
@@ -105,18 +165,92 @@ pub async fn run(
                         let origin = ReportOrigin::User(id);
                         tokio::spawn(report(client.clone(), patch, origin, out.clone()));
                     }
-                    ManualCommand::SetAutoAck(on) => auto_ack = on,
+                    ManualCommand::SetAutoAck(on) => settings.auto_ack = on,
+                    ManualCommand::SetAskMethods(on) => settings.ask_methods = on,
+                    ManualCommand::AnswerMethod { rid, status, payload: response } => {
+                        // A call already answered by the profile after its timeout is gone.
+                        if let Some(i) = asked.iter().position(|a| a.rid == rid) {
+                            let a = asked.remove(i).expect("the position is in range");
+                            let call = Call { rid: a.rid, name: a.name, payload: a.payload };
+                            answer(&client, call, status, response, Answerer::User, &out).await;
+                        }
+                    }
+                }
+            }
+            () = sleep_until(next_deadline) => {
+                if let Some(a) = asked.pop_front() {
+                    let (status, response) = device.handle_method(&a.name, &a.payload);
+                    let call = Call { rid: a.rid, name: a.name, payload: a.payload };
+                    let by = Answerer::ProfileAfterTimeout;
+                    answer(&client, call, status, response, by, &out).await;
                 }
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
-                on_event(&client, ev, &mut device, auto_ack, &out).await;
+                match ev {
+                    DeviceEvent::MethodRequest { name, rid, payload }
+                        if settings.ask_methods && asked.len() < MAX_ASKED =>
+                    {
+                        let suggested = device.handle_method(&name, &payload);
+                        let timeout = settings.ask_timeout;
+                        asked.push_back(Asked {
+                            rid: rid.clone(),
+                            name: name.clone(),
+                            payload: payload.clone(),
+                            deadline: Instant::now() + timeout,
+                        });
+                        let ev = ManualEvent::MethodAsked { rid, name, payload, suggested, timeout };
+                        emit(&out, ev).await;
+                    }
+                    ev => on_event(&client, ev, &mut device, settings.auto_ack, &out).await,
+                }
             }
         }
     }
     if let Ok(client) = Arc::try_unwrap(client) {
         client.close().await;
     }
+}
+
+/// Waits until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A method call as the hub sent it.
+struct Call {
+    rid: String,
+    name: String,
+    payload: Value,
+}
+
+/// Sends the answer to `call` and tells the UI.
+async fn answer(
+    client: &DeviceClient,
+    call: Call,
+    status: i32,
+    response: Value,
+    by: Answerer,
+    out: &mpsc::Sender<ManualEvent>,
+) {
+    let error = client
+        .respond_method(&call.rid, status, &response)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    let ev = ManualEvent::Method {
+        rid: call.rid,
+        name: call.name,
+        payload: call.payload,
+        status,
+        response,
+        by,
+        error,
+    };
+    emit(out, ev).await;
 }
 
 async fn on_event(
@@ -158,22 +292,8 @@ async fn on_event(
         }
         DeviceEvent::MethodRequest { name, rid, payload } => {
             let (status, response) = device.handle_method(&name, &payload);
-            let error = client
-                .respond_method(&rid, status, &response)
-                .await
-                .err()
-                .map(|e| e.to_string());
-            emit(
-                out,
-                ManualEvent::Method {
-                    name,
-                    payload,
-                    status,
-                    response,
-                    error,
-                },
-            )
-            .await;
+            let call = Call { rid, name, payload };
+            answer(client, call, status, response, Answerer::Profile, out).await;
         }
         DeviceEvent::C2d { properties, body } => {
             emit(out, ManualEvent::C2d { properties, body }).await;

@@ -17,6 +17,7 @@ use iothub::twin::{Section, ServiceTwinUpdate, Twin, desired_notification, parse
 
 mod bulk;
 mod digital_twin;
+mod edge;
 mod keys;
 
 pub use bulk::{BulkOutcome, MAX_BULK_DEVICES};
@@ -249,14 +250,18 @@ impl HubState {
             self.load(device_id, None)?;
         }
         let requested = RequestedIdentity::parse(device_id, module_id, body)?;
+        if module_id.is_none() {
+            self.check_requested_parent(&requested)?;
+        }
+        let edge = module_id.is_none() && requested.iot_edge;
         let now = HubState::now();
-        match if_match {
+        let id = match if_match {
             None => {
                 let id = requested.create(now);
                 if !self.store.identity_insert(&encode(&id)?)? {
                     return Err(already_exists(device_id, module_id));
                 }
-                Ok(id)
+                id
             }
             Some(tag) => {
                 let (mut id, ()) = self.modify(
@@ -279,9 +284,14 @@ impl HubState {
                 )?;
                 self.revoke_stale_sessions(&id);
                 self.overlay_live(&mut id);
-                Ok(id)
+                id
             }
+        };
+        // IoT Hub gives every edge device its two system modules.
+        if edge {
+            self.ensure_system_modules(device_id)?;
         }
+        Ok(id)
     }
 
     /// Ends the live connection an identity change has revoked: any connection once the
@@ -673,6 +683,10 @@ struct RequestedIdentity {
     authentication: Authentication,
     iot_edge: bool,
     managed_by: Option<String>,
+    /// `deviceScope`: None when the body has none (an update keeps the current one).
+    device_scope: Option<Option<String>>,
+    /// `parentScopes`: None when the body has none or null.
+    parent_scopes: Option<Vec<String>>,
 }
 
 impl RequestedIdentity {
@@ -744,45 +758,64 @@ impl RequestedIdentity {
                 .get("managedBy")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            device_scope: match obj.get("deviceScope") {
+                None => None,
+                Some(Value::Null) => Some(None),
+                Some(Value::String(s)) => Some(Some(s.clone())),
+                Some(_) => return Err(bad_request("The deviceScope must be a string.")),
+            },
+            parent_scopes: match obj.get("parentScopes") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                    bad_request("The parentScopes must be an array of scope strings.")
+                })?),
+            },
         })
     }
 
-    fn create(self, now: DateTime<Utc>) -> Identity {
+    fn create(&self, now: DateTime<Utc>) -> Identity {
         let device = DeviceIdentity {
-            device_id: self.device_id,
+            device_id: self.device_id.clone(),
             generation_id: generation_id(),
             etag: next_etag(""),
             connection_state: ConnectionState::Disconnected,
             status: self.status,
-            status_reason: self.status_reason,
+            status_reason: self.status_reason.clone(),
             connection_state_updated_time: NEVER.to_string(),
             status_updated_time: NEVER.to_string(),
             last_activity_time: NEVER.to_string(),
             cloud_to_device_message_count: 0,
-            authentication: self.authentication,
+            authentication: self.authentication.clone(),
             capabilities: iothub::device::Capabilities {
                 iot_edge: self.iot_edge,
             },
             device_scope: None,
             parent_scopes: Vec::new(),
         };
-        Identity {
+        let mut id = Identity {
             device,
-            module_id: self.module_id,
-            managed_by: self.managed_by,
+            module_id: self.module_id.clone(),
+            managed_by: self.managed_by.clone(),
             model_id: None,
             twin: Twin::new(now),
+        };
+        if id.module_id.is_none() {
+            edge::assign_scopes(self, &mut id);
         }
+        id
     }
 
     fn apply_to(self, id: &mut Identity, now: DateTime<Utc>) {
         if id.device.status != self.status {
             id.device.status_updated_time = format_time(now);
         }
+        id.device.capabilities.iot_edge = self.iot_edge;
+        if id.module_id.is_none() {
+            edge::assign_scopes(&self, id);
+        }
         id.device.status = self.status;
         id.device.status_reason = self.status_reason;
         id.device.authentication = self.authentication;
-        id.device.capabilities.iot_edge = self.iot_edge;
         if self.managed_by.is_some() {
             id.managed_by = self.managed_by;
         }
@@ -858,6 +891,8 @@ pub fn service_twin(id: &Identity) -> Value {
             "capabilities".into(),
             json!({"iotEdge": d.capabilities.iot_edge}),
         );
+        o.insert("deviceScope".into(), json!(d.device_scope));
+        o.insert("parentScopes".into(), json!(d.parent_scopes));
     }
     if let Value::Object(rest) = id.twin.service_properties_json() {
         o.extend(rest);

@@ -71,6 +71,10 @@ pub fn router(state: Shared) -> Router {
             put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route("/devices/{id}/commands", axum::routing::delete(purge_c2d))
+        .route(
+            "/devices/{id}/applyConfigurationContent",
+            post(registry_ops::apply_configuration_content),
+        )
         .route("/devices/{id}/modules", get(list_modules))
         .route(
             "/devices/{id}/modules/{mid}",

@@ -198,6 +198,28 @@ fn validate_id(kind: &'static str, id: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+const EDGE_SCOPE_PREFIX: &str = "ms-azure-iot-edge://";
+
+/// The scope IoT Hub gives an IoT Edge device: `ms-azure-iot-edge://{deviceId}-{generationId}`.
+pub fn edge_scope(device_id: &str, generation_id: &str) -> String {
+    format!("{EDGE_SCOPE_PREFIX}{device_id}-{generation_id}")
+}
+
+/// The edge device a scope names (the id before the generation id).
+pub fn edge_scope_device(scope: &str) -> Option<&str> {
+    let rest = scope.strip_prefix(EDGE_SCOPE_PREFIX)?;
+    rest.rsplit_once('-').map(|(id, _)| id)
+}
+
+impl DeviceIdentity {
+    /// The id of the device's parent edge device, if it has one.
+    pub fn parent_device(&self) -> Option<&str> {
+        self.parent_scopes
+            .first()
+            .and_then(|s| edge_scope_device(s))
+    }
+}
+
 /// Azure timestamp format used in registry/twin JSON: "2024-01-02T03:04:05.678Z"; and the "never" value "0001-01-01T00:00:00Z".
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -208,6 +230,14 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
+
+    #[test]
+    fn an_edge_scope_names_its_device_even_with_dashes_in_the_id() {
+        let scope = edge_scope("edge-gw-1", "637000000000000001");
+        assert_eq!(scope, "ms-azure-iot-edge://edge-gw-1-637000000000000001");
+        assert_eq!(edge_scope_device(&scope), Some("edge-gw-1"));
+        assert_eq!(edge_scope_device("edge-gw-1"), None);
+    }
 
     #[test]
     fn serializes_azure_shape() {

@@ -42,6 +42,8 @@ pub enum Editing {
     Template,
     Properties,
     Reported,
+    /// The answer to a method call put to the user.
+    Answer,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +75,12 @@ pub enum DeviceAction {
     Slower,
     SendReported,
     ToggleAutoAck,
+    /// Method calls put to the user, or answered by the profile.
+    ToggleAskMethods,
+    /// Opens the answer editor on the oldest call waiting.
+    AnswerMethod,
     Tick(Instant),
-    Device(ManualEvent),
+    /// Boxed: events are large and rare next to keys and ticks.
+    Device(Box<ManualEvent>),
     Resize,
 }

@@ -63,6 +63,11 @@ pub static LIST: &[Binding<A>] = &[
     ),
 ];
 
+pub static METHODS: &[Binding<A>] = &[
+    foot(&[key('e'), code(KeyCode::Enter)], A::AnswerMethod, "answer"),
+    foot(&[key('a')], A::ToggleAskMethods, "ask me/profile"),
+];
+
 pub static TWIN: &[Binding<A>] = &[
     foot(&[key('e')], A::EditReported, "edit reported patch"),
     foot(&[key('s')], A::SendReported, "send patch"),
@@ -98,11 +103,12 @@ pub struct KeyContext {
     pub help: bool,
 }
 
-fn tab_table(tab: DeviceTab) -> &'static [Binding<A>] {
+fn tab_tables(tab: DeviceTab) -> Vec<&'static [Binding<A>]> {
     match tab {
-        DeviceTab::Telemetry => TELEMETRY,
-        DeviceTab::Inbox | DeviceTab::Methods => LIST,
-        DeviceTab::Twin => TWIN,
+        DeviceTab::Telemetry => vec![TELEMETRY],
+        DeviceTab::Inbox => vec![LIST],
+        DeviceTab::Methods => vec![METHODS, LIST],
+        DeviceTab::Twin => vec![TWIN],
     }
 }
 
@@ -113,17 +119,21 @@ pub fn tables(ctx: KeyContext) -> Vec<&'static [Binding<A>]> {
     } else if ctx.editing.is_some() {
         vec![EDITOR]
     } else {
-        vec![tab_table(ctx.tab), GLOBAL]
+        let mut all = tab_tables(ctx.tab);
+        all.push(GLOBAL);
+        all
     }
 }
 
 /// Sections of the help overlay for a tab.
 pub fn help_sections(tab: DeviceTab) -> Vec<(&'static str, &'static [Binding<A>])> {
-    vec![
-        (tab.title(), tab_table(tab)),
-        ("Editors", EDITOR),
-        ("Everywhere", GLOBAL),
-    ]
+    let mut sections: Vec<_> = tab_tables(tab)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (if i == 0 { tab.title() } else { "List" }, t))
+        .collect();
+    sections.extend([("Editors", EDITOR), ("Everywhere", GLOBAL)]);
+    sections
 }
 
 /// Key → action; pure. In an editor, keys no table binds go to the editor.

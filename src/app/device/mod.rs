@@ -5,6 +5,7 @@
 pub mod action;
 pub mod composer;
 pub mod keymap;
+pub mod questions;
 pub mod records;
 pub mod template;
 pub mod twin;
@@ -16,13 +17,14 @@ mod tests;
 pub use action::{DeviceAction, DeviceTab, Editing};
 pub use update::update;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
 
 use composer::Composer;
 use keymap::KeyContext;
+use questions::Questions;
 use records::{C2dMessage, MethodCall, Received};
 use twin::TwinState;
 
@@ -35,6 +37,9 @@ pub struct DeviceConfig {
     pub profile: String,
     /// Whether Plug and Play acknowledgements start on.
     pub auto_ack: bool,
+    /// Whether method calls start out put to the user, and how long they wait for an answer.
+    pub ask_methods: bool,
+    pub ask_timeout: Duration,
     /// Seed of `{{rand}}`.
     pub seed: u64,
 }
@@ -73,6 +78,7 @@ pub struct DeviceApp {
     pub composer: Composer,
     pub inbox: Received<C2dMessage>,
     pub methods: Received<MethodCall>,
+    pub questions: Questions,
     pub twin: TwinState,
     pub should_quit: bool,
     dirty: bool,
@@ -91,6 +97,7 @@ impl DeviceApp {
             composer: Composer::new(config.seed),
             inbox: Received::default(),
             methods: Received::default(),
+            questions: Questions::new(config.ask_methods, config.ask_timeout),
             twin: TwinState::new(config.auto_ack),
             should_quit: false,
             dirty: true,
@@ -119,27 +126,37 @@ impl DeviceApp {
         self.dirty = true;
     }
 
-    /// When `Tick` is due: the notice expires, or the next automatic send.
+    /// When `Tick` is due: the notice expires, the next automatic send, or the countdown
+    /// of a call waiting for the user moves on (each second).
     pub fn next_tick(&self) -> Option<Instant> {
         let notice = self.notice.as_ref().map(|n| n.until);
         let send = self.composer.next_send.filter(|_| self.composer.auto);
-        match (notice, send) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let countdown = self.questions.waiting.front().map(|q| {
+            let left = q.deadline.saturating_duration_since(Instant::now());
+            let fraction = Duration::from_nanos(u64::from(left.subsec_nanos()));
+            Instant::now()
+                + if fraction.is_zero() {
+                    Duration::from_secs(1)
+                } else {
+                    fraction
+                }
+        });
+        [notice, send, countdown].into_iter().flatten().min()
     }
 
     /// Shows the cursor in the editor that has the keys, and in no other.
     fn style_editors(&mut self) {
         let on = |e: Editing| self.editing == Some(e);
-        let (t, p, r) = (
+        let (t, p, r, a) = (
             on(Editing::Template),
             on(Editing::Properties),
             on(Editing::Reported),
+            on(Editing::Answer),
         );
         style_editor(&mut self.composer.template, t);
         style_editor(&mut self.composer.properties, p);
         style_editor(&mut self.twin.editor.textarea, r);
+        style_editor(&mut self.questions.editor, a);
     }
 
     fn take_id(&mut self) -> u64 {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::app::body::{DecodedBody, decode, escape, pretty_lines};
+use client::manual::Answerer;
 use iothub::property_bag::{PropertyBag, SYSTEM_PREFIX};
 
 /// Entries kept per list.
@@ -120,6 +121,7 @@ pub struct MethodCall {
     pub status: i32,
     pub payload: Vec<String>,
     pub response: Vec<String>,
+    pub by: Answerer,
     /// Why the answer did not reach the hub, if it did not.
     pub error: Option<String>,
 }
@@ -136,6 +138,7 @@ impl MethodCall {
         payload: &Value,
         status: i32,
         response: &Value,
+        by: Answerer,
         error: Option<String>,
     ) -> MethodCall {
         MethodCall {
@@ -144,6 +147,7 @@ impl MethodCall {
             status,
             payload: pretty_lines(payload),
             response: pretty_lines(response),
+            by,
             error: error.map(|e| escape(&e).into_owned()),
         }
     }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::composer::SendStatus;
 use super::keymap::resolve;
 use super::*;
-use client::manual::{ManualCommand, ManualEvent, ReportOrigin};
+use client::manual::{Answerer, ManualCommand, ManualEvent, ReportOrigin};
 use iothub::property_bag::PropertyBag;
 
 fn app() -> DeviceApp {
@@ -17,6 +17,8 @@ fn app() -> DeviceApp {
         hub_host: "localhost".into(),
         profile: "thermostat".into(),
         auto_ack: true,
+        ask_methods: false,
+        ask_timeout: Duration::from_secs(30),
         seed: 3,
     })
 }
@@ -48,7 +50,7 @@ fn typed(app: &mut DeviceApp, text: &str) {
 }
 
 fn device(app: &mut DeviceApp, ev: ManualEvent) {
-    let (changed, cmds) = update(app, DeviceAction::Device(ev));
+    let (changed, cmds) = update(app, DeviceAction::Device(Box::new(ev)));
     assert!(changed);
     assert!(cmds.is_empty());
 }
@@ -383,6 +385,8 @@ fn c2d_and_methods_are_listed_newest_first() {
     device(
         &mut a,
         ManualEvent::Method {
+            rid: "r1".into(),
+            by: Answerer::Profile,
             name: "getMaxMinReport".into(),
             payload: json!({"since": "now"}),
             status: 404,
@@ -464,6 +468,8 @@ fn scroll_keys_move_the_twin_and_the_detail() {
     device(
         &mut a,
         ManualEvent::Method {
+            rid: "r2".into(),
+            by: Answerer::Profile,
             name: "m".into(),
             payload: Value::Object(big),
             status: 200,
@@ -477,4 +483,114 @@ fn scroll_keys_move_the_twin_and_the_detail() {
     // j moves the selection, not the detail; a new selection starts at its top.
     press(&mut a, ch('k'));
     assert_eq!(a.methods.detail_scroll, 5);
+}
+
+fn asked(a: &mut DeviceApp, rid: &str, name: &str) {
+    device(
+        a,
+        ManualEvent::MethodAsked {
+            rid: rid.into(),
+            name: name.into(),
+            payload: json!({"delay": 5}),
+            suggested: (200, json!({"ok": true})),
+            timeout: Duration::from_secs(30),
+        },
+    );
+}
+
+#[test]
+fn a_method_put_to_the_user_is_answered_from_the_editor() {
+    let mut a = app();
+    press(&mut a, ch('3'));
+    assert_eq!(
+        press(&mut a, ch('a')),
+        vec![ManualCommand::SetAskMethods(true)]
+    );
+    asked(&mut a, "r1", "reboot");
+    assert_eq!(a.questions.waiting.len(), 1);
+    assert!(
+        a.notice
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("reboot waits for your answer")
+    );
+    // The countdown ticks each second while a call waits.
+    let tick = a.next_tick().unwrap();
+    assert!(tick <= Instant::now() + Duration::from_secs(1));
+
+    press(&mut a, k(KeyCode::Enter));
+    assert_eq!(a.editing, Some(Editing::Answer));
+    // The status line is typed over: 201 instead of the profile's 200.
+    a.questions
+        .editor
+        .move_cursor(ratatui_textarea::CursorMove::Top);
+    a.questions
+        .editor
+        .move_cursor(ratatui_textarea::CursorMove::End);
+    press(&mut a, k(KeyCode::Backspace));
+    press(&mut a, ch('1'));
+    assert_eq!(
+        press(&mut a, ctrl('s')),
+        vec![ManualCommand::AnswerMethod {
+            rid: "r1".into(),
+            status: 201,
+            payload: json!({"ok": true}),
+        }]
+    );
+    assert_eq!(a.editing, None);
+    device(
+        &mut a,
+        ManualEvent::Method {
+            rid: "r1".into(),
+            name: "reboot".into(),
+            payload: json!({"delay": 5}),
+            status: 201,
+            response: json!({"ok": true}),
+            by: Answerer::User,
+            error: None,
+        },
+    );
+    assert!(a.questions.waiting.is_empty());
+    assert_eq!(a.methods.items[0].by, Answerer::User);
+}
+
+#[test]
+fn a_bad_answer_stays_and_a_late_one_is_told() {
+    let mut a = app();
+    asked(&mut a, "r1", "reboot");
+    press(&mut a, ch('3'));
+    press(&mut a, ch('e'));
+    a.questions.editor = ratatui_textarea::TextArea::new(vec!["two hundred".into()]);
+    assert!(press(&mut a, ctrl('s')).is_empty());
+    assert_eq!(a.editing, Some(Editing::Answer));
+    assert!(a.notice.as_ref().unwrap().error);
+    assert_eq!(a.questions.editor.lines(), ["two hundred"]);
+
+    // The time runs out while the user types: the profile answered, the editor closes.
+    device(
+        &mut a,
+        ManualEvent::Method {
+            rid: "r1".into(),
+            name: "reboot".into(),
+            payload: json!({"delay": 5}),
+            status: 200,
+            response: json!({"ok": true}),
+            by: Answerer::ProfileAfterTimeout,
+            error: None,
+        },
+    );
+    assert_eq!(a.editing, None);
+    assert!(a.questions.waiting.is_empty());
+    let n = a.notice.as_ref().unwrap();
+    assert_eq!(
+        (n.text.as_str(), n.error),
+        (
+            "too late: the profile answered reboot when its time ran out",
+            true
+        )
+    );
+    // Nothing to answer now.
+    press(&mut a, ch('e'));
+    assert_eq!(a.editing, None);
 }

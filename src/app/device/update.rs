@@ -10,7 +10,7 @@ use super::action::{DeviceAction, DeviceTab, Editing};
 use super::records::{C2dMessage, MethodCall};
 use super::{DeviceApp, Link, Notice};
 use crate::app::NOTICE_LIFETIME;
-use client::manual::{ManualCommand, ManualEvent, ReportOrigin};
+use client::manual::{Answerer, ManualCommand, ManualEvent, ReportOrigin};
 
 pub fn update(app: &mut DeviceApp, action: DeviceAction) -> (bool, Vec<ManualCommand>) {
     let mut cmds = Vec::new();
@@ -51,6 +51,7 @@ fn apply(app: &mut DeviceApp, action: DeviceAction, cmds: &mut Vec<ManualCommand
         DeviceAction::Submit => match app.editing {
             Some(Editing::Template | Editing::Properties) => send_once(app, cmds),
             Some(Editing::Reported) => send_reported(app, cmds),
+            Some(Editing::Answer) => send_answer(app, cmds),
             None => false,
         },
         DeviceAction::Input(key) => input(app, key),
@@ -77,8 +78,32 @@ fn apply(app: &mut DeviceApp, action: DeviceAction, cmds: &mut Vec<ManualCommand
             notice(app, text.into(), false);
             true
         }
+        DeviceAction::ToggleAskMethods => {
+            let on = !app.questions.ask;
+            app.questions.ask = on;
+            cmds.push(ManualCommand::SetAskMethods(on));
+            let text = if on {
+                format!(
+                    "method calls are put to you now: answer each within {} s, or the profile does",
+                    app.questions.timeout.as_secs()
+                )
+            } else {
+                "the profile answers method calls now".to_string()
+            };
+            notice(app, text, false);
+            true
+        }
+        DeviceAction::AnswerMethod => {
+            if app.questions.open() {
+                app.tab = DeviceTab::Methods;
+                app.editing = Some(Editing::Answer);
+            } else {
+                notice(app, "no method call is waiting for an answer".into(), false);
+            }
+            true
+        }
         DeviceAction::Tick(now) => tick(app, now, cmds),
-        DeviceAction::Device(ev) => on_device(app, ev),
+        DeviceAction::Device(ev) => on_device(app, *ev),
         DeviceAction::Resize => true,
     }
 }
@@ -127,6 +152,7 @@ fn input(app: &mut DeviceApp, key: KeyEvent) -> bool {
         Some(Editing::Template) => feed(&mut app.composer.template, key),
         Some(Editing::Properties) => feed(&mut app.composer.properties, key),
         Some(Editing::Reported) => app.twin.editor.handle(key),
+        Some(Editing::Answer) => feed(&mut app.questions.editor, key),
         None => false,
     }
 }
@@ -201,6 +227,26 @@ fn tick(app: &mut DeviceApp, now: Instant, cmds: &mut Vec<ManualCommand>) -> boo
     changed
 }
 
+/// The user's answer to the call the editor holds; a bad one is a sentence and stays.
+fn send_answer(app: &mut DeviceApp, cmds: &mut Vec<ManualCommand>) -> bool {
+    match app.questions.answer() {
+        Ok((rid, status, payload)) => {
+            let name = app.questions.current().map(|q| q.name.clone());
+            cmds.push(ManualCommand::AnswerMethod {
+                rid,
+                status,
+                payload,
+            });
+            app.editing = None;
+            if let Some(name) = name {
+                notice(app, format!("answering {name} with status {status}"), false);
+            }
+        }
+        Err(e) => notice(app, e, true),
+    }
+    true
+}
+
 fn send_reported(app: &mut DeviceApp, cmds: &mut Vec<ManualCommand>) -> bool {
     match app.twin.patch() {
         Ok(patch) => {
@@ -233,15 +279,42 @@ fn on_device(app: &mut DeviceApp, ev: ManualEvent) -> bool {
         ManualEvent::C2d { properties, body } => {
             app.inbox.push(C2dMessage::new(now, &properties, &body));
         }
+        ManualEvent::MethodAsked {
+            rid,
+            name,
+            payload,
+            suggested,
+            timeout,
+        } => {
+            let text = format!(
+                "{} waits for your answer: Methods tab, e ({} s, then the profile answers)",
+                name,
+                timeout.as_secs()
+            );
+            app.questions.push(rid, &name, &payload, suggested, timeout);
+            notice(app, text, false);
+        }
         ManualEvent::Method {
+            rid,
             name,
             payload,
             status,
             response,
+            by,
             error,
         } => {
+            if app.questions.settled(&rid) && app.editing == Some(Editing::Answer) {
+                app.editing = None;
+                if by == Answerer::ProfileAfterTimeout {
+                    notice(
+                        app,
+                        format!("too late: the profile answered {name} when its time ran out"),
+                        true,
+                    );
+                }
+            }
             app.methods.push(MethodCall::new(
-                now, &name, &payload, status, &response, error,
+                now, &name, &payload, status, &response, by, error,
             ));
         }
         ManualEvent::Desired { version, patch } => app.twin.desired_patch(now, version, &patch),

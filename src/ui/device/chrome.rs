@@ -12,11 +12,14 @@ use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{footer_line, tab_spans};
 
 pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &DeviceApp, theme: &Theme) {
-    let mut spans = tab_spans(
-        DeviceTab::ALL.iter().map(|t| t.title()),
-        Some(app.tab.index()),
-        theme,
-    );
+    // Calls waiting for the user's answer show on the Methods tab wherever the user is.
+    let waiting = app.questions.waiting.len();
+    let methods = format!("{} ({waiting} waiting)", DeviceTab::Methods.title());
+    let titles = DeviceTab::ALL.iter().map(|t| match t {
+        DeviceTab::Methods if waiting > 0 => methods.as_str(),
+        t => t.title(),
+    });
+    let mut spans = tab_spans(titles, Some(app.tab.index()), theme);
     spans.push(Span::styled(
         format!("device: {}", escape(&app.config.device_id)),
         theme.style(Role::Muted),

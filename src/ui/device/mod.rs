@@ -77,7 +77,7 @@ impl LoopApp for DeviceApp {
         update(self, DeviceAction::Resize).1
     }
     fn on_event(&mut self, event: ManualEvent) -> Vec<ManualCommand> {
-        update(self, DeviceAction::Device(event)).1
+        update(self, DeviceAction::Device(Box::new(event))).1
     }
     fn on_tick(&mut self, now: Instant) -> Vec<ManualCommand> {
         update(self, DeviceAction::Tick(now)).1

@@ -1,6 +1,8 @@
 //! Snapshot tests of every device tab at 80x24 and 120x40 (files in src/ui/snapshots,
 //! `UPDATE_SNAPSHOTS=1` rewrites them), and style checks under NO_COLOR.
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeZone, Utc};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -12,7 +14,7 @@ use super::render;
 use crate::app::device::{DeviceAction, DeviceApp, DeviceConfig, DeviceTab, update};
 use crate::ui::tests::{check_snapshot, text};
 use crate::ui::theme::Theme;
-use client::manual::{ManualCommand, ManualEvent, ReportOrigin};
+use client::manual::{Answerer, ManualCommand, ManualEvent, ReportOrigin};
 use iothub::property_bag::PropertyBag;
 
 fn at(second: u32) -> DateTime<Utc> {
@@ -20,7 +22,7 @@ fn at(second: u32) -> DateTime<Utc> {
 }
 
 fn event(app: &mut DeviceApp, ev: ManualEvent) {
-    update(app, DeviceAction::Device(ev));
+    update(app, DeviceAction::Device(Box::new(ev)));
 }
 
 /// A device that has sent, received and reported a bit of everything, on `tab`.
@@ -30,6 +32,8 @@ fn sample(tab: DeviceTab) -> DeviceApp {
         hub_host: "localhost".into(),
         profile: "thermostat".into(),
         auto_ack: true,
+        ask_methods: false,
+        ask_timeout: Duration::from_secs(30),
         seed: 11,
     });
     event(&mut app, ManualEvent::Connected);
@@ -83,6 +87,8 @@ fn sample(tab: DeviceTab) -> DeviceApp {
     event(
         &mut app,
         ManualEvent::Method {
+            rid: "r1".into(),
+            by: Answerer::Profile,
             name: "getMaxMinReport".into(),
             payload: json!({"since": "2024-05-01T00:00:00Z"}),
             status: 200,
@@ -93,6 +99,8 @@ fn sample(tab: DeviceTab) -> DeviceApp {
     event(
         &mut app,
         ManualEvent::Method {
+            rid: "r2".into(),
+            by: Answerer::Profile,
             name: "selfDestruct".into(),
             payload: json!(null),
             status: 404,
@@ -168,6 +176,41 @@ fn device_methods_tab() {
     // The older call, answered by the profile.
     update(&mut app, DeviceAction::Down);
     snapshot("methods", &app);
+}
+
+/// Two calls put to the user: `a` turned asking on; the countdown is pinned so the
+/// snapshot does not depend on how long drawing takes.
+fn asking() -> DeviceApp {
+    let mut app = sample(DeviceTab::Methods);
+    update(&mut app, DeviceAction::ToggleAskMethods);
+    for (rid, name) in [("7", "reboot"), ("8", "getMaxMinReport")] {
+        event(
+            &mut app,
+            ManualEvent::MethodAsked {
+                rid: rid.into(),
+                name: name.into(),
+                payload: json!({"delay": 5}),
+                suggested: (200, json!({"rebooting": true})),
+                timeout: Duration::from_secs(30),
+            },
+        );
+    }
+    for (i, q) in app.questions.waiting.iter_mut().enumerate() {
+        q.deadline = std::time::Instant::now() + Duration::from_millis(25_500 + 2000 * i as u64);
+    }
+    app
+}
+
+#[test]
+fn device_methods_waiting_for_an_answer() {
+    snapshot("methods_waiting", &asking());
+}
+
+#[test]
+fn device_methods_answer_editor() {
+    let mut app = asking();
+    update(&mut app, DeviceAction::AnswerMethod);
+    snapshot("methods_answer", &app);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::events::{HubEvent, NewDeviceAuth, TwinSummary};
 use crate::service::ServiceClientError;
-use iothub::device::{AuthType, DeviceIdentity, DeviceStatus};
+use iothub::device::{AuthType, DeviceIdentity, DeviceStatus, X509Thumbprint};
 use iothub::query::parse_query;
 
 use super::Ctx;
@@ -55,8 +55,9 @@ pub fn devices_query(filter: Option<&str>) -> String {
     }
 }
 
-/// A query item (a device twin) as a registry entry: the twin has the same status and
-/// connection fields, `authenticationType` instead of `authentication`, and no keys.
+/// A query item (a device twin) as a registry entry: the twin has the same status, scope
+/// and connection fields, `authenticationType` and `x509Thumbprint` instead of
+/// `authentication`, and no keys.
 fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
     let auth_type = match item.get("authenticationType").and_then(Value::as_str) {
         Some("selfSigned") => AuthType::SelfSigned,
@@ -68,8 +69,13 @@ fn identity_from_twin(item: Value) -> Option<DeviceIdentity> {
     // identity's is `deviceEtag`), and it spells statusUpdatedTime without the d.
     let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
     let (device_etag, status_updated) = (text("deviceEtag"), text("statusUpdateTime"));
+    let thumbprint = item
+        .get("x509Thumbprint")
+        .and_then(|t| serde_json::from_value::<X509Thumbprint>(t.clone()).ok())
+        .filter(|t| t.primary_thumbprint.is_some() || t.secondary_thumbprint.is_some());
     let mut identity: DeviceIdentity = serde_json::from_value(item).ok()?;
     identity.authentication.auth_type = auth_type;
+    identity.authentication.x509_thumbprint = thumbprint;
     identity.etag = device_etag.unwrap_or_default();
     if let Some(t) = status_updated {
         identity.status_updated_time = t;
@@ -431,5 +437,20 @@ mod tests {
         assert_eq!(d.status, DeviceStatus::Disabled);
         assert_eq!(d.authentication.auth_type, AuthType::SelfSigned);
         assert!(d.authentication.symmetric_key.is_none());
+        assert!(d.authentication.x509_thumbprint.is_none());
+    }
+
+    #[test]
+    fn twins_carry_thumbprints_and_scopes() {
+        let scope = "ms-azure-iot-edge://gw-1-637000000000000001";
+        let d = identity_from_twin(json!({"deviceId": "x",
+            "authenticationType": "selfSigned",
+            "x509Thumbprint": {"primaryThumbprint": "AB12", "secondaryThumbprint": null},
+            "deviceScope": scope, "parentScopes": [scope]}))
+        .unwrap();
+        let t = d.authentication.x509_thumbprint.unwrap();
+        assert_eq!(t.primary_thumbprint.as_deref(), Some("AB12"));
+        assert_eq!(d.device_scope.as_deref(), Some(scope));
+        assert_eq!(d.parent_scopes, [scope]);
     }
 }

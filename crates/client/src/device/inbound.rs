@@ -126,6 +126,17 @@ pub fn describe(e: &ConnectionError, endpoint: &str, auth: AuthKind) -> String {
             format!("the hub answered CONNECT with {p:?} instead of CONNACK")
         }
         ConnectionError::RequestsDone => "the device client was closed".to_owned(),
+        ConnectionError::Websocket(e) => {
+            format!("the WebSocket connection to {endpoint} failed: {e}")
+        }
+        ConnectionError::WsConnect(e) => {
+            format!("cannot make a WebSocket request for {endpoint}: {e}")
+        }
+        ConnectionError::InvalidUrl(e) => format!("{endpoint} is not a WebSocket URL: {e}"),
+        ConnectionError::Proxy(e) => format!("the proxy failed to connect to {endpoint}: {e}"),
+        ConnectionError::ResponseValidation(_) => {
+            format!("{endpoint} did not accept the WebSocket subprotocol mqtt: is it an IoT Hub?")
+        }
     }
 }
 

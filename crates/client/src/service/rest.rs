@@ -275,6 +275,14 @@ impl ServiceClient {
         parse(v)
     }
 
+    /// A bulk registry operation (`POST /devices`): up to 100 entries in Azure's
+    /// ExportImportDevice form (`id`, `importMode`, ...); Azure's
+    /// BulkRegistryOperationResult back, with an error per entry that failed.
+    pub async fn bulk_devices(&self, entries: &[Value]) -> Result<Value> {
+        let body = Value::Array(entries.to_vec());
+        self.json(Method::POST, "/devices", Some(&body), &[]).await
+    }
+
     /// Replaces an identity; fails with PreconditionFailed if it changed since `device` was read.
     pub async fn update_device(&self, device: &DeviceIdentity) -> Result<DeviceIdentity> {
         let body = serde_json::to_value(device).map_err(|e| ServiceClientError::BadResponse {

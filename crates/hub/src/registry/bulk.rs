@@ -211,24 +211,37 @@ impl HubState {
         if module_id.is_some() {
             self.load(&e.id, None)?;
         }
-        let requested = RequestedIdentity::parse(&e.id, module_id, &e.identity_body())?;
+        let requested = self.parse_checked(e)?;
         let now = HubState::now();
         let mut id: Identity = requested.create(now);
         if let Some(update) = e.twin_update()? {
             apply_service_update(&mut id.twin, &update, true, now)?;
         }
-        if self.store.identity_insert(&encode(&id)?)? {
-            Ok(())
-        } else {
-            Err(super::already_exists(&e.id, module_id))
+        if !self.store.identity_insert(&encode(&id)?)? {
+            return Err(super::already_exists(&e.id, module_id));
         }
+        if module_id.is_none() && requested.iot_edge {
+            self.ensure_system_modules(&e.id)?;
+        }
+        Ok(())
+    }
+
+    /// The entry's identity, its parent scope checked as on PUT.
+    fn parse_checked(&self, e: &Entry) -> Result<RequestedIdentity, ServiceError> {
+        let module_id = e.module_id.as_deref();
+        let requested = RequestedIdentity::parse(&e.id, module_id, &e.identity_body())?;
+        if module_id.is_none() {
+            self.check_requested_parent(&requested)?;
+        }
+        Ok(requested)
     }
 
     /// Overwrites an existing identity (and the twin sections the entry gives), after an
     /// etag check when `if_match` is set, in one read-modify-write.
     fn bulk_update(&self, e: &Entry, if_match: Option<&str>) -> Result<(), ServiceError> {
         let module_id = e.module_id.as_deref();
-        let requested = RequestedIdentity::parse(&e.id, module_id, &e.identity_body())?;
+        let requested = self.parse_checked(e)?;
+        let edge_device = module_id.is_none() && requested.iot_edge;
         let twin = e.twin_update()?;
         let now = HubState::now();
         let (id, ()) = self.modify(
@@ -248,6 +261,9 @@ impl HubState {
             |_, _| {},
         )?;
         self.revoke_stale_sessions(&id);
+        if edge_device {
+            self.ensure_system_modules(&e.id)?;
+        }
         Ok(())
     }
 

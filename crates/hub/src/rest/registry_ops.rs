@@ -1,8 +1,8 @@
-//! Registry-wide REST operations: statistics, bulk registry operations and key
-//! regeneration. Each answers with the JSON shape and status codes of Azure's service API.
+//! Registry-wide REST operations: statistics, bulk registry operations, key
+//! regeneration and IoT Edge deployment manifests. Each answers with the JSON shape and status codes of Azure's service API.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -77,4 +77,19 @@ pub(super) async fn regenerate_keys(
         (false, true) => StatusCode::BAD_REQUEST,
     };
     Ok((status, axum::Json(outcome.to_json())).into_response())
+}
+
+/// `POST /devices/{id}/applyConfigurationContent`: a deployment manifest onto an IoT Edge
+/// device's module twins (`az iot edge set-modules`); 204 once every twin is written.
+pub(super) async fn apply_configuration_content(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    authorize(&s, &h, &q, WRITE)?;
+    let body = parse_json(&body)?;
+    off_worker(move || s.apply_configuration_content(&id, &body)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

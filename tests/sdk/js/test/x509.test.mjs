@@ -1,39 +1,14 @@
 // azure-iot-device-mqtt with an X.509 certificate: a self-signed device, registered by
 // thumbprint through azure-iothub, connects with `x509=true` and setOptions({cert, key}),
-// sends telemetry; a certificate the identity does not name is refused. Certificates are
-// made with the openssl command line (node has no certificate builder).
+// sends telemetry; a certificate the identity does not name is refused.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, describe, test } from "node:test";
 
 import deviceMqtt from "azure-iot-device-mqtt";
 
+import { selfSigned } from "./certs.mjs";
 import { deviceSdk, hostName, registry, uniqueId } from "./hub.mjs";
-
-const dir = mkdtempSync(join(tmpdir(), "hubtui-js-x509-"));
-
-/** A self-signed EC certificate and key (PEM), with its SHA-1 and SHA-256 thumbprints. */
-function selfSigned(name) {
-  const certPath = join(dir, `${name}.pem`);
-  const keyPath = join(dir, `${name}-key.pem`);
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", keyPath, "-out", certPath, "-days", "365", "-subj", `/CN=${name}`,
-  ], { stdio: "ignore" });
-  const cert = readFileSync(certPath, "utf8");
-  const parsed = new X509Certificate(cert);
-  return {
-    cert,
-    key: readFileSync(keyPath, "utf8"),
-    sha1: parsed.fingerprint.replaceAll(":", ""),
-    sha256: parsed.fingerprint256.replaceAll(":", ""),
-  };
-}
 
 async function createSelfSigned(deviceId, primaryThumbprint, secondaryThumbprint) {
   await registry.create({
@@ -54,7 +29,6 @@ describe("X.509 devices over MQTT", () => {
   const created = [];
   after(async () => {
     for (const id of created) await registry.delete(id).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test("a self-signed device connects by thumbprint and sends telemetry", async () => {
