@@ -449,3 +449,37 @@ async fn concurrent_receives_never_lock_the_same_message() {
         }
     }
 }
+
+#[tokio::test]
+async fn only_an_expiry_the_sender_set_is_shown() {
+    let hub = TestHub::start().await;
+    let dev = HttpDevice::new(&hub, "h-10").await;
+    let state = &hub.hub.state;
+    state
+        .enqueue_c2d("h-10", c2d_bag("plain", "none"), b"x".to_vec(), None)
+        .unwrap();
+    let expiry_ms = (now() as i64 + 600) * 1000;
+    let mut bag = c2d_bag("timed", "none");
+    bag.set("$.exp", Some("set by the sender".into()));
+    state
+        .enqueue_c2d("h-10", bag, b"y".to_vec(), Some(expiry_ms))
+        .unwrap();
+    let plain = dev.receive().await;
+    assert_eq!(plain.header("iothub-expiry"), "");
+    let timed = dev.receive().await;
+    let expiry = chrono::DateTime::from_timestamp_millis(expiry_ms).unwrap();
+    assert_eq!(
+        timed.header("iothub-expiry"),
+        hubtui::iothub::device_http::dotnet_time(expiry)
+    );
+    // Both times read like "12/09/2019 12:00:00 PM".
+    for value in [
+        timed.header("iothub-expiry"),
+        timed.header("iothub-enqueuedtime"),
+    ] {
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(value, "%m/%d/%Y %I:%M:%S %p").is_ok(),
+            "{value}"
+        );
+    }
+}

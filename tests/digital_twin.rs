@@ -368,3 +368,32 @@ async fn commands_are_direct_methods_answered_with_the_device_status() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn concurrent_patches_with_one_etag_let_exactly_one_win() {
+    let hub = TestHub::start().await;
+    hub.create_device("pnp-5").await;
+    for round in 0..5 {
+        let (_, etag) = digital_twin(&hub, "pnp-5").await;
+        let patches = (0..8).map(|i| {
+            update(
+                &hub,
+                "pnp-5",
+                json!([{"op": "add", "path": "/setting", "value": round * 100 + i}]),
+                Some(&etag),
+            )
+        });
+        let answers = futures::future::join_all(patches).await;
+        let won = answers
+            .iter()
+            .filter(|r| r.status == StatusCode::ACCEPTED)
+            .count();
+        let lost = answers
+            .iter()
+            .filter(|r| r.status == StatusCode::PRECONDITION_FAILED)
+            .count();
+        assert_eq!((won, lost), (1, 7), "round {round}");
+    }
+    let twin = hub.call(Method::GET, "/twins/pnp-5", None).await.body;
+    assert_eq!(twin["properties"]["desired"]["$version"], json!(6));
+}

@@ -20,6 +20,7 @@ pub struct C2dDelivery {
     pub properties: PropertyBag,
     pub body: Vec<u8>,
     pub enqueued_ms: i64,
+    pub expiry_ms: i64,
     /// Explicit abandons so far (over HTTPS), or sends (MQTT, AMQP).
     pub delivery_count: u32,
 }
@@ -144,6 +145,7 @@ impl HubState {
                 properties: PropertyBag { entries },
                 body: rec.body,
                 enqueued_ms: rec.enqueued_ms,
+                expiry_ms: rec.expiry_ms,
                 delivery_count: rec.delivery_count,
             });
         }

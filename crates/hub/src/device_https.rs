@@ -131,12 +131,18 @@ async fn receive(
 
 fn c2d_response(locked: LockedC2d) -> Response {
     let m = locked.message;
-    let enqueued = chrono::DateTime::from_timestamp_millis(m.enqueued_ms).unwrap_or_default();
+    let time = |ms| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    // Only an expiry the sender set is shown; the hub's default time to live is not.
+    let expiry = m
+        .properties
+        .get(iothub::property_bag::EXPIRY_TIME)
+        .map(|_| time(m.expiry_ms));
     let headers = C2dHeaders {
         properties: &m.properties,
         sequence_number: m.seq,
         delivery_count: m.delivery_count,
-        enqueued,
+        enqueued: time(m.enqueued_ms),
+        expiry,
     }
     .to_headers();
     let mut resp = Response::new(Body::from(m.body));

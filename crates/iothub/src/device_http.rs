@@ -115,6 +115,8 @@ pub struct C2dHeaders<'a> {
     pub sequence_number: i64,
     pub delivery_count: u32,
     pub enqueued: DateTime<Utc>,
+    /// The expiry the sender set, if it set one.
+    pub expiry: Option<DateTime<Utc>>,
 }
 
 impl C2dHeaders<'_> {
@@ -133,7 +135,10 @@ impl C2dHeaders<'_> {
                 "iothub-ack".to_string(),
                 bag.get(IOTHUB_ACK).unwrap_or("none").to_string(),
             ),
-            ("iothub-expiry".to_string(), text(EXPIRY_TIME)),
+            (
+                "iothub-expiry".to_string(),
+                self.expiry.map(dotnet_time).unwrap_or_default(),
+            ),
             (
                 "iothub-sequencenumber".to_string(),
                 self.sequence_number.to_string(),
@@ -168,10 +173,10 @@ impl C2dHeaders<'_> {
     }
 }
 
-/// A time as .NET's invariant `DateTime.ToString()` writes it (`12/9/2019 12:00:00 PM`),
-/// the form of `iothub-enqueuedtime` in the Azure CLI's fixtures.
+/// A time in the form the Azure CLI's fixtures give `iothub-enqueuedtime` and
+/// `iothub-expiry` (`12/09/2019 12:00:00 PM`, a .NET date string).
 pub fn dotnet_time(t: DateTime<Utc>) -> String {
-    t.format("%-m/%-d/%Y %-I:%M:%S %p").to_string()
+    t.format("%m/%d/%Y %I:%M:%S %p").to_string()
 }
 
 #[cfg(test)]
@@ -247,6 +252,7 @@ mod tests {
             sequence_number: 7,
             delivery_count: 1,
             enqueued,
+            expiry: Some(Utc.with_ymd_and_hms(2019, 12, 9, 12, 10, 0).unwrap()),
         }
         .to_headers();
         let get = |n: &str| {
@@ -261,7 +267,8 @@ mod tests {
         assert_eq!(get("iothub-ack"), Some("full"));
         assert_eq!(get("iothub-sequencenumber"), Some("7"));
         assert_eq!(get("iothub-deliverycount"), Some("1"));
-        assert_eq!(get("iothub-enqueuedtime"), Some("12/9/2019 12:00:00 PM"));
+        assert_eq!(get("iothub-enqueuedtime"), Some("12/09/2019 12:00:00 PM"));
+        assert_eq!(get("iothub-expiry"), Some("12/09/2019 12:10:00 PM"));
         assert_eq!(get("ContentType"), Some("text/plain"));
         assert_eq!(get("ContentEncoding"), None);
         assert_eq!(get("iothub-app-color"), Some("blue"));
