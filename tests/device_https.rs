@@ -483,3 +483,71 @@ async fn only_an_expiry_the_sender_set_is_shown() {
         );
     }
 }
+
+/// An HTTPS client that trusts the hub and presents `issued` in the TLS handshake.
+fn certificate_client(hub: &TestHub, issued: &common::certs::Issued) -> reqwest::Client {
+    hubtui::hub::install_crypto_provider();
+    let chain: String = issued
+        .chain
+        .iter()
+        .map(|c| common::certs::pem_of(c.as_ref()))
+        .collect();
+    let pem = format!("{}{chain}", issued.key.serialize_pem());
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(hub.hub.ca_pem.as_bytes()).unwrap()])
+        .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_device_with_a_certificate_needs_no_token() {
+    let hub = TestHub::start().await;
+    let enrolled = common::certs::self_signed("h-x509");
+    let r = hub
+        .call(
+            Method::PUT,
+            "/devices/h-x509",
+            Some(serde_json::json!({"deviceId": "h-x509", "authentication": {"type": "selfSigned",
+                "x509Thumbprint": {"primaryThumbprint": enrolled.sha1(), "secondaryThumbprint": null}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let url = |path: &str| format!("{}/devices/h-x509{path}?api-version=2021-04-12", hub.base());
+    let client = certificate_client(&hub, &enrolled);
+    let r = client
+        .post(url("/messages/events"))
+        .header("iothub-app-kind", "x509")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let stored = stored_bag(&hub, "h-x509");
+    assert_eq!(stored[0].0.get("kind"), Some("x509"));
+    assert!(
+        stored[0]
+            .2
+            .auth_method
+            .contains(r#""type":"x509Certificate""#),
+        "{}",
+        stored[0].2.auth_method
+    );
+    let r = client
+        .get(url("/messages/deviceBound"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // A certificate the identity does not hold is refused like a wrong key.
+    let stranger = certificate_client(&hub, &common::certs::self_signed("h-x509"));
+    let r = stranger
+        .post(url("/messages/events"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(hub.stored_telemetry("h-x509").len(), 1);
+}

@@ -1,22 +1,24 @@
 //! The device side of the HTTPS port: telemetry (`POST /devices/{id}/messages/events`) and
 //! cloud-to-device messages (receive, complete, reject, abandon under
-//! `/devices/{id}/messages/deviceBound`), authorised by the device's SAS token as on MQTT.
+//! `/devices/{id}/messages/deviceBound`), authorised by the device's SAS token or X.509
+//! certificate as on MQTT.
 //! Header mappings live in `iothub::device_http`; locks in `c2d_lock`.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
 use serde::Deserialize;
 
 use super::c2d_lock::{LockedC2d, Settlement};
 use super::registry::AuthMethod;
 use super::rest::{ApiResult, err, require_api_version};
 use super::state::HubState;
+use super::websocket::ClientCertificates;
 use iothub::device_http::{BATCH_CONTENT_TYPE, C2dHeaders, bag_from_headers, parse_batch};
 use iothub::error::ErrorCode;
 
@@ -47,25 +49,42 @@ struct DeviceQuery {
     api_version: Option<String>,
 }
 
-/// The api-version and the device's own SAS token (or a DeviceConnect policy token scoped
-/// to it), as at an MQTT CONNECT.
-fn authenticate(s: &HubState, h: &HeaderMap, q: &DeviceQuery, id: &str) -> ApiResult<AuthMethod> {
+/// The client certificates of the request's TLS connection, when it presented any.
+type Certs = Option<Extension<ClientCertificates>>;
+
+/// The api-version and the device's credentials, checked as at an MQTT CONNECT: its own SAS
+/// token (or a DeviceConnect policy token scoped to it) in `Authorization`, or, without that
+/// header, the X.509 certificate the TLS connection presented (as the SDKs send it).
+fn authenticate(
+    s: &HubState,
+    h: &HeaderMap,
+    q: &DeviceQuery,
+    certs: &Certs,
+    id: &str,
+) -> ApiResult<AuthMethod> {
     require_api_version(q.api_version.as_deref())?;
-    let token = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            err(
-                ErrorCode::IotHubUnauthorizedAccess,
-                "The Authorization header with the device's SharedAccessSignature is missing.",
-            )
-        })?;
-    s.authenticate(&(id.to_string(), None), token).map_err(|e| {
+    let key = (id.to_string(), None);
+    let refused = |what: &str, e: iothub::error::ServiceError| {
         err(
             ErrorCode::IotHubUnauthorizedAccess,
-            format!("The SAS token of device {id} was refused: {}.", e.message),
+            format!("The {what} of device {id} was refused: {}.", e.message),
         )
-    })
+    };
+    match (
+        h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+        certs,
+    ) {
+        (Some(token), _) => s
+            .authenticate(&key, token)
+            .map_err(|e| refused("SAS token", e)),
+        (None, Some(Extension(chain))) => s
+            .authenticate_certificate(&key, &chain.0)
+            .map_err(|e| refused("client certificate", e)),
+        (None, None) => Err(err(
+            ErrorCode::IotHubUnauthorizedAccess,
+            "The request has neither an Authorization header with the device's SharedAccessSignature nor a client certificate.",
+        )),
+    }
 }
 
 /// `POST /devices/{id}/messages/events`: one message, or a batch when the content type is
@@ -75,9 +94,10 @@ async fn send_event(
     Path(id): Path<String>,
     h: HeaderMap,
     Query(q): Query<DeviceQuery>,
+    certs: Certs,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let auth = authenticate(&s, &h, &q, &id)?;
+    let auth = authenticate(&s, &h, &q, &certs, &id)?;
     let bad =
         |e: iothub::device_http::DeviceHttpError| err(ErrorCode::ArgumentInvalid, e.to_string());
     let is_batch = h
@@ -115,8 +135,9 @@ async fn receive(
     Path(id): Path<String>,
     h: HeaderMap,
     Query(q): Query<DeviceQuery>,
+    certs: Certs,
 ) -> ApiResult<Response> {
-    authenticate(&s, &h, &q, &id)?;
+    authenticate(&s, &h, &q, &certs, &id)?;
     let key = (id.clone(), None);
     let shared = s.clone();
     let received =
@@ -185,8 +206,9 @@ async fn complete_or_reject(
     h: HeaderMap,
     Query(q): Query<DeviceQuery>,
     RawQuery(raw): RawQuery,
+    certs: Certs,
 ) -> ApiResult<Response> {
-    authenticate(&s, &h, &q, &id)?;
+    authenticate(&s, &h, &q, &certs, &id)?;
     let reject = raw.as_deref().unwrap_or_default().split('&').any(|p| {
         let name = p.split_once('=').map_or(p, |(k, _)| k);
         name.eq_ignore_ascii_case("reject")
@@ -205,8 +227,9 @@ async fn abandon(
     Path((id, lock)): Path<(String, String)>,
     h: HeaderMap,
     Query(q): Query<DeviceQuery>,
+    certs: Certs,
 ) -> ApiResult<Response> {
-    authenticate(&s, &h, &q, &id)?;
+    authenticate(&s, &h, &q, &certs, &id)?;
     settle(s, id, lock, Settlement::Abandon).await
 }
 
