@@ -238,6 +238,19 @@ async fn telemetry_is_refused_without_the_devices_credentials_or_over_size() {
         "{}",
         r.error()
     );
+    let big = format!(r#"[{{"body":"{}"}}]"#, "A".repeat(256 * 1024));
+    let r = dev
+        .send(
+            &[("Content-Type", "application/vnd.microsoft.iothub.json")],
+            big.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.error());
+    assert!(
+        r.error().contains("send it in smaller batches"),
+        "{}",
+        r.error()
+    );
     assert!(hub.stored_telemetry("h-2").is_empty());
 }
 

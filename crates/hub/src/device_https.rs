@@ -109,6 +109,18 @@ async fn send_event(
                 .starts_with(BATCH_CONTENT_TYPE)
         });
     let messages = if is_batch {
+        // A batch is bounded as one message is (the C SDK fills batches up to 255 KiB),
+        // and checked before it is decoded.
+        if body.len() > s.settings.max_d2c_bytes {
+            return Err(err(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "The batch is {} bytes; the limit is {} bytes, so send it in smaller batches.",
+                    body.len(),
+                    s.settings.max_d2c_bytes
+                ),
+            ));
+        }
         parse_batch(&body).map_err(bad)?
     } else {
         let headers = h
