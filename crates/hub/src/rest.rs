@@ -15,14 +15,13 @@ use serde_json::{Value, json};
 
 use super::policies::Permission;
 use super::registry::{Identity, identity_json, service_twin};
-use super::sessions::MethodCallError;
 use super::state::HubState;
 use iothub::error::{ErrorCode, ServiceError};
-use iothub::method::{MethodInvocation, ValidInvocation};
 use iothub::query::{Projection, Source, parse_query};
 use iothub::sas::{SasToken, resource_covers, verify_token};
 
 mod digital_twins;
+mod methods;
 mod registry_ops;
 
 pub(crate) type Shared = Arc<HubState>;
@@ -84,12 +83,15 @@ pub fn router(state: Shared) -> Router {
             "/twins/{id}",
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
-        .route("/twins/{id}/methods", post(invoke_method))
+        .route("/twins/{id}/methods", post(methods::invoke_method))
         .route(
             "/twins/{id}/modules/{mid}",
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
-        .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
+        .route(
+            "/twins/{id}/modules/{mid}/methods",
+            post(methods::invoke_method),
+        )
         .route(
             "/digitaltwins/{id}",
             get(digital_twins::get).patch(digital_twins::update),
@@ -352,88 +354,6 @@ async fn replace_twin(
     body: Bytes,
 ) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &t, &body, true).await
-}
-
-async fn invoke(
-    s: &HubState,
-    h: &HeaderMap,
-    q: &ApiVersion,
-    id: &str,
-    mid: Option<&str>,
-    body: &Bytes,
-) -> ApiResult<Response> {
-    authorize(s, h, q, SERVICE)?;
-    let body = parse_json(body)?;
-    let invocation: MethodInvocation = serde_json::from_value(body).map_err(|e| {
-        err(
-            ErrorCode::ArgumentInvalid,
-            format!("The method invocation is not valid: {e}."),
-        )
-    })?;
-    let call = invocation
-        .validate()
-        .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
-    let (status, payload) = call_method(s, id, mid, &call).await?;
-    Ok(axum::Json(json!({"status": status, "payload": payload})).into_response())
-}
-
-/// Calls a direct method on an identity, waiting for it to connect for the call's connect
-/// timeout, and returns the device's status and JSON payload (`null` when it sent none).
-pub(crate) async fn call_method(
-    s: &HubState,
-    id: &str,
-    mid: Option<&str>,
-    call: &ValidInvocation,
-) -> ApiResult<(i32, Value)> {
-    // The identity must exist before we wait for it to come online.
-    s.identity(id, mid)?;
-    let key = (id.to_string(), mid.map(str::to_string));
-    let payload = serde_json::to_vec(&call.payload).unwrap_or_default();
-    let answer = s
-        .sessions
-        .call_method(
-            &key,
-            &call.method_name,
-            payload,
-            call.connect_timeout,
-            call.response_timeout,
-        )
-        .await
-        .map_err(|e| match e {
-            MethodCallError::NotOnline => err(
-                ErrorCode::DeviceNotOnline,
-                format!("Timed out waiting for device {id} to connect."),
-            ),
-            MethodCallError::Timeout => err(
-                ErrorCode::GatewayTimeout,
-                format!(
-                    "Timed out waiting for the response from device {id} after {} seconds.",
-                    call.response_timeout.as_secs()
-                ),
-            ),
-            MethodCallError::ConnectionClosed => err(
-                ErrorCode::DeviceConnectionClosedRemotely,
-                format!("The connection of device {id} closed before it answered."),
-            ),
-        })?;
-    let payload = if answer.payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
-        })
-    };
-    Ok((answer.status, payload))
-}
-
-async fn invoke_method(
-    State(s): State<Shared>,
-    Path(t): Path<Target>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &t.id, t.mid.as_deref(), &body).await
 }
 
 async fn purge_c2d(

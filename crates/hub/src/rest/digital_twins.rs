@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::methods::call_method;
 use super::{
-    ApiResult, ApiVersion, SERVICE, SERVICE_OR_READ, Shared, authorize, call_method, err, if_match,
+    ApiResult, ApiVersion, SERVICE, SERVICE_OR_READ, Shared, authorize, err, if_match,
     json_with_etag, off_worker, parse_json,
 };
 use iothub::digital_twin::command_method_name;
