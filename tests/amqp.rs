@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::amqp::{Cbs, Sess};
+use common::amqp::{Cbs, Sess, anonymous, connect_with, service_session, service_token};
 use common::wait::assert_nothing_within;
 use common::{TestHub, now, tls_to};
 use fe2o3_amqp::connection::ConnectionHandle;
@@ -24,42 +24,6 @@ use hubtui::iothub::property_bag::PropertyBag;
 use hubtui::iothub::sas::{generate_event_hubs_token, generate_token};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn connect_with(
-    hub: &TestHub,
-    sasl: SaslProfile,
-) -> Result<ConnectionHandle<()>, fe2o3_amqp::connection::OpenError> {
-    let port = hub.hub.info.ports.amqp.expect("amqp served");
-    let tls = tls_to(port, &hub.hub.ca_pem).await;
-    Connection::builder()
-        .container_id("test-client")
-        .hostname("localhost")
-        .sasl_profile(sasl)
-        .open_with_stream(tls)
-        .await
-}
-
-async fn anonymous(hub: &TestHub) -> (ConnectionHandle<()>, Sess) {
-    let mut conn = connect_with(hub, SaslProfile::Anonymous).await.unwrap();
-    let session = Session::begin(&mut conn).await.unwrap();
-    (conn, session)
-}
-
-fn service_token(hub: &TestHub, policy: &str, ttl: u64) -> String {
-    let p = hub.hub.state.policy(policy).unwrap();
-    generate_token(hub.host(), &p.primary_key, Some(policy), now() + ttl).unwrap()
-}
-
-/// A session authorized with a put-token for `policy`.
-async fn service_session(hub: &TestHub, policy: &str) -> (ConnectionHandle<()>, Sess, Cbs) {
-    let (conn, mut session) = anonymous(hub).await;
-    let mut cbs = Cbs::attach(&mut session).await;
-    let (status, desc) = cbs
-        .put("https://localhost", &service_token(hub, policy, 3600))
-        .await;
-    assert_eq!(status, 200, "{desc}");
-    (conn, session, cbs)
-}
 
 fn c2d_message(device: &str, body: &str) -> Message<Body<Value>> {
     let mut app = fe2o3_amqp::types::primitives::OrderedMap::new();

@@ -22,25 +22,9 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
     TlsConfiguration, Transport,
 };
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn tls_with(hub: &TestHub, issued: &Issued) -> rustls::ClientConfig {
-    hubtui::hub::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(hub.hub.ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            issued.chain.clone(),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key.serialize_der())),
-        )
-        .unwrap()
-}
 
 /// A provisioning client as the SDKs connect with a certificate: the DPS username, no
 /// password, the certificate in the TLS handshake.
@@ -55,7 +39,7 @@ fn dps_options(hub: &TestHub, reg: &str, issued: &Issued) -> MqttOptions {
     o.set_credentials(user.format(), "");
     o.set_keep_alive(Duration::from_secs(60));
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-        Arc::new(tls_with(hub, issued)),
+        Arc::new(client_tls_with(&hub.hub.ca_pem, Some(issued))),
     )));
     o
 }
@@ -69,7 +53,7 @@ fn device_options(hub: &TestHub, device_id: &str, issued: &Issued) -> MqttOption
     );
     o.set_keep_alive(Duration::from_secs(60));
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-        Arc::new(tls_with(hub, issued)),
+        Arc::new(client_tls_with(&hub.hub.ca_pem, Some(issued))),
     )));
     o
 }

@@ -23,28 +23,9 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, TlsConfiguration,
     Transport,
 };
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn tls_with_certificate(hub: &TestHub, issued: Option<&Issued>) -> rustls::ClientConfig {
-    hubtui::hub::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(hub.hub.ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    match issued {
-        None => builder.with_no_client_auth(),
-        Some(i) => builder
-            .with_client_auth_cert(
-                i.chain.clone(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(i.key.serialize_der())),
-            )
-            .unwrap(),
-    }
-}
 
 /// MQTT options as the SDKs connect with X.509: the username, no password, the certificate
 /// in the TLS handshake.
@@ -56,7 +37,7 @@ fn x509_options(hub: &TestHub, client_id: &str, issued: Option<&Issued>) -> Mqtt
     );
     o.set_keep_alive(Duration::from_secs(60));
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-        Arc::new(tls_with_certificate(hub, issued)),
+        Arc::new(client_tls_with(&hub.hub.ca_pem, issued)),
     )));
     o
 }
@@ -371,7 +352,8 @@ async fn connack_over_websockets(
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_with_certificate(hub, issued)));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_tls_with(&hub.hub.ca_pem, issued)));
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let mut req = format!("wss://localhost:{port}/$iothub/websocket")

@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use fe2o3_amqp::connection::ConnectionHandle;
+use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::message::Body;
 use fe2o3_amqp::types::messaging::{ApplicationProperties, Message, MessageId, Properties};
 use fe2o3_amqp::types::primitives::{SimpleValue, Value};
-use fe2o3_amqp::{Receiver, Sender};
+use fe2o3_amqp::{Connection, Receiver, Sender, Session};
+
+use super::{TestHub, now, tls_to};
+use hubtui::iothub::sas::generate_token;
 
 pub type Sess = SessionHandle<()>;
 
@@ -65,5 +70,59 @@ impl Cbs {
             _ => String::new(),
         };
         (status, desc)
+    }
+}
+
+pub async fn connect_with(
+    hub: &TestHub,
+    sasl: SaslProfile,
+) -> Result<ConnectionHandle<()>, fe2o3_amqp::connection::OpenError> {
+    let port = hub.hub.info.ports.amqp.expect("amqp served");
+    let tls = tls_to(port, &hub.hub.ca_pem).await;
+    Connection::builder()
+        .container_id("test-client")
+        .hostname("localhost")
+        .sasl_profile(sasl)
+        .open_with_stream(tls)
+        .await
+}
+
+pub async fn anonymous(hub: &TestHub) -> (ConnectionHandle<()>, Sess) {
+    let mut conn = connect_with(hub, SaslProfile::Anonymous).await.unwrap();
+    let session = Session::begin(&mut conn).await.unwrap();
+    (conn, session)
+}
+
+pub fn service_token(hub: &TestHub, policy: &str, ttl: u64) -> String {
+    let p = hub.hub.state.policy(policy).unwrap();
+    generate_token(hub.host(), &p.primary_key, Some(policy), now() + ttl).unwrap()
+}
+
+/// A session authorized with a put-token for `policy`.
+pub async fn service_session(hub: &TestHub, policy: &str) -> (ConnectionHandle<()>, Sess, Cbs) {
+    let (conn, mut session) = anonymous(hub).await;
+    let mut cbs = Cbs::attach(&mut session).await;
+    let (status, desc) = cbs
+        .put("https://localhost", &service_token(hub, policy, 3600))
+        .await;
+    assert_eq!(status, 200, "{desc}");
+    (conn, session, cbs)
+}
+
+/// The next feedback batch on a receiver attached to `/messages/serviceBound/feedback`,
+/// accepted, as its JSON records.
+pub async fn next_feedback(feedback: &mut Receiver) -> Vec<serde_json::Value> {
+    let delivery = tokio::time::timeout(T, feedback.recv::<Body<Value>>())
+        .await
+        .expect("feedback arrives")
+        .unwrap();
+    feedback.accept(&delivery).await.unwrap();
+    let body = match &delivery.message().body {
+        Body::Data(b) => b.iter().flat_map(|d| d.0.to_vec()).collect::<Vec<u8>>(),
+        other => panic!("feedback body is not data: {other:?}"),
+    };
+    match serde_json::from_slice(&body).unwrap() {
+        serde_json::Value::Array(records) => records,
+        other => panic!("feedback is not an array: {other}"),
     }
 }

@@ -171,3 +171,25 @@ pub fn encrypt_key(key_pem: &str, passphrase: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A TLS client configuration that trusts the hub's CA and presents `issued`'s chain, if
+/// given, as a device with a certificate does.
+pub fn client_tls_with(ca_pem: &str, issued: Option<&Issued>) -> rustls::ClientConfig {
+    hubtui::hub::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    match issued {
+        None => builder.with_no_client_auth(),
+        Some(i) => builder
+            .with_client_auth_cert(
+                i.chain.clone(),
+                rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+                    i.key.serialize_der(),
+                )),
+            )
+            .unwrap(),
+    }
+}

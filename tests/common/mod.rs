@@ -7,6 +7,7 @@ pub mod amqp;
 pub mod amqp_raw;
 pub mod certs;
 pub mod device_process;
+pub mod mqtt_device;
 pub mod proxy;
 pub mod wait;
 

@@ -19,6 +19,10 @@ pub struct C2dDelivery {
     pub seq: i64,
     pub properties: PropertyBag,
     pub body: Vec<u8>,
+    pub enqueued_ms: i64,
+    pub expiry_ms: i64,
+    /// Explicit abandons so far (over HTTPS), or sends (MQTT, AMQP).
+    pub delivery_count: u32,
 }
 
 /// Why a message left the queue without being completed (feedback status codes).
@@ -90,17 +94,29 @@ impl HubState {
         Ok(seq)
     }
 
-    /// Messages that may be delivered now, in order, skipping those in flight.
-    /// Expired and over-delivered messages are retired on the way.
+    /// Messages that may be delivered now, in order, skipping those in flight and those
+    /// locked by an HTTPS receive. Expired and over-delivered messages are retired on the way.
     pub fn c2d_deliverable(
         &self,
         device_id: &str,
         in_flight: &HashSet<i64>,
     ) -> Result<Vec<C2dDelivery>, ServiceError> {
+        let locked = self.c2d_locks.locked();
+        self.c2d_deliverable_except(device_id, |seq| {
+            in_flight.contains(&seq) || locked.contains(&seq)
+        })
+    }
+
+    /// `c2d_deliverable` with the caller deciding what is taken.
+    pub(crate) fn c2d_deliverable_except(
+        &self,
+        device_id: &str,
+        taken: impl Fn(i64) -> bool,
+    ) -> Result<Vec<C2dDelivery>, ServiceError> {
         let now = Utc::now().timestamp_millis();
         let mut out = Vec::new();
         for rec in self.store.c2d_queue(device_id)? {
-            if in_flight.contains(&rec.seq) {
+            if taken(rec.seq) {
                 continue;
             }
             let retired = if rec.expiry_ms <= now {
@@ -128,6 +144,9 @@ impl HubState {
                 seq: rec.seq,
                 properties: PropertyBag { entries },
                 body: rec.body,
+                enqueued_ms: rec.enqueued_ms,
+                expiry_ms: rec.expiry_ms,
+                delivery_count: rec.delivery_count,
             });
         }
         Ok(out)
@@ -142,12 +161,39 @@ impl HubState {
     /// The device acknowledged the message: it leaves the queue (and positive or
     /// full acknowledgement produces a feedback record).
     pub fn c2d_complete(&self, seq: i64) -> Result<bool, ServiceError> {
+        self.c2d_settle(seq, FeedbackStatus::Success)
+    }
+
+    /// The device rejected the message: it is dead-lettered (negative or full
+    /// acknowledgement produces a `Rejected` feedback record).
+    pub fn c2d_reject(&self, seq: i64) -> Result<bool, ServiceError> {
+        self.c2d_settle(seq, FeedbackStatus::Rejected)
+    }
+
+    /// The message leaves the queue with `outcome`; false if it had left already.
+    fn c2d_settle(&self, seq: i64, outcome: FeedbackStatus) -> Result<bool, ServiceError> {
         let rec = self.store.c2d_get(seq)?;
         let removed = self.store.c2d_remove(seq)?;
         if let (true, Some(rec)) = (removed, rec) {
-            self.record_feedback(&rec, FeedbackStatus::Success)?;
+            self.record_feedback(&rec, outcome)?;
         }
         Ok(removed)
+    }
+
+    /// The device abandoned the message: it is counted as delivered once more and
+    /// offered again, or dead-lettered once it reached the maximum delivery count
+    /// (Azure counts explicit abandons only).
+    pub fn c2d_abandon(&self, seq: i64) -> Result<(), ServiceError> {
+        let Some(count) = self.store.c2d_delivered(seq)? else {
+            return Ok(());
+        };
+        if count >= self.settings.c2d_max_delivery_count {
+            self.c2d_settle(seq, Retired::DeliveryCountExceeded.into())?;
+        } else if let Some(rec) = self.store.c2d_get(seq)? {
+            self.sessions
+                .send(&(rec.device_id, None), SessionCommand::C2dWaiting);
+        }
+        Ok(())
     }
 
     /// Empties a device's queue (DELETE /devices/{id}/commands); messages that asked

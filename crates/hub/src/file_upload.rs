@@ -108,7 +108,7 @@ fn authenticate_device(
     headers: &HeaderMap,
     q: &ApiVersion,
 ) -> Result<(), ApiError> {
-    super::rest::require_api_version(q)?;
+    super::rest::require_api_version(q.api_version.as_deref())?;
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

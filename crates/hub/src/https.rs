@@ -72,6 +72,7 @@ pub async fn serve(
             uploads,
             port,
         ))
+        .merge(super::device_https::router(state.clone()))
         .merge(super::dps::rest::router(state))
         .merge(websocket::router(ws.clone()))
         .merge(super::blob::routes::router(blobs));

@@ -5,6 +5,8 @@ pub mod admission;
 pub mod amqp;
 pub mod blob;
 pub mod c2d;
+pub mod c2d_lock;
+pub mod device_https;
 pub mod dps;
 pub mod file_upload;
 pub mod fsutil;

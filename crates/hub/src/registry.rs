@@ -16,6 +16,7 @@ use iothub::error::{ErrorCode, ServiceError};
 use iothub::twin::{Section, ServiceTwinUpdate, Twin, desired_notification, parse_service_update};
 
 mod bulk;
+mod digital_twin;
 mod edge;
 mod keys;
 
@@ -408,35 +409,37 @@ impl HubState {
             device_id,
             module_id,
             |id| {
-                let etag = id.twin.etag();
-                if !etag_matches(if_match, &etag) {
-                    return Err(ServiceError::new(
-                        ErrorCode::PreconditionFailed,
-                        format!(
-                            "Precondition failed: the twin etag {etag} has changed; read the twin again and retry."
-                        ),
-                    ));
-                }
+                check_twin_etag(&id.twin, if_match)?;
                 apply_service_update(&mut id.twin, &update, replace, HubState::now())
             },
-            // A desired change reaches the device once stored, in version order.
             |id, notify| {
                 if let Some(patch) = notify {
-                    let version = id.twin.desired.version;
-                    self.sessions.send(
-                        &key,
-                        SessionCommand::DesiredPatch {
-                            version,
-                            body: desired_notification(patch, version)
-                                .to_string()
-                                .into_bytes(),
-                        },
-                    );
+                    self.notify_desired(&key, &id.twin, patch);
                 }
             },
         )?;
         self.overlay_live(&mut id);
         Ok(service_twin(&id))
+    }
+
+    /// Sends a stored desired change to the device. Called from `modify`'s `committed`, so
+    /// changes reach the device once stored, in version order.
+    pub(crate) fn notify_desired(
+        &self,
+        key: &IdentityKey,
+        twin: &Twin,
+        patch: &Map<String, Value>,
+    ) {
+        let version = twin.desired.version;
+        self.sessions.send(
+            key,
+            SessionCommand::DesiredPatch {
+                version,
+                body: desired_notification(patch, version)
+                    .to_string()
+                    .into_bytes(),
+            },
+        );
     }
 
     /// The twin as a device reads it over MQTT.
@@ -610,6 +613,20 @@ impl HubState {
         }
         Ok(())
     }
+}
+
+/// If-Match against the twin etag (`*` or absent matches any).
+pub(crate) fn check_twin_etag(twin: &Twin, if_match: Option<&str>) -> Result<(), ServiceError> {
+    let etag = twin.etag();
+    if etag_matches(if_match, &etag) {
+        return Ok(());
+    }
+    Err(ServiceError::new(
+        ErrorCode::PreconditionFailed,
+        format!(
+            "Precondition failed: the twin etag {etag} has changed; read the twin again and retry."
+        ),
+    ))
 }
 
 /// Applies a service's tags/desired update (PATCH merges, PUT replaces) to a twin, as one

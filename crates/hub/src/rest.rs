@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 
 use super::policies::Permission;
 use super::registry::{Identity, identity_json, service_twin};
-use super::sessions::MethodCallError;
 use super::state::HubState;
 use iothub::error::{ErrorCode, ServiceError};
-use iothub::method::MethodInvocation;
 use iothub::query::{Projection, Source, parse_query};
 use iothub::sas::{SasToken, resource_covers, verify_token};
 
+mod digital_twins;
+mod methods;
 mod registry_ops;
 
 pub(crate) type Shared = Arc<HubState>;
@@ -51,7 +51,7 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError(ServiceError::new(code, message))
 }
 
@@ -83,12 +83,27 @@ pub fn router(state: Shared) -> Router {
             "/twins/{id}",
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
-        .route("/twins/{id}/methods", post(invoke_method))
+        .route("/twins/{id}/methods", post(methods::invoke_method))
         .route(
             "/twins/{id}/modules/{mid}",
             get(get_twin).patch(patch_twin).put(replace_twin),
         )
-        .route("/twins/{id}/modules/{mid}/methods", post(invoke_method))
+        .route(
+            "/twins/{id}/modules/{mid}/methods",
+            post(methods::invoke_method),
+        )
+        .route(
+            "/digitaltwins/{id}",
+            get(digital_twins::get).patch(digital_twins::update),
+        )
+        .route(
+            "/digitaltwins/{id}/commands/{command}",
+            post(digital_twins::command),
+        )
+        .route(
+            "/digitaltwins/{id}/components/{component}/commands/{command}",
+            post(digital_twins::command),
+        )
         .route("/statistics/devices", get(registry_ops::device_statistics))
         .route("/statistics/service", get(registry_ops::service_statistics))
         .fallback(not_found)
@@ -121,14 +136,13 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 #[derive(Deserialize)]
 pub(crate) struct ApiVersion {
     #[serde(rename = "api-version")]
-    api_version: Option<String>,
+    pub(crate) api_version: Option<String>,
     top: Option<usize>,
 }
 
-/// Checks the api-version and the Authorization header against the hub's policies.
-/// Every IoT Hub REST call names its api-version.
-pub(crate) fn require_api_version(q: &ApiVersion) -> ApiResult<()> {
-    if q.api_version.as_deref().is_none_or(str::is_empty) {
+/// Every request names an api-version, as on Azure.
+pub(crate) fn require_api_version(api_version: Option<&str>) -> ApiResult<()> {
+    if api_version.is_none_or(str::is_empty) {
         return Err(err(
             ErrorCode::InvalidProtocolVersion,
             "The api-version query parameter is missing; add ?api-version=2021-04-12.",
@@ -137,13 +151,14 @@ pub(crate) fn require_api_version(q: &ApiVersion) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks the api-version and the Authorization header against the hub's policies.
 pub(crate) fn authorize(
     state: &HubState,
     headers: &HeaderMap,
     q: &ApiVersion,
     needs: &[Permission],
 ) -> ApiResult<()> {
-    require_api_version(q)?;
+    require_api_version(q.api_version.as_deref())?;
     let unauthorized = |why: String| err(ErrorCode::IotHubUnauthorizedAccess, why);
     let header = headers
         .get("authorization")
@@ -196,7 +211,7 @@ pub(crate) fn parse_json(body: &Bytes) -> ApiResult<Value> {
     })
 }
 
-fn json_with_etag(value: Value, etag: &str) -> Response {
+pub(crate) fn json_with_etag(value: Value, etag: &str) -> Response {
     let mut resp = axum::Json(value).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         resp.headers_mut().insert("etag", v);
@@ -210,8 +225,9 @@ fn identity_response(id: &Identity) -> Response {
 
 pub(crate) const READ: &[Permission] = &[Permission::RegistryRead];
 pub(crate) const WRITE: &[Permission] = &[Permission::RegistryWrite];
-const SERVICE: &[Permission] = &[Permission::ServiceConnect];
-const SERVICE_OR_READ: &[Permission] = &[Permission::ServiceConnect, Permission::RegistryRead];
+pub(crate) const SERVICE: &[Permission] = &[Permission::ServiceConnect];
+pub(crate) const SERVICE_OR_READ: &[Permission] =
+    &[Permission::ServiceConnect, Permission::RegistryRead];
 
 async fn list_devices(
     State(s): State<Shared>,
@@ -338,76 +354,6 @@ async fn replace_twin(
     body: Bytes,
 ) -> ApiResult<Response> {
     update_twin(&s, &h, &q, &t, &body, true).await
-}
-
-async fn invoke(
-    s: &HubState,
-    h: &HeaderMap,
-    q: &ApiVersion,
-    id: &str,
-    mid: Option<&str>,
-    body: &Bytes,
-) -> ApiResult<Response> {
-    authorize(s, h, q, SERVICE)?;
-    let body = parse_json(body)?;
-    let invocation: MethodInvocation = serde_json::from_value(body).map_err(|e| {
-        err(
-            ErrorCode::ArgumentInvalid,
-            format!("The method invocation is not valid: {e}."),
-        )
-    })?;
-    let call = invocation
-        .validate()
-        .map_err(|e| err(ErrorCode::ArgumentInvalid, e.to_string()))?;
-    // The identity must exist before we wait for it to come online.
-    s.identity(id, mid)?;
-    let key = (id.to_string(), mid.map(str::to_string));
-    let payload = serde_json::to_vec(&call.payload).unwrap_or_default();
-    let answer = s
-        .sessions
-        .call_method(
-            &key,
-            &call.method_name,
-            payload,
-            call.connect_timeout,
-            call.response_timeout,
-        )
-        .await
-        .map_err(|e| match e {
-            MethodCallError::NotOnline => err(
-                ErrorCode::DeviceNotOnline,
-                format!("Timed out waiting for device {id} to connect."),
-            ),
-            MethodCallError::Timeout => err(
-                ErrorCode::GatewayTimeout,
-                format!(
-                    "Timed out waiting for the response from device {id} after {} seconds.",
-                    call.response_timeout.as_secs()
-                ),
-            ),
-            MethodCallError::ConnectionClosed => err(
-                ErrorCode::DeviceConnectionClosedRemotely,
-                format!("The connection of device {id} closed before it answered."),
-            ),
-        })?;
-    let payload = if answer.payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
-        })
-    };
-    Ok(axum::Json(json!({"status": answer.status, "payload": payload})).into_response())
-}
-
-async fn invoke_method(
-    State(s): State<Shared>,
-    Path(t): Path<Target>,
-    h: HeaderMap,
-    Query(q): Query<ApiVersion>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    invoke(&s, &h, &q, &t.id, t.mid.as_deref(), &body).await
 }
 
 async fn purge_c2d(

@@ -26,6 +26,9 @@ pub struct HubSettings {
     pub c2d_default_ttl: Duration,
     /// Deliveries without acknowledgement before a C2D message is dead-lettered.
     pub c2d_max_delivery_count: u32,
+    /// How long a C2D message received over HTTPS stays invisible to other receives
+    /// (Azure: one minute, not configurable; tests shorten it).
+    pub c2d_lock_timeout: Duration,
     pub telemetry_max_age: Duration,
     pub telemetry_max_count: u64,
     /// Largest device-to-cloud message accepted, properties included (256 KiB, as Azure).
@@ -51,6 +54,7 @@ impl Default for HubSettings {
             c2d_max_queue: 50,
             c2d_default_ttl: Duration::from_secs(3600),
             c2d_max_delivery_count: 10,
+            c2d_lock_timeout: Duration::from_secs(60),
             telemetry_max_age: Duration::from_secs(24 * 3600),
             telemetry_max_count: 100_000,
             max_d2c_bytes: 256 * 1024,
@@ -72,8 +76,10 @@ pub struct HubState {
     pub id_scope: String,
     pub sessions: Sessions,
     pub settings: HubSettings,
-    /// C2D feedback records on their way to service receivers.
+    /// C2D feedback and file upload notifications on their way to service receivers.
     pub queues: super::service_queues::ServiceQueues,
+    /// C2D messages a device received over HTTPS and has not settled yet.
+    pub(crate) c2d_locks: super::c2d_lock::C2dLocks,
     /// Every stored telemetry record, for live readers (AMQP, tests).
     pub telemetry: broadcast::Sender<Arc<TelemetryRecord>>,
     /// Commits telemetry in groups, off the async workers.
@@ -119,6 +125,7 @@ impl HubState {
             sessions: Sessions::new(),
             settings,
             queues: Default::default(),
+            c2d_locks: Default::default(),
             telemetry,
             activity: Mutex::new(HashMap::new()),
         });

@@ -6,6 +6,8 @@ pub mod amqp_model;
 pub mod amqp_value;
 pub mod connection_string;
 pub mod device;
+pub mod device_http;
+pub mod digital_twin;
 pub mod dps;
 pub mod encoding;
 pub mod error;

@@ -577,4 +577,4 @@ fn read_only_reported() -> TwinError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,13 +4,15 @@ use super::*;
 use chrono::TimeZone;
 use serde_json::json;
 
-fn t(secs: i64) -> DateTime<Utc> {
+/// A fixed time `secs` after the tests' epoch, with milliseconds.
+pub(crate) fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 123_000_000)
         .single()
         .expect("valid time")
 }
 
-fn obj(v: Value) -> Map<String, Value> {
+/// The object inside `v`.
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         other => panic!("not an object: {other}"),
