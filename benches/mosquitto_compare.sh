@@ -46,6 +46,8 @@ allow_anonymous true
 persistence false
 log_dest none
 max_connections -1
+# Every message reaches the e2e bench's subscriber: no queue limit drops any.
+max_queued_messages 0
 CONF
 chmod 755 "$dir"; chmod 644 "$dir"/*
 "$MOSQUITTO" -c "$dir/mosquitto.conf" &

@@ -95,7 +95,12 @@ async fn phase(
     for client in clients {
         let client = client.clone();
         tokio::spawn(async move {
-            let mut tick = interval.map(tokio::time::interval);
+            // Steady, as a device sends: a late tick does not bring a burst to catch up.
+            let mut tick = interval.map(|i| {
+                let mut t = tokio::time::interval(i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
             for n in 0..per_device {
                 if let Some(t) = &mut tick {
                     t.tick().await;
@@ -164,11 +169,21 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    /// Waits until `more` messages arrived since the last wait.
+    /// Waits until `more` messages arrived since the last wait; fails when none arrive
+    /// for 60 s (the broker dropped some).
     async fn wait_for(&self, more: usize) {
         let target = self.received.load(Ordering::Relaxed) + more;
+        let mut last = (self.received.load(Ordering::Relaxed), Instant::now());
         while self.received.load(Ordering::Relaxed) < target {
             let _ = tokio::time::timeout(Duration::from_millis(50), self.notify.notified()).await;
+            let now = self.received.load(Ordering::Relaxed);
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+            assert!(
+                last.1.elapsed() < Duration::from_secs(60),
+                "the subscriber got {now} of {target} messages and no more for 60 s"
+            );
         }
     }
 }
