@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestHub;
-use common::device_process::DeviceProcess;
+use common::device_process::headless_device;
 use common::wait::eventually;
 use hubtui::hub::blob::sas::make_query;
 use hubtui::hub::store::ContainerRow;
@@ -88,28 +88,7 @@ async fn reported(hub: &TestHub, name: &str, uri: &str, status: &str) -> Value {
 async fn a_device_takes_a_referenced_asset_and_reports_failures() {
     let hub = TestHub::start().await;
     let key = hub.create_device("d1").await;
-    let ca = hub.dir.path().join("ca.pem");
-    std::fs::write(&ca, &hub.hub.ca_pem).unwrap();
-    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
-    let (mqtt, https) = (
-        hub.hub.info.ports.mqtt.to_string(),
-        hub.hub.info.ports.https.to_string(),
-    );
-    let mut device = DeviceProcess::start(&[
-        "device",
-        "--headless",
-        "--connection-string",
-        &cs,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--mqtt-port",
-        &mqtt,
-        "--https-port",
-        &https,
-    ]);
-    device
-        .next_event("connected", |v| v["event"] == "connected")
-        .await;
+    let _device = headless_device(&hub, "d1", &key, &[]).await;
 
     let firmware = vec![7u8; 100_000];
     let good = asset(

@@ -368,34 +368,9 @@ async fn hubtui_device_uploads_a_file_and_says_so() {
 async fn the_camera_profile_uploads_a_capture_on_request() {
     let hub = TestHub::start().await;
     let key = hub.create_device("cam-7").await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &hub.hub.ca_pem).unwrap();
-    let cs = format!(
-        "HostName={};DeviceId=cam-7;SharedAccessKey={key}",
-        hub.host()
-    );
-    let (mqtt, https) = (
-        hub.hub.info.ports.mqtt.to_string(),
-        hub.hub.info.ports.https.to_string(),
-    );
-    let mut device = common::device_process::DeviceProcess::start(&[
-        "device",
-        "--headless",
-        "--profile",
-        "camera",
-        "--connection-string",
-        &cs,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--mqtt-port",
-        &mqtt,
-        "--https-port",
-        &https,
-    ]);
-    device
-        .next_event("connected", |v| v["event"] == "connected")
-        .await;
+    let _device =
+        common::device_process::headless_device(&hub, "cam-7", &key, &["--profile", "camera"])
+            .await;
     let call = json!({"methodName": "capture_image", "payload": {"blobName": "captures/door.png"},
         "responseTimeoutInSeconds": 20});
     let r = common::wait::eventually(WAIT, "the camera answering", || async {

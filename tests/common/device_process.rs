@@ -71,3 +71,41 @@ impl Drop for DeviceProcess {
         let _ = self.child.wait();
     }
 }
+
+/// `hubtui device --headless` as `device_id` (with its `key`) of `hub`: its CA, MQTT and
+/// HTTPS ports, and `extra` arguments; returned once it has connected.
+pub async fn headless_device(
+    hub: &super::TestHub,
+    device_id: &str,
+    key: &str,
+    extra: &[&str],
+) -> DeviceProcess {
+    let ca = hub.dir.path().join("device-ca.pem");
+    std::fs::write(&ca, &hub.hub.ca_pem).unwrap();
+    let cs = format!(
+        "HostName={};DeviceId={device_id};SharedAccessKey={key}",
+        hub.host()
+    );
+    let (mqtt, https) = (
+        hub.hub.info.ports.mqtt.to_string(),
+        hub.hub.info.ports.https.to_string(),
+    );
+    let mut args = vec![
+        "device",
+        "--headless",
+        "--connection-string",
+        &cs,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--mqtt-port",
+        &mqtt,
+        "--https-port",
+        &https,
+    ];
+    args.extend_from_slice(extra);
+    let mut device = DeviceProcess::start(&args);
+    device
+        .next_event("connected", |v| v["event"] == "connected")
+        .await;
+    device
+}

@@ -144,20 +144,7 @@ impl Uploader {
             .await;
         let (ok, status, description) = match put {
             Ok(r) if r.status() == StatusCode::CREATED => (true, 200, "uploaded".to_string()),
-            Ok(r) => {
-                let status = r.status();
-                let code = r
-                    .headers()
-                    .get("x-ms-error-code")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                (
-                    false,
-                    status.as_u16(),
-                    format!("the storage service answered {status} {code}"),
-                )
-            }
+            Ok(r) => (false, r.status().as_u16(), storage_refusal(&r)),
             Err(e) => (false, 500, format!("the upload failed: {}", causes(&e))),
         };
         self.notify(&info.correlation_id, ok, status, &description)
@@ -189,18 +176,7 @@ impl Uploader {
             .await
             .map_err(|e| fail(format!("cannot fetch the blob: {}", causes(&e))))?;
         if !r.status().is_success() {
-            let status = r.status();
-            let code = r
-                .headers()
-                .get("x-ms-error-code")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            return Err(fail(
-                format!("the storage service answered {status} {code}")
-                    .trim_end()
-                    .to_string(),
-            ));
+            return Err(fail(storage_refusal(&r)));
         }
         let content_type = r
             .headers()
@@ -290,6 +266,18 @@ impl Uploader {
             req.header("Authorization", token)
         })
     }
+}
+
+/// The storage service's answer to a request it refused: status and error code.
+fn storage_refusal(r: &reqwest::Response) -> String {
+    let code = r
+        .headers()
+        .get("x-ms-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    format!("the storage service answered {} {code}", r.status())
+        .trim_end()
+        .to_string()
 }
 
 /// An error with its causes: reqwest's own message ("error sending request") says little.
