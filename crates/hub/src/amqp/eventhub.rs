@@ -295,18 +295,27 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
     tracing::debug!(%consumer_group, partition = p, next, "amqp partition receiver attached");
     let lapsed = ctx.service_connect_lapsed(&resource);
     tokio::pin!(lapsed);
+    // The store is read for a backlog, and again only when the live feed cannot go on
+    // (a lag, a gap): a live event costs no store read.
+    let mut read_store = true;
     'outer: loop {
         if let Ok(why) = membership.stolen.try_recv() {
             let _ = s.close_with_error(error(condition::LINK_STOLEN, why)).await;
             return;
         }
-        let backlog = match ctx.state.store.telemetry_read(p, next, PAGE) {
+        let backlog = if !read_store {
+            Vec::new()
+        } else {
+            match ctx.state.store.telemetry_read(p, next, PAGE) {
             Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "telemetry read failed");
-                Vec::new()
+                Err(e) => {
+                    tracing::warn!(error = %e, "telemetry read failed");
+                    Vec::new()
+                }
             }
         };
+        // An empty page: caught up with the store; the live feed carries on.
+        read_store = !backlog.is_empty();
         if !backlog.is_empty() {
             // One look at the partition's end per page, for the runtime metric.
             let last = if runtime_metric {
@@ -353,6 +362,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
                 }
                 if rec.partition_seq > next {
                     // A gap (retention or a lag): the store has it in order.
+                    read_store = true;
                     continue;
                 }
                 let mut event = telemetry_event(&rec);
@@ -365,7 +375,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
                 }
                 next = rec.partition_seq + 1;
             }
-            Wake::Reread => continue,
+            Wake::Reread => read_store = true,
             Wake::Stop => break,
             Wake::Stolen(why) => {
                 let _ = s.close_with_error(error(condition::LINK_STOLEN, why)).await;
