@@ -307,7 +307,7 @@ pub(super) async fn serve_partition(mut s: Sender, ctx: Arc<ConnCtx>, reader: Pa
             Vec::new()
         } else {
             match ctx.state.store.telemetry_read(p, next, PAGE) {
-            Ok(b) => b,
+                Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "telemetry read failed");
                     Vec::new()
