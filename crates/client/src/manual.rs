@@ -136,9 +136,7 @@ pub enum ManualEvent {
 
 /// A method call waiting for the user.
 struct Asked {
-    rid: String,
-    name: String,
-    payload: Value,
+    call: Call,
     deadline: Instant,
 }
 
@@ -179,18 +177,20 @@ pub async fn run(
                     ManualCommand::SetAskMethods(on) => settings.ask_methods = on,
                     ManualCommand::AnswerMethod { rid, status, payload: response } => {
                         // A call already answered by the profile after its timeout is gone.
-                        if let Some(i) = asked.iter().position(|a| a.rid == rid) {
-                            let a = asked.remove(i).expect("the position is in range");
-                            let call = Call { rid: a.rid, name: a.name, payload: a.payload };
-                            answer(&client, call, status, response, Answerer::User, &out).await;
+                        let at = asked.iter().position(|a| a.call.rid == rid);
+                        if let Some(a) = at.and_then(|i| asked.remove(i)) {
+                            answer(&client, a.call, status, response, Answerer::User, &out).await;
                         }
                     }
                 }
             }
             () = sleep_until(next_deadline) => {
-                if let Some(a) = asked.pop_front() {
-                    let (status, response) = device.handle_method(&a.name, &a.payload);
-                    let call = Call { rid: a.rid, name: a.name, payload: a.payload };
+                if let Some(Asked { call, .. }) = asked.pop_front() {
+                    // The profile's whole answer, uploads included.
+                    let (status, response) = super::runner::answer_method(
+                        &client, &mut device, &call.name, &call.payload,
+                    )
+                    .await;
                     let by = Answerer::ProfileAfterTimeout;
                     answer(&client, call, status, response, by, &out).await;
                 }
@@ -203,12 +203,8 @@ pub async fn run(
                     {
                         let suggested = device.handle_method(&name, &payload);
                         let timeout = settings.ask_timeout;
-                        asked.push_back(Asked {
-                            rid: rid.clone(),
-                            name: name.clone(),
-                            payload: payload.clone(),
-                            deadline: Instant::now() + timeout,
-                        });
+                        let call = Call { rid: rid.clone(), name: name.clone(), payload: payload.clone() };
+                        asked.push_back(Asked { call, deadline: Instant::now() + timeout });
                         let ev = ManualEvent::MethodAsked { rid, name, payload, suggested, timeout };
                         emit(&out, ev).await;
                     }
