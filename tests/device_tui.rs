@@ -136,6 +136,28 @@ impl Drop for Screen {
     }
 }
 
+/// `hubtui device` for the device d1 of `hub` (created here), with `extra` arguments.
+async fn d1_screen(hub: &TestHub, extra: &[&str]) -> Screen {
+    let key = hub.create_device("d1").await;
+    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
+    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
+    let mqtt = hub.hub.info.ports.mqtt.to_string();
+    let https = hub.hub.info.ports.https.to_string();
+    let mut args = vec![
+        "device",
+        "--connection-string",
+        &cs,
+        "--ca",
+        &ca,
+        "--mqtt-port",
+        &mqtt,
+        "--https-port",
+        &https,
+    ];
+    args.extend_from_slice(extra);
+    Screen::start(&args)
+}
+
 fn write_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -152,19 +174,7 @@ fn bodies(hub: &TestHub, device: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_tui_sends_receives_answers_and_reports() {
     let hub = TestHub::start().await;
-    let key = hub.create_device("d1").await;
-    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
-    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
-    let port = hub.hub.info.ports.mqtt.to_string();
-    let mut s = Screen::start(&[
-        "device",
-        "--connection-string",
-        &cs,
-        "--ca",
-        &ca,
-        "--mqtt-port",
-        &port,
-    ]);
+    let mut s = d1_screen(&hub, &[]).await;
     s.wait_for(&["1 Telemetry", "2 Inbox", "3 Methods", "4 Twin"])
         .await;
     s.wait_for(&["● connected", "d1", "profile thermostat"])
@@ -312,22 +322,7 @@ async fn device_tui_provisions_again_when_the_cached_assignment_is_refused() {
 async fn device_tui_puts_method_calls_to_the_user() {
     const END: &str = "\x1b[F";
     let hub = TestHub::start().await;
-    let key = hub.create_device("d1").await;
-    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
-    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
-    let port = hub.hub.info.ports.mqtt.to_string();
-    let mut s = Screen::start(&[
-        "device",
-        "--connection-string",
-        &cs,
-        "--ca",
-        &ca,
-        "--mqtt-port",
-        &port,
-        "--ask-methods",
-        "--ask-timeout",
-        "3",
-    ]);
+    let mut s = d1_screen(&hub, &["--ask-methods", "--ask-timeout", "3"]).await;
     s.wait_for(&["● connected"]).await;
     s.keys("3").await;
     s.wait_for(&["Calls (0) · ask me"]).await;
@@ -375,23 +370,8 @@ async fn device_tui_puts_method_calls_to_the_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_tui_uploads_a_file() {
     let hub = TestHub::start().await;
-    let key = hub.create_device("d1").await;
-    let ca = write_file(hub.dir.path(), "ca.pem", &hub.hub.ca_pem);
     let file = write_file(hub.dir.path(), "notes.txt", "uploaded from the terminal\n");
-    let cs = format!("HostName={};DeviceId=d1;SharedAccessKey={key}", hub.host());
-    let mqtt = hub.hub.info.ports.mqtt.to_string();
-    let https = hub.hub.info.ports.https.to_string();
-    let mut s = Screen::start(&[
-        "device",
-        "--connection-string",
-        &cs,
-        "--ca",
-        &ca,
-        "--mqtt-port",
-        &mqtt,
-        "--https-port",
-        &https,
-    ]);
+    let mut s = d1_screen(&hub, &[]).await;
     s.wait_for(&["● connected"]).await;
     s.keys("u").await;
     s.wait_for(&["Upload a file"]).await;
