@@ -58,6 +58,18 @@ pub async fn commit(ctx: &Ctx, row: BlobRow, cond: Conditions) -> Result<(), Sto
     }
 }
 
+/// The body's MD5 the client sent (`Content-MD5`, 16 bytes in base64), to check it against.
+pub fn given_md5(ctx: &Ctx) -> Result<Option<Vec<u8>>, StorageError> {
+    header(ctx, "content-md5")
+        .map(|m| {
+            B64.decode(m)
+                .ok()
+                .filter(|b| b.len() == 16)
+                .ok_or_else(|| StorageError::invalid_header("Content-MD5"))
+        })
+        .transpose()
+}
+
 pub async fn put(ctx: &Ctx, container: &str, blob: &str, body: Body) -> BlobResult {
     ctx.caller.require("cw", false)?;
     match header(ctx, "x-ms-blob-type") {
@@ -82,15 +94,7 @@ pub async fn put(ctx: &Ctx, container: &str, blob: &str, body: Body) -> BlobResu
     if declared.is_some_and(|n| n > max) {
         return Err(files::too_large(max));
     }
-    let given_md5 = match header(ctx, "content-md5") {
-        None => None,
-        Some(m) => Some(
-            B64.decode(m)
-                .ok()
-                .filter(|b| b.len() == 16)
-                .ok_or_else(|| StorageError::invalid_header("Content-MD5"))?,
-        ),
-    };
+    let given_md5 = given_md5(ctx)?;
     let cond = Conditions::from_headers(&ctx.headers)?;
     let mut props = BlobProps::from_headers(&ctx.headers, true)?;
     let written = files::write_body(body, &ctx.svc.tmp, &ctx.svc.data, max).await?;

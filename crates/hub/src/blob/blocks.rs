@@ -49,15 +49,7 @@ pub async fn put_block(ctx: &Ctx, container: &str, blob: &str, body: Body) -> Bl
             return Err(files::too_large(max));
         }
     }
-    let given_md5 = match header(ctx, "content-md5") {
-        None => None,
-        Some(m) => Some(
-            B64.decode(m)
-                .ok()
-                .filter(|b| b.len() == 16)
-                .ok_or_else(|| StorageError::invalid_header("Content-MD5"))?,
-        ),
-    };
+    let given_md5 = super::blob_ops::given_md5(ctx)?;
     let written = files::write_body(body, &ctx.svc.tmp, &ctx.svc.data, max).await?;
     if given_md5.is_some_and(|m| m != written.md5) {
         ctx.svc.remove_files(&[written.file]);
@@ -110,13 +102,7 @@ async fn read_small(body: Body, max: usize) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            StorageError::new(
-                400,
-                "InvalidInput",
-                format!("The request body could not be read: {e}."),
-            )
-        })?;
+        let chunk = chunk.map_err(files::unreadable_body)?;
         if out.len() + chunk.len() > max {
             return Err(files::too_large(max as u64));
         }

@@ -60,13 +60,7 @@ pub async fn write_body(
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            StorageError::new(
-                400,
-                "InvalidInput",
-                format!("The request body could not be read: {e}."),
-            )
-        })?;
+        let chunk = chunk.map_err(unreadable_body)?;
         size += chunk.len() as u64;
         if size > max {
             return Err(too_large(max));
@@ -90,6 +84,15 @@ pub async fn write_body(
         size,
         md5: md5.finalize().into(),
     })
+}
+
+/// A request body that broke off or could not be read.
+pub fn unreadable_body(e: impl std::fmt::Display) -> StorageError {
+    StorageError::new(
+        400,
+        "InvalidInput",
+        format!("The request body could not be read: {e}."),
+    )
 }
 
 pub fn too_large(max: u64) -> StorageError {
