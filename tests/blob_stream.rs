@@ -15,15 +15,26 @@ use reqwest::{Method, StatusCode};
 const BIN: &str = env!("CARGO_BIN_EXE_hubtui");
 const MIB: u64 = 1024 * 1024;
 
+/// Starts the hub on `dir`, its log appended to `dir/hub.log` for a failure to show.
 fn spawn_hub(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("hub.log"))
+        .unwrap();
     Command::new(BIN)
         .args(["hub", "--data-dir"])
         .arg(dir)
         .args(["--mqtt-port", "0", "--https-port", "0", "--amqp-port", "0"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("hubtui starts")
+}
+
+/// What the hub logged, for a failed assertion's message.
+fn hub_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default()
 }
 
 fn wait_for_info(dir: &Path) -> HubInfo {
@@ -112,13 +123,14 @@ impl Drop for Killed {
     }
 }
 
-/// 256 MiB up and down: the hub's peak RSS grows by far less than the blob.
+/// 128 MiB up and down (more with HUBTUI_BLOB_STREAM_MIB): the hub's peak RSS grows
+/// by 32 MiB at most, whatever the blob's size (measured: about 2 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_blob_streams_through_bounded_memory() {
     let size_mib: u64 = std::env::var("HUBTUI_BLOB_STREAM_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(128);
     let size = size_mib * MIB;
     let dir = tempfile::tempdir().unwrap();
     let hub = Killed(spawn_hub(dir.path()));
@@ -156,8 +168,9 @@ async fn a_large_blob_streams_through_bounded_memory() {
     assert_eq!(
         r.status(),
         StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap_or_default()
+        "{}\nhub log:\n{}",
+        r.text().await.unwrap_or_default(),
+        hub_log(dir.path())
     );
     let up = started.elapsed();
 
@@ -197,7 +210,7 @@ async fn a_large_blob_streams_through_bounded_memory() {
         peak as f64 / 1024.0,
     );
     assert!(
-        growth_mib <= 64.0,
+        growth_mib <= 32.0,
         "the hub's RSS grew by {growth_mib:.1} MiB for a {size_mib} MiB blob"
     );
 }

@@ -14,6 +14,8 @@
 //! The spec says symbols; uamqp (the Azure CLI's AMQP library) sends strings, Azure
 //! accepts them, and a strict decoder would refuse the whole frame.
 
+use std::collections::HashSet;
+
 use thiserror::Error;
 
 use super::amqp_model::condition;
@@ -449,11 +451,8 @@ fn body(code: u8, field: Option<Field>) -> Result<Step, FrameError> {
 /// Where the frame scanner is in the byte stream.
 #[derive(Clone, Copy, Debug)]
 enum At {
-    /// Reading 8 bytes: a protocol header (`AMQP` + 4) or a frame header.
-    Header {
-        got: u8,
-        buf: [u8; 8],
-    },
+    /// At the 8 bytes of a protocol header (`AMQP` + 4) or a frame header.
+    Header,
     /// Passing over the extended header, then a body of `body` bytes.
     Extended {
         left: u32,
@@ -467,6 +466,18 @@ enum At {
         left: u32,
         delivery: Option<usize>,
     },
+    /// Inside a dropped frame: `left` bytes of it still to pass over.
+    Dropping {
+        left: u32,
+    },
+}
+
+/// What becomes of a frame whose header has been read.
+enum Verdict {
+    Keep,
+    Drop,
+    /// Its first bytes are not all in yet: give them again with what follows.
+    Hold,
 }
 
 /// A delivery whose transfers are not all in yet.
@@ -477,7 +488,25 @@ struct Partial {
     scan: ValueScan,
 }
 
+/// What [`FrameScanner::scan`] made of a buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// The buffer's first `kept` bytes are what the engine is to read.
+    pub kept: usize,
+    /// The buffer's last `held` bytes begin a frame that cannot be judged yet; they
+    /// are to be scanned again at the front of what comes next.
+    pub held: usize,
+    /// Frames dropped: sent on a session the client had already ended.
+    pub dropped: u32,
+}
+
 /// Frame boundaries and value depth over the bytes a client sends.
+///
+/// Frames a client sends on a channel after its own `end` there, other than a
+/// `begin` that opens the channel again (or the connection's `close`), are dropped: rhea (the JavaScript SDKs)
+/// settles deliveries that arrived while its session was ending after it has sent
+/// the `end`, which a strict engine answers by closing the whole connection; Azure
+/// lets them go.
 #[derive(Debug)]
 pub struct FrameScanner {
     limits: Limits,
@@ -487,6 +516,8 @@ pub struct FrameScanner {
     /// Bytes after a performative other than transfer.
     trailing: ValueScan,
     partial: Vec<Partial>,
+    /// Channels the client has ended and not begun again (at most channel-max + 1).
+    ended: HashSet<u16>,
 }
 
 impl FrameScanner {
@@ -494,50 +525,74 @@ impl FrameScanner {
     pub fn new(limits: Limits) -> FrameScanner {
         FrameScanner {
             limits,
-            at: At::Header {
-                got: 0,
-                buf: [0; 8],
-            },
+            at: At::Header,
             channel: 0,
             performative: ValueScan::new(true),
             trailing: ValueScan::new(false),
             partial: Vec::new(),
+            ended: HashSet::new(),
         }
     }
 
-    /// Checks the next bytes of the stream. After an error the connection must
-    /// be closed: the scanner's place in the stream is lost.
-    pub fn scan(&mut self, bytes: &mut [u8]) -> Result<(), FrameError> {
+    /// Checks the next bytes of the stream and removes the frames to drop, in place
+    /// (see [`Scanned`]). After an error the connection must be closed: the
+    /// scanner's place in the stream is lost.
+    pub fn scan(&mut self, bytes: &mut [u8]) -> Result<Scanned, FrameError> {
         let mut i = 0;
+        let mut out = Scanned::default();
+        // Moves the next `n` bytes to the output.
+        let keep = |bytes: &mut [u8], i: &mut usize, out: &mut Scanned, n: usize| {
+            if out.kept != *i {
+                bytes.copy_within(*i..*i + n, out.kept);
+            }
+            *i += n;
+            out.kept += n;
+        };
         while i < bytes.len() {
             let rest = &mut bytes[i..];
             match &mut self.at {
-                At::Header { got, buf } => {
-                    let n = (8 - usize::from(*got)).min(rest.len());
-                    buf[usize::from(*got)..usize::from(*got) + n].copy_from_slice(&rest[..n]);
-                    *got += n as u8;
+                At::Header => {
+                    // A header is judged whole, so a partial one waits for the rest.
+                    let Some(header) = rest.first_chunk::<8>().copied() else {
+                        out.held = rest.len();
+                        break;
+                    };
+                    match self.frame_header(&header, rest)? {
+                        Verdict::Keep => keep(bytes, &mut i, &mut out, 8),
+                        Verdict::Drop => {
+                            i += 8;
+                            out.dropped += 1;
+                        }
+                        Verdict::Hold => {
+                            out.held = rest.len();
+                            break;
+                        }
+                    }
+                }
+                At::Dropping { left } => {
+                    let n = rest.len().min(*left as usize);
                     i += n;
-                    if *got == 8 {
-                        let buf = *buf;
-                        self.frame_header(&buf)?;
+                    *left -= n as u32;
+                    if *left == 0 {
+                        self.at = At::Header;
                     }
                 }
                 At::Extended { left, body } => {
                     let n = rest.len().min(*left as usize);
-                    i += n;
                     *left -= n as u32;
                     if *left == 0 {
                         let body = *body;
                         self.at = At::Performative { left: body };
                         self.performative.reset();
                     }
+                    keep(bytes, &mut i, &mut out, n);
                 }
                 At::Performative { left } => {
                     let n = rest.len().min(*left as usize);
                     let used = self.performative.feed(&mut rest[..n], true)?;
-                    i += used;
                     *left -= used as u32;
                     let left = *left;
+                    keep(bytes, &mut i, &mut out, used);
                     if self.performative.complete() {
                         self.after_performative(left)?;
                     } else if left == 0 {
@@ -551,24 +606,22 @@ impl FrameScanner {
                         None => &mut self.trailing,
                     };
                     scan.feed(&mut rest[..n], false)?;
-                    i += n;
                     *left -= n as u32;
                     if *left == 0 {
                         self.end_frame();
                     }
+                    keep(bytes, &mut i, &mut out, n);
                 }
             }
         }
-        Ok(())
+        Ok(out)
     }
 
-    fn frame_header(&mut self, buf: &[u8; 8]) -> Result<(), FrameError> {
-        self.at = At::Header {
-            got: 0,
-            buf: [0; 8],
-        };
+    /// Checks a frame header; `frame` is the buffer from the header on, for the
+    /// performative's descriptor of a frame on an ended channel.
+    fn frame_header(&mut self, buf: &[u8; 8], frame: &[u8]) -> Result<Verdict, FrameError> {
         if &buf[..4] == b"AMQP" {
-            return Ok(());
+            return Ok(Verdict::Keep);
         }
         let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
         if size < 8 {
@@ -583,26 +636,46 @@ impl FrameScanner {
         if header < 8 || header > size {
             return Err(FrameError::BadDataOffset(doff));
         }
-        self.channel = u16::from_be_bytes([buf[6], buf[7]]);
+        let channel = u16::from_be_bytes([buf[6], buf[7]]);
         let max = self.limits.channel_max;
         // SASL frames (type 1) ignore their channel.
-        if buf[5] == 0 && self.channel > max {
-            let channel = self.channel;
+        let amqp = buf[5] == 0;
+        if amqp && channel > max {
             return Err(FrameError::ChannelOverMax { channel, max });
         }
         let body = size - header;
         if body == 0 {
-            return Ok(()); // a heartbeat
+            return Ok(Verdict::Keep); // a heartbeat
         }
-        self.at = At::Extended {
-            left: header - 8,
-            body,
-        };
-        if header == 8 {
-            self.at = At::Performative { left: body };
+        if amqp && self.ended.contains(&channel) {
+            // The descriptor tells a begin or a close (a connection's frame, sent on
+            // channel 0 whatever ended there): 0x00 0x53 code, or 0x00 0x80 and 8 bytes.
+            let need = (header + body.min(10)) as usize;
+            let Some(start) = frame.get(header as usize..need) else {
+                return Ok(Verdict::Hold);
+            };
+            match descriptor_code(start) {
+                Some(BEGIN) => {
+                    self.ended.remove(&channel);
+                }
+                Some(CLOSE) => {}
+                _ => {
+                    self.at = At::Dropping { left: size - 8 };
+                    return Ok(Verdict::Drop);
+                }
+            }
+        }
+        self.channel = channel;
+        self.at = if header == 8 {
             self.performative.reset();
-        }
-        Ok(())
+            At::Performative { left: body }
+        } else {
+            At::Extended {
+                left: header - 8,
+                body,
+            }
+        };
+        Ok(Verdict::Keep)
     }
 
     fn after_performative(&mut self, left: u32) -> Result<(), FrameError> {
@@ -613,7 +686,10 @@ impl FrameScanner {
             return Err(FrameError::HandleOverMax { handle, max });
         }
         match p.code {
-            Some(END) => self.partial.retain(|d| d.channel != self.channel),
+            Some(END) => {
+                self.partial.retain(|d| d.channel != self.channel);
+                self.ended.insert(self.channel);
+            }
             Some(CLOSE) => self.partial.clear(),
             _ => {}
         }
@@ -661,10 +737,16 @@ impl FrameScanner {
                 self.partial.swap_remove(d);
             }
         }
-        self.at = At::Header {
-            got: 0,
-            buf: [0; 8],
-        };
+        self.at = At::Header;
+    }
+}
+
+/// The code of a performative's descriptor, from the start of a frame body.
+fn descriptor_code(body: &[u8]) -> Option<u64> {
+    match body {
+        [0x00, 0x53, code, ..] => Some(u64::from(*code)),
+        [0x00, 0x80, rest @ ..] => Some(u64::from_be_bytes(*rest.first_chunk::<8>()?)),
+        _ => None,
     }
 }
 

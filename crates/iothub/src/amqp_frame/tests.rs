@@ -77,14 +77,31 @@ fn stream(frames: &[Vec<u8>]) -> Vec<u8> {
     s
 }
 
+/// Feeds `chunks` as the connection's reader does, held bytes given again in front
+/// of the next chunk; returns what the engine reads.
+fn pass<'a>(
+    s: &mut FrameScanner,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    for chunk in chunks {
+        held.extend_from_slice(chunk);
+        let mut buf = std::mem::take(&mut held);
+        let r = s.scan(&mut buf)?;
+        out.extend_from_slice(&buf[..r.kept]);
+        held = buf[buf.len() - r.held..].to_vec();
+    }
+    Ok(out)
+}
+
 fn scan(bytes: &[u8]) -> Result<(), FrameError> {
-    FrameScanner::new(LIMITS).scan(&mut bytes.to_vec())
+    pass(&mut FrameScanner::new(LIMITS), [bytes]).map(drop)
 }
 
 /// The same bytes fed one at a time.
 fn scan_bytewise(bytes: &[u8]) -> Result<(), FrameError> {
-    let mut s = FrameScanner::new(LIMITS);
-    bytes.iter().try_for_each(|b| s.scan(&mut [*b]))
+    pass(&mut FrameScanner::new(LIMITS), bytes.chunks(1)).map(drop)
 }
 
 #[test]
@@ -201,7 +218,10 @@ fn finished_deliveries_release_their_state() {
     }
     assert!(s.partial.is_empty());
     // Too many left open at once is refused.
-    let r = (0..=255u8).try_for_each(|h| s.scan(&mut frame(0, &transfer(h, true, &[0x40]))));
+    let r = (0..=255u8).try_for_each(|h| {
+        s.scan(&mut frame(0, &transfer(h, true, &[0x40])))
+            .map(drop)
+    });
     assert_eq!(r, Err(FrameError::TooManyDeliveries));
     assert_eq!(r.unwrap_err().condition(), "amqp:resource-limit-exceeded");
 }
@@ -265,12 +285,11 @@ fn mutated_streams_never_panic_and_do_not_depend_on_how_they_are_split() {
     ];
     let mut rng = XorShift(0x5eed_a9c9_0000_0001);
     for _ in 0..2000 {
-        let mut input = rng.mutate_bytes(&seeds, &alphabet, 6);
-        let whole = scan(&input);
+        let input = rng.mutate_bytes(&seeds, &alphabet, 6);
+        let whole = pass(&mut FrameScanner::new(LIMITS), [input.as_slice()]);
         let cut = rng.below(input.len() + 1);
-        let mut s = FrameScanner::new(LIMITS);
-        let (head, tail) = input.split_at_mut(cut);
-        let split = s.scan(head).and_then(|()| s.scan(tail));
+        let (head, tail) = input.split_at(cut);
+        let split = pass(&mut FrameScanner::new(LIMITS), [head, tail]);
         assert_eq!(whole, split, "{input:02x?} cut at {cut}");
     }
 }
@@ -291,11 +310,7 @@ fn string_keys_of_performative_properties_become_symbols() {
         "only the key's constructor changes"
     );
     // Byte by byte, the same.
-    let mut s = FrameScanner::new(LIMITS);
-    let mut one_at_a_time = string_keyed.clone();
-    for b in one_at_a_time.iter_mut() {
-        s.scan(std::slice::from_mut(b)).unwrap();
-    }
+    let one_at_a_time = pass(&mut FrameScanner::new(LIMITS), string_keyed.chunks(1)).unwrap();
     assert_eq!(one_at_a_time, bytes);
     // Values stay strings, and other maps (a transfer's payload, a container id) stay as sent.
     let payload = amqp_value(&[0xc1, 7, 2, 0xa1, 1, b'k', 0xa1, 1, b'v']);
@@ -305,4 +320,85 @@ fn string_keys_of_performative_properties_become_symbols() {
     s.scan(&mut frame(0, &open())).unwrap();
     s.scan(&mut t).unwrap();
     assert_eq!(t, before);
+}
+
+fn begin() -> Vec<u8> {
+    performative(0x11, &[0x40, 0x43, 0x70, 0, 0, 0, 9, 0x70, 0, 0, 0, 9], 4)
+}
+
+fn end() -> Vec<u8> {
+    performative(0x17, &[], 0)
+}
+
+/// A receiver's disposition of delivery 0 (role receiver, first 0).
+fn disposition() -> Vec<u8> {
+    performative(0x15, &[0x41, 0x43], 2)
+}
+
+#[test]
+fn frames_on_an_ended_channel_are_dropped_until_it_begins_again() {
+    // What rhea sends when a receiver's session closes with deliveries in flight:
+    // end, then dispositions on the same channel.
+    let binary = [&[0xa0, 200][..], &[7; 200]].concat();
+    let late_transfer = frame(1, &transfer(0, false, &amqp_value(&binary)));
+    let kept_before = stream(&[
+        frame(0, &open()),
+        frame(1, &begin()),
+        frame(2, &begin()),
+        frame(1, &end()),
+    ]);
+    let dropped = [
+        frame(1, &disposition()),
+        late_transfer,
+        frame(1, &performative(0x13, &[0x40], 1)),
+    ];
+    let mut ulong_begin = vec![0x00, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x11];
+    ulong_begin.extend_from_slice(&begin()[3..]);
+    let kept_after = [
+        frame(2, &disposition()), // another channel goes on
+        frame(0, &end()),
+        frame(0, &performative(0x18, &[], 0)), // close, on channel 0 after its end
+        frame(0, &[]),            // a heartbeat on an ended channel is no frame
+        frame(1, &ulong_begin),
+        frame(1, &disposition()),
+    ];
+    let mut input = kept_before.clone();
+    dropped.iter().for_each(|f| input.extend_from_slice(f));
+    let mut expected = kept_before;
+    for f in &kept_after {
+        input.extend_from_slice(f);
+        expected.extend_from_slice(f);
+    }
+    let mut s = FrameScanner::new(LIMITS);
+    let mut whole = input.clone();
+    let r = s.scan(&mut whole).unwrap();
+    assert_eq!((r.dropped, r.held), (3, 0));
+    assert_eq!(&whole[..r.kept], expected.as_slice());
+    // Split anywhere, and byte by byte, the same bytes come out.
+    for cut in 0..=input.len() {
+        let (head, tail) = input.split_at(cut);
+        let out = pass(&mut FrameScanner::new(LIMITS), [head, tail]).unwrap();
+        assert_eq!(out, expected, "cut at {cut}");
+    }
+    let out = pass(&mut FrameScanner::new(LIMITS), input.chunks(1)).unwrap();
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn a_frame_on_an_ended_channel_is_held_until_its_descriptor_is_in() {
+    let mut s = FrameScanner::new(LIMITS);
+    let mut start = stream(&[frame(1, &begin()), frame(1, &end())]);
+    let r = s.scan(&mut start).unwrap();
+    assert_eq!((r.kept, r.held), (start.len(), 0));
+    // Header and two bytes of the descriptor: not yet known to be a begin.
+    let again = frame(1, &begin());
+    let mut part = again[..10].to_vec();
+    let r = s.scan(&mut part).unwrap();
+    assert_eq!((r.kept, r.held, r.dropped), (0, 10, 0));
+    let mut whole = again.clone();
+    let r = s.scan(&mut whole).unwrap();
+    assert_eq!((r.kept, r.held, r.dropped), (again.len(), 0, 0));
+    // The channel is open again: its frames pass.
+    let mut d = frame(1, &disposition());
+    assert_eq!(s.scan(&mut d).unwrap().kept, d.len());
 }
