@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::TestHub;
 use common::device_process::headless_device;
 use common::wait::eventually;
-use hubtui::hub::blob::sas::make_query;
 use hubtui::hub::store::ContainerRow;
+use hubtui::iothub::storage::service_sas::make_query;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::TestHub;
-use hubtui::hub::blob::{sas, shared_key};
+use hubtui::hub::blob::shared_key;
 use hubtui::hub::info::StorageInfo;
+use hubtui::iothub::storage::service_sas;
 use reqwest::{Method, StatusCode};
 
 const VERSION: &str = "2021-08-06";
@@ -137,7 +138,7 @@ impl<'a> Blob<'a> {
     }
 
     fn sas(&self, container: &str, blob: Option<&str>, perms: &str, expiry: &str) -> String {
-        sas::make_query(
+        service_sas::make_query(
             &self.storage.account_name,
             &self.storage.account_key,
             container,

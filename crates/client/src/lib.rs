@@ -15,4 +15,5 @@ pub mod proxy;
 pub mod runner;
 pub mod service;
 pub mod simulator;
+pub mod storage;
 pub mod tls;

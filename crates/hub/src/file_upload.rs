@@ -188,7 +188,7 @@ async fn start(
         );
     }
     let expiry = Utc::now() + u.settings.sas_ttl;
-    let sas = super::blob::sas::make_query(
+    let sas = iothub::storage::service_sas::make_query(
         &u.blobs.account,
         &u.blobs.key,
         &container,

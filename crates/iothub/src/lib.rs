@@ -16,6 +16,7 @@ pub mod property_bag;
 pub mod query;
 pub mod sas;
 pub mod service_twin;
+pub mod storage;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod topic;

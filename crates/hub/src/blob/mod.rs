@@ -14,7 +14,7 @@ pub mod files;
 pub mod props;
 pub mod routes;
 pub mod sas;
-pub mod shared_key;
+pub use iothub::storage::shared_key;
 pub mod xml;
 
 mod blob_ops;

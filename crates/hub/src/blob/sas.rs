@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use super::error::StorageError;
-use super::shared_key::{form_urlencoded_pairs, same_signature, sign};
+#[cfg(test)]
+use iothub::storage::service_sas::make_query;
+use iothub::storage::shared_key::{form_urlencoded_pairs, same_signature, sign};
 
 /// What a service SAS grants, once its signature is checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,57 +222,6 @@ fn ip_allowed(sip: &str, ip: IpAddr) -> bool {
         },
         None => sip.parse::<IpAddr>().is_ok_and(|a| a == ip),
     }
-}
-
-/// Builds a service SAS query (no leading `?`) for tests and for callers that hand
-/// out upload URLs: `sv=2020-12-06` layout.
-pub fn make_query(
-    account: &str,
-    key_b64: &str,
-    container: &str,
-    blob: Option<&str>,
-    permissions: &str,
-    start: Option<&str>,
-    expiry: &str,
-) -> String {
-    let (sr, canonical) = match blob {
-        Some(b) => ("b", format!("/blob/{account}/{container}/{b}")),
-        None => ("c", format!("/blob/{account}/{container}")),
-    };
-    let version = "2020-12-06";
-    let st = start.unwrap_or("");
-    let lines = [
-        permissions,
-        st,
-        expiry,
-        canonical.as_str(),
-        "",
-        "",
-        "https",
-        version,
-        sr,
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-    ];
-    let sig = sign(key_b64, &lines.join("\n")).unwrap_or_default();
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
-    let mut q = format!(
-        "sv={version}&spr=https&sr={sr}&sp={}&se={}",
-        enc(permissions),
-        enc(expiry)
-    );
-    if !st.is_empty() {
-        q.push_str(&format!("&st={}", enc(st)));
-    }
-    q.push_str(&format!("&sig={}", enc(&sig)));
-    q
 }
 
 #[cfg(test)]

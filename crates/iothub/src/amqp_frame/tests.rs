@@ -218,10 +218,8 @@ fn finished_deliveries_release_their_state() {
     }
     assert!(s.partial.is_empty());
     // Too many left open at once is refused.
-    let r = (0..=255u8).try_for_each(|h| {
-        s.scan(&mut frame(0, &transfer(h, true, &[0x40])))
-            .map(drop)
-    });
+    let r =
+        (0..=255u8).try_for_each(|h| s.scan(&mut frame(0, &transfer(h, true, &[0x40]))).map(drop));
     assert_eq!(r, Err(FrameError::TooManyDeliveries));
     assert_eq!(r.unwrap_err().condition(), "amqp:resource-limit-exceeded");
 }
@@ -358,7 +356,7 @@ fn frames_on_an_ended_channel_are_dropped_until_it_begins_again() {
         frame(2, &disposition()), // another channel goes on
         frame(0, &end()),
         frame(0, &performative(0x18, &[], 0)), // close, on channel 0 after its end
-        frame(0, &[]),            // a heartbeat on an ended channel is no frame
+        frame(0, &[]),                         // a heartbeat on an ended channel is no frame
         frame(1, &ulong_begin),
         frame(1, &disposition()),
     ];
