@@ -128,6 +128,10 @@ pub enum Action {
     EditTags,
     ToggleTwinView,
     Reapply,
+    /// `A`: upload a file and reference it in desired properties.
+    AttachAsset,
+    /// `R`: the attached asset's rollout, or the twin again.
+    ToggleRollout,
     /// Focus the next / previous pane (twin sections).
     NextPane,
     PrevPane,

@@ -178,6 +178,8 @@ pub static TWIN: &[Binding] = &[
     foot(&[key('t')], Action::EditTags, "edit tags"),
     foot(&[key('v')], Action::ToggleTwinView, "sections/diff"),
     foot(&[key('a')], Action::Reapply, "re-apply"),
+    foot(&[key('A')], Action::AttachAsset, "attach asset"),
+    bind(&[key('R')], Action::ToggleRollout, "asset rollout / twin"),
     bind(
         &[key('l'), code(KeyCode::Right)],
         Action::NextPane,

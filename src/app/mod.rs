@@ -2,6 +2,7 @@
 //! only thing that changes it and returns side effects as `HubCommand`s; `ui` draws it.
 
 pub mod action;
+pub mod assets;
 pub mod body;
 pub mod c2d;
 pub mod chart;
@@ -174,6 +175,8 @@ pub struct App {
     pub twin: twin::TwinState,
     pub methods: methods::MethodsState,
     pub c2d: c2d::C2dState,
+    /// Assets attached from the Twin tab, and their rollout.
+    pub assets: assets::AssetsState,
     pub help: bool,
     pub confirm: Option<Confirm>,
     pub prompt: Option<Prompt>,
@@ -201,6 +204,7 @@ impl App {
             twin: twin::TwinState::default(),
             methods: methods::MethodsState::default(),
             c2d: c2d::C2dState::default(),
+            assets: assets::AssetsState::default(),
             help: false,
             confirm: None,
             prompt: None,
@@ -246,14 +250,13 @@ impl App {
 
     /// What the backend should keep fresh: only what the current tab shows.
     pub fn on_screen(&self) -> OnScreen {
+        let rollout = assets::shown_rollout(self);
+        let twin_shown = self.tab == Tab::Twin && rollout.is_none();
         OnScreen {
             device_list: self.tab == Tab::Devices,
-            twin: (self.tab == Tab::Twin)
-                .then(|| self.twin.device_id.clone())
-                .flatten(),
-            module: (self.tab == Tab::Twin)
-                .then(|| self.twin.module_id.clone())
-                .flatten(),
+            twin: twin_shown.then(|| self.twin.device_id.clone()).flatten(),
+            module: twin_shown.then(|| self.twin.module_id.clone()).flatten(),
+            rollout,
         }
     }
 
@@ -281,6 +284,7 @@ impl App {
                 Tab::Devices if self.devices.secret.is_some() => Mode::Secret,
                 Tab::Telemetry if self.telemetry.detail.is_some() => Mode::Detail,
                 Tab::Twin if self.twin.editing => Mode::Editor,
+                Tab::Twin if self.assets.form.is_some() => Mode::Form,
                 Tab::Methods if self.methods.editing => Mode::Form,
                 Tab::C2d if self.c2d.editing => Mode::Form,
                 _ => Mode::Normal,

@@ -4,7 +4,7 @@
 use client::events::{HubCommand, HubEvent};
 
 use super::{Action, App, ConfirmAction, PromptKind, Tab};
-use super::{c2d, devices, methods, telemetry, twin};
+use super::{assets, c2d, devices, methods, telemetry, twin};
 
 /// Applies `action`; returns whether anything visible changed and the commands to send.
 pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
@@ -117,7 +117,8 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     let handled = match app.tab {
         Tab::Devices => devices::on_action(app, &action, cmds),
         Tab::Telemetry => telemetry::on_action(app, &action),
-        Tab::Twin => twin::on_action(app, &action, cmds),
+        Tab::Twin if app.assets.form.is_some() => assets::on_form_action(app, &action, cmds),
+        Tab::Twin => assets::on_action(app, &action) || twin::on_action(app, &action, cmds),
         Tab::Methods => methods::on_action(app, &action, cmds),
         Tab::C2d => c2d::on_action(app, &action, cmds),
     };
@@ -172,6 +173,8 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
             app.devices.loading = false;
             app.twin.loading = false;
             app.twin.submitting = false;
+            // A failed attach keeps its form for another try.
+            app.assets.attaching = false;
             true
         }
         _ => {
@@ -180,7 +183,8 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
                 || telemetry::on_event(app, &event)
                 || twin::on_event(app, &event)
                 || methods::on_event(app, &event)
-                || c2d::on_event(app, &event);
+                || c2d::on_event(app, &event)
+                || assets::on_event(app, &event);
             if handled && app.tab == Tab::Twin {
                 twin::ensure_loaded(app, cmds);
             }

@@ -20,10 +20,12 @@ use client::backend::{self, BackendConfig};
 use client::events::{Backend, HubCommand, HubEvent, LinkState};
 use client::service::{AmqpTransport, Proxy, ServiceClient};
 use client::simulator::Simulator;
+use client::storage::BlobAccount;
 use client::tls::Trust;
 use hub::store::StoreError;
 use hub::{self, HubError, HubOptions, RunningHub};
 use iothub::connection_string::{EventHubConnectionString, ServiceConnectionString};
+use iothub::storage::connection_string::StorageConnectionString;
 
 use super::Failure;
 use super::profiles::{ConfigFile, config_path, parse_eventhub, parse_service};
@@ -407,7 +409,18 @@ fn embedded_backend_config(
     let client =
         ServiceClient::with_proxy(&service, &trust, Some(info.ports.https), &network.proxy)
             .map_err(|e| format!("cannot connect to the local hub: {e}"))?;
-    let mut config = BackendConfig::new(client, trust);
+    let mut config = BackendConfig::new(client, trust.clone());
+    config.storage = match &info.storage {
+        Some(storage) => {
+            let account = StorageConnectionString::parse(&storage.connection_string)
+                .map_err(|e| format!("the local hub's storage connection string: {e}"))?;
+            Some(
+                BlobAccount::new(account, &trust)
+                    .map_err(|e| format!("cannot connect to the local hub's storage: {e}"))?,
+            )
+        }
+        None => None,
+    };
     config.amqp_port = info.ports.amqp;
     config.websocket_port = Some(info.ports.https);
     network.apply(&mut config);

@@ -1,6 +1,7 @@
 //! Explorer views, widgets and themes. `render` draws `App` as it is: each tab is a pure
 //! function of state, and nothing here changes state. (The terminal loop lands next.)
 
+pub mod assets;
 pub mod c2d;
 pub mod device;
 pub mod devices;

@@ -631,3 +631,69 @@ fn find(buf: &Buffer, needle: &str) -> (u16, u16) {
     }
     panic!("{needle} not on screen:\n{t}")
 }
+
+/// The attach form over the twin, then the rollout of an asset on four devices: one
+/// received, one failed with its reason, one fetching, one not yet read.
+#[test]
+fn twin_attach_asset_form_and_rollout() {
+    use client::rollout::RolloutRow;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    let mut app = sample_app(Tab::Twin);
+    update(&mut app, Action::AttachAsset);
+    for c in "./firmware-2.1.bin".chars() {
+        update(&mut app, Action::Input(KeyEvent::from(KeyCode::Char(c))));
+    }
+    update(&mut app, Action::NextField);
+    for c in "firmware".chars() {
+        update(&mut app, Action::Input(KeyEvent::from(KeyCode::Char(c))));
+    }
+    snapshot("twin_attach_form", &app);
+    update(&mut app, Action::Back);
+    let uri = "https://localhost:8443/hubtui/assets/firmware/20261202T100000Z-firmware-2.1.bin?sv=2020-12-06&sr=b&sp=r&sig=x";
+    let devices: Vec<String> = [
+        "sim-thermostat-1",
+        "sim-thermostat-2",
+        "sim-camera-1",
+        "sim-door-1",
+    ]
+    .map(String::from)
+    .to_vec();
+    update(
+        &mut app,
+        Action::Hub(HubEvent::AssetAttached {
+            name: "firmware".into(),
+            uri: uri.into(),
+            devices: devices.clone(),
+            failed: vec![],
+        }),
+    );
+    let at = |s: u32| Some(format!("2026-12-02T10:00:0{s}.000Z"));
+    let row = |id: &str, ack: bool, status: Option<&str>, reason: Option<&str>| RolloutRow {
+        device_id: id.into(),
+        desired: Some(uri.into()),
+        acknowledged: ack.then(|| uri.into()),
+        acknowledged_at: ack.then(|| at(1)).flatten(),
+        current: (status == Some("received")).then(|| uri.into()),
+        current_at: (status == Some("received")).then(|| at(2)).flatten(),
+        status: status.map(String::from),
+        status_at: status.and_then(|_| at(2)),
+        reason: reason.map(String::from),
+    };
+    update(
+        &mut app,
+        Action::Hub(HubEvent::Rollout {
+            name: "firmware".into(),
+            rows: vec![
+                row("sim-thermostat-1", true, Some("received"), None),
+                row(
+                    "sim-thermostat-2",
+                    true,
+                    Some("failed"),
+                    Some("the storage service refused the download: 403 AuthenticationFailed"),
+                ),
+                row("sim-camera-1", true, None, None),
+            ],
+        }),
+    );
+    snapshot("twin_rollout", &app);
+}

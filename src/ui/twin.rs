@@ -22,6 +22,16 @@ fn when(t: &Option<String>) -> String {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    match &app.assets.rollout {
+        Some(r) if app.assets.show_rollout => super::assets::rollout(frame, area, r, theme),
+        _ => render_twin(frame, area, app, theme),
+    }
+    if let Some(form) = &app.assets.form {
+        super::assets::form_popup(frame, area, form, app, theme);
+    }
+}
+
+fn render_twin(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let tw = &app.twin;
     let Some(view) = &tw.view else {
         let text = match (&app.selected_device, tw.loading) {

@@ -170,6 +170,27 @@ pub struct OnScreen {
     /// The Twin tab shows this device's twin (or its module's, with `module`).
     pub twin: Option<String>,
     pub module: Option<String>,
+    /// The Twin tab shows the rollout of this asset (its property name).
+    pub rollout: Option<String>,
+}
+
+/// Which devices an attached asset goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssetTarget {
+    Device(String),
+    /// Every device whose twin matches this query condition (`*`: every device).
+    Matching(String),
+}
+
+/// An asset to upload and reference in the desired properties of its targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetAttach {
+    pub path: PathBuf,
+    /// The desired property that references it.
+    pub name: String,
+    /// How long the read SAS in the reference stays valid.
+    pub lifetime: Duration,
+    pub target: AssetTarget,
 }
 
 /// What the device list shows from a device's twin beside its identity (the query answers
@@ -262,6 +283,19 @@ pub enum HubEvent {
     ServiceCalls {
         per_minute: usize,
     },
+    /// An asset was uploaded and referenced in the desired properties of `devices`;
+    /// `failed` are the targets whose twin could not be patched, with why.
+    AssetAttached {
+        name: String,
+        uri: String,
+        devices: Vec<String>,
+        failed: Vec<(String, String)>,
+    },
+    /// The reports of the asset `name` by the devices it is desired on.
+    Rollout {
+        name: String,
+        rows: Vec<crate::rollout::RolloutRow>,
+    },
     /// A failure worth one sentence in the status bar.
     Error(String),
 }
@@ -269,6 +303,8 @@ pub enum HubEvent {
 /// App → backend.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubCommand {
+    /// Upload a file to the storage account and reference it in desired properties.
+    AttachAsset(AssetAttach),
     /// Query the registry; `continuation` None is the first page. `filter` is a device id
     /// substring typed by the user; the backend turns it into a query.
     LoadDevices {

@@ -12,6 +12,7 @@ pub mod manual;
 pub mod pnp;
 pub mod profile;
 pub mod proxy;
+pub mod rollout;
 pub mod runner;
 pub mod service;
 pub mod simulator;

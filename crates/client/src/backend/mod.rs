@@ -8,6 +8,7 @@
 //! request makes pointless (the device list, a twin) are latest-wins: the newer request
 //! replaces the one in flight.
 
+mod assets;
 mod c2d;
 mod link;
 mod methods;
@@ -56,6 +57,9 @@ pub struct BackendConfig {
     /// How often a device list on screen that fits in one page is read again (connection
     /// states).
     pub devices_poll: Duration,
+    /// The storage account assets are uploaded to (hub.json's on the local hub, the
+    /// profile's against Azure).
+    pub storage: Option<crate::storage::BlobAccount>,
 }
 
 /// How often the calls-per-minute count is refreshed while no call is made (it falls as
@@ -78,6 +82,7 @@ impl BackendConfig {
             page_size: 100,
             twin_poll,
             devices_poll,
+            storage: None,
         }
     }
 
@@ -290,6 +295,9 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
                 spawn_guarded(&ctx, c2d::purge(ctx.clone(), device_id))
             }
             HubCommand::SendC2d(message) => spawn_guarded(&ctx, c2d::send(ctx.clone(), message)),
+            HubCommand::AttachAsset(asset) => {
+                spawn_guarded(&ctx, assets::attach(ctx.clone(), asset))
+            }
             HubCommand::StartTelemetry {
                 from,
                 consumer_group,
@@ -342,6 +350,7 @@ fn spawn_guarded(ctx: &Arc<Ctx>, job: impl Future<Output = ()> + Send + 'static)
 fn command_name(cmd: &HubCommand) -> &'static str {
     match cmd {
         HubCommand::LoadDevices { .. } => "load devices",
+        HubCommand::AttachAsset(_) => "attach asset",
         HubCommand::GetDevice { .. } => "get device",
         HubCommand::CreateDevice { .. } => "create device",
         HubCommand::SetDeviceStatus { .. } => "set device status",

@@ -1,5 +1,5 @@
 //! Re-reading what is on screen, and nothing else: the device list while the Devices tab
-//! shows it, the twin while the Twin tab shows it. Each is read at most once per interval
+//! shows it, the twin (or an asset's rollout) while the Twin tab shows it. Each is read at most once per interval
 //! (counting reads the app asked for), nothing is read while the hub throttles, and when
 //! nothing is shown and the hub was unreachable, a one-item query probes it so the status bar
 //! recovers without a key press.
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::events::OnScreen;
 
-use super::{Ctx, Target, registry, twin};
+use super::{Ctx, Target, assets, registry, twin};
 
 /// Intervals for a hub on this machine: reads cost nothing but a little CPU.
 const LOCAL: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(5));
@@ -33,6 +33,7 @@ pub(super) fn intervals_for(host: &str) -> (Duration, Duration) {
 /// One read the poller makes.
 enum Read {
     Twin(Target),
+    Rollout(String),
     Devices,
     Probe,
 }
@@ -45,6 +46,7 @@ struct State {
     /// A shown twin that no longer exists is not read again until the screen changes.
     twin_gone: Option<Target>,
     next_twin: Option<Instant>,
+    next_rollout: Option<Instant>,
     next_devices: Option<Instant>,
     next_probe: Option<Instant>,
 }
@@ -137,11 +139,18 @@ impl Poller {
             s.next_twin = Some(now + self.twin_every);
             reads.push(Read::Twin(target));
         }
+        if let Some(name) = s.screen.rollout.clone()
+            && due(s.next_rollout, now)
+        {
+            s.next_rollout = Some(now + self.twin_every);
+            reads.push(Read::Rollout(name));
+        }
         if s.screen.device_list && due(s.next_devices, now) {
             s.next_devices = Some(now + self.devices_every);
             reads.push(Read::Devices);
         }
-        let nothing_shown = !s.screen.device_list && s.screen.twin.is_none();
+        let nothing_shown =
+            !s.screen.device_list && s.screen.twin.is_none() && s.screen.rollout.is_none();
         if nothing_shown && !connected && due(s.next_probe, now) {
             s.next_probe = Some(now + self.twin_every);
             reads.push(Read::Probe);
@@ -157,9 +166,11 @@ impl Poller {
             .filter(|target| s.twin_gone.as_ref() != Some(target))
             .map(|_| s.next_twin);
         let devices = s.screen.device_list.then_some(s.next_devices);
-        let probe = (!s.screen.device_list && s.screen.twin.is_none() && !connected)
-            .then_some(s.next_probe);
-        [twin, devices, probe]
+        let rollout = s.screen.rollout.is_some().then_some(s.next_rollout);
+        let nothing_shown =
+            !s.screen.device_list && s.screen.twin.is_none() && s.screen.rollout.is_none();
+        let probe = (nothing_shown && !connected).then_some(s.next_probe);
+        [twin, devices, rollout, probe]
             .into_iter()
             .flatten()
             .map(|next| next.map_or(Duration::ZERO, |t| t.saturating_duration_since(now)))
@@ -183,6 +194,7 @@ pub(super) async fn run(ctx: Arc<Ctx>) {
                 for read in ctx.poller.take_due(ctx.link.is_connected()) {
                     match read {
                         Read::Twin(target) => twin::reread(&ctx, target).await,
+                        Read::Rollout(name) => assets::read_rollout(&ctx, &name).await,
                         Read::Devices => registry::reread(&ctx).await,
                         Read::Probe => {
                             let probe = ctx
@@ -242,6 +254,7 @@ mod tests {
                 Read::Twin(target) => format!("twin {target}"),
                 Read::Devices => "devices".into(),
                 Read::Probe => "probe".into(),
+                Read::Rollout(name) => format!("rollout {name}"),
             })
             .collect()
     }
@@ -255,7 +268,7 @@ mod tests {
         p.show(OnScreen {
             device_list: true,
             twin: None,
-            module: None,
+            ..OnScreen::default()
         });
         p.devices_read();
         assert!(p.take_due(true).is_empty(), "the list was just read");
@@ -265,7 +278,7 @@ mod tests {
         p.show(OnScreen {
             device_list: false,
             twin: Some("d".into()),
-            module: None,
+            ..OnScreen::default()
         });
         assert_eq!(names(&p.take_due(true)), ["twin d"]);
         assert!(p.take_due(true).is_empty());
@@ -281,9 +294,22 @@ mod tests {
         p.show(OnScreen {
             device_list: false,
             twin: Some("e".into()),
-            module: None,
+            ..OnScreen::default()
         });
         assert_eq!(names(&p.take_due(true)), ["twin e"]);
+        p.show(OnScreen {
+            rollout: Some("fw".into()),
+            ..OnScreen::default()
+        });
+        assert_eq!(
+            names(&p.take_due(false)),
+            ["rollout fw"],
+            "no probe beside it"
+        );
+        assert!(p.take_due(true).is_empty());
+        assert_eq!(p.until_next(true), Some(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(names(&p.take_due(true)), ["rollout fw"]);
     }
 
     #[test]
@@ -296,7 +322,7 @@ mod tests {
         p.show(OnScreen {
             device_list: false,
             twin: Some("d".into()),
-            module: None,
+            ..OnScreen::default()
         });
         p.twin_read(&target("d"), Some("1".into()));
         assert!(!p.twin_moved(&target("d"), Some("1".into())));

@@ -126,3 +126,46 @@ pub(crate) async fn refusal(resp: reqwest::Response, what: &str) -> BlobError {
             .to_string(),
     )
 }
+
+impl BlobAccount {
+    /// Creates `container` (private) unless it exists. Signed with Shared Key: a service
+    /// SAS cannot create containers.
+    pub async fn ensure_container(&self, container: &str) -> Result<(), BlobError> {
+        let url = format!("{}?restype=container", self.account.url(container, None));
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| BlobError(format!("the container URL {url} is not valid: {e}")))?;
+        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let headers = [
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", service_sas::VERSION),
+        ];
+        let to_sign = iothub::storage::shared_key::string_to_sign(
+            "PUT",
+            &headers,
+            &self.account.account_name,
+            parsed.path(),
+            parsed.query(),
+        );
+        let signature = iothub::storage::shared_key::sign(&self.account.account_key, &to_sign)
+            .ok_or_else(|| BlobError("the storage account key is not valid base64".into()))?;
+        let mut req = self.http.put(parsed).header(
+            "authorization",
+            format!("SharedKey {}:{signature}", self.account.account_name),
+        );
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let resp =
+            req.header("content-length", 0).send().await.map_err(|e| {
+                BlobError(format!("cannot reach {}: {e}", self.account.blob_endpoint))
+            })?;
+        let exists = resp
+            .headers()
+            .get("x-ms-error-code")
+            .is_some_and(|c| c == "ContainerAlreadyExists");
+        if resp.status().is_success() || exists {
+            return Ok(());
+        }
+        Err(refusal(resp, &format!("creating the container {container}")).await)
+    }
+}

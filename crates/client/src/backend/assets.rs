@@ -1,0 +1,170 @@
+//! Blob-linked twin assets from the explorer: upload a file to the storage account,
+//! reference it (a read SAS made locally from the account key) in the desired
+//! properties of one device or of every device a query matches, one PATCH per device
+//! with If-Match, and read back where each device stands (the rollout).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use crate::events::{AssetAttach, AssetTarget, HubEvent};
+use crate::rollout::{self, RolloutRow};
+use crate::service::ServiceClient;
+use iothub::error::ErrorCode;
+use iothub::service_twin::patch_body;
+use iothub::twin::Section;
+
+use super::Ctx;
+use super::link::describe_error;
+
+/// The container assets are uploaded to.
+pub const CONTAINER: &str = "assets";
+/// Devices one attach or one rollout read covers at most.
+const MAX_DEVICES: usize = 10_000;
+/// Twins per query page.
+const PAGE: u32 = 100;
+/// PATCH attempts per device when its twin keeps changing under it.
+const ATTEMPTS: usize = 3;
+
+pub(super) async fn attach(ctx: Arc<Ctx>, asset: AssetAttach) {
+    let event = match attach_inner(&ctx, &asset).await {
+        Ok(event) => event,
+        Err(e) => HubEvent::Error(format!("cannot attach {}: {e}", asset.path.display())),
+    };
+    ctx.send(event).await;
+}
+
+async fn attach_inner(ctx: &Ctx, asset: &AssetAttach) -> Result<HubEvent, String> {
+    let Some(storage) = &ctx.config.storage else {
+        return Err("no storage account is configured; give the hub profile a storage connection string (hubtui hubs add … --storage, or --storage)".into());
+    };
+    if !rollout::valid_name(&asset.name) {
+        return Err(format!(
+            "\"{}\" cannot name an asset property: use letters, digits and _",
+            asset.name
+        ));
+    }
+    let file_name = asset
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("the path names no file")?;
+    let service = &ctx.config.service;
+    // The targets first, so nothing is uploaded for a query that matches nothing.
+    let devices = match &asset.target {
+        AssetTarget::Device(id) => vec![id.clone()],
+        AssetTarget::Matching(condition) => matching(service, condition).await?,
+    };
+    if devices.is_empty() {
+        return Err("no device matches the query".into());
+    }
+    let now = Utc::now();
+    let blob = format!(
+        "{}/{}-{file_name}",
+        asset.name,
+        now.format("%Y%m%dT%H%M%SZ")
+    );
+    let content_type = rollout::content_type_for(file_name);
+    storage
+        .ensure_container(CONTAINER)
+        .await
+        .map_err(|e| e.to_string())?;
+    storage
+        .put_file(&asset.path, CONTAINER, &blob, content_type)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lifetime = chrono::Duration::from_std(asset.lifetime).unwrap_or(chrono::Duration::days(1));
+    let uri = storage.sas_url(CONTAINER, Some(&blob), "r", now, now + lifetime);
+    let mut desired = Map::new();
+    desired.insert(
+        asset.name.clone(),
+        rollout::reference(&uri, now, content_type),
+    );
+    let body = patch_body(Section::Desired, desired);
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for device in devices {
+        match patch_desired(service, &device, &body).await {
+            Ok(()) => done.push(device),
+            Err(e) => failed.push((device, e)),
+        }
+    }
+    Ok(HubEvent::AssetAttached {
+        name: asset.name.clone(),
+        uri,
+        devices: done,
+        failed,
+    })
+}
+
+/// PATCHes a device's desired properties against the etag just read, reading again
+/// when another writer got there first.
+async fn patch_desired(service: &ServiceClient, device: &str, body: &Value) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        let twin = service
+            .get_twin(device, None)
+            .await
+            .map_err(|e| describe_error(&e))?;
+        let etag = twin.get("etag").and_then(Value::as_str);
+        match service.patch_twin(device, None, body, etag).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code() == Some(ErrorCode::PreconditionFailed) => last = describe_error(&e),
+            Err(e) => return Err(describe_error(&e)),
+        }
+    }
+    Err(format!("its twin kept changing ({last})"))
+}
+
+/// The twins a query condition matches (`*`: all), page by page.
+async fn twins(service: &ServiceClient, condition: &str) -> Result<Vec<Value>, String> {
+    let condition = condition.trim();
+    let sql = if condition == "*" || condition.is_empty() {
+        "SELECT * FROM devices".to_string()
+    } else {
+        format!("SELECT * FROM devices WHERE {condition}")
+    };
+    let mut out = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = service
+            .query(&sql, continuation.as_deref(), Some(PAGE))
+            .await
+            .map_err(|e| describe_error(&e))?;
+        out.extend(page.items);
+        continuation = page.continuation;
+        if continuation.is_none() || out.len() >= MAX_DEVICES {
+            out.truncate(MAX_DEVICES);
+            return Ok(out);
+        }
+    }
+}
+
+async fn matching(service: &ServiceClient, condition: &str) -> Result<Vec<String>, String> {
+    Ok(twins(service, condition)
+        .await?
+        .iter()
+        .filter_map(|t| Some(t.get("deviceId")?.as_str()?.to_string()))
+        .collect())
+}
+
+/// Reads the reports of the asset `name` from every device it is desired on.
+pub(super) async fn read_rollout(ctx: &Ctx, name: &str) {
+    if !rollout::valid_name(name) {
+        return;
+    }
+    let condition = format!("IS_DEFINED(properties.desired.{name})");
+    let result = twins(&ctx.config.service, &condition).await;
+    let event = match result {
+        Ok(twins) => HubEvent::Rollout {
+            name: name.to_string(),
+            rows: twins
+                .iter()
+                .filter_map(|t| RolloutRow::from_twin(name, t))
+                .collect(),
+        },
+        Err(e) => HubEvent::Error(format!("cannot read the rollout of {name}: {e}")),
+    };
+    ctx.send(event).await;
+}

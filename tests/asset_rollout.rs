@@ -1,0 +1,251 @@
+//! "Attach asset" from the explorer against the real local hub: one upload to the hub's
+//! blob store, a desired reference on each of 50 simulated devices (one PATCH each, with
+//! If-Match), and the rollout view showing all 50 received; a reference whose SAS has
+//! already expired is reported failed, with the reason, in the same view.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestHub;
+use hubtui::app::{Action, App, Config, Tab, update};
+use hubtui::client::backend::{self, BackendConfig};
+use hubtui::client::device::DeviceClientOptions;
+use hubtui::client::events::{AssetAttach, AssetTarget, HubCommand, HubEvent};
+use hubtui::client::rollout::Progress;
+use hubtui::client::service::ServiceClient;
+use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
+use hubtui::client::storage::BlobAccount;
+use hubtui::client::tls::Trust;
+use hubtui::iothub::connection_string::{DeviceConnectionString, ServiceConnectionString};
+use hubtui::iothub::storage::connection_string::StorageConnectionString;
+use hubtui::ui::{Theme, render};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::mpsc;
+
+const DEVICES: usize = 50;
+
+struct Explorer {
+    app: App,
+    commands: mpsc::UnboundedSender<HubCommand>,
+    events: mpsc::Receiver<HubEvent>,
+}
+
+impl Explorer {
+    fn start(hub: &TestHub) -> Explorer {
+        let cs = hub
+            .hub
+            .state
+            .service_connection_string("iothubowner")
+            .unwrap();
+        let cs = ServiceConnectionString::parse(&cs).unwrap();
+        let trust = Trust::CaPem(hub.hub.ca_pem.clone());
+        let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
+        let mut config = BackendConfig::new(client, trust.clone());
+        config.twin_poll = Duration::from_millis(300);
+        let storage = hub
+            .hub
+            .info
+            .storage
+            .as_ref()
+            .expect("the hub has a blob store");
+        let account = StorageConnectionString::parse(&storage.connection_string).unwrap();
+        config.storage = Some(BlobAccount::new(account, &trust).unwrap());
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(1024);
+        backend::spawn(config, commands_rx, events_tx);
+        let mut app = App::new(Config::default());
+        update(&mut app, Action::SelectTab(Tab::Twin));
+        Explorer {
+            app,
+            commands,
+            events,
+        }
+    }
+
+    /// Applies an action as the terminal loop does: commands go to the backend.
+    fn act(&mut self, action: Action) {
+        let (_, cmds) = update(&mut self.app, action);
+        for c in cmds {
+            // The app asks for twins of no device here; only what matters is sent.
+            if matches!(c, HubCommand::AttachAsset(_) | HubCommand::Visible(_)) {
+                self.commands.send(c).unwrap();
+            }
+        }
+    }
+
+    /// Feeds backend events to the app until `done` holds, within `within`.
+    async fn until(&mut self, what: &str, within: Duration, done: impl Fn(&App) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !done(&self.app) {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no {what} within {within:?}: {:?}", self.app.assets.rollout)
+                })
+                .expect("backend alive");
+            if let HubEvent::Error(e) = &event {
+                assert!(!e.contains("attach"), "{e}");
+            }
+            self.act(Action::Hub(event));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal
+            .draw(|f| render(f, &self.app, &Theme::default_dark()))
+            .unwrap();
+        let buf = terminal.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    fn count(&self, p: Progress) -> usize {
+        let r = self.app.assets.rollout.as_ref().expect("a rollout");
+        r.counts()
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+fn simulate(hub: &TestHub, id: &str, key: &str, seed: u64) -> Simulator {
+    let cs = DeviceConnectionString::parse(&format!(
+        "HostName={};DeviceId={id};SharedAccessKey={key}",
+        hub.host()
+    ))
+    .unwrap();
+    Simulator::start(
+        &cs,
+        SimulatorOptions {
+            kind: DeviceKind::Thermostat,
+            seed,
+            client: DeviceClientOptions {
+                port: hub.hub.info.ports.mqtt,
+                trust: Trust::CaPem(hub.hub.ca_pem.clone()),
+                connect_host: Some("localhost".into()),
+                ..DeviceClientOptions::default()
+            },
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
+    let hub = TestHub::start().await;
+    let mut sims = Vec::new();
+    for i in 0..DEVICES {
+        let id = format!("fleet-{i:02}");
+        let key = hub.create_device(&id).await;
+        sims.push(simulate(&hub, &id, &key, i as u64));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("firmware-2.1.bin");
+    std::fs::write(&file, vec![0x5a; 64 * 1024]).unwrap();
+    let mut explorer = Explorer::start(&hub);
+
+    let request = AssetAttach {
+        path: file.clone(),
+        name: "firmware".into(),
+        lifetime: Duration::from_secs(3600),
+        target: AssetTarget::Matching("STARTSWITH(deviceId, 'fleet-')".into()),
+    };
+    explorer
+        .commands
+        .send(HubCommand::AttachAsset(request))
+        .unwrap();
+    explorer
+        .until("attach", Duration::from_secs(60), |app| {
+            app.assets.rollout.is_some()
+        })
+        .await;
+    let r = explorer.app.assets.rollout.as_ref().unwrap();
+    assert_eq!(r.targeted.len(), DEVICES, "{:?}", r.failed);
+    assert!(r.failed.is_empty());
+    assert_eq!(
+        explorer.app.on_screen().rollout.as_deref(),
+        Some("firmware")
+    );
+    // The app told the backend the rollout is on screen: it is read until all report.
+    explorer
+        .until("50 received", Duration::from_secs(90), |app| {
+            app.assets.rollout.as_ref().is_some_and(|r| {
+                r.counts()
+                    .iter()
+                    .any(|(p, n)| *p == Progress::Received && *n == DEVICES)
+            })
+        })
+        .await;
+    let screen = explorer.screen();
+    assert!(
+        screen.contains("50 devices: 50 received  0 failed"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("fleet-00") && screen.contains("received"),
+        "{screen}"
+    );
+    // One upload for all of them.
+    let blobs = hub
+        .hub
+        .state
+        .store
+        .blobs_from("assets", "firmware/", "", 100)
+        .unwrap();
+    assert_eq!(blobs.len(), 1);
+
+    // A reference whose SAS has already expired: the device says failed, and why.
+    let request = AssetAttach {
+        path: file,
+        name: "stale".into(),
+        lifetime: Duration::ZERO,
+        target: AssetTarget::Device("fleet-07".into()),
+    };
+    explorer
+        .commands
+        .send(HubCommand::AttachAsset(request))
+        .unwrap();
+    explorer
+        .until("the second attach", Duration::from_secs(30), |app| {
+            app.assets
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.name == "stale")
+        })
+        .await;
+    explorer
+        .until("failed", Duration::from_secs(60), |app| {
+            app.assets.rollout.as_ref().is_some_and(|r| {
+                r.counts()
+                    .iter()
+                    .any(|(p, n)| *p == Progress::Failed && *n == 1)
+            })
+        })
+        .await;
+    assert_eq!(explorer.count(Progress::Failed), 1);
+    let screen = explorer.screen();
+    assert!(
+        screen.contains("1 device: 0 received  1 failed"),
+        "{screen}"
+    );
+    assert!(screen.contains("fleet-07"), "{screen}");
+    let row = &explorer.app.assets.rollout.as_ref().unwrap().rows[0];
+    assert!(
+        row.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("403") || r.contains("expired")),
+        "{row:?}"
+    );
+    for s in sims {
+        s.stop().await;
+    }
+}
