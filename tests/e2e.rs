@@ -164,6 +164,7 @@ fn rest_get(dir: &Path, path: &str) -> Value {
 
 const CTRL_S: &str = "\x13";
 const RIGHT: &str = "\x1b[C";
+const DOWN: &str = "\x1b[B";
 
 #[test]
 fn a_user_session_on_the_embedded_hub() {
@@ -262,5 +263,47 @@ fn a_user_session_on_the_embedded_hub() {
         "sig=",
     ] {
         assert!(!log.contains(secret), "the log holds {secret:?}");
+    }
+}
+
+/// "Attach asset" as a user does it: on sim-2's twin, `A`, a file and a property name,
+/// Ctrl-s; the rollout view replaces the twin and shows the demo device taking the asset.
+#[test]
+fn attaching_an_asset_from_the_twin_tab() {
+    let mut s = Session::start();
+    s.wait_for(&["sim-2               enabled  connected"]);
+    let file = s.home.path().join("welcome.txt");
+    std::fs::write(&file, "hello from the explorer\n").unwrap();
+    s.keys(DOWN);
+    s.keys("3");
+    s.wait_for(&["sim-2 · twin"]);
+    s.keys("A");
+    s.wait_for(&["Attach asset", "goes to sim-2"]);
+    s.paste(&file.display().to_string());
+    s.keys("\t");
+    s.keys("greeting");
+    s.keys(CTRL_S);
+    s.wait_for(&["Rollout of greeting"]);
+    s.wait_for(&["1 device: 1 received", "sim-2"]);
+    let twin = rest_get(&s.data_dir(), "/twins/sim-2");
+    let reported = &twin["properties"]["reported"]["greeting"];
+    assert_eq!(reported["status"], "received", "{reported}");
+    let uri = twin["properties"]["desired"]["greeting"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(reported["current"], uri.as_str());
+    assert_eq!(
+        twin["properties"]["desired"]["greeting"]["contentType"],
+        "text/plain"
+    );
+    // R goes back to the twin; q quits.
+    s.keys("R");
+    s.wait_for(&["sim-2 · twin"]);
+    s.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running after q");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

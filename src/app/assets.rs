@@ -235,7 +235,10 @@ pub(super) fn on_action(app: &mut App, action: &Action) -> bool {
             if app.assets.attaching {
                 app.error("an asset is being attached; wait for it to finish");
             } else {
-                app.assets.form = Some(app.assets.last_form.take().unwrap_or_default());
+                // A kept form (Esc, or a failed attach) comes back as it was, from its first field.
+                let mut form = app.assets.last_form.take().unwrap_or_default();
+                form.focus = AttachField::File;
+                app.assets.form = Some(form);
             }
             true
         }
@@ -273,6 +276,8 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
                 n => format!("{n} devices"),
             };
             if failed.is_empty() {
+                // An earlier failure is over.
+                app.status.last_error = None;
                 app.notice(format!("{name} attached to {what}"));
             } else {
                 app.error(format!(

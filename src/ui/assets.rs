@@ -89,10 +89,14 @@ pub fn rollout(frame: &mut Frame, area: Rect, r: &Rollout, theme: &Theme) {
             ),
             theme.style(Role::Error),
         ),
-        None => Line::styled(
-            clip(&escape(&r.uri), inner.width as usize),
-            theme.style(Role::Muted),
-        ),
+        // The blob, not its SAS: the signature is a credential.
+        None => {
+            let blob = r.uri.split_once('?').map_or(r.uri.as_str(), |(b, _)| b);
+            Line::styled(
+                clip(&escape(blob), inner.width as usize),
+                theme.style(Role::Muted),
+            )
+        }
     });
     frame.render_widget(Paragraph::new(head), counts);
 

@@ -30,7 +30,7 @@ const ATTEMPTS: usize = 3;
 pub(super) async fn attach(ctx: Arc<Ctx>, asset: AssetAttach) {
     let event = match attach_inner(&ctx, &asset).await {
         Ok(event) => event,
-        Err(e) => HubEvent::Error(format!("cannot attach {}: {e}", asset.path.display())),
+        Err(e) => HubEvent::Error(format!("cannot attach the asset {}: {e}", asset.name)),
     };
     ctx.send(event).await;
 }
