@@ -249,3 +249,85 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
         s.stop().await;
     }
 }
+
+/// Attaching while another service keeps patching the same twins: every PATCH is made
+/// against the etag just read, a 412 reads again, and in the end every twin holds both
+/// the reference and the other writer's latest value (nothing overwritten, nothing lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attaching_races_with_another_writer_and_loses_nothing() {
+    let hub = TestHub::start().await;
+    let ids: Vec<String> = (0..10).map(|i| format!("busy-{i}")).collect();
+    for id in &ids {
+        hub.create_device(id).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cal.json");
+    std::fs::write(&file, br#"{"gain": 1.5}"#).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (hub_base, token, http, ids, stop) = (
+            hub.base(),
+            hub.token("iothubowner"),
+            common::https_client(&hub.hub.ca_pem),
+            ids.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                for id in &ids {
+                    let r = http
+                        .patch(format!("{hub_base}/twins/{id}?api-version=2021-04-12"))
+                        .header("authorization", &token)
+                        .header("if-match", "*")
+                        .json(&serde_json::json!({"properties": {"desired": {"round": round}}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                }
+            }
+            round
+        })
+    };
+    let mut explorer = Explorer::start(&hub);
+    for attempt in 0..5 {
+        let name = format!("cal{attempt}");
+        let request = AssetAttach {
+            path: file.clone(),
+            name: name.clone(),
+            lifetime: Duration::from_secs(3600),
+            target: AssetTarget::Matching("STARTSWITH(deviceId, 'busy-')".into()),
+        };
+        explorer
+            .commands
+            .send(HubCommand::AttachAsset(request))
+            .unwrap();
+        explorer
+            .until("attach", Duration::from_secs(60), |app| {
+                app.assets.rollout.as_ref().is_some_and(|r| r.name == name)
+            })
+            .await;
+        let r = explorer.app.assets.rollout.as_ref().unwrap();
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.targeted.len(), ids.len());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = writer.await.unwrap();
+    assert!(rounds > 1, "the writer ran alongside");
+    for id in &ids {
+        let twin = hub
+            .call(reqwest::Method::GET, &format!("/twins/{id}"), None)
+            .await
+            .body;
+        let desired = &twin["properties"]["desired"];
+        assert_eq!(desired["round"], rounds, "{id}: {desired}");
+        for attempt in 0..5 {
+            assert!(
+                desired[format!("cal{attempt}")]["uri"].is_string(),
+                "{id}: {desired}"
+            );
+        }
+    }
+}

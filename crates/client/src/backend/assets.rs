@@ -25,7 +25,7 @@ const MAX_DEVICES: usize = 10_000;
 /// Twins per query page.
 const PAGE: u32 = 100;
 /// PATCH attempts per device when its twin keeps changing under it.
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: u32 = 5;
 
 pub(super) async fn attach(ctx: Arc<Ctx>, asset: AssetAttach) {
     let event = match attach_inner(&ctx, &asset).await {
@@ -102,7 +102,11 @@ async fn attach_inner(ctx: &Ctx, asset: &AssetAttach) -> Result<HubEvent, String
 /// when another writer got there first.
 async fn patch_desired(service: &ServiceClient, device: &str, body: &Value) -> Result<(), String> {
     let mut last = String::new();
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Another writer is busy on this twin: let it finish.
+            tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+        }
         let twin = service
             .get_twin(device, None)
             .await
