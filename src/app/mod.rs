@@ -2,12 +2,14 @@
 //! only thing that changes it and returns side effects as `HubCommand`s; `ui` draws it.
 
 pub mod action;
+pub mod blobpreview;
 pub mod body;
 pub mod c2d;
 pub mod chart;
 pub mod device;
 pub mod devices;
 pub mod eventtext;
+pub mod files;
 pub mod form;
 pub mod input;
 pub mod jsonview;
@@ -52,6 +54,13 @@ pub struct Config {
     pub message_id_prefix: String,
     /// AMQP runs over WebSockets (`--amqp-websockets`, a proxy): the status bar says so.
     pub amqp_over_websockets: bool,
+    /// The storage account the Files tab reads (its name); None when none is configured.
+    pub storage: Option<String>,
+    /// The container device uploads go to: the Files tab opens on it.
+    pub upload_container: String,
+    /// File upload notifications arrive whenever the Files tab is on screen (the
+    /// explorer's own hub); otherwise the user turns them on with `n`.
+    pub file_notifications: bool,
 }
 
 impl Default for Config {
@@ -63,6 +72,9 @@ impl Default for Config {
             consumer_group: "$Default".into(),
             message_id_prefix: "hubtui".into(),
             amqp_over_websockets: false,
+            storage: None,
+            upload_container: "fileuploads".into(),
+            file_notifications: true,
         }
     }
 }
@@ -91,6 +103,8 @@ pub enum PromptKind {
     ExportPath,
     StartFrom,
     ConsumerGroup,
+    FilesFilter,
+    DownloadPath,
 }
 
 impl PromptKind {
@@ -101,6 +115,8 @@ impl PromptKind {
             PromptKind::ExportPath => "export to file: ",
             PromptKind::StartFrom => "start from (now, -10m, -2h, RFC 3339): ",
             PromptKind::ConsumerGroup => "consumer group: ",
+            PromptKind::FilesFilter => "filter blob names: ",
+            PromptKind::DownloadPath => "download to: ",
         }
     }
 }
@@ -174,6 +190,7 @@ pub struct App {
     pub twin: twin::TwinState,
     pub methods: methods::MethodsState,
     pub c2d: c2d::C2dState,
+    pub files: files::FilesState,
     pub help: bool,
     pub confirm: Option<Confirm>,
     pub prompt: Option<Prompt>,
@@ -201,6 +218,7 @@ impl App {
             twin: twin::TwinState::default(),
             methods: methods::MethodsState::default(),
             c2d: c2d::C2dState::default(),
+            files: files::FilesState::new(config.upload_container.clone()),
             help: false,
             confirm: None,
             prompt: None,
@@ -254,6 +272,8 @@ impl App {
             module: (self.tab == Tab::Twin)
                 .then(|| self.twin.module_id.clone())
                 .flatten(),
+            files: (self.tab == Tab::Files && self.config.storage.is_some())
+                .then(|| self.files.container.clone()),
         }
     }
 
@@ -283,6 +303,8 @@ impl App {
                 Tab::Twin if self.twin.editing => Mode::Editor,
                 Tab::Methods if self.methods.editing => Mode::Form,
                 Tab::C2d if self.c2d.editing => Mode::Form,
+                Tab::Files if self.files.picker.is_some() => Mode::Picker,
+                Tab::Files if self.files.preview.is_some() => Mode::Preview,
                 _ => Mode::Normal,
             }
         }
