@@ -25,6 +25,8 @@ pub mod twin;
 mod update;
 
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;
 
 pub use action::{Action, Mode, Tab};

@@ -89,7 +89,8 @@ fn start_loads_devices_and_telemetry() {
         HubCommand::Visible(OnScreen {
             device_list: true,
             twin: None,
-            module: None
+            module: None,
+            files: None,
         })
     );
     assert!(app.devices.loading);
@@ -139,7 +140,8 @@ fn first_page_selects_and_carries_device() {
             HubCommand::Visible(OnScreen {
                 device_list: false,
                 twin: Some("dev-b".into()),
-                module: None
+                module: None,
+                files: None,
             })
         ]
     );
@@ -161,6 +163,7 @@ fn the_backend_is_told_what_is_on_screen() {
         device_list: false,
         twin: Some(id.into()),
         module: None,
+        files: None,
     };
     assert_eq!(
         visible(update(&mut app, Action::SelectTab(Tab::Telemetry)).1),
@@ -190,7 +193,8 @@ fn the_backend_is_told_what_is_on_screen() {
         [OnScreen {
             device_list: true,
             twin: None,
-            module: None
+            module: None,
+            files: None,
         }]
     );
 }
@@ -1086,7 +1090,8 @@ fn m_walks_through_the_modules_and_twin_and_methods_follow() {
     assert!(cmds.contains(&HubCommand::Visible(OnScreen {
         device_list: false,
         twin: Some("dev-a".into()),
-        module: Some("m1".into())
+        module: Some("m1".into()),
+        files: None,
     })));
     // The device's own twin arriving late is not the module's.
     assert!(

@@ -162,11 +162,7 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn render_preview(frame: &mut Frame, area: Rect, p: &Preview, theme: &Theme) {
-    let b = block(
-        format!("{} · Esc close · d download", escape(&p.name)),
-        theme,
-        true,
-    );
+    let b = block(escape(&p.name).into_owned(), theme, true);
     let inner = b.inner(area);
     frame.render_widget(b, area);
     let [meta, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(inner);

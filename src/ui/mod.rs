@@ -15,6 +15,8 @@ pub mod twin;
 pub mod widgets;
 
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;
 
 use ratatui::Frame;

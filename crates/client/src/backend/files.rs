@@ -38,6 +38,13 @@ pub(super) async fn list(ctx: &Arc<Ctx>, container: String) {
             items,
             truncated,
         },
+        // The hub makes its upload container at the first upload.
+        Err(e) if e.code == "ContainerNotFound" => HubEvent::BlobsFailed {
+            reason: format!(
+                "there is no container {container} yet; the first device upload makes it"
+            ),
+            container,
+        },
         Err(e) => HubEvent::BlobsFailed {
             container,
             reason: e.to_string(),

@@ -73,6 +73,8 @@ pub struct BlobError {
     pub message: String,
     /// The service said it is busy (429, 503): callers that poll should back off.
     pub busy: bool,
+    /// The service's error code (`x-ms-error-code`), when it answered with one.
+    pub code: String,
 }
 
 impl BlobError {
@@ -80,6 +82,7 @@ impl BlobError {
         BlobError {
             message: message.into(),
             busy: false,
+            code: String::new(),
         }
     }
 }
@@ -177,5 +180,6 @@ pub(crate) async fn refusal(resp: reqwest::Response, what: &str) -> BlobError {
             .to_string(),
         busy: status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        code,
     }
 }
