@@ -133,6 +133,7 @@ async fn the_backend_pauses_its_rereads_while_the_hub_throttles() {
             device_list: false,
             twin: Some("d".into()),
             module: None,
+            files: None,
         }))
         .unwrap();
     let retry_in = tokio::time::timeout(Duration::from_secs(15), async {

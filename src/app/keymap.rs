@@ -231,7 +231,7 @@ pub static FILES: &[Binding] = &[
     bind(
         &[key('n')],
         Action::ToggleLive,
-        "live uploads on a real hub (takes notifications from the hub's queue, which other services may be waiting for)",
+        "live uploads (real hub: takes notifications other services may wait for)",
     ),
     bind(
         &[key('r'), code(KeyCode::F(5))],

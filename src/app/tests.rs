@@ -107,7 +107,7 @@ fn tabs_switch_and_cycle() {
     assert_eq!(app.tab, Tab::Telemetry);
     update(&mut app, Action::PrevTab);
     update(&mut app, Action::PrevTab);
-    assert_eq!(app.tab, Tab::C2d);
+    assert_eq!(app.tab, Tab::Files);
     update(&mut app, Action::Quit);
     assert!(app.should_quit);
 }

@@ -134,6 +134,15 @@ pub fn parse_eventhub(text: &str, source: &str) -> Result<EventHubConnectionStri
     EventHubConnectionString::parse(text.trim()).map_err(|e| format!("{source}: {e}"))
 }
 
+/// A storage account connection string from `source` (a flag, a profile), or one sentence.
+pub fn parse_storage(
+    text: &str,
+    source: &str,
+) -> Result<iothub::storage::connection_string::StorageConnectionString, String> {
+    iothub::storage::connection_string::StorageConnectionString::parse(text)
+        .map_err(|e| format!("{source}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,13 +184,4 @@ mod tests {
         let e = ConfigFile::load(Path::new("/nonexistent/x.toml")).unwrap();
         assert!(e.hubs.is_empty());
     }
-}
-
-/// A storage account connection string from `source` (a flag, a profile), or one sentence.
-pub fn parse_storage(
-    text: &str,
-    source: &str,
-) -> Result<iothub::storage::connection_string::StorageConnectionString, String> {
-    iothub::storage::connection_string::StorageConnectionString::parse(text)
-        .map_err(|e| format!("{source}: {e}"))
 }

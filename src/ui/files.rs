@@ -54,10 +54,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 fn list_title(app: &App) -> String {
     let f = &app.files;
     let mut title = format!("Files · {}", escape(&f.container));
+    let blobs = if f.rows.len() == 1 { "blob" } else { "blobs" };
     let count = if f.filter.is_empty() {
-        format!(" · {} blobs", f.rows.len())
+        format!(" · {} {blobs}", f.rows.len())
     } else {
-        format!(" · {} of {} blobs", f.order.len(), f.rows.len())
+        format!(" · {} of {} {blobs}", f.order.len(), f.rows.len())
     };
     title.push_str(&count);
     if f.truncated {
