@@ -231,7 +231,7 @@ pub static FILES: &[Binding] = &[
     bind(
         &[key('n')],
         Action::ToggleLive,
-        "live uploads (real hub: takes notifications other services may wait for)",
+        "live uploads (real hub: shared queue)",
     ),
     bind(
         &[key('r'), code(KeyCode::F(5))],
@@ -240,28 +240,15 @@ pub static FILES: &[Binding] = &[
     ),
 ];
 
+/// The preview pane; the list keys (NAVIGATION) scroll it.
 pub static FILE_PREVIEW: &[Binding] = &[
     foot(&[key('d')], Action::Download, "download"),
-    foot(&[key('j'), code(KeyCode::Down)], Action::Down, "scroll"),
-    bind(&[key('k'), code(KeyCode::Up)], Action::Up, "scroll up"),
-    bind(
-        &[code(KeyCode::PageDown), ctrl('d')],
-        Action::PageDown,
-        "page down",
-    ),
-    bind(
-        &[code(KeyCode::PageUp), ctrl('u')],
-        Action::PageUp,
-        "page up",
-    ),
-    bind(&[key('g'), code(KeyCode::Home)], Action::Top, "top"),
     foot(&[code(KeyCode::Esc)], Action::Back, "close"),
 ];
 
+/// The container picker; the list keys (NAVIGATION) move in it.
 pub static PICKER: &[Binding] = &[
     foot(&[code(KeyCode::Enter)], Action::Submit, "open container"),
-    bind(&[key('j'), code(KeyCode::Down)], Action::Down, "down"),
-    bind(&[key('k'), code(KeyCode::Up)], Action::Up, "up"),
     foot(&[code(KeyCode::Esc)], Action::Back, "close"),
 ];
 
@@ -332,8 +319,8 @@ pub fn tables(mode: Mode, ctx: KeyContext) -> Vec<&'static [Binding]> {
         Mode::Editor => vec![EDITOR],
         Mode::Detail => vec![DETAIL, GLOBAL],
         Mode::Secret => vec![SECRET, GLOBAL],
-        Mode::Preview => vec![FILE_PREVIEW, GLOBAL],
-        Mode::Picker => vec![PICKER, GLOBAL],
+        Mode::Preview => vec![FILE_PREVIEW, NAVIGATION, GLOBAL],
+        Mode::Picker => vec![PICKER, NAVIGATION, GLOBAL],
     }
 }
 

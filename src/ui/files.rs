@@ -74,19 +74,36 @@ fn list_title(app: &App) -> String {
     title
 }
 
-/// Column widths: device, size, type, modified; the name takes what is left.
+/// Column widths: device, size, type, modified; the name takes what is left. A list
+/// beside the preview drops the type and the seconds.
 fn columns(width: usize) -> (usize, usize, usize, usize, usize) {
     let (device, size, kind, time) = if width >= 90 {
         (16, 9, 18, 19)
-    } else {
+    } else if width >= 70 {
         (12, 9, 10, 19)
+    } else {
+        (12, 9, 0, 16)
     };
-    let name = width.saturating_sub(device + size + kind + time + 6).max(8);
+    let gaps = if kind == 0 { 4 } else { 6 };
+    let name = width
+        .saturating_sub(device + size + kind + time + gaps)
+        .max(8);
     (device, name, size, kind, time)
 }
 
-fn row_line(row: &FileRow, width: usize, selected: bool, theme: &Theme) -> Line<'static> {
+/// One line of the list (or its header) in the columns for `width`.
+fn columns_line(width: usize, [device, name, size, kind, time]: [&str; 5]) -> String {
     let (dw, nw, sw, kw, tw) = columns(width);
+    let time: String = time.chars().take(tw).collect();
+    if kw == 0 {
+        format!("{device:<dw$} {name:<nw$} {size:>sw$} {time:<tw$}")
+    } else {
+        format!("{device:<dw$} {name:<nw$} {size:>sw$} {kind:<kw$} {time:<tw$}")
+    }
+}
+
+fn row_line(row: &FileRow, width: usize, selected: bool, theme: &Theme) -> Line<'static> {
+    let (dw, nw, _, kw, _) = columns(width);
     let name = row
         .blob
         .name
@@ -94,16 +111,25 @@ fn row_line(row: &FileRow, width: usize, selected: bool, theme: &Theme) -> Line<
         .unwrap_or(&row.blob.name);
     let mark = if row.new { "•" } else { " " };
     let style = row_style(selected, theme);
+    // Without seconds' room the year goes: "05-01 12:00:03".
+    let time = time_label(row.blob.last_modified);
+    let time = if columns(width).4 < 19 {
+        time.get(5..).unwrap_or("").to_string()
+    } else {
+        time
+    };
     Line::from(vec![
         Span::styled(mark.to_string(), theme.style(Role::Ok)),
         Span::styled(
-            format!(
-                "{:<dw$} {:<nw$} {:>sw$} {:<kw$} {:<tw$}",
-                clip(&escape(&row.device), dw),
-                clip(&escape(name), nw),
-                size_label(row.blob.size),
-                clip(&escape(&row.blob.content_type), kw),
-                time_label(row.blob.last_modified),
+            columns_line(
+                width,
+                [
+                    &clip(&escape(&row.device), dw),
+                    &clip(&escape(name), nw),
+                    &size_label(row.blob.size),
+                    &clip(&escape(&row.blob.content_type), kw),
+                    &time,
+                ],
             ),
             style,
         ),
@@ -117,12 +143,11 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(b, area);
     let [header, rows] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let width = usize::from(inner.width).saturating_sub(1);
-    let (dw, nw, sw, kw, tw) = columns(width);
     frame.render_widget(
         Paragraph::new(Line::styled(
             format!(
-                " {:<dw$} {:<nw$} {:>sw$} {:<kw$} {:<tw$}",
-                "device", "name", "size", "type", "modified"
+                " {}",
+                columns_line(width, ["device", "name", "size", "type", "modified"])
             ),
             theme.style(Role::Title),
         )),
@@ -130,7 +155,12 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     );
     if f.order.is_empty() {
         let text = if let Some(e) = &f.error {
-            format!("Cannot list {}: {e}", escape(&f.container))
+            // The reason is a sentence from the backend; it names the container.
+            let mut chars = e.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
+                .unwrap_or_default()
         } else if f.loading {
             "Loading…".to_string()
         } else if !f.filter.is_empty() {

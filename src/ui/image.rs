@@ -72,11 +72,36 @@ thread_local! {
     static ENCODED: RefCell<Option<(u64, Rect, Protocol)>> = const { RefCell::new(None) };
 }
 
+/// The part of `area` an image of `w`x`h` pixels fills when scaled to fit with its
+/// aspect ratio kept, for cells of `cell` pixels.
+pub fn fit(area: Rect, (w, h): (u32, u32), cell: (u16, u16)) -> Rect {
+    let (cw, ch) = (f64::from(cell.0.max(1)), f64::from(cell.1.max(1)));
+    let (w, h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let cols = f64::from(area.width);
+    let rows = cols * cw * h / (w * ch);
+    let (cols, rows) = if rows <= f64::from(area.height) {
+        (cols, rows.ceil().max(1.0))
+    } else {
+        let rows = f64::from(area.height);
+        ((rows * ch * w / (h * cw)).floor().max(1.0), rows)
+    };
+    Rect {
+        width: (cols as u16).min(area.width),
+        height: (rows as u16).min(area.height),
+        ..area
+    }
+}
+
 /// Draws `image` scaled to fit `area`; returns false when it cannot be encoded.
 pub fn render(frame: &mut Frame, area: Rect, image: &PreviewImage) -> bool {
     if area.width == 0 || area.height == 0 {
         return true;
     }
+    let area = fit(
+        area,
+        (image.image.width(), image.image.height()),
+        picker().font_size(),
+    );
     ENCODED.with(|cell| {
         let mut cached = cell.borrow_mut();
         let fresh = !matches!(&*cached, Some((id, at, _)) if *id == image.id && *at == area);
@@ -115,6 +140,15 @@ mod tests {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         }
+    }
+
+    #[test]
+    fn images_keep_their_aspect_ratio() {
+        let area = Rect::new(2, 3, 58, 33);
+        // 3:2 on cells twice as tall as wide: 58 columns, 20 rows (19.3 rounded up).
+        assert_eq!(fit(area, (96, 64), (10, 20)), Rect::new(2, 3, 58, 20));
+        // Too tall for the area: as high as it goes, narrower.
+        assert_eq!(fit(area, (64, 640), (10, 20)), Rect::new(2, 3, 6, 33));
     }
 
     #[test]
