@@ -228,11 +228,7 @@ pub static FILES: &[Binding] = &[
     foot(&[key('/')], Action::StartFilter, "filter"),
     foot(&[key('s')], Action::ToggleSort, "newest/by device"),
     foot(&[key('c')], Action::PickContainer, "container"),
-    bind(
-        &[key('n')],
-        Action::ToggleLive,
-        "live uploads (real hub: shared queue)",
-    ),
+    bind(&[key('n')], Action::ToggleLive, "live (real hub's queue)"),
     bind(
         &[key('r'), code(KeyCode::F(5))],
         Action::Refresh,

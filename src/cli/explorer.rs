@@ -417,7 +417,12 @@ async fn connect(
             config.storage = match storage.map(|s| BlobAccount::new(s, &trust)).transpose() {
                 Ok(account) => account,
                 Err(e) => {
-                    fail(&events, format!("cannot reach the storage account: {e}")).await;
+                    // The hub itself is fine: only the Files tab goes without.
+                    let _ = events
+                        .send(HubEvent::Error(format!(
+                            "cannot reach the storage account: {e}"
+                        )))
+                        .await;
                     None
                 }
             };

@@ -158,3 +158,20 @@ fn files_no_storage_configured() {
     snapshot("files_no_storage", &app);
     assert!(text(&draw(&app, 80, 24)).contains("No storage account is configured"));
 }
+
+#[test]
+fn files_help_lists_the_tab_keys() {
+    let mut app = files_app(true);
+    update(&mut app, Action::ToggleHelp);
+    snapshot("files_help", &app);
+    let screen = text(&draw(&app, 80, 24));
+    for key in [
+        "preview",
+        "download",
+        "live (real hub's queue)",
+        "open container",
+        "6           Files tab",
+    ] {
+        assert!(screen.contains(key), "{key} missing:\n{screen}");
+    }
+}

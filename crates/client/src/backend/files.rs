@@ -24,7 +24,14 @@ fn account(ctx: &Ctx) -> Option<&BlobAccount> {
 
 /// Lists `container` and reports it; a busy storage account pauses polling.
 pub(super) async fn list(ctx: &Arc<Ctx>, container: String) {
-    let Some(account) = account(ctx) else { return };
+    let Some(account) = account(ctx) else {
+        ctx.send(HubEvent::BlobsFailed {
+            container,
+            reason: "the storage account could not be set up; the status bar said why".into(),
+        })
+        .await;
+        return;
+    };
     ctx.poller.files_read();
     let result = account
         .list_all_blobs(&container, None, PAGE_SIZE, LIST_LIMIT)
