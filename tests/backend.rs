@@ -199,6 +199,7 @@ async fn a_one_page_list_is_read_again_when_it_changes() {
         twin: None,
         module: None,
         rollout: None,
+        files: None,
     }));
     assert_eq!(ex.page().await.0, ["r-1"]);
     hub.create_device("r-2").await;
@@ -343,6 +344,7 @@ async fn the_watched_twin_is_polled_and_changes_are_reported() {
         twin: Some("p-1".into()),
         module: None,
         rollout: None,
+        files: None,
     }));
     ex.expect("twin", |e| matches!(e, HubEvent::Twin { .. }).then_some(()))
         .await;
@@ -393,6 +395,7 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
                 twin: None,
                 module: None,
                 rollout: None,
+                files: None,
             },
             // Loaded machines run late; at least a third of the reads must happen. A read
             // is two calls: the device list and the module counts beside it.
@@ -405,6 +408,7 @@ async fn an_idle_explorer_rereads_only_what_is_on_screen() {
                 twin: Some("i-1".into()),
                 module: None,
                 rollout: None,
+                files: None,
             },
             intervals / 3..=intervals + 1,
         ),

@@ -192,6 +192,51 @@ fn profiles_remember_websockets_and_a_proxy() {
 }
 
 #[test]
+fn profiles_remember_a_storage_account_with_its_key_masked() {
+    let home = tempfile::tempdir().unwrap();
+    let storage = "DefaultEndpointsProtocol=https;AccountName=uploads1;AccountKey=c2VjcmV0a2V5;EndpointSuffix=core.windows.net";
+    let out = hubtui(
+        home.path(),
+        &["hubs", "add", "cams", GOOD, "--storage", storage],
+    );
+    succeeded(&out);
+    let config = home.path().join("config/hubtui/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("storage = \"{storage}\"")), "{text}");
+
+    let out = hubtui(home.path(), &["hubs", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("(storage uploads1 at https://uploads1.blob.core.windows.net)"),
+        "{list}"
+    );
+    assert!(!list.contains("c2VjcmV0a2V5"), "{list}");
+    let out = hubtui(home.path(), &["hubs", "list", "--json"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("uploads1") && !list.contains("c2VjcmV0a2V5"),
+        "{list}"
+    );
+
+    let out = hubtui(
+        home.path(),
+        &["hubs", "add", "bad", GOOD, "--storage", "AccountName=x"],
+    );
+    assert!(refused(&out).starts_with("--storage: "), "{out:?}");
+
+    // A profile's storage is checked when the explorer starts, and named as the profile's;
+    // so is --storage.
+    std::fs::write(&config, text.replace("AccountName=uploads1;", "")).unwrap();
+    let out = hubtui(home.path(), &["--hub", "cams"]);
+    assert!(
+        refused(&out).starts_with("the storage of hub profile \"cams\": "),
+        "{out:?}"
+    );
+    let out = hubtui(home.path(), &["--storage", "nonsense"]);
+    assert!(refused(&out).starts_with("--storage: "), "{out:?}");
+}
+
+#[test]
 fn without_a_terminal_the_explorer_says_so_and_starts_nothing() {
     let home = tempfile::tempdir().unwrap();
     let out = hubtui(home.path(), &[]);

@@ -162,6 +162,59 @@ fn rest_get(dir: &Path, path: &str) -> Value {
     })
 }
 
+/// Makes device `id` on the embedded hub and uploads `data` from it as `name`, as a device
+/// app would (file upload over HTTPS): the blob lands in the hub's upload container.
+fn device_upload(dir: &Path, id: &str, uploads: &[(&str, &[u8])]) {
+    use hubtui::client::device::{DeviceClient, DeviceClientOptions, Trust};
+    use hubtui::iothub::connection_string::DeviceConnectionString;
+    let info = HubInfo::read(dir).unwrap();
+    let cs = ServiceConnectionString::parse(&info.service_connection_string).unwrap();
+    let ca = std::fs::read_to_string(dir.join(&info.ca_certificate)).unwrap();
+    let token = generate_token(
+        &cs.host_name,
+        &cs.key,
+        Some(&cs.policy_name),
+        common::now() + 600,
+    )
+    .unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!(
+            "https://localhost:{}/devices/{id}?{}",
+            info.ports.https,
+            common::API
+        );
+        let r = common::https_client(&ca)
+            .put(url)
+            .header("Authorization", token)
+            .json(&serde_json::json!({"deviceId": id}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "create {id}: {}", r.status());
+        let device: Value = r.json().await.unwrap();
+        let key = device["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .unwrap();
+        let dcs = DeviceConnectionString::parse(&format!(
+            "HostName={};DeviceId={id};SharedAccessKey={key}",
+            cs.host_name
+        ))
+        .unwrap();
+        let opts = DeviceClientOptions {
+            port: info.ports.mqtt,
+            https_port: info.ports.https,
+            trust: Trust::CaPem(ca.clone()),
+            connect_host: Some("localhost".into()),
+            ..DeviceClientOptions::default()
+        };
+        let (client, _events) = DeviceClient::connect(&dcs, opts).unwrap();
+        for (name, data) in uploads {
+            client.upload_bytes(data.to_vec(), name).await.unwrap();
+        }
+        client.close().await;
+    });
+}
+
 const CTRL_S: &str = "\x13";
 const RIGHT: &str = "\x1b[C";
 const DOWN: &str = "\x1b[B";
@@ -300,6 +353,61 @@ fn attaching_an_asset_from_the_twin_tab() {
     // R goes back to the twin; q quits.
     s.keys("R");
     s.wait_for(&["sim-2 · twin"]);
+    s.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running after q");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_files_tab_shows_a_device_upload_and_previews_it() {
+    let mut s = Session::start();
+    s.wait_for(&["6 Files", "● service"]);
+    device_upload(
+        &s.data_dir(),
+        "cam-1",
+        &[("snap.png", include_bytes!("../assets/capture.png"))],
+    );
+
+    // The tab lists the upload container, newest first.
+    s.keys("6");
+    s.wait_for(&["Files · fileuploads · 1 blob ·", "cam-1", "snap.png"]);
+
+    // Enter previews the image (half-blocks here: the pty answers no graphics query).
+    s.keys("\r");
+    s.wait_for(&["snap.png ─", "etag"]);
+    s.wait_for(&["▀"]);
+    s.keys("\x1b");
+
+    // A new upload shows up while the tab is on screen (notification or re-read), and its
+    // JSON previews pretty-printed.
+    device_upload(
+        &s.data_dir(),
+        "thermo-1",
+        &[("reading.json", br#"{"temperature":21.5,"unit":"C"}"#)],
+    );
+    s.wait_for(&["thermo-1", "reading.json"]);
+    s.keys("g");
+    s.keys("\r");
+    s.wait_for(&[
+        "reading.json ─",
+        "\"temperature\": 21.5,",
+        "\"unit\": \"C\"",
+    ]);
+
+    // d downloads it to the path asked (the session's working directory by default).
+    s.keys("d");
+    s.wait_for(&["download to: ./reading.json"]);
+    s.keys("\r");
+    // (The status bar at 80 columns has room for the notice's start only.)
+    s.wait_for(&["│ downloaded"]);
+    assert_eq!(
+        std::fs::read(s.home.path().join("reading.json")).unwrap(),
+        br#"{"temperature":21.5,"unit":"C"}"#
+    );
+
     s.keys("q");
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.child.try_wait().unwrap().is_none() {

@@ -5,7 +5,7 @@ use ratatui::crossterm::event::KeyEvent;
 
 use client::events::HubEvent;
 
-/// The explorer's tabs, in key order (1..=5).
+/// The explorer's tabs, in key order (1..=6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Tab {
     #[default]
@@ -14,15 +14,17 @@ pub enum Tab {
     Twin,
     Methods,
     C2d,
+    Files,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Devices,
         Tab::Telemetry,
         Tab::Twin,
         Tab::Methods,
         Tab::C2d,
+        Tab::Files,
     ];
 
     pub fn title(self) -> &'static str {
@@ -32,6 +34,7 @@ impl Tab {
             Tab::Twin => "Twin",
             Tab::Methods => "Methods",
             Tab::C2d => "C2D",
+            Tab::Files => "Files",
         }
     }
 
@@ -65,6 +68,10 @@ pub enum Mode {
     Detail,
     /// Device connection string panel.
     Secret,
+    /// Files: a blob's preview pane.
+    Preview,
+    /// Files: the container picker.
+    Picker,
 }
 
 /// One change to the explorer's state.
@@ -142,6 +149,15 @@ pub enum Action {
     SendC2d,
     CycleAck,
     PurgeQueue,
+    // Files.
+    /// `s`: newest first / grouped by device.
+    ToggleSort,
+    /// `c`: choose another container.
+    PickContainer,
+    /// `d`: download the selected blob (asks where).
+    Download,
+    /// `n`: receive file upload notifications from a real hub's shared queue.
+    ToggleLive,
     /// Something from the backend.
     Hub(HubEvent),
     /// Terminal size changed: redraw.
@@ -157,9 +173,13 @@ mod tests {
     #[test]
     fn tabs_cycle_in_key_order() {
         assert_eq!(Tab::Devices.next(), Tab::Telemetry);
-        assert_eq!(Tab::C2d.next(), Tab::Devices);
-        assert_eq!(Tab::Devices.prev(), Tab::C2d);
+        assert_eq!(Tab::C2d.next(), Tab::Files);
+        assert_eq!(Tab::Files.next(), Tab::Devices);
+        assert_eq!(Tab::Devices.prev(), Tab::Files);
         let titles: Vec<_> = Tab::ALL.iter().map(|t| t.title()).collect();
-        assert_eq!(titles, ["Devices", "Telemetry", "Twin", "Methods", "C2D"]);
+        assert_eq!(
+            titles,
+            ["Devices", "Telemetry", "Twin", "Methods", "C2D", "Files"]
+        );
     }
 }

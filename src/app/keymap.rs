@@ -91,6 +91,7 @@ pub static GLOBAL: &[Binding] = &[
     bind(&[key('3')], Action::SelectTab(Tab::Twin), "Twin tab"),
     bind(&[key('4')], Action::SelectTab(Tab::Methods), "Methods tab"),
     bind(&[key('5')], Action::SelectTab(Tab::C2d), "C2D tab"),
+    bind(&[key('6')], Action::SelectTab(Tab::Files), "Files tab"),
     bind(&[code(KeyCode::Esc)], Action::Back, "back / close"),
     bind(&[ctrl('z')], Action::Suspend, "suspend (fg resumes)"),
 ];
@@ -223,6 +224,32 @@ pub static C2D: &[Binding] = &[
     danger(&[key('P')], Action::PurgeQueue, "purge queue"),
 ];
 
+pub static FILES: &[Binding] = &[
+    foot(&[code(KeyCode::Enter)], Action::OpenDetail, "preview"),
+    foot(&[key('d')], Action::Download, "download"),
+    foot(&[key('/')], Action::StartFilter, "filter"),
+    foot(&[key('s')], Action::ToggleSort, "newest/by device"),
+    foot(&[key('c')], Action::PickContainer, "container"),
+    bind(&[key('n')], Action::ToggleLive, "live (real hub's queue)"),
+    bind(
+        &[key('r'), code(KeyCode::F(5))],
+        Action::Refresh,
+        "reload list",
+    ),
+];
+
+/// The preview pane; the list keys (NAVIGATION) scroll it.
+pub static FILE_PREVIEW: &[Binding] = &[
+    foot(&[key('d')], Action::Download, "download"),
+    foot(&[code(KeyCode::Esc)], Action::Back, "close"),
+];
+
+/// The container picker; the list keys (NAVIGATION) move in it.
+pub static PICKER: &[Binding] = &[
+    foot(&[code(KeyCode::Enter)], Action::Submit, "open container"),
+    foot(&[code(KeyCode::Esc)], Action::Back, "close"),
+];
+
 pub static FORM: &[Binding] = &[
     foot(&[ctrl('s')], Action::Submit, "submit"),
     foot(&[code(KeyCode::Tab)], Action::NextField, "next field"),
@@ -275,6 +302,7 @@ pub fn tab_table(tab: Tab) -> &'static [Binding] {
         Tab::Twin => TWIN,
         Tab::Methods => METHODS,
         Tab::C2d => C2D,
+        Tab::Files => FILES,
     }
 }
 
@@ -289,6 +317,8 @@ pub fn tables(mode: Mode, ctx: KeyContext) -> Vec<&'static [Binding]> {
         Mode::Editor => vec![EDITOR],
         Mode::Detail => vec![DETAIL, GLOBAL],
         Mode::Secret => vec![SECRET, GLOBAL],
+        Mode::Preview => vec![FILE_PREVIEW, NAVIGATION, GLOBAL],
+        Mode::Picker => vec![PICKER, NAVIGATION, GLOBAL],
     }
 }
 
@@ -300,6 +330,10 @@ pub fn help_sections(tab: Tab) -> Vec<(&'static str, &'static [Binding])> {
         Tab::Telemetry => out.push(("Message detail", DETAIL)),
         Tab::Twin => out.push(("Editor", EDITOR)),
         Tab::Methods | Tab::C2d => out.push(("Form", FORM)),
+        Tab::Files => {
+            out.push(("Preview", FILE_PREVIEW));
+            out.push(("Containers", PICKER));
+        }
     }
     out.push(("Lists", NAVIGATION));
     out.push(("Everywhere", GLOBAL));
@@ -437,6 +471,15 @@ mod tests {
             (Tab::C2d, ch('P'), Some(Action::PurgeQueue)),
             (Tab::C2d, ch('a'), Some(Action::CycleAck)),
             (Tab::C2d, ch('z'), None),
+            (Tab::C2d, ch('6'), Some(Action::SelectTab(Tab::Files))),
+            (Tab::Files, k(KeyCode::Enter), Some(Action::OpenDetail)),
+            (Tab::Files, ch('d'), Some(Action::Download)),
+            (Tab::Files, ch('/'), Some(Action::StartFilter)),
+            (Tab::Files, ch('s'), Some(Action::ToggleSort)),
+            (Tab::Files, ch('c'), Some(Action::PickContainer)),
+            (Tab::Files, ch('n'), Some(Action::ToggleLive)),
+            (Tab::Files, ch('r'), Some(Action::Refresh)),
+            (Tab::Files, ch('j'), Some(Action::Down)),
             (Tab::Twin, ch('m'), Some(Action::NextModule)),
             (Tab::Methods, ch('m'), Some(Action::NextModule)),
             (Tab::Devices, k(KeyCode::Esc), Some(Action::Back)),
@@ -527,6 +570,22 @@ mod tests {
             Some(Action::PrevPane)
         );
         assert_eq!(resolve(ch('r'), Mode::Secret, c), Some(Action::RevealKeys));
+        let files = ctx(Tab::Files);
+        assert_eq!(
+            resolve(ch('d'), Mode::Preview, files),
+            Some(Action::Download)
+        );
+        assert_eq!(
+            resolve(k(KeyCode::Esc), Mode::Preview, files),
+            Some(Action::Back)
+        );
+        assert_eq!(resolve(ch('j'), Mode::Preview, files), Some(Action::Down));
+        assert_eq!(resolve(ch('s'), Mode::Preview, files), None);
+        assert_eq!(
+            resolve(k(KeyCode::Enter), Mode::Picker, files),
+            Some(Action::Submit)
+        );
+        assert_eq!(resolve(ch('q'), Mode::Picker, files), Some(Action::Quit));
         let mut release = ch('q');
         release.kind = KeyEventKind::Release;
         assert_eq!(resolve(release, Mode::Normal, c), None);
@@ -541,6 +600,8 @@ mod tests {
                 Mode::Form,
                 Mode::Editor,
                 Mode::Secret,
+                Mode::Preview,
+                Mode::Picker,
             ] {
                 let all: Vec<(&Chord, &Action)> = tables(mode, ctx(tab))
                     .into_iter()

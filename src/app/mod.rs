@@ -3,12 +3,14 @@
 
 pub mod action;
 pub mod assets;
+pub mod blobpreview;
 pub mod body;
 pub mod c2d;
 pub mod chart;
 pub mod device;
 pub mod devices;
 pub mod eventtext;
+pub mod files;
 pub mod form;
 pub mod input;
 pub mod jsonview;
@@ -23,6 +25,8 @@ pub mod telemetry;
 pub mod twin;
 mod update;
 
+#[cfg(test)]
+mod files_tests;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +57,13 @@ pub struct Config {
     pub message_id_prefix: String,
     /// AMQP runs over WebSockets (`--amqp-websockets`, a proxy): the status bar says so.
     pub amqp_over_websockets: bool,
+    /// The storage account the Files tab reads (its name); None when none is configured.
+    pub storage: Option<String>,
+    /// The container device uploads go to: the Files tab opens on it.
+    pub upload_container: String,
+    /// File upload notifications arrive whenever the Files tab is on screen (the
+    /// explorer's own hub); otherwise the user turns them on with `n`.
+    pub file_notifications: bool,
 }
 
 impl Default for Config {
@@ -64,6 +75,9 @@ impl Default for Config {
             consumer_group: "$Default".into(),
             message_id_prefix: "hubtui".into(),
             amqp_over_websockets: false,
+            storage: None,
+            upload_container: "fileuploads".into(),
+            file_notifications: true,
         }
     }
 }
@@ -92,6 +106,8 @@ pub enum PromptKind {
     ExportPath,
     StartFrom,
     ConsumerGroup,
+    FilesFilter,
+    DownloadPath,
 }
 
 impl PromptKind {
@@ -102,6 +118,8 @@ impl PromptKind {
             PromptKind::ExportPath => "export to file: ",
             PromptKind::StartFrom => "start from (now, -10m, -2h, RFC 3339): ",
             PromptKind::ConsumerGroup => "consumer group: ",
+            PromptKind::FilesFilter => "filter blob names: ",
+            PromptKind::DownloadPath => "download to: ",
         }
     }
 }
@@ -177,6 +195,7 @@ pub struct App {
     pub c2d: c2d::C2dState,
     /// Assets attached from the Twin tab, and their rollout.
     pub assets: assets::AssetsState,
+    pub files: files::FilesState,
     pub help: bool,
     pub confirm: Option<Confirm>,
     pub prompt: Option<Prompt>,
@@ -205,6 +224,7 @@ impl App {
             methods: methods::MethodsState::default(),
             c2d: c2d::C2dState::default(),
             assets: assets::AssetsState::default(),
+            files: files::FilesState::new(config.upload_container.clone()),
             help: false,
             confirm: None,
             prompt: None,
@@ -257,6 +277,8 @@ impl App {
             twin: twin_shown.then(|| self.twin.device_id.clone()).flatten(),
             module: twin_shown.then(|| self.twin.module_id.clone()).flatten(),
             rollout,
+            files: (self.tab == Tab::Files && self.config.storage.is_some())
+                .then(|| self.files.container.clone()),
         }
     }
 
@@ -287,6 +309,8 @@ impl App {
                 Tab::Twin if self.assets.form.is_some() => Mode::Form,
                 Tab::Methods if self.methods.editing => Mode::Form,
                 Tab::C2d if self.c2d.editing => Mode::Form,
+                Tab::Files if self.files.picker.is_some() => Mode::Picker,
+                Tab::Files if self.files.preview.is_some() => Mode::Preview,
                 _ => Mode::Normal,
             }
         }

@@ -544,7 +544,7 @@ pub(super) fn on_prompt(app: &mut App, kind: PromptKind, text: String, cmds: &mu
                 consumer_group: t.consumer_group.clone(),
             });
         }
-        PromptKind::DeviceFilter => {}
+        PromptKind::DeviceFilter | PromptKind::FilesFilter | PromptKind::DownloadPath => {}
     }
 }
 

@@ -90,7 +90,8 @@ fn start_loads_devices_and_telemetry() {
             device_list: true,
             twin: None,
             module: None,
-            rollout: None
+            rollout: None,
+            files: None,
         })
     );
     assert!(app.devices.loading);
@@ -107,7 +108,7 @@ fn tabs_switch_and_cycle() {
     assert_eq!(app.tab, Tab::Telemetry);
     update(&mut app, Action::PrevTab);
     update(&mut app, Action::PrevTab);
-    assert_eq!(app.tab, Tab::C2d);
+    assert_eq!(app.tab, Tab::Files);
     update(&mut app, Action::Quit);
     assert!(app.should_quit);
 }
@@ -141,7 +142,8 @@ fn first_page_selects_and_carries_device() {
                 device_list: false,
                 twin: Some("dev-b".into()),
                 module: None,
-                rollout: None
+                rollout: None,
+                files: None,
             })
         ]
     );
@@ -164,6 +166,7 @@ fn the_backend_is_told_what_is_on_screen() {
         twin: Some(id.into()),
         module: None,
         rollout: None,
+        files: None,
     };
     assert_eq!(
         visible(update(&mut app, Action::SelectTab(Tab::Telemetry)).1),
@@ -194,7 +197,8 @@ fn the_backend_is_told_what_is_on_screen() {
             device_list: true,
             twin: None,
             module: None,
-            rollout: None
+            rollout: None,
+            files: None,
         }]
     );
 }
@@ -1091,7 +1095,8 @@ fn m_walks_through_the_modules_and_twin_and_methods_follow() {
         device_list: false,
         twin: Some("dev-a".into()),
         module: Some("m1".into()),
-        rollout: None
+        rollout: None,
+        files: None,
     })));
     // The device's own twin arriving late is not the module's.
     assert!(

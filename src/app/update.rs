@@ -4,7 +4,7 @@
 use client::events::{HubCommand, HubEvent};
 
 use super::{Action, App, ConfirmAction, PromptKind, Tab};
-use super::{assets, c2d, devices, methods, telemetry, twin};
+use super::{assets, c2d, devices, files, methods, telemetry, twin};
 
 /// Applies `action`; returns whether anything visible changed and the commands to send.
 pub fn update(app: &mut App, action: Action) -> (bool, Vec<HubCommand>) {
@@ -46,6 +46,9 @@ fn switch_tab(app: &mut App, tab: Tab, cmds: &mut Vec<HubCommand>) -> bool {
     if tab == Tab::Twin {
         twin::ensure_loaded(app, cmds);
     }
+    if tab == Tab::Files {
+        files::shown(app);
+    }
     true
 }
 
@@ -81,7 +84,10 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
     }
     if let Some(prompt) = app.prompt.as_mut() {
         match action {
-            Action::Back => app.prompt = None,
+            Action::Back => {
+                app.prompt = None;
+                app.files.download = None;
+            }
             Action::Input(key) => return prompt.input.handle(key),
             Action::Submit => {
                 let kind = prompt.kind;
@@ -89,6 +95,9 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
                 app.prompt = None;
                 match kind {
                     PromptKind::DeviceFilter => devices::apply_filter(app, text, cmds),
+                    PromptKind::FilesFilter | PromptKind::DownloadPath => {
+                        files::on_prompt(app, kind, text, cmds)
+                    }
                     _ => telemetry::on_prompt(app, kind, text, cmds),
                 }
             }
@@ -121,6 +130,7 @@ fn on_key_action(app: &mut App, action: Action, cmds: &mut Vec<HubCommand>) -> b
         Tab::Twin => assets::on_action(app, &action) || twin::on_action(app, &action, cmds),
         Tab::Methods => methods::on_action(app, &action, cmds),
         Tab::C2d => c2d::on_action(app, &action, cmds),
+        Tab::Files => files::on_action(app, &action, cmds),
     };
     if handled {
         return true;
@@ -184,7 +194,8 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
                 || twin::on_event(app, &event)
                 || methods::on_event(app, &event)
                 || c2d::on_event(app, &event)
-                || assets::on_event(app, &event);
+                || assets::on_event(app, &event)
+                || files::on_event(app, &event);
             if handled && app.tab == Tab::Twin {
                 twin::ensure_loaded(app, cmds);
             }

@@ -28,7 +28,7 @@ use iothub::connection_string::{EventHubConnectionString, ServiceConnectionStrin
 use iothub::storage::connection_string::StorageConnectionString;
 
 use super::Failure;
-use super::profiles::{ConfigFile, config_path, parse_eventhub, parse_service};
+use super::profiles::{ConfigFile, config_path, parse_eventhub, parse_service, parse_storage};
 use super::simulated::{SimulateSpec, start_simulators, stop_all};
 
 /// Simulated devices on the embedded local hub.
@@ -70,6 +70,18 @@ pub struct ExplorerArgs {
     /// http://[user:password@]host:port. Without it, HTTPS_PROXY is used.
     #[arg(long, value_name = "URL", env = "HUBTUI_PROXY", hide_env_values = true)]
     pub proxy: Option<String>,
+    /// Storage account connection string for the Files tab: where the hub's file uploads go
+    /// (overrides the profile's). The explorer's own local hub brings its own.
+    #[arg(
+        long,
+        env = "HUBTUI_STORAGE",
+        hide_env_values = true,
+        value_name = "CONNSTR"
+    )]
+    pub storage: Option<String>,
+    /// The container the hub's file uploads go to: the Files tab opens on it.
+    #[arg(long, env = "HUBTUI_UPLOAD_CONTAINER", default_value = "fileuploads")]
+    pub upload_container: String,
     /// Print the time from start to the first frame, then exit (for BENCHMARKS.md).
     #[arg(long, hide = true)]
     pub bench_first_frame: bool,
@@ -120,10 +132,14 @@ enum Target {
         service: ServiceConnectionString,
         eventhub: Option<EventHubConnectionString>,
         trust: Trust,
+        /// The storage account file uploads go to, for the Files tab.
+        storage: Option<StorageConnectionString>,
     },
     /// The local hub, started in this process.
     Embedded {
         eventhub: Option<EventHubConnectionString>,
+        /// `--storage`; else the local hub's own blob store.
+        storage: Option<StorageConnectionString>,
     },
 }
 
@@ -151,9 +167,16 @@ fn resolve(
         Some(text) => Some(parse_eventhub(text, "--eventhub").map_err(Failure::usage)?),
         None => None,
     };
+    let cli_storage = match &args.storage {
+        Some(text) if !text.trim().is_empty() => {
+            Some(parse_storage(text, "--storage").map_err(Failure::usage)?)
+        }
+        _ => None,
+    };
     let Some(hub) = hub.filter(|h| !h.trim().is_empty()) else {
         let target = Target::Embedded {
             eventhub: cli_eventhub,
+            storage: cli_storage,
         };
         return Ok((target, Network::from_args(args)?));
     };
@@ -167,6 +190,7 @@ fn resolve(
             service: parse_service(&hub, source).map_err(Failure::usage)?,
             eventhub: cli_eventhub,
             trust: read_trust(args.ca.clone(), "--ca")?,
+            storage: cli_storage,
         };
         return Ok((target, Network::from_args(args)?));
     }
@@ -201,10 +225,19 @@ fn resolve(
         (None, None) => None,
     };
     let network = Network::new(args.amqp_websockets || profile.amqp_websockets, proxy)?;
+    let storage = match (cli_storage, &profile.storage) {
+        (Some(s), _) => Some(s),
+        (None, Some(text)) => Some(
+            parse_storage(text, &format!("the storage of hub profile \"{name}\""))
+                .map_err(Failure::usage)?,
+        ),
+        (None, None) => None,
+    };
     let target = Target::Remote {
         service,
         eventhub,
         trust: read_trust(ca, &ca_source)?,
+        storage,
     };
     Ok((target, network))
 }
@@ -257,11 +290,28 @@ async fn explore(
         embedded: matches!(target, Target::Embedded { .. }),
         telemetry_capacity: usize::try_from(args.telemetry_buffer).unwrap_or(usize::MAX),
         amqp_over_websockets: network.transport == AmqpTransport::WebSockets,
+        storage: match &target {
+            Target::Remote { storage, .. } => storage.as_ref().map(|s| s.account_name.clone()),
+            Target::Embedded { storage, .. } => Some(
+                storage
+                    .as_ref()
+                    .map_or_else(|| "local hub".to_string(), |s| s.account_name.clone()),
+            ),
+        },
+        upload_container: match &target {
+            Target::Remote { .. } => args.upload_container.clone(),
+            Target::Embedded { .. } => hub::file_upload::FileUploadSettings::default().container,
+        },
+        // The explorer owns its local hub's notification queue; a real hub's is shared.
+        file_notifications: matches!(target, Target::Embedded { .. }),
         ..Config::default()
     };
     let mut app = App::new(config);
     let mut guard = TerminalGuard::enter(TerminalOptions { mouse: args.mouse })
         .map_err(|e| Failure::runtime(format!("cannot take over the terminal: {e}")))?;
+    if !args.bench_first_frame {
+        crate::ui::image::detect_protocol();
+    }
     let connector = tokio::spawn(connect(target, network, commands_rx, events_tx.clone()));
     let channels = Channels {
         events: events_rx,
@@ -348,6 +398,7 @@ async fn connect(
             service,
             eventhub,
             trust,
+            storage,
         } => {
             tracing::info!(hub = %service.host_name, policy = %service.policy_name, "exploring a hub");
             let client = match ServiceClient::with_proxy(&service, &trust, None, &network.proxy) {
@@ -361,12 +412,24 @@ async fn connect(
                     return None;
                 }
             };
-            let mut config = BackendConfig::new(client, trust);
+            let mut config = BackendConfig::new(client, trust.clone());
             config.eventhub = eventhub;
+            config.storage = match storage.map(|s| BlobAccount::new(s, &trust)).transpose() {
+                Ok(account) => account,
+                Err(e) => {
+                    // The hub itself is fine: only the Files tab goes without.
+                    let _ = events
+                        .send(HubEvent::Error(format!(
+                            "cannot reach the storage account: {e}"
+                        )))
+                        .await;
+                    None
+                }
+            };
             network.apply(&mut config);
             (config, None)
         }
-        Target::Embedded { eventhub } => {
+        Target::Embedded { eventhub, storage } => {
             let _ = events
                 .send(HubEvent::ConnectionState {
                     backend: Backend::Service,
@@ -381,7 +444,7 @@ async fn connect(
                     return None;
                 }
             };
-            let config = match embedded_backend_config(&local.hub, eventhub, network) {
+            let config = match embedded_backend_config(&local.hub, eventhub, storage, network) {
                 Ok(c) => c,
                 Err(e) => {
                     fail(&events, e).await;
@@ -400,6 +463,7 @@ async fn connect(
 fn embedded_backend_config(
     hub: &RunningHub,
     eventhub: Option<EventHubConnectionString>,
+    storage: Option<StorageConnectionString>,
     network: Network,
 ) -> Result<BackendConfig, String> {
     let info = &hub.info;
@@ -410,17 +474,28 @@ fn embedded_backend_config(
         ServiceClient::with_proxy(&service, &trust, Some(info.ports.https), &network.proxy)
             .map_err(|e| format!("cannot connect to the local hub: {e}"))?;
     let mut config = BackendConfig::new(client, trust.clone());
-    config.storage = match &info.storage {
-        Some(storage) => {
-            let account = StorageConnectionString::parse(&storage.connection_string)
-                .map_err(|e| format!("the local hub's storage connection string: {e}"))?;
-            Some(
-                BlobAccount::new(account, &trust)
-                    .map_err(|e| format!("cannot connect to the local hub's storage: {e}"))?,
-            )
-        }
-        None => None,
+    let storage = match storage {
+        Some(s) => Some(s),
+        None => match &info.storage {
+            Some(s) => Some(
+                StorageConnectionString::parse(&s.connection_string)
+                    .map_err(|e| format!("the local hub's storage connection string: {e}"))?,
+            ),
+            None => None,
+        },
     };
+    // A --storage account elsewhere is reached with the platform's roots, not the hub's CA.
+    config.storage = storage
+        .map(|s| {
+            let own = info
+                .storage
+                .as_ref()
+                .is_some_and(|mine| mine.blob_endpoint == s.blob_endpoint);
+            BlobAccount::new(s, if own { &trust } else { &Trust::PlatformRoots })
+        })
+        .transpose()
+        .map_err(|e| format!("cannot reach the storage account: {e}"))?;
+    config.file_notifications = true;
     config.amqp_port = info.ports.amqp;
     config.websocket_port = Some(info.ports.https);
     network.apply(&mut config);

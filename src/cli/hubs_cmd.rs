@@ -41,6 +41,10 @@ pub enum HubsCommand {
         /// HTTP proxy for this hub, http://[user:password@]host:port (implies --amqp-websockets).
         #[arg(long, value_name = "URL")]
         proxy: Option<String>,
+        /// Storage account connection string for the Files tab (where device uploads go);
+        /// `-` reads it from stdin (after any other `-` lines).
+        #[arg(long, value_name = "CONNSTR")]
+        storage: Option<String>,
     },
     /// List saved hubs (keys masked).
     List {
@@ -71,6 +75,7 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
             ca,
             amqp_websockets,
             proxy,
+            storage,
         } => {
             if !valid_name(&name) {
                 return Err(Failure::usage(format!(
@@ -105,6 +110,13 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
             if let Some(url) = &proxy {
                 Proxy::parse(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?;
             }
+            let storage = match storage.as_deref() {
+                Some("-") => Some(stdin_line(&mut stdin, "--storage -")?),
+                _ => storage,
+            };
+            if let Some(text) = &storage {
+                super::profiles::parse_storage(text, "--storage").map_err(Failure::usage)?;
+            }
             let replaced = config
                 .hubs
                 .insert(
@@ -115,6 +127,7 @@ pub fn run(args: HubsArgs) -> Result<(), Failure> {
                         ca_certificate: ca,
                         amqp_websockets: amqp_websockets || proxy.is_some(),
                         proxy: proxy.map(|p| p.trim().to_string()),
+                        storage: storage.map(|s| s.trim().to_string()),
                     },
                 )
                 .is_some();
@@ -175,6 +188,14 @@ fn masked_service(text: &str) -> String {
     parse_service(text, "").map_or_else(|_| "(not valid)".into(), |c| c.masked())
 }
 
+/// The account and endpoint only: the key stays out of listings.
+fn masked_storage(text: &str) -> String {
+    super::profiles::parse_storage(text, "").map_or_else(
+        |_| "(not valid)".into(),
+        |c| format!("{} at {}", c.account_name, c.blob_endpoint),
+    )
+}
+
 fn masked_eventhub(text: &str) -> String {
     parse_eventhub(text, "").map_or_else(|_| "(not valid)".into(), |c| c.masked())
 }
@@ -196,6 +217,7 @@ fn list(config: &ConfigFile, as_json: bool) {
                     "caCertificate": p.ca_certificate,
                     "amqpWebSockets": p.amqp_websockets,
                     "proxy": p.proxy.as_deref().map(masked_proxy),
+                    "storage": p.storage.as_deref().map(masked_storage),
                 })
             })
             .collect();
@@ -227,6 +249,9 @@ fn list(config: &ConfigFile, as_json: bool) {
         }
         if let Some(proxy) = &p.proxy {
             line.push_str(&format!("  (proxy {})", masked_proxy(proxy)));
+        }
+        if let Some(storage) = &p.storage {
+            line.push_str(&format!("  (storage {})", masked_storage(storage)));
         }
         println!("{line}");
     }

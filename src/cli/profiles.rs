@@ -6,6 +6,7 @@
 //! connection_string = "HostName=…;SharedAccessKeyName=…;SharedAccessKey=…"
 //! eventhub = "Endpoint=sb://…;…;EntityPath=…"   # optional
 //! ca_certificate = "/path/to/ca.pem"             # optional: trust only this CA
+//! storage = "DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…"  # optional: Files tab
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ pub struct Profile {
     /// HTTP proxy for this hub, as `--proxy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// The storage account file uploads go to (its connection string), as `--storage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 /// The config file. Unknown tables are kept as they are when the file is rewritten.
@@ -130,6 +134,15 @@ pub fn parse_eventhub(text: &str, source: &str) -> Result<EventHubConnectionStri
     EventHubConnectionString::parse(text.trim()).map_err(|e| format!("{source}: {e}"))
 }
 
+/// A storage account connection string from `source` (a flag, a profile), or one sentence.
+pub fn parse_storage(
+    text: &str,
+    source: &str,
+) -> Result<iothub::storage::connection_string::StorageConnectionString, String> {
+    iothub::storage::connection_string::StorageConnectionString::parse(text)
+        .map_err(|e| format!("{source}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +158,9 @@ mod tests {
             "a".into(),
             Profile {
                 connection_string: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=a2V5".into(),
+                storage: Some(
+                    "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5".into(),
+                ),
                 ..Profile::default()
             },
         );

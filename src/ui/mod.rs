@@ -6,6 +6,8 @@ pub mod c2d;
 pub mod device;
 pub mod devices;
 pub mod event_loop;
+pub mod files;
+pub mod image;
 pub mod methods;
 pub mod telemetry;
 pub mod terminal;
@@ -13,6 +15,8 @@ pub mod theme;
 pub mod twin;
 pub mod widgets;
 
+#[cfg(test)]
+mod files_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +50,7 @@ pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
         Tab::Twin => twin::render(frame, body, app, theme),
         Tab::Methods => methods::render(frame, body, app, theme),
         Tab::C2d => c2d::render(frame, body, app, theme),
+        Tab::Files => files::render(frame, body, app, theme),
     }
     widgets::footer(frame, footer, app, theme);
     widgets::status_bar(frame, status, app, theme);

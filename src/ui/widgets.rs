@@ -56,9 +56,14 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 pub fn tabs_bar(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let active = Tab::ALL.iter().position(|t| *t == app.tab);
     let mut spans = tab_spans(Tab::ALL.iter().map(|t| t.title()), active, theme);
+    // Six tabs leave 80 columns room for a device id, not for its label too.
+    let narrow = area.width < 100;
     let device = match (&app.selected_device, &app.selected_module) {
+        (Some(d), None) if narrow => escape(d).into_owned(),
+        (Some(d), Some(m)) if narrow => format!("{}/{}", escape(d), escape(m)),
         (Some(d), None) => format!("device: {}", escape(d)),
         (Some(d), Some(m)) => format!("device: {} · module: {}", escape(d), escape(m)),
+        (None, _) if narrow => "no device".into(),
         (None, _) => "no device selected".into(),
     };
     spans.push(Span::styled(device, theme.style(Role::Muted)));

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 use iothub::device::{DeviceIdentity, DeviceStatus};
 use iothub::twin::Section;
 
+pub use crate::storage::BlobItem;
+
 /// One backend connection whose state the status bar shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Backend {
@@ -172,6 +174,8 @@ pub struct OnScreen {
     pub module: Option<String>,
     /// The Twin tab shows the rollout of this asset (its property name).
     pub rollout: Option<String>,
+    /// The Files tab shows this container's blobs.
+    pub files: Option<String>,
 }
 
 /// Which devices an attached asset goes to.
@@ -203,6 +207,16 @@ pub struct TwinSummary {
     /// Module identities of the device; None when unknown (the module query failed or
     /// its answer did not fit one page).
     pub modules: Option<u32>,
+}
+
+/// A blob a device uploaded, as the hub's file upload notification tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileUploaded {
+    pub device_id: String,
+    /// `{deviceId}/{name}` inside the hub's upload container.
+    pub blob_name: String,
+    pub size: u64,
+    pub last_updated: Option<DateTime<Utc>>,
 }
 
 /// Backend → app.
@@ -296,6 +310,38 @@ pub enum HubEvent {
         name: String,
         rows: Vec<crate::rollout::RolloutRow>,
     },
+    /// The blobs of `container` as listed now; `truncated`: there were more than the
+    /// explorer keeps.
+    Blobs {
+        container: String,
+        items: Vec<BlobItem>,
+        truncated: bool,
+    },
+    /// A listing of `container` failed; `reason` is one sentence.
+    BlobsFailed {
+        container: String,
+        reason: String,
+    },
+    /// The storage account's containers.
+    Containers(Vec<String>),
+    /// A blob's properties and first bytes, for the preview pane.
+    BlobPreview {
+        container: String,
+        blob: BlobItem,
+        head: Vec<u8>,
+    },
+    BlobPreviewFailed {
+        container: String,
+        blob: String,
+        reason: String,
+    },
+    /// A file upload notification: the blob is in the hub's upload container now.
+    FileUploaded(FileUploaded),
+    /// `DownloadBlob` finished: `bytes` written to `path`, or one sentence why not.
+    Downloaded {
+        path: PathBuf,
+        result: Result<u64, String>,
+    },
     /// A failure worth one sentence in the status bar.
     Error(String),
 }
@@ -364,6 +410,26 @@ pub enum HubCommand {
         from: StartFrom,
         consumer_group: String,
     },
+    /// List `container` now (the Files tab re-reads it while on screen).
+    ListBlobs {
+        container: String,
+    },
+    ListContainers,
+    /// Properties and the first `bytes` of a blob.
+    PreviewBlob {
+        container: String,
+        blob: String,
+        bytes: usize,
+    },
+    /// Download a blob to `path` (complete, or not at all).
+    DownloadBlob {
+        container: String,
+        blob: String,
+        path: PathBuf,
+    },
+    /// Receive file upload notifications while the Files tab is on screen, against a hub
+    /// where that was not the default (they are taken from the hub's shared queue).
+    FileNotifications(bool),
     /// Write JSON lines (one message each) to `path`.
     ExportTelemetry {
         path: PathBuf,

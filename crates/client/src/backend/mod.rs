@@ -10,6 +10,7 @@
 
 mod assets;
 mod c2d;
+mod files;
 mod link;
 mod methods;
 mod polling;
@@ -28,9 +29,11 @@ use tokio::task::JoinHandle;
 
 use crate::events::{HubCommand, HubEvent};
 use crate::service::{AmqpOptions, AmqpTransport, Proxy, ServiceClient};
+use crate::storage::BlobAccount;
 use crate::tls::Trust;
 use iothub::connection_string::EventHubConnectionString;
 
+pub use files::LIST_LIMIT as BLOB_LIST_LIMIT;
 pub use link::describe_error;
 pub use registry::{devices_query, filter_condition};
 
@@ -57,9 +60,12 @@ pub struct BackendConfig {
     /// How often a device list on screen that fits in one page is read again (connection
     /// states).
     pub devices_poll: Duration,
-    /// The storage account assets are uploaded to (hub.json's on the local hub, the
-    /// profile's against Azure).
-    pub storage: Option<crate::storage::BlobAccount>,
+    /// The storage account the Files tab reads; None when none is configured.
+    pub storage: Option<BlobAccount>,
+    /// File upload notifications are received whenever the Files tab is on screen (the
+    /// explorer's own local hub); otherwise only after `FileNotifications(true)`, because
+    /// they are taken from a queue other services of a real hub may read.
+    pub file_notifications: bool,
 }
 
 /// How often the calls-per-minute count is refreshed while no call is made (it falls as
@@ -83,6 +89,7 @@ impl BackendConfig {
             twin_poll,
             devices_poll,
             storage: None,
+            file_notifications: false,
         }
     }
 
@@ -210,6 +217,7 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
     let poller = AbortOnDrop(tokio::spawn(polling::run(ctx.clone())));
     let call_rate = AbortOnDrop(tokio::spawn(call_rate_loop(ctx.clone())));
     let mut telemetry_reader = LatestWins::default();
+    let mut file_notifications = FileNotifications::default();
     while let Some(cmd) = commands.recv().await {
         tracing::debug!(command = command_name(&cmd), "command");
         match cmd {
@@ -239,7 +247,30 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             HubCommand::ListModules { device_id } => {
                 spawn_guarded(&ctx, twin::list_modules(ctx.clone(), device_id))
             }
-            HubCommand::Visible(screen) => ctx.poller.show(screen),
+            HubCommand::Visible(screen) => {
+                file_notifications.shown = screen.files.is_some();
+                file_notifications.sync(&ctx);
+                ctx.poller.show(screen)
+            }
+            HubCommand::FileNotifications(on) => {
+                file_notifications.opted_in = on;
+                file_notifications.sync(&ctx);
+            }
+            HubCommand::ListBlobs { container } => {
+                let job = ctx.clone();
+                spawn_guarded(&ctx, async move { files::list(&job, container).await })
+            }
+            HubCommand::ListContainers => spawn_guarded(&ctx, files::containers(ctx.clone())),
+            HubCommand::PreviewBlob {
+                container,
+                blob,
+                bytes,
+            } => spawn_guarded(&ctx, files::preview(ctx.clone(), container, blob, bytes)),
+            HubCommand::DownloadBlob {
+                container,
+                blob,
+                path,
+            } => spawn_guarded(&ctx, files::download(ctx.clone(), container, blob, path)),
             HubCommand::GetDevice { device_id } => {
                 spawn_guarded(&ctx, registry::get_device(ctx.clone(), device_id))
             }
@@ -315,9 +346,32 @@ async fn run(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<HubCommand>) {
             }
         }
     }
+    drop(file_notifications);
     drop(poller);
     drop(call_rate);
     drop(messaging);
+}
+
+/// The file upload notification reader: running while the Files tab is on screen and
+/// notifications are on (by default on the explorer's own hub, else when the user asks).
+#[derive(Default)]
+struct FileNotifications {
+    shown: bool,
+    opted_in: bool,
+    reader: Option<AbortOnDrop>,
+}
+
+impl FileNotifications {
+    fn sync(&mut self, ctx: &Arc<Ctx>) {
+        let wanted = self.shown
+            && ctx.config.storage.is_some()
+            && (ctx.config.file_notifications || self.opted_in);
+        if !wanted {
+            self.reader = None;
+        } else if self.reader.is_none() {
+            self.reader = Some(AbortOnDrop(tokio::spawn(files::notifications(ctx.clone()))));
+        }
+    }
 }
 
 /// Aborts the task when dropped, so a replaced latest-wins job really stops.
@@ -364,5 +418,10 @@ fn command_name(cmd: &HubCommand) -> &'static str {
         HubCommand::PurgeC2d { .. } => "purge c2d",
         HubCommand::StartTelemetry { .. } => "start telemetry",
         HubCommand::ExportTelemetry { .. } => "export telemetry",
+        HubCommand::ListBlobs { .. } => "list blobs",
+        HubCommand::ListContainers => "list containers",
+        HubCommand::PreviewBlob { .. } => "preview blob",
+        HubCommand::DownloadBlob { .. } => "download blob",
+        HubCommand::FileNotifications(_) => "file notifications",
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::events::OnScreen;
 
-use super::{Ctx, Target, assets, registry, twin};
+use super::{Ctx, Target, assets, files, registry, twin};
 
 /// Intervals for a hub on this machine: reads cost nothing but a little CPU.
 const LOCAL: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(5));
@@ -35,6 +35,8 @@ enum Read {
     Twin(Target),
     Rollout(String),
     Devices,
+    /// The blobs of the container the Files tab shows.
+    Files(String),
     Probe,
 }
 
@@ -48,6 +50,7 @@ struct State {
     next_twin: Option<Instant>,
     next_rollout: Option<Instant>,
     next_devices: Option<Instant>,
+    next_files: Option<Instant>,
     next_probe: Option<Instant>,
 }
 
@@ -81,6 +84,10 @@ impl Poller {
         let mut s = self.lock();
         if s.twin_gone != shown_twin(&screen) {
             s.twin_gone = None;
+        }
+        // Another container (or the tab coming back) is read at once.
+        if s.screen.files != screen.files {
+            s.next_files = None;
         }
         s.screen = screen;
         drop(s);
@@ -127,6 +134,12 @@ impl Poller {
         self.lock().next_devices = Some(Instant::now() + self.devices_every);
     }
 
+    /// The app asked for the blob listing, or got it: the re-read waits an interval (the
+    /// device list's, as modest).
+    pub(super) fn files_read(&self) {
+        self.lock().next_files = Some(Instant::now() + self.devices_every);
+    }
+
     /// The reads due now; each is scheduled an interval ahead.
     fn take_due(&self, connected: bool) -> Vec<Read> {
         let now = Instant::now();
@@ -149,6 +162,12 @@ impl Poller {
             s.next_devices = Some(now + self.devices_every);
             reads.push(Read::Devices);
         }
+        if let Some(container) = s.screen.files.clone()
+            && due(s.next_files, now)
+        {
+            s.next_files = Some(now + self.devices_every);
+            reads.push(Read::Files(container));
+        }
         let nothing_shown =
             !s.screen.device_list && s.screen.twin.is_none() && s.screen.rollout.is_none();
         if nothing_shown && !connected && due(s.next_probe, now) {
@@ -167,10 +186,11 @@ impl Poller {
             .map(|_| s.next_twin);
         let devices = s.screen.device_list.then_some(s.next_devices);
         let rollout = s.screen.rollout.is_some().then_some(s.next_rollout);
+        let files = s.screen.files.is_some().then_some(s.next_files);
         let nothing_shown =
             !s.screen.device_list && s.screen.twin.is_none() && s.screen.rollout.is_none();
         let probe = (nothing_shown && !connected).then_some(s.next_probe);
-        [twin, devices, rollout, probe]
+        [twin, devices, rollout, files, probe]
             .into_iter()
             .flatten()
             .map(|next| next.map_or(Duration::ZERO, |t| t.saturating_duration_since(now)))
@@ -196,6 +216,7 @@ pub(super) async fn run(ctx: Arc<Ctx>) {
                         Read::Twin(target) => twin::reread(&ctx, target).await,
                         Read::Rollout(name) => assets::read_rollout(&ctx, &name).await,
                         Read::Devices => registry::reread(&ctx).await,
+                        Read::Files(container) => files::list(&ctx, container).await,
                         Read::Probe => {
                             let probe = ctx
                                 .config
@@ -253,6 +274,7 @@ mod tests {
             .map(|r| match r {
                 Read::Twin(target) => format!("twin {target}"),
                 Read::Devices => "devices".into(),
+                Read::Files(c) => format!("files {c}"),
                 Read::Probe => "probe".into(),
                 Read::Rollout(name) => format!("rollout {name}"),
             })
@@ -310,6 +332,31 @@ mod tests {
         assert_eq!(p.until_next(true), Some(Duration::from_secs(3)));
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(names(&p.take_due(true)), ["rollout fw"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_blob_listing_is_read_only_while_the_files_tab_shows_it() {
+        let p = poller();
+        let files = |c: Option<&str>| OnScreen {
+            files: c.map(str::to_string),
+            ..OnScreen::default()
+        };
+        p.show(files(Some("uploads")));
+        assert_eq!(names(&p.take_due(true)), ["files uploads"]);
+        assert!(p.take_due(true).is_empty());
+        assert_eq!(p.until_next(true), Some(Duration::from_secs(5)));
+        p.files_read();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(
+            p.take_due(true).is_empty(),
+            "an asked-for read resets the interval"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(names(&p.take_due(true)), ["files uploads"]);
+        p.show(files(None));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(p.take_due(true).is_empty(), "not on screen");
+        assert_eq!(p.until_next(true), None);
     }
 
     #[test]

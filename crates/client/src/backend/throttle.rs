@@ -61,6 +61,30 @@ impl Throttle {
         }
     }
 
+    /// Notes how a storage request ended, as `note` does for the service: a busy answer
+    /// (429, 503) pauses polling like a throttled one.
+    pub(super) fn note_storage<T>(
+        &self,
+        result: &Result<T, crate::storage::BlobError>,
+    ) -> Option<HubEvent> {
+        let mut state = self.lock();
+        match result {
+            Err(e) if e.busy => {
+                state.strikes += 1;
+                let pause = pause_for(state.strikes, None);
+                state.until = Some(Instant::now() + pause);
+                Some(HubEvent::Throttled {
+                    retry_in: Some(pause),
+                })
+            }
+            Ok(_) if state.strikes > 0 => {
+                *state = State::default();
+                Some(HubEvent::Throttled { retry_in: None })
+            }
+            _ => None,
+        }
+    }
+
     /// How long polling still waits, if it does.
     pub(super) fn remaining(&self) -> Option<Duration> {
         let until = self.lock().until?;

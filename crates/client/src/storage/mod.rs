@@ -10,6 +10,13 @@ use iothub::storage::service_sas;
 
 use crate::tls::{TlsError, Trust};
 
+mod download;
+pub mod list;
+mod xml;
+
+pub use download::MAX_PREVIEW;
+pub use list::{BlobItem, Page};
+
 /// How long one blob request may take before it is given up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -61,8 +68,24 @@ impl BlobAccount {
 
 /// A blob request the storage service refused, or that did not reach it: one sentence.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BlobError(pub String);
+#[error("{message}")]
+pub struct BlobError {
+    pub message: String,
+    /// The service said it is busy (429, 503): callers that poll should back off.
+    pub busy: bool,
+    /// The service's error code (`x-ms-error-code`), when it answered with one.
+    pub code: String,
+}
+
+impl BlobError {
+    pub fn new(message: impl Into<String>) -> BlobError {
+        BlobError {
+            message: message.into(),
+            busy: false,
+            code: String::new(),
+        }
+    }
+}
 
 impl BlobAccount {
     /// Uploads the file at `path` as one block blob `container/blob` with
@@ -75,7 +98,7 @@ impl BlobAccount {
         content_type: &str,
     ) -> Result<u64, BlobError> {
         let unreadable =
-            |e: std::io::Error| BlobError(format!("cannot read {}: {e}", path.display()));
+            |e: std::io::Error| BlobError::new(format!("cannot read {}: {e}", path.display()));
         let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
         let size = file.metadata().await.map_err(unreadable)?.len();
         let now = Utc::now();
@@ -97,7 +120,7 @@ impl BlobAccount {
             .body(body)
             .send()
             .await
-            .map_err(|e| BlobError(format!("cannot reach {}: {e}", self.account.blob_endpoint)))?;
+            .map_err(|e| unreachable(&self.account, e))?;
         if resp.status().is_success() {
             return Ok(size);
         }
@@ -105,26 +128,60 @@ impl BlobAccount {
     }
 }
 
+/// A request that did not reach the storage account, as one sentence.
+pub(crate) fn unreachable(account: &StorageConnectionString, e: reqwest::Error) -> BlobError {
+    BlobError::new(format!("cannot reach {}: {e}", account.blob_endpoint))
+}
+
+/// The body of a successful answer, refused when it is longer than `cap` bytes.
+pub(crate) async fn read_capped(
+    resp: reqwest::Response,
+    cap: usize,
+    what: &str,
+) -> Result<Vec<u8>, BlobError> {
+    use futures::StreamExt;
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BlobError::new(format!("{what} broke off: {e}")))?;
+        if body.len() + chunk.len() > cap {
+            return Err(BlobError::new(format!("{what} is larger than {cap} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Longest error body read: the service's are a few hundred bytes.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// The storage service's refusal as one sentence: its status, error code and message.
 pub(crate) async fn refusal(resp: reqwest::Response, what: &str) -> BlobError {
     let status = resp.status();
-    let code = resp
+    let code: String = resp
         .headers()
         .get("x-ms-error-code")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_string();
-    let body = resp.text().await.unwrap_or_default();
-    let message = body
-        .split_once("<Message>")
-        .and_then(|(_, m)| m.split_once("</Message>"))
-        .map(|(m, _)| m.lines().next().unwrap_or("").to_string())
+        .chars()
+        .take(128)
+        .collect();
+    let body = read_capped(resp, MAX_ERROR_BODY, what)
+        .await
         .unwrap_or_default();
-    BlobError(
-        format!("the storage account refused {what}: {status} {code} {message}")
+    let message: String = xml::error_message(&body)
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    BlobError {
+        message: format!("the storage account refused {what}: {status} {code} {message}")
             .trim_end()
             .to_string(),
-    )
+        busy: status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        code,
+    }
 }
 
 impl BlobAccount {
@@ -132,32 +189,13 @@ impl BlobAccount {
     /// SAS cannot create containers.
     pub async fn ensure_container(&self, container: &str) -> Result<(), BlobError> {
         let url = format!("{}?restype=container", self.account.url(container, None));
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| BlobError(format!("the container URL {url} is not valid: {e}")))?;
-        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-        let headers = [
-            ("x-ms-date", date.as_str()),
-            ("x-ms-version", service_sas::VERSION),
-        ];
-        let to_sign = iothub::storage::shared_key::string_to_sign(
-            "PUT",
-            &headers,
-            &self.account.account_name,
-            parsed.path(),
-            parsed.query(),
-        );
-        let signature = iothub::storage::shared_key::sign(&self.account.account_key, &to_sign)
-            .ok_or_else(|| BlobError("the storage account key is not valid base64".into()))?;
-        let mut req = self.http.put(parsed).header(
-            "authorization",
-            format!("SharedKey {}:{signature}", self.account.account_name),
-        );
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
-        let resp =
-            req.header("content-length", 0).send().await.map_err(|e| {
-                BlobError(format!("cannot reach {}: {e}", self.account.blob_endpoint))
+        let resp = self
+            .signed(reqwest::Method::PUT, &url)?
+            .header("content-length", 0)
+            .send()
+            .await
+            .map_err(|e| {
+                BlobError::new(format!("cannot reach {}: {e}", self.account.blob_endpoint))
             })?;
         let exists = resp
             .headers()
