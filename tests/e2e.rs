@@ -415,3 +415,68 @@ fn the_files_tab_shows_a_device_upload_and_previews_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The camera profile's `capture_image`, called from the Methods tab, ends with the image
+/// in the Files tab: a `hubtui device` camera on the embedded hub uploads a frame under
+/// the call's `blobName`, and the explorer lists and previews it.
+#[test]
+fn capture_image_from_the_methods_tab_lands_in_the_files_tab() {
+    let mut s = Session::start();
+    s.wait_for(&["sim-1               enabled  connected"]);
+    let dir = s.data_dir();
+    let info = HubInfo::read(&dir).unwrap();
+    let ca = dir.join(&info.ca_certificate);
+    let camera = std::process::Command::new(BIN)
+        .args(["device", "--headless", "--hub"])
+        .arg(&info.service_connection_string)
+        .args([
+            "--count",
+            "1",
+            "--device-id",
+            "cam",
+            "--profile",
+            "camera",
+            "--ca",
+        ])
+        .arg(&ca)
+        .args(["--mqtt-port", &info.ports.mqtt.to_string()])
+        .args(["--https-port", &info.ports.https.to_string()])
+        .env("HUBTUI_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _camera = Killed(camera);
+    // The list is read again every few seconds: cam comes first, connected.
+    s.wait_for(&["cam                 enabled  connected"]);
+    s.keys("g");
+    s.keys("4");
+    s.wait_for(&["Call on cam"]);
+    s.keys("e");
+    s.keys("capture_image");
+    // Name, response timeout, connect timeout, then the payload editor (`{}`).
+    s.keys("\t\t\t");
+    s.keys(RIGHT);
+    s.paste("\"blobName\": \"captures/door.png\"");
+    s.keys(CTRL_S);
+    s.wait_for(&["200 capture_image"]);
+
+    s.keys("6");
+    s.wait_for(&["cam", "captures/door.png"]);
+    s.keys("g");
+    s.keys("\r");
+    s.wait_for(&["door.png ─", "▀"]);
+    s.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running after q");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
