@@ -77,12 +77,12 @@ fn list_title(app: &App) -> String {
 /// Column widths: device, size, type, modified; the name takes what is left. A list
 /// beside the preview drops the type and the seconds.
 fn columns(width: usize) -> (usize, usize, usize, usize, usize) {
+    // Below 90 columns the name needs the room: the type is in the preview, and the
+    // year goes from the time.
     let (device, size, kind, time) = if width >= 90 {
         (16, 9, 18, 19)
-    } else if width >= 70 {
-        (12, 9, 10, 19)
     } else {
-        (12, 9, 0, 16)
+        (12, 9, 0, 14)
     };
     let gaps = if kind == 0 { 4 } else { 6 };
     let name = width
