@@ -10,14 +10,12 @@ use std::time::Duration;
 use common::TestHub;
 use hubtui::app::{Action, App, Config, Tab, update};
 use hubtui::client::backend::{self, BackendConfig};
-use hubtui::client::device::DeviceClientOptions;
 use hubtui::client::events::{AssetAttach, AssetTarget, HubCommand, HubEvent};
 use hubtui::client::rollout::Progress;
 use hubtui::client::service::ServiceClient;
-use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
 use hubtui::client::storage::BlobAccount;
 use hubtui::client::tls::Trust;
-use hubtui::iothub::connection_string::{DeviceConnectionString, ServiceConnectionString};
+use hubtui::iothub::connection_string::ServiceConnectionString;
 use hubtui::iothub::storage::connection_string::StorageConnectionString;
 use hubtui::ui::{Theme, render};
 use ratatui::Terminal;
@@ -117,28 +115,6 @@ impl Explorer {
     }
 }
 
-fn simulate(hub: &TestHub, id: &str, key: &str, seed: u64) -> Simulator {
-    let cs = DeviceConnectionString::parse(&format!(
-        "HostName={};DeviceId={id};SharedAccessKey={key}",
-        hub.host()
-    ))
-    .unwrap();
-    Simulator::start(
-        &cs,
-        SimulatorOptions {
-            kind: DeviceKind::Thermostat,
-            seed,
-            client: DeviceClientOptions {
-                port: hub.hub.info.ports.mqtt,
-                trust: Trust::CaPem(hub.hub.ca_pem.clone()),
-                connect_host: Some("localhost".into()),
-                ..DeviceClientOptions::default()
-            },
-        },
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
     let hub = TestHub::start().await;
@@ -146,7 +122,7 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
     for i in 0..DEVICES {
         let id = format!("fleet-{i:02}");
         let key = hub.create_device(&id).await;
-        sims.push(simulate(&hub, &id, &key, i as u64));
+        sims.push(hub.simulate(&id, &key, i as u64));
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("firmware-2.1.bin");

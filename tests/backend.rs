@@ -10,9 +10,7 @@ use hubtui::client::events::{
     AckMode, Backend, C2dMessage, HubCommand, HubEvent, LinkState, NewDeviceAuth, OnScreen,
     StartFrom,
 };
-use hubtui::client::service::{AmqpTransport, CallLog, ServiceClient};
-use hubtui::client::tls::Trust;
-use hubtui::iothub::connection_string::ServiceConnectionString;
+use hubtui::client::service::{AmqpTransport, CallLog};
 use hubtui::iothub::device::DeviceStatus;
 use hubtui::iothub::twin::Section;
 use reqwest::Method;
@@ -34,16 +32,9 @@ fn start(hub: &TestHub) -> Explorer {
 }
 
 fn start_with(hub: &TestHub, transport: AmqpTransport) -> Explorer {
-    let cs = hub
-        .hub
-        .state
-        .service_connection_string("iothubowner")
-        .unwrap();
-    let cs = ServiceConnectionString::parse(&cs).unwrap();
-    let trust = Trust::CaPem(hub.hub.ca_pem.clone());
-    let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
+    let client = hub.service_client();
     let calls = client.calls().clone();
-    let mut config = BackendConfig::new(client, trust);
+    let mut config = BackendConfig::new(client, hub.trust());
     config.page_size = 2;
     config.twin_poll = POLL;
     config.devices_poll = POLL;

@@ -119,6 +119,20 @@ impl Session {
         std::thread::sleep(Duration::from_millis(30));
     }
 
+    /// `q`, then the explorer ends within 10 s with status 0.
+    fn quit(&mut self) {
+        self.keys("q");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "still running after q");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "exit status {status:?}");
+    }
+
     fn paste(&mut self, text: &str) {
         self.keys(&format!("\x1b[200~{text}\x1b[201~"));
     }
@@ -290,17 +304,7 @@ fn a_user_session_on_the_embedded_hub() {
         .unwrap()
         .to_string();
 
-    // Quit.
-    s.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after q");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "exit status {status:?}");
+    s.quit();
 
     // The log is in the state dir and holds no key or token.
     let log = std::fs::read_to_string(s.log_file()).unwrap();
@@ -353,12 +357,7 @@ fn attaching_an_asset_from_the_twin_tab() {
     // R goes back to the twin; q quits.
     s.keys("R");
     s.wait_for(&["sim-2 · twin"]);
-    s.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running after q");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.quit();
 }
 
 #[test]
@@ -408,12 +407,7 @@ fn the_files_tab_shows_a_device_upload_and_previews_it() {
         br#"{"temperature":21.5,"unit":"C"}"#
     );
 
-    s.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running after q");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.quit();
 }
 
 /// The camera profile's `capture_image`, called from the Methods tab, ends with the image
@@ -473,10 +467,5 @@ fn capture_image_from_the_methods_tab_lands_in_the_files_tab() {
     s.keys("g");
     s.keys("\r");
     s.wait_for(&["door.png ─", "▀"]);
-    s.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running after q");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.quit();
 }

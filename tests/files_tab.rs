@@ -11,20 +11,11 @@ use common::TestHub;
 use hubtui::client::backend::{self, BackendConfig};
 use hubtui::client::device::{DeviceClient, DeviceClientOptions, Trust};
 use hubtui::client::events::{HubCommand, HubEvent, OnScreen};
-use hubtui::client::service::ServiceClient;
-use hubtui::client::storage::BlobAccount;
-use hubtui::iothub::connection_string::{DeviceConnectionString, ServiceConnectionString};
-use hubtui::iothub::storage::connection_string::StorageConnectionString;
+use hubtui::iothub::connection_string::DeviceConnectionString;
 use tokio::sync::mpsc;
 
 const CONTAINER: &str = "fileuploads";
 const WAIT: Duration = Duration::from_secs(15);
-
-fn account(hub: &TestHub) -> BlobAccount {
-    let info = hub.hub.info.storage.as_ref().expect("hub.json has storage");
-    let cs = StorageConnectionString::parse(&info.connection_string).unwrap();
-    BlobAccount::new(cs, &Trust::CaPem(hub.hub.ca_pem.clone())).unwrap()
-}
 
 struct Explorer {
     commands: mpsc::UnboundedSender<HubCommand>,
@@ -32,18 +23,10 @@ struct Explorer {
 }
 
 fn start(hub: &TestHub, notifications_by_default: bool) -> Explorer {
-    let cs = hub
-        .hub
-        .state
-        .service_connection_string("iothubowner")
-        .unwrap();
-    let cs = ServiceConnectionString::parse(&cs).unwrap();
-    let trust = Trust::CaPem(hub.hub.ca_pem.clone());
-    let client = ServiceClient::new(&cs, &trust, Some(hub.hub.info.ports.https)).unwrap();
-    let mut config = BackendConfig::new(client, trust);
+    let mut config = BackendConfig::new(hub.service_client(), hub.trust());
     config.amqp_port = hub.hub.info.ports.amqp;
     config.devices_poll = Duration::from_millis(300);
-    config.storage = Some(account(hub));
+    config.storage = Some(hub.blob_account());
     config.file_notifications = notifications_by_default;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
@@ -264,7 +247,7 @@ async fn list_blobs_pages_with_markers_and_stops_at_the_limit() {
             .await
             .unwrap();
     }
-    let account = account(&hub);
+    let account = hub.blob_account();
     let first = account.list_blobs(CONTAINER, None, None, 2).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let marker = first.next_marker.expect("more pages");

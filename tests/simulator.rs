@@ -7,10 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestHub;
-use hubtui::client::device::{DeviceClientOptions, Trust};
-use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
 use hubtui::hub::telemetry::{StoredProperties, partition_of};
-use hubtui::iothub::connection_string::DeviceConnectionString;
 use hubtui::iothub::property_bag::PropertyBag;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,7 +20,7 @@ async fn simulator_end_to_end() {
     let hub = TestHub::start().await;
     let key = hub.create_device("sim-1").await;
     let mut telemetry = hub.hub.state.telemetry.subscribe();
-    let sim = start(&hub, "sim-1", &key, 1);
+    let sim = hub.simulate("sim-1", &key, 1);
 
     // Reported identity appears in the twin.
     let twin = wait_twin(&hub, "sim-1", |t| {
@@ -106,7 +103,7 @@ async fn simulator_acknowledges_desired_on_connect_answers_methods_and_counts_c2
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let version = r.body["properties"]["desired"]["$version"].clone();
-    let sim = start(&hub, "sim-2", &key, 11);
+    let sim = hub.simulate("sim-2", &key, 11);
 
     let twin = wait_twin(&hub, "sim-2", |t| {
         t["properties"]["reported"]["colour"]["av"] == version
@@ -189,28 +186,6 @@ async fn simulator_acknowledges_desired_on_connect_answers_methods_and_counts_c2
     })
     .await
     .expect("the simulator disconnected");
-}
-
-fn start(hub: &TestHub, id: &str, key: &str, seed: u64) -> Simulator {
-    let cs = DeviceConnectionString::parse(&format!(
-        "HostName={};DeviceId={id};SharedAccessKey={key}",
-        hub.host()
-    ))
-    .unwrap();
-    Simulator::start(
-        &cs,
-        SimulatorOptions {
-            kind: DeviceKind::Thermostat,
-            seed,
-            client: DeviceClientOptions {
-                port: hub.hub.info.ports.mqtt,
-                trust: Trust::CaPem(hub.hub.ca_pem.clone()),
-                connect_host: Some("localhost".into()),
-                ..DeviceClientOptions::default()
-            },
-        },
-    )
-    .unwrap()
 }
 
 async fn wait_twin(hub: &TestHub, id: &str, want: impl Fn(&Value) -> bool) -> Value {

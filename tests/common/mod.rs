@@ -42,6 +42,66 @@ pub fn now() -> u64 {
 }
 
 impl TestHub {
+    /// The trust a client of this hub needs: its CA.
+    pub fn trust(&self) -> hubtui::client::tls::Trust {
+        hubtui::client::tls::Trust::CaPem(self.hub.ca_pem.clone())
+    }
+
+    /// A service REST client with the owner policy, as the explorer's backend uses one.
+    pub fn service_client(&self) -> hubtui::client::service::ServiceClient {
+        let cs = self
+            .hub
+            .state
+            .service_connection_string("iothubowner")
+            .unwrap();
+        let cs = hubtui::iothub::connection_string::ServiceConnectionString::parse(&cs).unwrap();
+        hubtui::client::service::ServiceClient::new(
+            &cs,
+            &self.trust(),
+            Some(self.hub.info.ports.https),
+        )
+        .unwrap()
+    }
+
+    /// The hub's blob store as the explorer reaches it (hub.json's storage account).
+    pub fn blob_account(&self) -> hubtui::client::storage::BlobAccount {
+        let info = self
+            .hub
+            .info
+            .storage
+            .as_ref()
+            .expect("hub.json has storage");
+        let cs = hubtui::iothub::storage::connection_string::StorageConnectionString::parse(
+            &info.connection_string,
+        )
+        .unwrap();
+        hubtui::client::storage::BlobAccount::new(cs, &self.trust()).unwrap()
+    }
+
+    /// A simulated thermostat connected as `id` with `key`.
+    pub fn simulate(&self, id: &str, key: &str, seed: u64) -> hubtui::client::simulator::Simulator {
+        use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
+        let cs = hubtui::iothub::connection_string::DeviceConnectionString::parse(&format!(
+            "HostName={};DeviceId={id};SharedAccessKey={key}",
+            self.host()
+        ))
+        .unwrap();
+        Simulator::start(
+            &cs,
+            SimulatorOptions {
+                kind: DeviceKind::Thermostat,
+                seed,
+                client: hubtui::client::device::DeviceClientOptions {
+                    port: self.hub.info.ports.mqtt,
+                    trust: self.trust(),
+                    connect_host: Some("localhost".into()),
+                    ..Default::default()
+                },
+            },
+        )
+        .unwrap()
+    }
+
     pub async fn start() -> TestHub {
         Self::start_with(|_| {}).await
     }
