@@ -24,6 +24,16 @@ use tokio::sync::mpsc;
 
 const DEVICES: usize = 50;
 
+/// Devices of the rollout on screen at `p` (0 without a rollout).
+fn count(app: &App, p: Progress) -> usize {
+    app.assets.rollout.as_ref().map_or(0, |r| {
+        r.counts()
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0, |(_, n)| *n)
+    })
+}
+
 struct Explorer {
     app: App,
     commands: mpsc::UnboundedSender<HubCommand>,
@@ -105,14 +115,6 @@ impl Explorer {
             })
             .collect()
     }
-
-    fn count(&self, p: Progress) -> usize {
-        let r = self.app.assets.rollout.as_ref().expect("a rollout");
-        r.counts()
-            .iter()
-            .find(|(q, _)| *q == p)
-            .map_or(0, |(_, n)| *n)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,11 +156,7 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
     // The app told the backend the rollout is on screen: it is read until all report.
     explorer
         .until("50 received", Duration::from_secs(90), |app| {
-            app.assets.rollout.as_ref().is_some_and(|r| {
-                r.counts()
-                    .iter()
-                    .any(|(p, n)| *p == Progress::Received && *n == DEVICES)
-            })
+            count(app, Progress::Received) == DEVICES
         })
         .await;
     let screen = explorer.screen();
@@ -200,14 +198,9 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
         .await;
     explorer
         .until("failed", Duration::from_secs(60), |app| {
-            app.assets.rollout.as_ref().is_some_and(|r| {
-                r.counts()
-                    .iter()
-                    .any(|(p, n)| *p == Progress::Failed && *n == 1)
-            })
+            count(app, Progress::Failed) == 1
         })
         .await;
-    assert_eq!(explorer.count(Progress::Failed), 1);
     let screen = explorer.screen();
     assert!(
         screen.contains("1 device: 0 received  1 failed"),

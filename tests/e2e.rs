@@ -146,9 +146,9 @@ impl Session {
     }
 }
 
-/// A REST GET on the embedded hub, as any service would do it: hub.json has the connection
-/// string, ca.pem the CA.
-fn rest_get(dir: &Path, path: &str) -> Value {
+/// What a service needs to reach the embedded hub in `dir`: hub.json, the owner's
+/// connection string, the CA (PEM) and a token for ten minutes.
+fn embedded_service(dir: &Path) -> (HubInfo, ServiceConnectionString, String, String) {
     let info = HubInfo::read(dir).unwrap();
     let cs = ServiceConnectionString::parse(&info.service_connection_string).unwrap();
     let ca = std::fs::read_to_string(dir.join(&info.ca_certificate)).unwrap();
@@ -159,6 +159,13 @@ fn rest_get(dir: &Path, path: &str) -> Value {
         common::now() + 600,
     )
     .unwrap();
+    (info, cs, ca, token)
+}
+
+/// A REST GET on the embedded hub, as any service would do it: hub.json has the connection
+/// string, ca.pem the CA.
+fn rest_get(dir: &Path, path: &str) -> Value {
+    let (info, _, ca, token) = embedded_service(dir);
     let url = format!(
         "https://localhost:{}{path}?{}",
         info.ports.https,
@@ -181,16 +188,7 @@ fn rest_get(dir: &Path, path: &str) -> Value {
 fn device_upload(dir: &Path, id: &str, uploads: &[(&str, &[u8])]) {
     use hubtui::client::device::{DeviceClient, DeviceClientOptions, Trust};
     use hubtui::iothub::connection_string::DeviceConnectionString;
-    let info = HubInfo::read(dir).unwrap();
-    let cs = ServiceConnectionString::parse(&info.service_connection_string).unwrap();
-    let ca = std::fs::read_to_string(dir.join(&info.ca_certificate)).unwrap();
-    let token = generate_token(
-        &cs.host_name,
-        &cs.key,
-        Some(&cs.policy_name),
-        common::now() + 600,
-    )
-    .unwrap();
+    let (info, cs, ca, token) = embedded_service(dir);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let url = format!(
             "https://localhost:{}/devices/{id}?{}",
