@@ -23,10 +23,18 @@ struct Explorer {
 }
 
 fn start(hub: &TestHub, notifications_by_default: bool) -> Explorer {
+    start_with(hub, notifications_by_default, Some(hub.blob_account()))
+}
+
+fn start_with(
+    hub: &TestHub,
+    notifications_by_default: bool,
+    storage: Option<hubtui::client::storage::BlobAccount>,
+) -> Explorer {
     let mut config = BackendConfig::new(hub.service_client(), hub.trust());
     config.amqp_port = hub.hub.info.ports.amqp;
     config.devices_poll = Duration::from_millis(300);
-    config.storage = Some(hub.blob_account());
+    config.storage = storage;
     config.file_notifications = notifications_by_default;
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(1024);
@@ -292,4 +300,38 @@ async fn list_blobs_pages_with_markers_and_stops_at_the_limit() {
         e.message.contains("404") && e.message.contains("ContainerNotFound"),
         "{e}"
     );
+}
+
+/// Without a storage account every read of the tab answers, in one sentence, instead of
+/// leaving the tab waiting.
+#[tokio::test]
+async fn without_a_storage_account_every_read_answers() {
+    let hub = TestHub::start().await;
+    let mut ex = start_with(&hub, false, None);
+    ex.show_files();
+    let reason = ex
+        .expect("the listing's failure", |e| match e {
+            HubEvent::BlobsFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("could not be set up"), "{reason}");
+    ex.send(HubCommand::ListContainers);
+    ex.expect("the picker's failure", |e| match e {
+        HubEvent::Error(m) if m.starts_with("cannot list the containers") => Some(()),
+        _ => None,
+    })
+    .await;
+    ex.send(HubCommand::PreviewBlob {
+        container: CONTAINER.into(),
+        blob: "cam-1/a.png".into(),
+        bytes: 64,
+    });
+    let blob = ex
+        .expect("the preview's failure", |e| match e {
+            HubEvent::BlobPreviewFailed { blob, .. } => Some(blob.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(blob, "cam-1/a.png");
 }

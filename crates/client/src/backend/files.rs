@@ -18,6 +18,9 @@ pub const LIST_LIMIT: usize = 5000;
 /// Containers kept for the picker.
 const CONTAINER_LIMIT: usize = 1000;
 
+/// Why there is no account to read, in the words of the other answers.
+const NO_ACCOUNT: &str = "the storage account could not be set up; the status bar said why";
+
 fn account(ctx: &Ctx) -> Option<&BlobAccount> {
     ctx.config.storage.as_ref()
 }
@@ -27,7 +30,7 @@ pub(super) async fn list(ctx: &Arc<Ctx>, container: String) {
     let Some(account) = account(ctx) else {
         ctx.send(HubEvent::BlobsFailed {
             container,
-            reason: "the storage account could not be set up; the status bar said why".into(),
+            reason: NO_ACCOUNT.into(),
         })
         .await;
         return;
@@ -61,8 +64,14 @@ pub(super) async fn list(ctx: &Arc<Ctx>, container: String) {
 }
 
 pub(super) async fn containers(ctx: Arc<Ctx>) {
-    let Some(account) = account(&ctx) else { return };
-    let event = match account.list_containers(CONTAINER_LIMIT).await {
+    let result = match account(&ctx) {
+        Some(account) => account
+            .list_containers(CONTAINER_LIMIT)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err(NO_ACCOUNT.to_string()),
+    };
+    let event = match result {
         Ok(names) => HubEvent::Containers(names),
         Err(e) => HubEvent::Error(format!("cannot list the containers: {e}")),
     };
@@ -70,7 +79,16 @@ pub(super) async fn containers(ctx: Arc<Ctx>) {
 }
 
 pub(super) async fn preview(ctx: Arc<Ctx>, container: String, blob: String, bytes: usize) {
-    let Some(account) = account(&ctx) else { return };
+    let Some(account) = account(&ctx) else {
+        let reason = NO_ACCOUNT.to_string();
+        ctx.send(HubEvent::BlobPreviewFailed {
+            container,
+            blob,
+            reason,
+        })
+        .await;
+        return;
+    };
     let result = async {
         let properties = account.properties(&container, &blob).await?;
         let head = account.read_head(&container, &blob, bytes).await?;
@@ -98,7 +116,7 @@ pub(super) async fn download(ctx: Arc<Ctx>, container: String, blob: String, pat
             .download_to(&container, &blob, &path)
             .await
             .map_err(|e| e.to_string()),
-        None => Err("no storage account is configured".to_string()),
+        None => Err(NO_ACCOUNT.to_string()),
     };
     ctx.send(HubEvent::Downloaded { path, result }).await;
 }
