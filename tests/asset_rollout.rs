@@ -27,7 +27,7 @@ const DEVICES: usize = 50;
 /// Devices of the rollout on screen at `p` (0 without a rollout).
 fn count(app: &App, p: Progress) -> usize {
     app.assets.rollout.as_ref().map_or(0, |r| {
-        r.counts()
+        r.counts
             .iter()
             .find(|(q, _)| *q == p)
             .map_or(0, |(_, n)| *n)
@@ -147,7 +147,7 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
         })
         .await;
     let r = explorer.app.assets.rollout.as_ref().unwrap();
-    assert_eq!(r.targeted.len(), DEVICES, "{:?}", r.failed);
+    assert_eq!(r.rows.len(), DEVICES, "{:?}", r.failed);
     assert!(r.failed.is_empty());
     assert_eq!(
         explorer.app.on_screen().rollout.as_deref(),
@@ -280,7 +280,7 @@ async fn attaching_races_with_another_writer_and_loses_nothing() {
             .await;
         let r = explorer.app.assets.rollout.as_ref().unwrap();
         assert!(r.failed.is_empty(), "{:?}", r.failed);
-        assert_eq!(r.targeted.len(), ids.len());
+        assert_eq!(r.rows.len(), ids.len());
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = writer.await.unwrap();

@@ -137,43 +137,59 @@ impl Form for AttachForm {
 pub struct Rollout {
     pub name: String,
     pub uri: String,
-    /// The devices the attach patched.
-    pub targeted: Vec<String>,
     /// Targets whose twin could not be patched, with why.
     pub failed: Vec<(String, String)>,
-    /// The latest read of the devices' reports (those it is desired on).
+    /// One row per device the attach patched, in its order; pending until read.
     pub rows: Vec<RolloutRow>,
+    /// Devices per progress, in `Progress::ALL` order; kept with `rows`, so drawing
+    /// a frame counts nothing.
+    pub counts: [(Progress, usize); 5],
     pub scroll: Scroll,
 }
 
 impl Rollout {
-    /// The targeted devices' rows, targets not read yet as pending.
-    pub fn target_rows(&self) -> Vec<RolloutRow> {
-        self.targeted
+    pub fn new(name: &str, uri: &str, targeted: &[String], failed: &[(String, String)]) -> Self {
+        let rows = targeted
             .iter()
-            .map(|id| {
-                self.rows
-                    .iter()
-                    .find(|r| &r.device_id == id)
-                    .cloned()
-                    .unwrap_or_else(|| RolloutRow {
-                        device_id: id.clone(),
-                        desired: Some(self.uri.clone()),
-                        ..RolloutRow::default()
-                    })
+            .map(|id| RolloutRow {
+                device_id: id.clone(),
+                desired: Some(uri.to_string()),
+                ..RolloutRow::default()
             })
-            .collect()
+            .collect();
+        let mut r = Rollout {
+            name: name.to_string(),
+            uri: uri.to_string(),
+            failed: failed.to_vec(),
+            rows,
+            ..Rollout::default()
+        };
+        r.count();
+        r
     }
 
-    /// Devices per progress, in `Progress::ALL` order.
-    pub fn counts(&self) -> [(Progress, usize); 5] {
-        let rows = self.target_rows();
-        Progress::ALL.map(|p| {
-            (
-                p,
-                rows.iter().filter(|r| r.progress(&self.uri) == p).count(),
-            )
-        })
+    /// Takes a read of the devices' reports: targets it has replace their rows (devices
+    /// it has that were not targeted are not shown).
+    pub fn apply(&mut self, read: &[RolloutRow]) {
+        let by_id: std::collections::HashMap<&str, &RolloutRow> =
+            read.iter().map(|r| (r.device_id.as_str(), r)).collect();
+        for row in &mut self.rows {
+            if let Some(fresh) = by_id.get(row.device_id.as_str()) {
+                *row = (*fresh).clone();
+            }
+        }
+        self.count();
+    }
+
+    fn count(&mut self) {
+        let mut counts = Progress::ALL.map(|p| (p, 0));
+        for row in &self.rows {
+            let p = row.progress(&self.uri);
+            if let Some(c) = counts.iter_mut().find(|(q, _)| *q == p) {
+                c.1 += 1;
+            }
+        }
+        self.counts = counts;
     }
 }
 
@@ -254,7 +270,7 @@ pub(super) fn on_action(app: &mut App, action: &Action) -> bool {
             let Some(r) = app.assets.rollout.as_mut() else {
                 return false;
             };
-            let len = r.targeted.len();
+            let len = r.rows.len();
             r.scroll.apply(action, len)
         }
         _ => false,
@@ -287,19 +303,13 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
                     failed[0].1
                 ));
             }
-            app.assets.rollout = Some(Rollout {
-                name: name.clone(),
-                uri: uri.clone(),
-                targeted: devices.clone(),
-                failed: failed.clone(),
-                ..Rollout::default()
-            });
+            app.assets.rollout = Some(Rollout::new(name, uri, devices, failed));
             app.assets.show_rollout = true;
             true
         }
         HubEvent::Rollout { name, rows } => match app.assets.rollout.as_mut() {
             Some(r) if &r.name == name => {
-                r.rows = rows.clone();
+                r.apply(rows);
                 true
             }
             _ => false,
@@ -418,10 +428,18 @@ mod tests {
             &mut app,
             Action::Hub(HubEvent::Rollout {
                 name: "fw".into(),
-                rows: vec![row("d0", "received"), row("d1", "failed")],
+                // A device the query also matched but the attach did not patch is left out.
+                rows: vec![
+                    row("d0", "received"),
+                    row("d1", "failed"),
+                    row("zz", "received"),
+                ],
             }),
         );
-        let counts = app.assets.rollout.as_ref().unwrap().counts();
+        let rollout = app.assets.rollout.as_ref().unwrap();
+        assert_eq!(rollout.rows.len(), 3);
+        assert_eq!(rollout.rows[1].status.as_deref(), Some("failed"));
+        let counts = rollout.counts;
         assert_eq!(counts[0], (Progress::Pending, 1));
         assert_eq!(counts[2], (Progress::Received, 1));
         assert_eq!(counts[3], (Progress::Failed, 1));

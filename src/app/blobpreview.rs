@@ -23,14 +23,15 @@ pub enum BlobKind {
 }
 
 pub fn kind_of(content_type: &str, name: &str) -> BlobKind {
-    let ct = content_type.to_ascii_lowercase();
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    if ct.contains("json") || ext == "json" {
+    // Device uploads carry no type of their own: the name's extension tells.
+    let ct = match content_type.trim() {
+        "" | "application/octet-stream" => client::rollout::content_type_for(name),
+        given => given,
+    }
+    .to_ascii_lowercase();
+    if ct.contains("json") {
         BlobKind::Json
-    } else if ct.starts_with("image/") || matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+    } else if ct.starts_with("image/") {
         BlobKind::Image
     } else {
         BlobKind::Text

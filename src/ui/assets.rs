@@ -65,12 +65,12 @@ pub fn rollout(frame: &mut Frame, area: Rect, r: &Rollout, theme: &Theme) {
     let inner = b.inner(area);
     frame.render_widget(b, area);
     let [counts, rows] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(inner);
-    let n = r.targeted.len();
+    let n = r.rows.len();
     let mut spans = vec![Span::styled(
         format!("{n} device{}: ", if n == 1 { "" } else { "s" }),
         theme.style(Role::Title),
     )];
-    for (p, n) in r.counts() {
+    for &(p, n) in &r.counts {
         if n > 0 || matches!(p, Progress::Received | Progress::Failed) {
             spans.push(Span::styled(
                 format!("{n} {}  ", p.label()),
@@ -100,7 +100,7 @@ pub fn rollout(frame: &mut Frame, area: Rect, r: &Rollout, theme: &Theme) {
     });
     frame.render_widget(Paragraph::new(head), counts);
 
-    let all = r.target_rows();
+    let all = &r.rows;
     let height = rows.height.saturating_sub(1) as usize;
     let start = r.scroll.first_visible(all.len(), height);
     let body: Vec<Row> = all

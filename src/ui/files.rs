@@ -107,7 +107,8 @@ fn row_line(row: &FileRow, width: usize, selected: bool, theme: &Theme) -> Line<
     let name = row
         .blob
         .name
-        .strip_prefix(&format!("{}/", row.device))
+        .strip_prefix(row.device.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
         .unwrap_or(&row.blob.name);
     let mark = if row.new { "•" } else { " " };
     let style = row_style(selected, theme);

@@ -45,9 +45,10 @@ pub fn content_type_for(file_name: &str) -> &'static str {
 }
 
 /// Where a device stands with the asset at one URI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Progress {
     /// Not acknowledged yet.
+    #[default]
     Pending,
     /// Acknowledged; the fetch is under way.
     Acknowledged,
