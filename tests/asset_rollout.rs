@@ -83,6 +83,18 @@ impl Explorer {
         }
     }
 
+    /// Sends the attach and waits until its rollout is on screen.
+    async fn attach(&mut self, request: AssetAttach) {
+        let name = request.name.clone();
+        self.commands
+            .send(HubCommand::AttachAsset(request))
+            .unwrap();
+        self.until("the attach", Duration::from_secs(60), |app| {
+            app.assets.rollout.as_ref().is_some_and(|r| r.name == name)
+        })
+        .await;
+    }
+
     /// Feeds backend events to the app until `done` holds, within `within`.
     async fn until(&mut self, what: &str, within: Duration, done: impl Fn(&App) -> bool) {
         let deadline = tokio::time::Instant::now() + within;
@@ -131,19 +143,12 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
     std::fs::write(&file, vec![0x5a; 64 * 1024]).unwrap();
     let mut explorer = Explorer::start(&hub);
 
-    let request = AssetAttach {
-        path: file.clone(),
-        name: "firmware".into(),
-        lifetime: Duration::from_secs(3600),
-        target: AssetTarget::Matching("STARTSWITH(deviceId, 'fleet-')".into()),
-    };
     explorer
-        .commands
-        .send(HubCommand::AttachAsset(request))
-        .unwrap();
-    explorer
-        .until("attach", Duration::from_secs(60), |app| {
-            app.assets.rollout.is_some()
+        .attach(AssetAttach {
+            path: file.clone(),
+            name: "firmware".into(),
+            lifetime: Duration::from_secs(3600),
+            target: AssetTarget::Matching("STARTSWITH(deviceId, 'fleet-')".into()),
         })
         .await;
     let r = explorer.app.assets.rollout.as_ref().unwrap();
@@ -178,22 +183,12 @@ async fn an_asset_attached_to_50_simulated_devices_is_received_by_all() {
     assert_eq!(blobs.len(), 1);
 
     // A reference whose SAS has already expired: the device says failed, and why.
-    let request = AssetAttach {
-        path: file,
-        name: "stale".into(),
-        lifetime: Duration::ZERO,
-        target: AssetTarget::Device("fleet-07".into()),
-    };
     explorer
-        .commands
-        .send(HubCommand::AttachAsset(request))
-        .unwrap();
-    explorer
-        .until("the second attach", Duration::from_secs(30), |app| {
-            app.assets
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.name == "stale")
+        .attach(AssetAttach {
+            path: file,
+            name: "stale".into(),
+            lifetime: Duration::ZERO,
+            target: AssetTarget::Device("fleet-07".into()),
         })
         .await;
     explorer
@@ -262,20 +257,12 @@ async fn attaching_races_with_another_writer_and_loses_nothing() {
     };
     let mut explorer = Explorer::start(&hub);
     for attempt in 0..5 {
-        let name = format!("cal{attempt}");
-        let request = AssetAttach {
-            path: file.clone(),
-            name: name.clone(),
-            lifetime: Duration::from_secs(3600),
-            target: AssetTarget::Matching("STARTSWITH(deviceId, 'busy-')".into()),
-        };
         explorer
-            .commands
-            .send(HubCommand::AttachAsset(request))
-            .unwrap();
-        explorer
-            .until("attach", Duration::from_secs(60), |app| {
-                app.assets.rollout.as_ref().is_some_and(|r| r.name == name)
+            .attach(AssetAttach {
+                path: file.clone(),
+                name: format!("cal{attempt}"),
+                lifetime: Duration::from_secs(3600),
+                target: AssetTarget::Matching("STARTSWITH(deviceId, 'busy-')".into()),
             })
             .await;
         let r = explorer.app.assets.rollout.as_ref().unwrap();

@@ -267,24 +267,13 @@ async fn notifications_can_be_turned_off() {
 /// service notified; a missing file is a sentence and asks the hub for nothing.
 #[tokio::test]
 async fn the_device_client_uploads_a_file() {
-    use hubtui::client::device::{DeviceClient, DeviceClientOptions, DeviceError};
-    use hubtui::iothub::connection_string::DeviceConnectionString;
+    use hubtui::client::device::{DeviceClient, DeviceError};
+
     let hub = TestHub::start().await;
     let key = hub.create_device("logger").await;
     let (_task, mut rx) = notifications(&hub).await;
-    let cs = DeviceConnectionString::parse(&format!(
-        "HostName={};DeviceId=logger;SharedAccessKey={key}",
-        hub.host()
-    ))
-    .unwrap();
-    let opts = DeviceClientOptions {
-        port: hub.hub.info.ports.mqtt,
-        https_port: hub.hub.info.ports.https,
-        trust: Trust::CaPem(hub.hub.ca_pem.clone()),
-        connect_host: Some("localhost".into()),
-        ..DeviceClientOptions::default()
-    };
-    let (client, _events) = DeviceClient::connect(&cs, opts).unwrap();
+    let (client, _events) =
+        DeviceClient::connect(&hub.device_cs("logger", &key), hub.device_options()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("boot.log");
     let log: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use common::TestHub;
 use hubtui::client::backend::{self, BackendConfig};
-use hubtui::client::device::{DeviceClient, DeviceClientOptions, Trust};
+use hubtui::client::device::{DeviceClient, DeviceClientOptions};
 use hubtui::client::events::{HubCommand, HubEvent, OnScreen};
-use hubtui::iothub::connection_string::DeviceConnectionString;
 use tokio::sync::mpsc;
 
 const CONTAINER: &str = "fileuploads";
@@ -95,20 +94,13 @@ impl Explorer {
 
 async fn camera(hub: &TestHub) -> DeviceClient {
     let key = hub.create_device("cam-1").await;
-    let cs = DeviceConnectionString::parse(&format!(
-        "HostName={};DeviceId=cam-1;SharedAccessKey={key}",
-        hub.host()
-    ))
-    .unwrap();
     let opts = DeviceClientOptions {
-        port: hub.hub.info.ports.mqtt,
-        https_port: hub.hub.info.ports.https,
-        trust: Trust::CaPem(hub.hub.ca_pem.clone()),
-        connect_host: Some("localhost".into()),
         request_timeout: Duration::from_secs(5),
-        ..DeviceClientOptions::default()
+        ..hub.device_options()
     };
-    DeviceClient::connect(&cs, opts).unwrap().0
+    DeviceClient::connect(&hub.device_cs("cam-1", &key), opts)
+        .unwrap()
+        .0
 }
 
 fn body(n: usize) -> Vec<u8> {

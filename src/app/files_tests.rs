@@ -9,13 +9,14 @@ use super::blobpreview::PreviewBody;
 use super::files::FileSort;
 use super::{Action, App, Config, Mode, PromptKind, Tab, update};
 
-fn blob(name: &str, minute: u32, size: u64, content_type: &str) -> BlobItem {
+/// A blob modified at 12:`minute` on 2024-05-01 (the Files tab's view tests use it too).
+pub(crate) fn blob(name: &str, minute: u32, size: u64, content_type: &str) -> BlobItem {
     BlobItem {
         name: name.into(),
         size,
         content_type: content_type.into(),
         last_modified: Some(Utc.with_ymd_and_hms(2024, 5, 1, 12, minute, 0).unwrap()),
-        etag: format!("\"0x{minute}\""),
+        etag: format!("\"0x8DC{minute:02}\""),
     }
 }
 

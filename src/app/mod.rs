@@ -26,7 +26,7 @@ pub mod twin;
 mod update;
 
 #[cfg(test)]
-mod files_tests;
+pub(crate) mod files_tests;
 #[cfg(test)]
 mod tests;
 

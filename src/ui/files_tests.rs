@@ -9,18 +9,9 @@ use ratatui::style::Color;
 use super::render;
 use super::tests::{check_snapshot, text};
 use super::theme::Theme;
+use crate::app::files_tests::blob;
 use crate::app::{Action, App, Config, Tab, update};
-use client::events::{BlobItem, FileUploaded, HubEvent};
-
-fn blob(name: &str, minute: u32, size: u64, content_type: &str) -> BlobItem {
-    BlobItem {
-        name: name.into(),
-        size,
-        content_type: content_type.into(),
-        last_modified: Some(Utc.with_ymd_and_hms(2024, 5, 1, 12, minute, 0).unwrap()),
-        etag: format!("\"0x8DC{minute:02}\""),
-    }
-}
+use client::events::{FileUploaded, HubEvent};
 
 fn files_app(storage: bool) -> App {
     let mut app = App::new(Config {

@@ -78,28 +78,39 @@ impl TestHub {
         hubtui::client::storage::BlobAccount::new(cs, &self.trust()).unwrap()
     }
 
-    /// A simulated thermostat connected as `id` with `key`.
-    pub fn simulate(&self, id: &str, key: &str, seed: u64) -> hubtui::client::simulator::Simulator {
-        use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
-        let cs = hubtui::iothub::connection_string::DeviceConnectionString::parse(&format!(
+    /// The connection string of device `id` with its `key`.
+    pub fn device_cs(
+        &self,
+        id: &str,
+        key: &str,
+    ) -> hubtui::iothub::connection_string::DeviceConnectionString {
+        hubtui::iothub::connection_string::DeviceConnectionString::parse(&format!(
             "HostName={};DeviceId={id};SharedAccessKey={key}",
             self.host()
         ))
-        .unwrap();
-        Simulator::start(
-            &cs,
-            SimulatorOptions {
-                kind: DeviceKind::Thermostat,
-                seed,
-                client: hubtui::client::device::DeviceClientOptions {
-                    port: self.hub.info.ports.mqtt,
-                    trust: self.trust(),
-                    connect_host: Some("localhost".into()),
-                    ..Default::default()
-                },
-            },
-        )
         .unwrap()
+    }
+
+    /// How a device client reaches this hub: its MQTT and HTTPS ports and its CA.
+    pub fn device_options(&self) -> hubtui::client::device::DeviceClientOptions {
+        hubtui::client::device::DeviceClientOptions {
+            port: self.hub.info.ports.mqtt,
+            https_port: self.hub.info.ports.https,
+            trust: self.trust(),
+            connect_host: Some("localhost".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A simulated thermostat connected as `id` with `key`.
+    pub fn simulate(&self, id: &str, key: &str, seed: u64) -> hubtui::client::simulator::Simulator {
+        use hubtui::client::simulator::{DeviceKind, Simulator, SimulatorOptions};
+        let options = SimulatorOptions {
+            kind: DeviceKind::Thermostat,
+            seed,
+            client: self.device_options(),
+        };
+        Simulator::start(&self.device_cs(id, key), options).unwrap()
     }
 
     pub async fn start() -> TestHub {
