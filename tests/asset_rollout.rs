@@ -256,6 +256,27 @@ async fn attaching_races_with_another_writer_and_loses_nothing() {
         })
     };
     let mut explorer = Explorer::start(&hub);
+    // A directory is no file to upload: one sentence, nothing patched.
+    let request = AssetAttach {
+        path: dir.path().to_path_buf(),
+        name: "nothing".into(),
+        lifetime: Duration::from_secs(3600),
+        target: AssetTarget::Device("busy-0".into()),
+    };
+    explorer
+        .commands
+        .send(HubCommand::AttachAsset(request))
+        .unwrap();
+    let refusal = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(HubEvent::Error(e)) = explorer.events.recv().await {
+                break e;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(refusal.contains("is not a file"), "{refusal}");
     for attempt in 0..5 {
         explorer
             .attach(AssetAttach {
@@ -280,6 +301,7 @@ async fn attaching_races_with_another_writer_and_loses_nothing() {
         let desired = &twin["properties"]["desired"];
         assert_eq!(desired["round"], rounds, "{id}: {desired}");
         for attempt in 0..5 {
+            assert!(desired["nothing"].is_null(), "{id}: {desired}");
             assert!(
                 desired[format!("cal{attempt}")]["uri"].is_string(),
                 "{id}: {desired}"

@@ -170,6 +170,21 @@ async fn uploads_are_listed_notified_previewed_and_downloaded() {
         .await;
     assert_eq!(result, Ok(big.len() as u64));
     assert_eq!(std::fs::read(&path).unwrap(), big);
+    // Again to the same path: refused in one sentence, the file there untouched.
+    std::fs::write(&path, b"mine").unwrap();
+    ex.send(HubCommand::DownloadBlob {
+        container: CONTAINER.into(),
+        blob: "cam-1/dump.bin".into(),
+        path: path.clone(),
+    });
+    let result = ex
+        .expect("a refused download", |e| match e {
+            HubEvent::Downloaded { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(result.unwrap_err().contains("already exists"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"mine");
 
     // A blob that is not there leaves nothing at the path, not even a temp file.
     let missing = dir.path().join("missing.bin");

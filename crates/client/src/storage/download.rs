@@ -111,8 +111,8 @@ impl BlobAccount {
     }
 
     /// Downloads `container/blob` to `path`, streamed to a temp file in the same directory
-    /// and renamed over `path` when complete, so `path` never holds half a blob. Returns
-    /// the bytes written.
+    /// and moved to `path` when complete, so `path` never holds half a blob. A file
+    /// already at `path` is never replaced. Returns the bytes written.
     pub async fn download_to(
         &self,
         container: &str,
@@ -125,6 +125,15 @@ impl BlobAccount {
         };
         let cannot_write =
             |e: std::io::Error| BlobError::new(format!("cannot write {}: {e}", path.display()));
+        let taken = || {
+            BlobError::new(format!(
+                "{} already exists; give another path, or move that file away first",
+                path.display()
+            ))
+        };
+        if path.exists() {
+            return Err(taken());
+        }
         let resp = self
             .get(reqwest::Method::GET, container, blob, None)
             .await?;
@@ -146,7 +155,12 @@ impl BlobAccount {
         file.flush().await.map_err(cannot_write)?;
         file.sync_all().await.map_err(cannot_write)?;
         drop(file);
-        temp.persist(path).map_err(|e| cannot_write(e.error))?;
+        // No replacing: a file that appeared meanwhile is kept too.
+        temp.persist_noclobber(path)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => taken(),
+                _ => cannot_write(e.error),
+            })?;
         Ok(written)
     }
 }

@@ -100,7 +100,14 @@ impl BlobAccount {
         let unreadable =
             |e: std::io::Error| BlobError::new(format!("cannot read {}: {e}", path.display()));
         let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
-        let size = file.metadata().await.map_err(unreadable)?.len();
+        let meta = file.metadata().await.map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(BlobError::new(format!(
+                "{} is not a file; name the file to upload",
+                path.display()
+            )));
+        }
+        let size = meta.len();
         let now = Utc::now();
         let url = self.sas_url(
             container,
