@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::events::{AssetAttach, AssetTarget, HubEvent};
 use crate::rollout::{self, RolloutRow};
-use crate::service::ServiceClient;
 use iothub::error::ErrorCode;
 use iothub::service_twin::patch_body;
 use iothub::twin::Section;
@@ -22,8 +21,9 @@ use super::link::describe_error;
 pub const CONTAINER: &str = "assets";
 /// Devices one attach or one rollout read covers at most.
 const MAX_DEVICES: usize = 10_000;
-/// Twins per query page.
-const PAGE: u32 = 100;
+/// Twins per query page: IoT Hub's largest, so that a rollout read on screen costs a
+/// real hub as few calls as it can.
+const PAGE: u32 = 1000;
 /// PATCH attempts per device when its twin keeps changing under it.
 const ATTEMPTS: u32 = 5;
 
@@ -50,11 +50,10 @@ async fn attach_inner(ctx: &Ctx, asset: &AssetAttach) -> Result<HubEvent, String
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or("the path names no file")?;
-    let service = &ctx.config.service;
     // The targets first, so nothing is uploaded for a query that matches nothing.
     let devices = match &asset.target {
         AssetTarget::Device(id) => vec![id.clone()],
-        AssetTarget::Matching(condition) => matching(service, condition).await?,
+        AssetTarget::Matching(condition) => matching(ctx, condition).await?,
     };
     if devices.is_empty() {
         return Err("no device matches the query".into());
@@ -85,7 +84,7 @@ async fn attach_inner(ctx: &Ctx, asset: &AssetAttach) -> Result<HubEvent, String
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for device in devices {
-        match patch_desired(service, &device, &body).await {
+        match patch_desired(ctx, &device, &body).await {
             Ok(()) => done.push(device),
             Err(e) => failed.push((device, e)),
         }
@@ -100,19 +99,21 @@ async fn attach_inner(ctx: &Ctx, asset: &AssetAttach) -> Result<HubEvent, String
 
 /// PATCHes a device's desired properties against the etag just read, reading again
 /// when another writer got there first.
-async fn patch_desired(service: &ServiceClient, device: &str, body: &Value) -> Result<(), String> {
+async fn patch_desired(ctx: &Ctx, device: &str, body: &Value) -> Result<(), String> {
+    let service = &ctx.config.service;
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             // Another writer is busy on this twin: let it finish.
             tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
         }
-        let twin = service
-            .get_twin(device, None)
-            .await
-            .map_err(|e| describe_error(&e))?;
+        let twin = service.get_twin(device, None).await;
+        ctx.link.record(ctx, &twin).await;
+        let twin = twin.map_err(|e| describe_error(&e))?;
         let etag = twin.get("etag").and_then(Value::as_str);
-        match service.patch_twin(device, None, body, etag).await {
+        let patched = service.patch_twin(device, None, body, etag).await;
+        ctx.link.record(ctx, &patched).await;
+        match patched {
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some(ErrorCode::PreconditionFailed) => last = describe_error(&e),
             Err(e) => return Err(describe_error(&e)),
@@ -121,8 +122,9 @@ async fn patch_desired(service: &ServiceClient, device: &str, body: &Value) -> R
     Err(format!("its twin kept changing ({last})"))
 }
 
-/// The twins a query condition matches (`*`: all), page by page.
-async fn twins(service: &ServiceClient, condition: &str) -> Result<Vec<Value>, String> {
+/// The twins a query condition matches (`*`: all), page by page; each call is recorded
+/// (link state, throttling) as the other readers' are.
+async fn twins(ctx: &Ctx, condition: &str) -> Result<Vec<Value>, String> {
     let condition = condition.trim();
     let sql = if condition == "*" || condition.is_empty() {
         "SELECT * FROM devices".to_string()
@@ -132,10 +134,13 @@ async fn twins(service: &ServiceClient, condition: &str) -> Result<Vec<Value>, S
     let mut out = Vec::new();
     let mut continuation = None;
     loop {
-        let page = service
+        let page = ctx
+            .config
+            .service
             .query(&sql, continuation.as_deref(), Some(PAGE))
-            .await
-            .map_err(|e| describe_error(&e))?;
+            .await;
+        ctx.link.record(ctx, &page).await;
+        let page = page.map_err(|e| describe_error(&e))?;
         out.extend(page.items);
         continuation = page.continuation;
         if continuation.is_none() || out.len() >= MAX_DEVICES {
@@ -145,8 +150,8 @@ async fn twins(service: &ServiceClient, condition: &str) -> Result<Vec<Value>, S
     }
 }
 
-async fn matching(service: &ServiceClient, condition: &str) -> Result<Vec<String>, String> {
-    Ok(twins(service, condition)
+async fn matching(ctx: &Ctx, condition: &str) -> Result<Vec<String>, String> {
+    Ok(twins(ctx, condition)
         .await?
         .iter()
         .filter_map(|t| Some(t.get("deviceId")?.as_str()?.to_string()))
@@ -159,7 +164,7 @@ pub(super) async fn read_rollout(ctx: &Ctx, name: &str) {
         return;
     }
     let condition = format!("IS_DEFINED(properties.desired.{name})");
-    let result = twins(&ctx.config.service, &condition).await;
+    let result = twins(ctx, &condition).await;
     let event = match result {
         Ok(twins) => HubEvent::Rollout {
             name: name.to_string(),
