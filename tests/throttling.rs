@@ -119,6 +119,26 @@ async fn the_client_reads_retry_after_and_the_quota_error() {
 
 #[tokio::test]
 async fn the_backend_pauses_its_rereads_while_the_hub_throttles() {
+    pauses_while_throttled(OnScreen {
+        device_list: false,
+        twin: Some("d".into()),
+        ..OnScreen::default()
+    })
+    .await;
+}
+
+/// The rollout of an attached asset, read while on screen, pauses the same way.
+#[tokio::test]
+async fn the_rollout_reads_pause_while_the_hub_throttles() {
+    pauses_while_throttled(OnScreen {
+        rollout: Some("firmware".into()),
+        ..OnScreen::default()
+    })
+    .await;
+}
+
+/// With `screen` shown, a throttled read pauses every re-read for the hub's Retry-After.
+async fn pauses_while_throttled(screen: OnScreen) {
     let hub = throttling_hub().await;
     let c = client(&hub);
     let mut config = BackendConfig::new(c, Trust::CaPem(hub.ca_pem.clone()));
@@ -128,13 +148,7 @@ async fn the_backend_pauses_its_rereads_while_the_hub_throttles() {
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::channel(1024);
     backend::spawn(config, commands_rx, events_tx);
-    commands
-        .send(HubCommand::Visible(OnScreen {
-            device_list: false,
-            twin: Some("d".into()),
-            ..OnScreen::default()
-        }))
-        .unwrap();
+    commands.send(HubCommand::Visible(screen)).unwrap();
     let retry_in = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
             if let Some(HubEvent::Throttled { retry_in }) = events.recv().await {
