@@ -105,8 +105,8 @@ impl Explorer {
                     panic!("no {what} within {within:?}: {:?}", self.app.assets.rollout)
                 })
                 .expect("backend alive");
-            if let HubEvent::Error(e) = &event {
-                assert!(!e.contains("attach"), "{e}");
+            if let HubEvent::AssetAttachFailed { reason, .. } = &event {
+                panic!("{reason}");
             }
             self.act(Action::Hub(event));
         }
@@ -269,8 +269,8 @@ async fn attaching_races_with_another_writer_and_loses_nothing() {
         .unwrap();
     let refusal = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Some(HubEvent::Error(e)) = explorer.events.recv().await {
-                break e;
+            if let Some(HubEvent::AssetAttachFailed { reason, .. }) = explorer.events.recv().await {
+                break reason;
             }
         }
     })

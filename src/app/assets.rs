@@ -11,6 +11,7 @@ use ratatui::crossterm::event::KeyEvent;
 use client::events::{AssetAttach, AssetTarget, HubCommand, HubEvent};
 use client::rollout::{self, Progress, RolloutRow};
 
+use super::body::escape;
 use super::form::{Edit, Form, cycle, edit};
 use super::input::TextField;
 use super::scroll::Scroll;
@@ -307,6 +308,12 @@ pub(super) fn on_event(app: &mut App, event: &HubEvent) -> bool {
             app.assets.show_rollout = true;
             true
         }
+        HubEvent::AssetAttachFailed { name, reason } => {
+            // The form stays in `last_form` for another try.
+            app.assets.attaching = false;
+            app.error(escape(&format!("cannot attach the asset {name}: {reason}")).into_owned());
+            true
+        }
         HubEvent::Rollout { name, rows } => match app.assets.rollout.as_mut() {
             Some(r) if &r.name == name => {
                 r.apply(rows);
@@ -376,9 +383,24 @@ mod tests {
         // A second A while attaching is refused; a failure keeps the form.
         crate::app::update(&mut app, Action::AttachAsset);
         assert!(app.assets.form.is_none());
+        // Any other failure meanwhile leaves the attach waiting.
         crate::app::update(
             &mut app,
-            Action::Hub(HubEvent::Error("cannot attach: no".into())),
+            Action::Hub(HubEvent::Error("telemetry stopped".into())),
+        );
+        crate::app::update(&mut app, Action::AttachAsset);
+        assert!(app.assets.form.is_none());
+        crate::app::update(
+            &mut app,
+            Action::Hub(HubEvent::AssetAttachFailed {
+                name: "fw".into(),
+                reason: "cannot read /tmp/fw.bin: No such file or directory".into(),
+            }),
+        );
+        let error = app.status.last_error.clone().unwrap();
+        assert!(
+            error.starts_with("cannot attach the asset fw: cannot read"),
+            "{error}"
         );
         crate::app::update(&mut app, Action::AttachAsset);
         assert_eq!(app.assets.form.as_ref().unwrap().name.value(), "fw");

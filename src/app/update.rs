@@ -183,8 +183,6 @@ fn on_event(app: &mut App, event: HubEvent, cmds: &mut Vec<HubCommand>) -> bool 
             app.devices.loading = false;
             app.twin.loading = false;
             app.twin.submitting = false;
-            // A failed attach keeps its form for another try.
-            app.assets.attaching = false;
             true
         }
         _ => {

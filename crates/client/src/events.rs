@@ -305,6 +305,11 @@ pub enum HubEvent {
         devices: Vec<String>,
         failed: Vec<(String, String)>,
     },
+    /// Nothing was attached (no device patched): one sentence why.
+    AssetAttachFailed {
+        name: String,
+        reason: String,
+    },
     /// The reports of the asset `name` by the devices it is desired on.
     Rollout {
         name: String,

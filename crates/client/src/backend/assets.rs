@@ -30,7 +30,10 @@ const ATTEMPTS: u32 = 5;
 pub(super) async fn attach(ctx: Arc<Ctx>, asset: AssetAttach) {
     let event = match attach_inner(&ctx, &asset).await {
         Ok(event) => event,
-        Err(e) => HubEvent::Error(format!("cannot attach the asset {}: {e}", asset.name)),
+        Err(reason) => HubEvent::AssetAttachFailed {
+            name: asset.name.clone(),
+            reason,
+        },
     };
     ctx.send(event).await;
 }
