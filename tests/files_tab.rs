@@ -66,6 +66,20 @@ impl Explorer {
         }
     }
 
+    /// Downloads `blob` of the upload container to `path`: its outcome.
+    async fn download(&mut self, blob: &str, path: &std::path::Path) -> Result<u64, String> {
+        self.send(HubCommand::DownloadBlob {
+            container: CONTAINER.into(),
+            blob: blob.into(),
+            path: path.to_path_buf(),
+        });
+        self.expect("a download's outcome", |e| match e {
+            HubEvent::Downloaded { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// The next listing that has `name`; (its size, all names).
     async fn listing_with(&mut self, name: &str) -> (u64, Vec<String>) {
         self.expect(&format!("a listing with {name}"), |e| match e {
@@ -157,48 +171,18 @@ async fn uploads_are_listed_notified_previewed_and_downloaded() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.bin");
-    ex.send(HubCommand::DownloadBlob {
-        container: CONTAINER.into(),
-        blob: "cam-1/dump.bin".into(),
-        path: path.clone(),
-    });
-    let result = ex
-        .expect("a download", |e| match e {
-            HubEvent::Downloaded { result, .. } => Some(result.clone()),
-            _ => None,
-        })
-        .await;
+    let result = ex.download("cam-1/dump.bin", &path).await;
     assert_eq!(result, Ok(big.len() as u64));
     assert_eq!(std::fs::read(&path).unwrap(), big);
     // Again to the same path: refused in one sentence, the file there untouched.
     std::fs::write(&path, b"mine").unwrap();
-    ex.send(HubCommand::DownloadBlob {
-        container: CONTAINER.into(),
-        blob: "cam-1/dump.bin".into(),
-        path: path.clone(),
-    });
-    let result = ex
-        .expect("a refused download", |e| match e {
-            HubEvent::Downloaded { result, .. } => Some(result.clone()),
-            _ => None,
-        })
-        .await;
+    let result = ex.download("cam-1/dump.bin", &path).await;
     assert!(result.unwrap_err().contains("already exists"));
     assert_eq!(std::fs::read(&path).unwrap(), b"mine");
 
     // A blob that is not there leaves nothing at the path, not even a temp file.
     let missing = dir.path().join("missing.bin");
-    ex.send(HubCommand::DownloadBlob {
-        container: CONTAINER.into(),
-        blob: "cam-1/nope.bin".into(),
-        path: missing.clone(),
-    });
-    let result = ex
-        .expect("a failed download", |e| match e {
-            HubEvent::Downloaded { result, .. } => Some(result.clone()),
-            _ => None,
-        })
-        .await;
+    let result = ex.download("cam-1/nope.bin", &missing).await;
     let e = result.unwrap_err();
     assert!(e.contains("404") && e.contains("cam-1/nope.bin"), "{e}");
     assert!(!missing.exists());
